@@ -1,0 +1,12 @@
+//! ldzmask: text-based masking with LD-ZNet (ICCV 2023) on Stable Diffusion v1 features, in burn.
+//!
+//! Layers: [`model`] (burn networks) ← [`pipeline`] (image + phrases → probability maps) ←
+//! `app` (the egui editor); [`mask`] holds the mask editing logic used by both. [`weights`] is the
+//! only place that knows checkpoint formats and key names; [`device`] the only place that picks
+//! the compute device.
+
+pub mod device;
+pub mod model;
+pub mod preprocess;
+pub mod tokenizer;
+pub mod weights;

@@ -1,0 +1,431 @@
+//! `UNetModel` of SD v1 (`ldm_seg/modules/diffusionmodules/openaimodel.py`), also the trunk of
+//! the LD-ZNet UNet (`ldm_seg/modules/diffusionmodules/ldznet_UNet.py`): the same blocks, with
+//! LD-ZNet spatial transformers at configured sites, `out` ending in SiLU and the ×8 `final`
+//! head (see `ldznet.rs`).
+//!
+//! Features (`forward_features`): one tensor per block that contains a SpatialTransformer, in
+//! execution order — the output of each such input block, `middle_block[0..2]` (before its last
+//! ResBlock), and each such output block right after its transformer (before an Upsample).
+
+use burn::nn::conv::Conv2d;
+use burn::nn::{GroupNorm, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+
+use super::blocks::{
+    conv3x3, group_norm, timestep_embedding, Downsample, ResBlock, SpatialTransformer, Upsample, UNET_GROUP_NORM_EPS,
+};
+use super::ldznet::FinalHead;
+
+/// An LD-ZNet spatial transformer site: the block (e.g. `input_blocks.8`, `middle_block`,
+/// `output_blocks.3`) and the training grid side of its attention pool.
+#[derive(Config, Debug, PartialEq)]
+pub struct LdzSite {
+    /// `input_blocks.N`, `middle_block` or `output_blocks.N`.
+    pub block: String,
+    /// Attention-pool grid side (12 at input/output levels, 6 in the middle at 384 px).
+    pub pool_spacial_dim: usize,
+}
+
+/// Hyper-parameters of a `UNetModel` (openaimodel.py argument names).
+#[derive(Config, Debug)]
+pub struct UNetModelConfig {
+    /// Latent channels in.
+    pub in_channels: usize,
+    /// Base width.
+    pub model_channels: usize,
+    /// Output channels of `out` (4 for SD's eps, 1 for LD-ZNet).
+    pub out_channels: usize,
+    /// ResBlocks per level.
+    pub num_res_blocks: usize,
+    /// Downsampling factors (`ds`) at which a SpatialTransformer follows each ResBlock.
+    pub attention_resolutions: Vec<usize>,
+    /// Width multiplier per level.
+    pub channel_mult: Vec<usize>,
+    /// Attention heads (`dim_head = channels / num_heads`).
+    pub num_heads: usize,
+    /// Transformer depth per SpatialTransformer.
+    #[config(default = 1)]
+    pub transformer_depth: usize,
+    /// Width of the text context.
+    pub context_dim: usize,
+    /// LD-ZNet transformer sites (empty for SD).
+    #[config(default = "Vec::new()")]
+    pub ldznet_sites: Vec<LdzSite>,
+    /// LD-ZNet head: `out` ends with SiLU and the ×8 `final` head follows.
+    #[config(default = false)]
+    pub ldznet_head: bool,
+}
+
+impl UNetModelConfig {
+    /// SD v1.x UNet (`configs/stable-diffusion/v1-inference.yaml`, `unet_config`).
+    pub fn sd_v1() -> Self {
+        Self::new(4, 320, 4, 2, vec![4, 2, 1], vec![1, 2, 4, 4], 8, 768)
+    }
+
+    /// LD-ZNet UNet (`configs/ldznet/phrasecut.yaml`): SD v1 hyper-parameters, `out_channels` 1,
+    /// LD-ZNet transformers where the official code puts them.
+    pub fn ldznet() -> Self {
+        let base = Self::new(4, 320, 1, 2, vec![4, 2, 1], vec![1, 2, 4, 4], 8, 768);
+        let sites = official_ldznet_sites(&base.channel_mult, base.num_res_blocks, &base.attention_resolutions);
+        base.with_ldznet_sites(sites).with_ldznet_head(true)
+    }
+
+    /// Width of the time embedding (`4 * model_channels`).
+    pub fn time_embed_dim(&self) -> usize {
+        4 * self.model_channels
+    }
+
+    fn pool_at(&self, block: &str) -> Option<usize> {
+        self.ldznet_sites
+            .iter()
+            .find(|s| s.block == block)
+            .map(|s| s.pool_spacial_dim)
+    }
+
+    /// Builds the UNet (parameters are lazily initialised until loaded, so a full-size model
+    /// costs no memory before its weights arrive).
+    pub fn init(&self, device: &Device) -> UNetModel {
+        let mc = self.model_channels;
+        let ted = self.time_embed_dim();
+        let depth = self.transformer_depth;
+        let st = |ch: usize, block: &str| {
+            SpatialTransformer::new(ch, self.num_heads, depth, self.context_dim, self.pool_at(block), device)
+        };
+        let mut input_blocks = vec![vec![UNetLayer::Conv(conv3x3(self.in_channels, mc, device))]];
+        let mut input_block_chans = vec![mc];
+        let mut ch = mc;
+        let mut ds = 1;
+        for (level, &mult) in self.channel_mult.iter().enumerate() {
+            for _ in 0..self.num_res_blocks {
+                let name = format!("input_blocks.{}", input_blocks.len());
+                let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(ch, mult * mc, ted, device))];
+                ch = mult * mc;
+                if self.attention_resolutions.contains(&ds) {
+                    layers.push(UNetLayer::SpatialTransformer(st(ch, &name)));
+                }
+                input_blocks.push(layers);
+                input_block_chans.push(ch);
+            }
+            if level + 1 != self.channel_mult.len() {
+                input_blocks.push(vec![UNetLayer::Downsample(Downsample::new(ch, device))]);
+                input_block_chans.push(ch);
+                ds *= 2;
+            }
+        }
+        let middle_block = vec![
+            UNetLayer::ResBlock(ResBlock::new(ch, ch, ted, device)),
+            UNetLayer::SpatialTransformer(st(ch, "middle_block")),
+            UNetLayer::ResBlock(ResBlock::new(ch, ch, ted, device)),
+        ];
+        let mut output_blocks = Vec::new();
+        for (level, &mult) in self.channel_mult.iter().enumerate().rev() {
+            for i in 0..=self.num_res_blocks {
+                let name = format!("output_blocks.{}", output_blocks.len());
+                let skip_ch = input_block_chans.pop().unwrap_or(mc);
+                let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(ch + skip_ch, mc * mult, ted, device))];
+                ch = mc * mult;
+                if self.attention_resolutions.contains(&ds) {
+                    layers.push(UNetLayer::SpatialTransformer(st(ch, &name)));
+                }
+                if level > 0 && i == self.num_res_blocks {
+                    layers.push(UNetLayer::Upsample(Upsample::new(ch, device)));
+                    ds /= 2;
+                }
+                output_blocks.push(layers);
+            }
+        }
+        UNetModel {
+            time_embed: TimeEmbed {
+                linear_1: LinearConfig::new(mc, ted).init(device),
+                linear_2: LinearConfig::new(ted, ted).init(device),
+            },
+            input_blocks,
+            middle_block,
+            output_blocks,
+            out: OutHead {
+                norm: group_norm(ch, UNET_GROUP_NORM_EPS, device),
+                conv: conv3x3(mc, self.out_channels, device),
+                silu_after: self.ldznet_head,
+            },
+            final_head: self.ldznet_head.then(|| FinalHead::new(self.out_channels, device)),
+            model_channels: mc,
+        }
+    }
+}
+
+/// Where the official code puts LD-ZNet transformers (`ldznet_UNet.py`): the last input ResBlock
+/// of level 2 when its multiplier is 4 (pool 12), the middle block (pool 6), and every output
+/// block of level 2 (pool 12) — provided those blocks have a SpatialTransformer at all.
+pub fn official_ldznet_sites(channel_mult: &[usize], num_res_blocks: usize, attention_resolutions: &[usize]) -> Vec<LdzSite> {
+    const LDZ_LEVEL: usize = 2;
+    const LEVEL_POOL: usize = 12;
+    const MIDDLE_POOL: usize = 6;
+    let mut sites = Vec::new();
+    let mut index = 1;
+    let mut ds = 1;
+    let mut level_ds = Vec::new();
+    for (level, &mult) in channel_mult.iter().enumerate() {
+        level_ds.push(ds);
+        for nr in 0..num_res_blocks {
+            if level == LDZ_LEVEL && mult == 4 && nr + 1 == num_res_blocks && attention_resolutions.contains(&ds) {
+                sites.push(LdzSite::new(format!("input_blocks.{index}"), LEVEL_POOL));
+            }
+            index += 1;
+        }
+        if level + 1 != channel_mult.len() {
+            index += 1;
+            ds *= 2;
+        }
+    }
+    if attention_resolutions.contains(&ds) {
+        sites.push(LdzSite::new("middle_block".to_string(), MIDDLE_POOL));
+    }
+    let mut index = 0;
+    for level in (0..channel_mult.len()).rev() {
+        for _ in 0..=num_res_blocks {
+            if level == LDZ_LEVEL && attention_resolutions.contains(&level_ds[level]) {
+                sites.push(LdzSite::new(format!("output_blocks.{index}"), LEVEL_POOL));
+            }
+            index += 1;
+        }
+    }
+    sites
+}
+
+/// One layer of a `TimestepEmbedSequential` block (the enum variant is not part of the key).
+#[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
+pub enum UNetLayer {
+    /// `input_blocks.0.0`: conv_in.
+    Conv(Conv2d),
+    /// A ResBlock.
+    ResBlock(ResBlock),
+    /// A (plain or LD-ZNet) SpatialTransformer.
+    SpatialTransformer(SpatialTransformer),
+    /// Stride-2 conv.
+    Downsample(Downsample),
+    /// Nearest ×2 + conv.
+    Upsample(Upsample),
+}
+
+/// `time_embed = [Linear, SiLU, Linear]`.
+#[derive(Module, Debug)]
+pub struct TimeEmbed {
+    /// `time_embed.0`
+    pub linear_1: Linear,
+    /// `time_embed.2`
+    pub linear_2: Linear,
+}
+
+/// `out = [GroupNorm32, SiLU, conv3x3]` (+ SiLU in LD-ZNet).
+#[derive(Module, Debug)]
+pub struct OutHead {
+    /// `out.0`
+    pub norm: GroupNorm,
+    /// `out.2`
+    pub conv: Conv2d,
+    /// LD-ZNet's extra SiLU after the conv.
+    pub silu_after: bool,
+}
+
+/// Which SD features to return and where to stop.
+#[derive(Debug, Clone, Default)]
+pub struct FeatureRequest {
+    /// Indices of the features to keep (`None` = all).
+    pub keep: Option<Vec<usize>>,
+    /// Stop right after this feature is tapped (no eps is computed then).
+    pub stop_after: Option<usize>,
+}
+
+/// Output of [`UNetModel::forward_features`].
+#[derive(Debug)]
+pub struct UNetFeatures {
+    /// `out` of the UNet (`None` when stopped early).
+    pub eps: Option<Tensor<4>>,
+    /// One entry per SpatialTransformer block in execution order; `None` where not kept or
+    /// not reached.
+    pub features: Vec<Option<Tensor<4>>>,
+}
+
+/// The SD v1 / LD-ZNet UNet.
+#[derive(Module, Debug)]
+pub struct UNetModel {
+    /// Timestep MLP.
+    pub time_embed: TimeEmbed,
+    /// `input_blocks.N.M`.
+    pub input_blocks: Vec<Vec<UNetLayer>>,
+    /// `middle_block.M`.
+    pub middle_block: Vec<UNetLayer>,
+    /// `output_blocks.N.M`.
+    pub output_blocks: Vec<Vec<UNetLayer>>,
+    /// `out`.
+    pub out: OutHead,
+    /// LD-ZNet `final` (×8 upsampling head).
+    pub final_head: Option<FinalHead>,
+    /// Base width (for the timestep embedding).
+    pub model_channels: usize,
+}
+
+/// Mutable state threaded through the blocks of one forward pass.
+struct Pass<'a> {
+    emb: Tensor<2>,
+    context: Tensor<3>,
+    /// SD features consumed by LD-ZNet transformers (one per transformer, in order).
+    sd_features: Option<&'a [Option<Tensor<4>>]>,
+    /// Index of the next SpatialTransformer (= feature index).
+    next_st: usize,
+}
+
+impl Pass<'_> {
+    /// Runs the layers of one block; returns the output and whether it contained a
+    /// transformer. `tap_before_upsample` records the value right after the transformer.
+    fn run_block(&mut self, layers: &[UNetLayer], mut h: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
+        let mut tapped = None;
+        for layer in layers {
+            h = match layer {
+                UNetLayer::Conv(conv) => conv.forward(h),
+                UNetLayer::ResBlock(block) => block.forward(h, self.emb.clone()),
+                UNetLayer::SpatialTransformer(st) => {
+                    let feature = match (st.is_ldznet(), self.sd_features) {
+                        (true, Some(features)) => features.get(self.next_st).cloned().flatten(),
+                        _ => None,
+                    };
+                    self.next_st += 1;
+                    let out = st.forward(h, self.context.clone(), feature);
+                    tapped = Some(out.clone());
+                    out
+                }
+                UNetLayer::Downsample(down) => down.forward(h),
+                UNetLayer::Upsample(up) => up.forward(h),
+            };
+        }
+        (h, tapped)
+    }
+}
+
+impl UNetModel {
+    /// Number of SpatialTransformers (= number of features).
+    pub fn num_transformers(&self) -> usize {
+        let count = |layers: &[UNetLayer]| layers.iter().filter(|l| matches!(l, UNetLayer::SpatialTransformer(_))).count();
+        self.input_blocks.iter().map(|b| count(b)).sum::<usize>()
+            + count(&self.middle_block)
+            + self.output_blocks.iter().map(|b| count(b)).sum::<usize>()
+    }
+
+    /// Indices (in feature order) of the transformers that are LD-ZNet transformers.
+    pub fn ldznet_transformer_indices(&self) -> Vec<usize> {
+        let blocks = self.input_blocks.iter().map(|b| b.as_slice()).chain(std::iter::once(self.middle_block.as_slice())).chain(self.output_blocks.iter().map(|b| b.as_slice()));
+        blocks
+            .flat_map(|b| b.iter())
+            .filter_map(|l| match l {
+                UNetLayer::SpatialTransformer(st) => Some(st.is_ldznet()),
+                _ => None,
+            })
+            .enumerate()
+            .filter_map(|(i, ldz)| ldz.then_some(i))
+            .collect()
+    }
+
+    fn time_embedding(&self, timesteps: &[i64], device: &Device) -> Tensor<2> {
+        let t_emb = timestep_embedding(timesteps, self.model_channels, device);
+        self.time_embed.linear_2.forward(silu(self.time_embed.linear_1.forward(t_emb)))
+    }
+
+    /// SD UNet pass returning eps and the transformer-block features.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, in_channels, h, w]` (noisy latent)
+    /// - `timesteps`: `batch` values
+    /// - `context`: `[batch, 77, context_dim]`
+    /// - features: `[batch, channels_of_level, h/ds, w/ds]`; eps: `[batch, out_channels, h, w]`
+    pub fn forward_features(&self, x: Tensor<4>, timesteps: &[i64], context: Tensor<3>, request: &FeatureRequest) -> UNetFeatures {
+        let device = x.device();
+        let mut pass = Pass {
+            emb: self.time_embedding(timesteps, &device),
+            context,
+            sd_features: None,
+            next_st: 0,
+        };
+        let mut features: Vec<Option<Tensor<4>>> = vec![None; self.num_transformers()];
+        let keep = |i: usize| request.keep.as_ref().is_none_or(|k| k.contains(&i));
+        let mut record = |features: &mut Vec<Option<Tensor<4>>>, index: usize, value: Tensor<4>| {
+            if keep(index) {
+                features[index] = Some(value);
+            }
+            request.stop_after == Some(index)
+        };
+        let mut hs = Vec::with_capacity(self.input_blocks.len());
+        let mut h = x;
+        for block in &self.input_blocks {
+            let (out, tapped) = pass.run_block(block, h);
+            if tapped.is_some() && record(&mut features, pass.next_st - 1, out.clone()) {
+                return UNetFeatures { eps: None, features };
+            }
+            hs.push(out.clone());
+            h = out;
+        }
+        let (mid, tapped) = pass.run_block(&self.middle_block[..2], h);
+        if let Some(t) = tapped {
+            if record(&mut features, pass.next_st - 1, t) {
+                return UNetFeatures { eps: None, features };
+            }
+        }
+        let (mut h, _) = pass.run_block(&self.middle_block[2..], mid);
+        for block in &self.output_blocks {
+            let skip = hs.pop().unwrap_or_else(|| h.clone());
+            let (out, tapped) = pass.run_block(block, Tensor::cat(vec![h, skip], 1));
+            if let Some(t) = tapped {
+                if record(&mut features, pass.next_st - 1, t) {
+                    return UNetFeatures { eps: None, features };
+                }
+            }
+            h = out;
+        }
+        UNetFeatures {
+            eps: Some(self.out_forward(h)),
+            features,
+        }
+    }
+
+    /// LD-ZNet pass: clean latent, t = 0, SD features read by the LD-ZNet transformers; returns
+    /// the logits of the `final` head (or `out` when there is no head).
+    ///
+    /// # Shapes
+    /// - `z`: `[batch, in_channels, h, w]`
+    /// - `context`: `[batch, 77, context_dim]`
+    /// - `sd_features`: one entry per transformer, in feature order (only LD-ZNet sites are read)
+    /// - output: `[batch, 1, 8h, 8w]`
+    pub fn forward_ldznet(&self, z: Tensor<4>, context: Tensor<3>, sd_features: &[Option<Tensor<4>>]) -> Tensor<4> {
+        let device = z.device();
+        let [batch, ..] = z.dims();
+        let mut pass = Pass {
+            emb: self.time_embedding(&vec![0; batch], &device),
+            context,
+            sd_features: Some(sd_features),
+            next_st: 0,
+        };
+        let mut hs = Vec::with_capacity(self.input_blocks.len());
+        let mut h = z;
+        for block in &self.input_blocks {
+            let (out, _) = pass.run_block(block, h);
+            hs.push(out.clone());
+            h = out;
+        }
+        let (mut h, _) = pass.run_block(&self.middle_block, h);
+        for block in &self.output_blocks {
+            let skip = hs.pop().unwrap_or_else(|| h.clone());
+            h = pass.run_block(block, Tensor::cat(vec![h, skip], 1)).0;
+        }
+        let out = self.out_forward(h);
+        match &self.final_head {
+            Some(head) => head.forward(out),
+            None => out,
+        }
+    }
+
+    fn out_forward(&self, h: Tensor<4>) -> Tensor<4> {
+        let out = self.out.conv.forward(silu(self.out.norm.forward(h)));
+        if self.out.silu_after { silu(out) } else { out }
+    }
+}

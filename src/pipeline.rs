@@ -1,0 +1,442 @@
+//! `Segmenter`: image → VAE latent (cached per image) → for each phrase: prompt template, CLIP,
+//! SD UNet features, LD-ZNet UNet → probability map at the original image size.
+//!
+//! Reproduces `LatentSeg` inference (`ldm_seg/models/ldznet/ldznet_model.py`, demo notebook
+//! `testing_scripts/img2mask.ipynb`). The official inference draws four random values per call
+//! (prompt template, VAE posterior noise, SD timestep in [300, 500), SD noise); [`Mode`] picks
+//! between that distribution and a deterministic preset, and [`Draws`] lets a caller inject
+//! every draw (that is how the golden `pipeline` fixture is checked end to end).
+
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::model::clip::CLIPTextTransformer;
+use crate::model::configs::ModelConfigs;
+use crate::model::schedule::NoiseSchedule;
+use crate::model::unet::{FeatureRequest, UNetModel};
+use crate::model::vae::{Posterior, VaeEncoder};
+use crate::preprocess::{self, PreprocessError};
+use crate::tokenizer::{ClipTokenizer, TokenizerError};
+use crate::weights::{LoadError, WeightFiles};
+
+/// The nine prompt templates of `LatentSeg.sample_prompts`, in the official order.
+pub const PROMPT_TEMPLATES: [&str; 9] = [
+    "a photo of a {}.",
+    "a photograph of a {}.",
+    "an image of a {}.",
+    "{}.",
+    "a cropped photo of a {}.",
+    "a good photo of a {}.",
+    "a photo of one {}.",
+    "a bad photo of a {}.",
+    "a photo of the {}.",
+];
+
+/// SD timesteps drawn by the official feature extractor: `randint(300, 500)`.
+pub const SD_TIMESTEP_RANGE: std::ops::Range<i64> = 300..500;
+/// The SD timestep of the deterministic preset (the middle of the official range).
+pub const DETERMINISTIC_TIMESTEP: i64 = 400;
+
+/// How the random parts of the official inference are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    /// Posterior mean, template 0, t_sd = 400, SD noise from the seed: the same phrase always
+    /// gives the same mask (the default, so masks do not flicker). Not the official default.
+    #[default]
+    Deterministic,
+    /// The official distribution: random template, posterior sample, t_sd ∈ [300, 500), fresh
+    /// noise — drawn from the seed's generator.
+    Official,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "deterministic" => Ok(Self::Deterministic),
+            "official" => Ok(Self::Official),
+            other => Err(format!("unknown mode `{other}` (expected deterministic or official)")),
+        }
+    }
+}
+
+/// Image pre-processing rule: the official target-area resize (sides floored to a multiple).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreprocessConfig {
+    /// Side of the target area (384 for the real model).
+    pub target_side: u32,
+    /// Both sides are floored to a multiple of this (64 for the real model).
+    pub multiple: u32,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        Self { target_side: 384, multiple: 64 }
+    }
+}
+
+/// Every random value of one phrase's inference, explicit.
+#[derive(Debug, Clone)]
+pub struct Draws {
+    /// Index into [`PROMPT_TEMPLATES`].
+    pub template_index: usize,
+    /// VAE posterior noise `[1, embed_dim, h, w]` (row-major); `None` = posterior mean.
+    pub posterior_noise: Option<Vec<f32>>,
+    /// SD timestep.
+    pub t_sd: i64,
+    /// SD noise `[1, 4, h, w]` (row-major).
+    pub noise_sd: Vec<f32>,
+}
+
+impl Draws {
+    /// Draws the values of `mode` for a latent of `latent_len` elements.
+    pub fn sample(mode: Mode, rng: &mut StdRng, latent_len: usize) -> Self {
+        let mut normal = |n: usize| -> Vec<f32> { (0..n).map(|_| StandardNormal.sample(rng)).collect() };
+        match mode {
+            Mode::Deterministic => Self {
+                template_index: 0,
+                posterior_noise: None,
+                t_sd: DETERMINISTIC_TIMESTEP,
+                noise_sd: normal(latent_len),
+            },
+            Mode::Official => {
+                let posterior_noise = Some(normal(latent_len));
+                let noise_sd = normal(latent_len);
+                Self {
+                    template_index: rng.random_range(0..PROMPT_TEMPLATES.len()),
+                    posterior_noise,
+                    t_sd: rng.random_range(SD_TIMESTEP_RANGE),
+                    noise_sd,
+                }
+            }
+        }
+    }
+}
+
+/// Errors of segmentation.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// The image cannot be brought to the model's size.
+    #[error(transparent)]
+    Image(#[from] PreprocessError),
+    /// The phrase cannot be tokenized.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    /// An empty phrase.
+    #[error("the phrase is empty: type what to mask, e.g. \"the red hat\"")]
+    EmptyPhrase,
+    /// Pixel buffer and size disagree.
+    #[error("image buffer has {len} bytes, expected {expected} for {width}×{height} RGB")]
+    BadBuffer {
+        /// Bytes given.
+        len: usize,
+        /// Bytes expected.
+        expected: usize,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+    },
+}
+
+/// An 8-bit RGB image (row-major, 3 bytes per pixel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes.
+    pub pixels: Vec<u8>,
+}
+
+/// Wall time of each stage of the last run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimings {
+    /// Resize + VAE encoder (zero when the latent came from the cache).
+    pub vae: Duration,
+    /// Tokenizer + CLIP.
+    pub clip: Duration,
+    /// SD UNet features.
+    pub sd_unet: Duration,
+    /// LD-ZNet UNet.
+    pub ldznet: Duration,
+    /// Sigmoid + resampling to the image size.
+    pub post: Duration,
+}
+
+/// One phrase's result.
+#[derive(Debug, Clone)]
+pub struct PhraseMask {
+    /// The phrase as given.
+    pub phrase: String,
+    /// The templated prompt the networks saw.
+    pub prompt: String,
+    /// Probabilities at the original image size, row-major `height × width`.
+    pub probabilities: Vec<f32>,
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+    /// Stage timings of this phrase (VAE time only on the phrase that encoded the image).
+    pub timings: StageTimings,
+}
+
+struct CachedLatent {
+    key: u64,
+    model_size: (u32, u32),
+    posterior: Posterior,
+}
+
+/// The loaded networks and the per-image latent cache.
+pub struct Segmenter {
+    device: Device,
+    configs: ModelConfigs,
+    preprocess: PreprocessConfig,
+    tokenizer: ClipTokenizer,
+    vae: VaeEncoder,
+    clip: CLIPTextTransformer,
+    sd_unet: UNetModel,
+    ldznet: UNetModel,
+    schedule: NoiseSchedule,
+    feature_request: FeatureRequest,
+    cache: Option<CachedLatent>,
+}
+
+impl std::fmt::Debug for Segmenter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segmenter").field("preprocess", &self.preprocess).finish_non_exhaustive()
+    }
+}
+
+/// Progress callback of [`Segmenter::load`]: (step, total, what).
+pub type LoadProgress<'a> = &'a mut dyn FnMut(usize, usize, &str);
+
+impl Segmenter {
+    /// Loads the four networks from `weights` on `device`.
+    pub fn load(
+        weights: &WeightFiles,
+        configs: ModelConfigs,
+        preprocess: PreprocessConfig,
+        tokenizer: ClipTokenizer,
+        device: &Device,
+        progress: LoadProgress<'_>,
+    ) -> Result<Self, LoadError> {
+        progress(0, 4, "VAE encoder");
+        let (vae, _) = weights.load_vae(&configs.vae, device)?;
+        progress(1, 4, "CLIP text encoder");
+        let (clip, _) = weights.load_clip(&configs.clip, device)?;
+        progress(2, 4, "SD UNet");
+        let (sd_unet, _) = weights.load_sd_unet(&configs.sd_unet, device)?;
+        progress(3, 4, "LD-ZNet UNet");
+        let (ldznet, _) = weights.load_ldznet_unet(&configs.ldznet_unet, device)?;
+        progress(4, 4, "ready");
+        Ok(Self::from_parts(device.clone(), configs, preprocess, tokenizer, vae, clip, sd_unet, ldznet))
+    }
+
+    /// Assembles a segmenter from loaded networks.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_parts(
+        device: Device,
+        configs: ModelConfigs,
+        preprocess: PreprocessConfig,
+        tokenizer: ClipTokenizer,
+        vae: VaeEncoder,
+        clip: CLIPTextTransformer,
+        sd_unet: UNetModel,
+        ldznet: UNetModel,
+    ) -> Self {
+        // Only the features read by LD-ZNet transformers are kept, and the SD UNet stops right
+        // after the last of them (output_blocks.5 for the real model).
+        let needed = ldznet.ldznet_transformer_indices();
+        let feature_request = FeatureRequest { stop_after: needed.iter().max().copied(), keep: Some(needed) };
+        Self {
+            device,
+            configs,
+            preprocess,
+            tokenizer,
+            vae,
+            clip,
+            sd_unet,
+            ldznet,
+            schedule: NoiseSchedule::sd_v1(),
+            feature_request,
+            cache: None,
+        }
+    }
+
+    /// The compute device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The network configs.
+    pub fn configs(&self) -> &ModelConfigs {
+        &self.configs
+    }
+
+    /// The model input size `(W, H)` for an image, by the official resize rule.
+    pub fn model_size(&self, width: u32, height: u32) -> Result<(u32, u32), PreprocessError> {
+        preprocess::target_size(width, height, self.preprocess.target_side, self.preprocess.multiple)
+    }
+
+    /// Segments `phrases` in `image`: one probability map per phrase at the image's size.
+    /// `seed` seeds the generator of the random draws (see [`Mode`]).
+    pub fn segment(&mut self, image: &RgbImage, phrases: &[&str], mode: Mode, seed: u64) -> Result<Vec<PhraseMask>, SegmentError> {
+        let expected = image.width as usize * image.height as usize * 3;
+        if image.pixels.len() != expected {
+            return Err(SegmentError::BadBuffer { len: image.pixels.len(), expected, width: image.width, height: image.height });
+        }
+        if phrases.iter().any(|p| p.trim().is_empty()) {
+            return Err(SegmentError::EmptyPhrase);
+        }
+        let start = Instant::now();
+        let (model_w, model_h) = self.model_size(image.width, image.height)?;
+        let key = image_key(image);
+        let fresh = !matches!(&self.cache, Some(c) if c.key == key && c.model_size == (model_w, model_h));
+        if fresh {
+            let resized = preprocess::resize_lanczos_u8(&image.pixels, image.width, image.height, 3, model_w, model_h);
+            let input = preprocess::to_model_input(&resized, model_w, model_h);
+            let x = Tensor::<1>::from_data(TensorData::new(input, [3 * model_h as usize * model_w as usize]), &self.device)
+                .reshape([1, 3, model_h as usize, model_w as usize]);
+            let posterior = self.vae.encode(x);
+            self.cache = Some(CachedLatent { key, model_size: (model_w, model_h), posterior });
+        }
+        let Some(cached) = &self.cache else { unreachable!("cache filled above") };
+        let posterior = cached.posterior.clone();
+        let vae_time = if fresh { sync_elapsed(&self.device, start) } else { Duration::ZERO };
+        let latent_len = posterior.mean.shape().num_elements();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(phrases.len());
+        for (i, phrase) in phrases.iter().enumerate() {
+            let draws = Draws::sample(mode, &mut rng, latent_len);
+            let (logits, prompt, mut timings) = self.logits_with_draws(&posterior, phrase, &draws)?;
+            timings.vae = if i == 0 { vae_time } else { Duration::ZERO };
+            let post_start = Instant::now();
+            let probs: Vec<f32> = sigmoid(logits).into_data().convert::<f32>().to_vec().unwrap_or_default();
+            let [lh, lw] = [model_h as usize, model_w as usize];
+            let probabilities = if probs.len() == lh * lw {
+                preprocess::resize_bilinear_f32(&probs, model_w, model_h, image.width, image.height)
+            } else {
+                // A model whose logits are not at the input size (e.g. a tiny test VAE with /4):
+                // resample from whatever grid it produced.
+                let side = (probs.len() as f64 / (lh * lw) as f64).sqrt();
+                let (gw, gh) = ((lw as f64 * side).round() as u32, (lh as f64 * side).round() as u32);
+                preprocess::resize_bilinear_f32(&probs, gw, gh, image.width, image.height)
+            };
+            timings.post = post_start.elapsed();
+            out.push(PhraseMask { phrase: phrase.to_string(), prompt, probabilities, width: image.width, height: image.height, timings });
+        }
+        Ok(out)
+    }
+
+    /// Encodes an image tensor (already pre-processed to `[-1, 1]`).
+    ///
+    /// # Shapes
+    /// - `x`: `[1, 3, H, W]`
+    pub fn encode(&self, x: Tensor<4>) -> Posterior {
+        self.vae.encode(x)
+    }
+
+    /// One phrase with explicit draws: returns the logits, the prompt and the stage timings.
+    ///
+    /// # Shapes
+    /// - posterior tensors: `[1, embed_dim, h, w]`
+    /// - logits: `[1, 1, 8h, 8w]` (the model input size for the real VAE)
+    pub fn logits_with_draws(&self, posterior: &Posterior, phrase: &str, draws: &Draws) -> Result<(Tensor<4>, String, StageTimings), SegmentError> {
+        let mut timings = StageTimings::default();
+        let dims = posterior.mean.dims();
+        let latent_tensor = |data: &[f32]| Tensor::<1>::from_data(TensorData::new(data.to_vec(), [data.len()]), &self.device).reshape(dims);
+        let z = match &draws.posterior_noise {
+            Some(noise) => posterior.sample_scaled(latent_tensor(noise)),
+            None => posterior.mean_scaled(),
+        };
+        let template = PROMPT_TEMPLATES[draws.template_index % PROMPT_TEMPLATES.len()];
+        let prompt = template.replace("{}", phrase);
+
+        let start = Instant::now();
+        let context = self.encode_text(&prompt)?;
+        timings.clip = sync_elapsed(&self.device, start);
+
+        let start = Instant::now();
+        let t = draws.t_sd.clamp(0, crate::model::schedule::NUM_TIMESTEPS as i64 - 1);
+        let (a, b) = self.schedule.coefficients(t as usize);
+        let z_noisy = z.clone() * a + latent_tensor(&draws.noise_sd) * b;
+        let features = self.sd_unet.forward_features(z_noisy, &[t], context.clone(), &self.feature_request).features;
+        timings.sd_unet = sync_elapsed(&self.device, start);
+
+        let start = Instant::now();
+        let logits = self.ldznet.forward_ldznet(z, context, &features);
+        timings.ldznet = sync_elapsed(&self.device, start);
+        Ok((logits, prompt, timings))
+    }
+
+    /// CLIP `last_hidden_state` of one prompt.
+    ///
+    /// # Shapes
+    /// - output: `[1, 77, context_dim]`
+    pub fn encode_text(&self, prompt: &str) -> Result<Tensor<3>, TokenizerError> {
+        let ids = self.tokenizer.encode(prompt)?;
+        let ids: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
+        let len = ids.len();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [len]), &self.device).reshape([1, len]);
+        Ok(self.clip.forward(ids))
+    }
+}
+
+/// Waits for the device's queued work and returns the time since `start`.
+fn sync_elapsed(device: &Device, start: Instant) -> Duration {
+    if let Err(e) = device.sync() {
+        log::warn!("device sync failed: {e:?}");
+    }
+    start.elapsed()
+}
+
+/// A cheap content key of an image (FNV-1a over size and pixels).
+fn image_key(image: &RgbImage) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    image.width.to_le_bytes().into_iter().chain(image.height.to_le_bytes()).for_each(&mut eat);
+    image.pixels.iter().copied().for_each(&mut eat);
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_draws_are_fixed_and_official_ones_in_range() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let d = Draws::sample(Mode::Deterministic, &mut rng, 16);
+        assert_eq!((d.template_index, d.t_sd, d.posterior_noise.is_none(), d.noise_sd.len()), (0, 400, true, 16));
+        let mut rng = StdRng::seed_from_u64(7);
+        let d2 = Draws::sample(Mode::Deterministic, &mut rng, 16);
+        assert_eq!(d.noise_sd, d2.noise_sd);
+        for seed in 0..200 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let o = Draws::sample(Mode::Official, &mut rng, 4);
+            assert!(SD_TIMESTEP_RANGE.contains(&o.t_sd));
+            assert!(o.template_index < PROMPT_TEMPLATES.len());
+            assert_eq!(o.posterior_noise.map(|n| n.len()), Some(4));
+        }
+    }
+
+    #[test]
+    fn image_key_depends_on_pixels_and_size() {
+        let a = RgbImage { width: 2, height: 1, pixels: vec![0; 6] };
+        let mut b = a.clone();
+        b.pixels[5] = 1;
+        let c = RgbImage { width: 1, height: 2, pixels: vec![0; 6] };
+        assert_ne!(image_key(&a), image_key(&b));
+        assert_ne!(image_key(&a), image_key(&c));
+    }
+}

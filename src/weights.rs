@@ -1,0 +1,853 @@
+//! Everything ldzmask knows about checkpoints: file formats, key prefixes, the renaming between
+//! checkpoint keys and module fields, the EMA rule, and the checks that make a wrong or broken
+//! file a clear error.
+//!
+//! # Formats
+//! - safetensors (f32, f16, bf16; header validated before anything is read),
+//! - PyTorch `torch.save` pickles, zip (1.6+) and legacy, as PyTorch Lightning writes them: the
+//!   tensors under a top-level `state_dict` beside non-tensor entries (or a bare state dict).
+//!
+//! Every float tensor is converted to f32 when it is applied to a module.
+//!
+//! # Where each network comes from (first match wins)
+//! | network | checkpoint keys |
+//! |---|---|
+//! | VAE encoder | `first_stage_model.{encoder,quant_conv}.*` (any file) |
+//! | CLIP text | `cond_stage_model.transformer.text_model.*`, or `cond_stage_model.transformer.*` (transformers 5.x naming without `text_model.`); `position_ids` is ignored |
+//! | SD UNet (features) | `sd_features_stage_model.model.model.diffusion_model.*` (inside an LD-ZNet checkpoint), else `model.diffusion_model.*` of an SD v1 file — its `model_ema.*` are never used |
+//! | LD-ZNet UNet | per tensor `model_ema.diffusion_model<name without dots>` (EMA, what the official inference uses), else `model.diffusion_model.<name>` of the LD-ZNet file (with a warning) |
+//!
+//! A file is an **LD-ZNet file** when it has `model_ema.diffusion_model*` keys, or LD-ZNet-only
+//! UNet keys (`…attentionpool2D…`, `…final.0.weight`) under `model.diffusion_model.`. Any other
+//! file with `model.diffusion_model.input_blocks.0.0.weight` is an **SD v1 file**.
+//!
+//! # Renaming (checkpoint key segments → module fields)
+//! Applied segment-wise after the prefix is removed; norm `weight`/`bias` become burn's
+//! `gamma`/`beta` and Linear weights are transposed (`[out, in]` → `[in, out]`) by burn-store's
+//! `PyTorchToBurnAdapter`.
+//! ```text
+//! in_layers.0      → in_norm            (ResBlock)
+//! in_layers.2      → in_conv
+//! emb_layers.1     → emb_proj
+//! out_layers.0     → out_norm
+//! out_layers.3     → out_conv
+//! time_embed.0     → time_embed.linear_1
+//! time_embed.2     → time_embed.linear_2
+//! out.0            → out.norm            (UNet head)
+//! out.2            → out.conv
+//! to_out.0         → to_out              (CrossAttention)
+//! ff.net.0.proj    → ff.proj_in          (GEGLU)
+//! ff.net.2         → ff.proj_out
+//! attentionpool2D  → attention_pool      (LD-ZNet transformer)
+//! final.{0,4,8,12} → final_head.convs.{0,1,2,3}
+//! final.{2,6,10}   → final_head.ups.{0,1,2}
+//! ```
+//! Keys that are deliberately ignored: the VAE decoder and `post_quant_conv`, all schedule
+//! buffers (`betas`, `alphas_cumprod`, …; recomputed in `model::schedule`), `model_ema.decay`,
+//! `model_ema.num_updates`, CLIP's `position_ids`, the SD file's `model_ema.*`, and the SD UNet
+//! blocks after `output_blocks.5` when the truncated feature UNet is built.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::store::burn_pack::Tensor as PackTensor;
+use burn::store::{
+    FloatCastAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
+    SafetensorsStore,
+};
+use burn::tensor::DType;
+
+use crate::model::clip::{CLIPTextConfig, CLIPTextTransformer};
+use crate::model::unet::{UNetModel, UNetModelConfig};
+use crate::model::vae::{VaeEncoder, VaeEncoderConfig};
+
+/// How many key names an error message lists before it says "and N more".
+const LISTED_KEYS: usize = 12;
+
+/// Checkpoint-key → module-path segment renames (see the module docs).
+const RENAMES: &[(&str, &str)] = &[
+    ("in_layers.0", "in_norm"),
+    ("in_layers.2", "in_conv"),
+    ("emb_layers.1", "emb_proj"),
+    ("out_layers.0", "out_norm"),
+    ("out_layers.3", "out_conv"),
+    ("time_embed.0", "time_embed.linear_1"),
+    ("time_embed.2", "time_embed.linear_2"),
+    ("out.0", "out.norm"),
+    ("out.2", "out.conv"),
+    ("to_out.0", "to_out"),
+    ("ff.net.0.proj", "ff.proj_in"),
+    ("ff.net.2", "ff.proj_out"),
+    ("attentionpool2D", "attention_pool"),
+    ("final.0", "final_head.convs.0"),
+    ("final.4", "final_head.convs.1"),
+    ("final.8", "final_head.convs.2"),
+    ("final.12", "final_head.convs.3"),
+    ("final.2", "final_head.ups.0"),
+    ("final.6", "final_head.ups.1"),
+    ("final.10", "final_head.ups.2"),
+];
+
+/// Key prefix of the VAE in SD and LD-ZNet checkpoints.
+pub const VAE_PREFIX: &str = "first_stage_model.";
+/// Key prefixes of the CLIP text transformer (transformers 4.x naming first).
+pub const CLIP_PREFIXES: &[&str] = &["cond_stage_model.transformer.text_model.", "cond_stage_model.transformer."];
+/// Key prefix of the frozen SD UNet inside a combined LD-ZNet (`LatentSeg`) checkpoint.
+pub const SD_IN_LDZNET_PREFIX: &str = "sd_features_stage_model.model.model.diffusion_model.";
+/// Key prefix of the diffusion UNet (SD's UNet in an SD file, LD-ZNet's raw UNet in an LD-ZNet file).
+pub const UNET_PREFIX: &str = "model.diffusion_model.";
+/// Key prefix of the EMA shadows (`model_ema.` + `diffusion_model<name without dots>`).
+pub const EMA_PREFIX: &str = "model_ema.";
+
+/// Errors of checkpoint loading; each names the file(s) and the keys involved.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read.
+    #[error("cannot read checkpoint {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not a readable safetensors or PyTorch checkpoint (e.g. truncated).
+    #[error("{path} is not a usable checkpoint: {reason}")]
+    Format {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No file provides a network.
+    #[error("none of the checkpoint files provides the {network} (expected keys like `{example_key}`); files: {files}")]
+    NotFound {
+        /// Which network.
+        network: &'static str,
+        /// One expected key.
+        example_key: String,
+        /// The files with what they were identified as.
+        files: String,
+    },
+    /// Keys are missing or have the wrong shape.
+    #[error("{network} in {path}: {problems}")]
+    Incomplete {
+        /// Which network.
+        network: &'static str,
+        /// The file that was read.
+        path: PathBuf,
+        /// Missing keys and shape mismatches, listed.
+        problems: KeyProblems,
+    },
+    /// burn refused a tensor.
+    #[error("{network}: could not apply the weights: {0}", .details)]
+    Apply {
+        /// Which network.
+        network: &'static str,
+        /// burn-store's messages.
+        details: String,
+    },
+}
+
+/// Missing keys and shape mismatches found while matching a checkpoint to a network.
+#[derive(Debug, Default, Clone)]
+pub struct KeyProblems {
+    /// Checkpoint keys that the network needs and the file lacks.
+    pub missing: Vec<String>,
+    /// `(key, expected shape, found shape)`.
+    pub mismatched: Vec<(String, Vec<usize>, Vec<usize>)>,
+}
+
+impl KeyProblems {
+    /// No problem at all.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty() && self.mismatched.is_empty()
+    }
+}
+
+impl fmt::Display for KeyProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.missing.is_empty() {
+            write!(f, "{} missing key(s): ", self.missing.len())?;
+            list(f, self.missing.iter().map(|k| format!("`{k}`")))?;
+        }
+        if !self.mismatched.is_empty() {
+            if !self.missing.is_empty() {
+                write!(f, "; ")?;
+            }
+            write!(f, "{} key(s) with the wrong shape: ", self.mismatched.len())?;
+            list(f, self.mismatched.iter().map(|(k, e, g)| format!("`{k}` expected {e:?}, found {g:?}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn list(f: &mut fmt::Formatter<'_>, items: impl ExactSizeIterator<Item = String>) -> fmt::Result {
+    let total = items.len();
+    let shown: Vec<String> = items.take(LISTED_KEYS).collect();
+    write!(f, "{}", shown.join(", "))?;
+    if total > LISTED_KEYS {
+        write!(f, " and {} more", total - LISTED_KEYS)?;
+    }
+    Ok(())
+}
+
+/// What a checkpoint file was identified as, from its keys alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointKind {
+    /// An LD-ZNet (`LatentSeg`) checkpoint, possibly pruned, possibly an ldzmask bundle.
+    Ldznet,
+    /// A Stable Diffusion v1.x checkpoint.
+    SdV1,
+    /// Only some LDM parts (VAE and/or CLIP) without a UNet.
+    LdmParts,
+    /// A Stable Diffusion 2.x checkpoint (OpenCLIP text encoder): a different model.
+    SdV2,
+    /// An SDXL checkpoint: a different model.
+    Sdxl,
+    /// Nothing ldzmask knows.
+    Unknown,
+}
+
+impl fmt::Display for CheckpointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ldznet => "LD-ZNet checkpoint",
+            Self::SdV1 => "Stable Diffusion v1 checkpoint",
+            Self::LdmParts => "partial SD v1 checkpoint (VAE/CLIP only)",
+            Self::SdV2 => "Stable Diffusion 2.x checkpoint (not usable: LD-ZNet needs SD v1)",
+            Self::Sdxl => "SDXL checkpoint (not usable: LD-ZNet needs SD v1)",
+            Self::Unknown => "not an SD v1 / LD-ZNet checkpoint",
+        })
+    }
+}
+
+/// Identifies a checkpoint from its key names.
+pub fn identify<'a>(keys: impl IntoIterator<Item = &'a str> + Clone) -> CheckpointKind {
+    let any = |pred: &dyn Fn(&str) -> bool| keys.clone().into_iter().any(pred);
+    let ldznet_only = |k: &str| k.starts_with(UNET_PREFIX) && (k.contains("attentionpool2D") || k.ends_with("final.0.weight"));
+    if any(&|k| k.starts_with("model_ema.diffusion_model") || k.starts_with(SD_IN_LDZNET_PREFIX)) || any(&ldznet_only) {
+        CheckpointKind::Ldznet
+    } else if any(&|k| k.starts_with("conditioner.embedders")) {
+        CheckpointKind::Sdxl
+    } else if any(&|k| k.starts_with("cond_stage_model.model.")) {
+        CheckpointKind::SdV2
+    } else if any(&|k| k == "model.diffusion_model.input_blocks.0.0.weight") {
+        CheckpointKind::SdV1
+    } else if any(&|k| k.starts_with(VAE_PREFIX) || k.starts_with(CLIP_PREFIXES[1])) {
+        CheckpointKind::LdmParts
+    } else {
+        CheckpointKind::Unknown
+    }
+}
+
+/// One checkpoint file, opened: its tensors by key, readable lazily.
+pub struct Checkpoint {
+    path: PathBuf,
+    tensors: BTreeMap<String, PackTensor>,
+    kind: CheckpointKind,
+}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("tensors", &self.tensors.len())
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+/// The container format of a checkpoint file, sniffed from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// safetensors.
+    Safetensors,
+    /// PyTorch zip (`torch.save` since 1.6).
+    TorchZip,
+    /// PyTorch legacy pickle.
+    TorchLegacy,
+}
+
+/// Sniffs the container format from the first bytes of `path`.
+pub fn sniff_format(path: &Path) -> Result<FileFormat, LoadError> {
+    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut head = [0u8; 9];
+    let n = read_up_to(&mut file, &mut head).map_err(io)?;
+    let head = &head[..n];
+    if head.starts_with(b"PK\x03\x04") {
+        Ok(FileFormat::TorchZip)
+    } else if head.first() == Some(&0x80) {
+        Ok(FileFormat::TorchLegacy)
+    } else if n == 9 && head[8] == b'{' {
+        Ok(FileFormat::Safetensors)
+    } else {
+        Err(LoadError::Format {
+            path: path.to_path_buf(),
+            reason: if n < 9 {
+                format!("the file has only {n} bytes")
+            } else {
+                "neither safetensors nor a PyTorch checkpoint (unknown first bytes)".to_string()
+            },
+        })
+    }
+}
+
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Metadata key that marks an ldzmask bundle (`weights convert`), value [`BUNDLE_FORMAT`].
+pub const BUNDLE_FORMAT_KEY: &str = "ldzmask.format";
+/// Format tag of ldzmask bundles.
+pub const BUNDLE_FORMAT: &str = "ldzmask-bundle-v1";
+/// Metadata key with the bundle's network configs (JSON of `ModelConfigs::to_json`).
+pub const BUNDLE_CONFIGS_KEY: &str = "ldzmask.configs";
+/// Metadata key with the bundle's resize rule (JSON).
+pub const BUNDLE_PREPROCESS_KEY: &str = "ldzmask.preprocess";
+/// Metadata key with the files the bundle was converted from (JSON list).
+pub const BUNDLE_SOURCES_KEY: &str = "ldzmask.sources";
+
+/// Reads and checks a safetensors header: it parses, and every tensor's byte range lies inside
+/// the file (burn-store memory-maps the file, so this must hold before it reads). Returns the
+/// header JSON. Reads only the header, however large the file.
+pub fn read_safetensors_header(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, LoadError> {
+    let format = |reason: String| LoadError::Format { path: path.to_path_buf(), reason };
+    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let file_len = std::fs::metadata(path).map_err(io)?.len();
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut len_bytes = [0u8; 8];
+    if read_up_to(&mut file, &mut len_bytes).map_err(io)? < 8 {
+        return Err(format("truncated safetensors file (no header)".into()));
+    }
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > 100_000_000 || 8 + header_len > file_len {
+        return Err(format(format!(
+            "truncated or corrupt safetensors file: the header claims {header_len} bytes but the file has {file_len}"
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let header: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| format(format!("corrupt safetensors header: {e}")))?;
+    let data_len = file_len - 8 - header_len;
+    let serde_json::Value::Object(entries) = header else {
+        return Err(format("corrupt safetensors header: not an object".into()));
+    };
+    for (name, entry) in &entries {
+        if name == "__metadata__" {
+            continue;
+        }
+        let end = entry["data_offsets"][1]
+            .as_u64()
+            .ok_or_else(|| format(format!("corrupt safetensors header entry `{name}`")))?;
+        if end > data_len {
+            return Err(format(format!(
+                "truncated safetensors file: tensor `{name}` ends at byte {end} of the data section but only {data_len} bytes are present"
+            )));
+        }
+    }
+    Ok(entries)
+}
+
+/// The `__metadata__` of an ldzmask bundle, or `None` for any other file (or an unreadable one).
+pub fn bundle_metadata(path: &Path) -> Option<BTreeMap<String, String>> {
+    if sniff_format(path).ok()? != FileFormat::Safetensors {
+        return None;
+    }
+    let header = read_safetensors_header(path).ok()?;
+    let meta: BTreeMap<String, String> = serde_json::from_value(header.get("__metadata__")?.clone()).ok()?;
+    (meta.get(BUNDLE_FORMAT_KEY).map(String::as_str) == Some(BUNDLE_FORMAT)).then_some(meta)
+}
+
+impl Checkpoint {
+    /// Opens a checkpoint (safetensors or PyTorch pickle) and indexes its tensors without
+    /// reading their data.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let path = path.as_ref();
+        let format_err = |reason: String| LoadError::Format { path: path.to_path_buf(), reason };
+        let tensors = match sniff_format(path)? {
+            FileFormat::Safetensors => {
+                read_safetensors_header(path)?;
+                let mut store = SafetensorsStore::from_file(path);
+                store
+                    .get_all_tensors()
+                    .map_err(|e| format_err(format!("cannot read safetensors: {e}")))?
+                    .clone()
+            }
+            FileFormat::TorchZip | FileFormat::TorchLegacy => {
+                let read = |key: Option<&str>| {
+                    let mut store = PytorchStore::from_file(path).map_indices_contiguous(false);
+                    if let Some(key) = key {
+                        store = store.with_top_level_key(key);
+                    }
+                    store.get_all_tensors().map(|t| t.clone())
+                };
+                match read(Some("state_dict")) {
+                    Ok(tensors) if !tensors.is_empty() => tensors,
+                    _ => read(None).map_err(|e| format_err(format!("cannot read PyTorch checkpoint: {e}")))?,
+                }
+            }
+        };
+        if tensors.is_empty() {
+            return Err(format_err("the file contains no tensors".into()));
+        }
+        let kind = identify(tensors.keys().map(String::as_str));
+        log::info!("opened {} ({} tensors): {kind}", path.display(), tensors.len());
+        Ok(Self { path: path.to_path_buf(), tensors, kind })
+    }
+
+    /// File path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the file was identified as.
+    pub fn kind(&self) -> CheckpointKind {
+        self.kind
+    }
+
+    /// All keys, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    /// Shape of a tensor, if present.
+    pub fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        self.tensors.get(key).map(|t| t.shape.to_vec())
+    }
+
+    /// A tensor (lazy), if present.
+    pub fn tensor(&self, key: &str) -> Option<&PackTensor> {
+        self.tensors.get(key)
+    }
+
+    fn has_prefix(&self, prefix: &str) -> bool {
+        self.tensors.range(prefix.to_string()..).next().is_some_and(|(k, _)| k.starts_with(prefix))
+    }
+}
+
+/// A float parameter a module expects: its path in PyTorch naming and its PyTorch shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedParam {
+    /// Module path with PyTorch leaf names (`…in_norm.weight`).
+    pub module_path: String,
+    /// Checkpoint key relative to the network's prefix (`…in_layers.0.weight`).
+    pub key: String,
+    /// Shape as stored by PyTorch (Linear `[out, in]`).
+    pub shape: Vec<usize>,
+}
+
+/// Lists a module's float parameters with paths and shapes, without initialising them.
+struct ExpectedVisitor {
+    path: Vec<String>,
+    containers: Vec<String>,
+    params: Vec<ExpectedParam>,
+}
+
+impl ModuleVisitor for ExpectedVisitor {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.containers.push(container_type.to_string());
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        self.containers.pop();
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let module_type = self
+            .containers
+            .iter()
+            .rev()
+            .find(|c| c.starts_with("Struct:"))
+            .map(String::as_str)
+            .unwrap_or("");
+        let mut path = self.path.clone();
+        let mut shape = param.lazy_shape().to_vec();
+        let is_norm = matches!(module_type, "Struct:GroupNorm" | "Struct:LayerNorm");
+        if let Some(leaf) = path.last_mut() {
+            if is_norm && leaf == "gamma" {
+                *leaf = "weight".into();
+            } else if is_norm && leaf == "beta" {
+                *leaf = "bias".into();
+            } else if module_type == "Struct:Linear" && leaf == "weight" && shape.len() == 2 {
+                shape.swap(0, 1);
+            }
+        }
+        let module_path = path.join(".");
+        self.params.push(ExpectedParam { key: module_path_to_key(&module_path), module_path, shape });
+    }
+}
+
+/// The float parameters of `module` (PyTorch naming and shapes), without initialising them.
+pub fn expected_params<M: Module>(module: &M) -> Vec<ExpectedParam> {
+    let mut visitor = ExpectedVisitor { path: Vec::new(), containers: Vec::new(), params: Vec::new() };
+    module.visit(&mut visitor);
+    visitor.params
+}
+
+fn replace_segments(path: &str, from: &str, to: &str) -> String {
+    let padded = format!(".{path}.");
+    let replaced = padded.replace(&format!(".{from}."), &format!(".{to}."));
+    replaced.trim_matches('.').to_string()
+}
+
+/// Module path (PyTorch leaf names) → checkpoint key (relative to the network prefix).
+pub fn module_path_to_key(path: &str) -> String {
+    RENAMES.iter().fold(path.to_string(), |p, (key, field)| replace_segments(&p, field, key))
+}
+
+/// Checkpoint key (relative) → module path.
+pub fn key_to_module_path(key: &str) -> String {
+    RENAMES.iter().fold(key.to_string(), |p, (key, field)| replace_segments(&p, key, field))
+}
+
+/// The EMA key of an LD-ZNet UNet parameter: `model_ema.` + `diffusion_model<key without dots>`.
+pub fn ema_key(relative_key: &str) -> String {
+    format!("{EMA_PREFIX}{}", format!("diffusion_model.{relative_key}").replace('.', ""))
+}
+
+/// Where a network's tensors were found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Which network.
+    pub network: &'static str,
+    /// File the tensors came from.
+    pub path: PathBuf,
+    /// Key prefix used.
+    pub prefix: String,
+    /// Tensors loaded.
+    pub tensors: usize,
+    /// LD-ZNet only: how many came from the EMA shadows.
+    pub ema_tensors: usize,
+}
+
+/// A set of opened checkpoint files that together provide the networks.
+#[derive(Debug)]
+pub struct WeightFiles {
+    files: Vec<Checkpoint>,
+}
+
+/// How a network's keys are looked up in one file.
+#[derive(Debug, Clone)]
+struct Source<'a> {
+    file: &'a Checkpoint,
+    prefix: String,
+    /// LD-ZNet: prefer the EMA shadow of each key.
+    ema: bool,
+}
+
+impl Source<'_> {
+    fn lookup(&self, key: &str) -> Option<(&PackTensor, bool)> {
+        if self.ema {
+            if let Some(t) = self.file.tensor(&ema_key(key)) {
+                return Some((t, true));
+            }
+        }
+        self.file.tensor(&format!("{}{key}", self.prefix)).map(|t| (t, false))
+    }
+}
+
+impl WeightFiles {
+    /// Opens every file (see [`Checkpoint::open`]).
+    pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<Self, LoadError> {
+        let files = paths.iter().map(Checkpoint::open).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { files })
+    }
+
+    /// Wraps already opened files.
+    pub fn from_checkpoints(files: Vec<Checkpoint>) -> Self {
+        Self { files }
+    }
+
+    /// The opened files.
+    pub fn files(&self) -> &[Checkpoint] {
+        &self.files
+    }
+
+    fn describe_files(&self) -> String {
+        self.files
+            .iter()
+            .map(|f| format!("{} ({})", f.path.display(), f.kind))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Candidate sources of a network, in preference order.
+    fn sources(&self, network: Network) -> Vec<Source<'_>> {
+        let mut out = Vec::new();
+        let mut add = |file: &Checkpoint, prefix: &str, ema: bool| {
+            if file.has_prefix(prefix) || (ema && file.has_prefix("model_ema.diffusion_model")) {
+                out.push(Source { file, prefix: prefix.to_string(), ema });
+            }
+        };
+        // LD-ZNet files first: they may carry every part (a combined `LatentSeg` state dict).
+        let mut files: Vec<&Checkpoint> = self.files.iter().collect();
+        files.sort_by_key(|f| f.kind != CheckpointKind::Ldznet);
+        for file in files {
+            match network {
+                Network::Vae => add(file, VAE_PREFIX, false),
+                Network::Clip => {
+                    for prefix in CLIP_PREFIXES {
+                        add(file, prefix, false);
+                    }
+                }
+                Network::SdUnet => {
+                    add(file, SD_IN_LDZNET_PREFIX, false);
+                    if file.kind == CheckpointKind::SdV1 {
+                        add(file, UNET_PREFIX, false);
+                    }
+                }
+                Network::LdznetUnet => {
+                    if file.kind == CheckpointKind::Ldznet {
+                        add(file, UNET_PREFIX, true);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Matches `expected` against the first source that has any of its keys; errors name the
+    /// file and every missing or mis-shaped key.
+    fn gather(&self, network: Network, expected: &[ExpectedParam]) -> Result<(Vec<PackTensor>, LoadReport), LoadError> {
+        let sources = self.sources(network);
+        let first_key = expected.first().map(|p| p.key.clone()).unwrap_or_default();
+        let Some(source) = sources
+            .iter()
+            .find(|s| expected.iter().any(|p| s.lookup(&p.key).is_some()))
+        else {
+            return Err(LoadError::NotFound {
+                network: network.name(),
+                example_key: format!("{}{first_key}", network.example_prefix()),
+                files: self.describe_files(),
+            });
+        };
+        let mut problems = KeyProblems::default();
+        let mut tensors = Vec::with_capacity(expected.len());
+        let mut ema_tensors = 0;
+        for param in expected {
+            match source.lookup(&param.key) {
+                None => problems.missing.push(format!("{}{}", source.prefix, param.key)),
+                Some((tensor, from_ema)) => {
+                    let found = tensor.shape.to_vec();
+                    if found != param.shape {
+                        let key = if from_ema { ema_key(&param.key) } else { format!("{}{}", source.prefix, param.key) };
+                        problems.mismatched.push((key, param.shape.clone(), found));
+                        continue;
+                    }
+                    ema_tensors += usize::from(from_ema);
+                    let mut tensor = tensor.clone();
+                    tensor.name = param.module_path.clone();
+                    tensors.push(tensor);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(LoadError::Incomplete { network: network.name(), path: source.file.path.clone(), problems });
+        }
+        if network == Network::LdznetUnet && ema_tensors < expected.len() {
+            log::warn!(
+                "{}: {} of {} LD-ZNet UNet tensors have no EMA copy (`model_ema.*`); using the raw weights for those — the official inference uses EMA weights",
+                source.file.path.display(),
+                expected.len() - ema_tensors,
+                expected.len()
+            );
+        }
+        let report = LoadReport {
+            network: network.name(),
+            path: source.file.path.clone(),
+            prefix: source.prefix.clone(),
+            tensors: tensors.len(),
+            ema_tensors,
+        };
+        Ok((tensors, report))
+    }
+
+    fn load_into<M: Module>(&self, network: Network, mut module: M) -> Result<(M, LoadReport), LoadError> {
+        let expected = expected_params(&module);
+        let (tensors, report) = self.gather(network, &expected)?;
+        let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+        let result = module.apply(tensors, None, Some(adapter), true);
+        if !result.errors.is_empty() || !result.missing.is_empty() {
+            let mut details: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
+            details.extend(result.missing.iter().map(|(path, _)| format!("not loaded: {path}")));
+            return Err(LoadError::Apply { network: network.name(), details: details.join("; ") });
+        }
+        log::info!(
+            "{}: {} tensors from {} (prefix `{}`{})",
+            report.network,
+            report.tensors,
+            report.path.display(),
+            report.prefix,
+            if network == Network::LdznetUnet { format!(", {} from EMA", report.ema_tensors) } else { String::new() }
+        );
+        Ok((module, report))
+    }
+
+    /// Loads the VAE encoder + `quant_conv`.
+    pub fn load_vae(&self, config: &VaeEncoderConfig, device: &Device) -> Result<(VaeEncoder, LoadReport), LoadError> {
+        self.load_into(Network::Vae, config.init(device))
+    }
+
+    /// Loads the CLIP text transformer.
+    pub fn load_clip(&self, config: &CLIPTextConfig, device: &Device) -> Result<(CLIPTextTransformer, LoadReport), LoadError> {
+        self.load_into(Network::Clip, config.init(device))
+    }
+
+    /// Loads the SD UNet that produces LD-ZNet's features (never the SD file's EMA weights).
+    pub fn load_sd_unet(&self, config: &UNetModelConfig, device: &Device) -> Result<(UNetModel, LoadReport), LoadError> {
+        self.load_into(Network::SdUnet, config.init(device))
+    }
+
+    /// Loads the LD-ZNet UNet, EMA weights preferred per tensor.
+    pub fn load_ldznet_unet(&self, config: &UNetModelConfig, device: &Device) -> Result<(UNetModel, LoadReport), LoadError> {
+        self.load_into(Network::LdznetUnet, config.init(device))
+    }
+
+    /// The checkpoint keys (with prefix) each network would read, and the set of all keys of
+    /// all files that no network reads — for `weights check` and the manifest test.
+    pub fn key_plan(&self, modules: &[(Network, Vec<ExpectedParam>)]) -> Result<(Vec<(Network, Vec<String>)>, BTreeSet<String>), LoadError> {
+        let mut used = BTreeSet::new();
+        let mut plan = Vec::new();
+        for (network, expected) in modules {
+            let sources = self.sources(*network);
+            let source = sources
+                .iter()
+                .find(|s| expected.iter().any(|p| s.lookup(&p.key).is_some()))
+                .ok_or_else(|| LoadError::NotFound {
+                    network: network.name(),
+                    example_key: expected.first().map(|p| format!("{}{}", network.example_prefix(), p.key)).unwrap_or_default(),
+                    files: self.describe_files(),
+                })?;
+            let mut keys = Vec::new();
+            let mut problems = KeyProblems::default();
+            for p in expected {
+                let key = match source.lookup(&p.key) {
+                    Some((t, from_ema)) => {
+                        let key = if from_ema { ema_key(&p.key) } else { format!("{}{}", source.prefix, p.key) };
+                        if t.shape.to_vec() != p.shape {
+                            problems.mismatched.push((key.clone(), p.shape.clone(), t.shape.to_vec()));
+                        }
+                        key
+                    }
+                    None => {
+                        problems.missing.push(format!("{}{}", source.prefix, p.key));
+                        continue;
+                    }
+                };
+                used.insert(key.clone());
+                keys.push(key);
+            }
+            if !problems.is_empty() {
+                return Err(LoadError::Incomplete { network: network.name(), path: source.file.path.clone(), problems });
+            }
+            plan.push((*network, keys));
+        }
+        let unused = self
+            .files
+            .iter()
+            .flat_map(|f| f.keys().map(str::to_string))
+            .filter(|k| !used.contains(k))
+            .collect();
+        Ok((plan, unused))
+    }
+}
+
+/// The four networks of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// VAE encoder + quant_conv.
+    Vae,
+    /// CLIP text transformer.
+    Clip,
+    /// SD UNet (features).
+    SdUnet,
+    /// LD-ZNet UNet.
+    LdznetUnet,
+}
+
+impl Network {
+    /// Human name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Vae => "VAE encoder",
+            Self::Clip => "CLIP text encoder",
+            Self::SdUnet => "SD v1 UNet",
+            Self::LdznetUnet => "LD-ZNet UNet",
+        }
+    }
+
+    fn example_prefix(self) -> &'static str {
+        match self {
+            Self::Vae => VAE_PREFIX,
+            Self::Clip => CLIP_PREFIXES[0],
+            Self::SdUnet => UNET_PREFIX,
+            Self::LdznetUnet => UNET_PREFIX,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renames_round_trip() {
+        for key in [
+            "input_blocks.1.0.in_layers.0.weight",
+            "input_blocks.1.0.out_layers.3.bias",
+            "time_embed.2.weight",
+            "out.2.weight",
+            "output_blocks.3.1.transformer_blocks.0.attn3.to_out.0.weight",
+            "output_blocks.3.1.transformer_blocks.0.ff.net.0.proj.weight",
+            "middle_block.1.attentionpool2D.positional_embedding",
+            "final.12.bias",
+            "final.10.weight",
+        ] {
+            let path = key_to_module_path(key);
+            assert_ne!(path, key);
+            assert_eq!(module_path_to_key(&path), key, "{path}");
+        }
+        assert_eq!(key_to_module_path("final.10.weight"), "final_head.ups.2.weight");
+        assert_eq!(key_to_module_path("out.0.weight"), "out.norm.weight");
+        // Segments only: `to_out.0` is not `out.0`.
+        assert_eq!(key_to_module_path("to_out.0.bias"), "to_out.bias");
+    }
+
+    #[test]
+    fn ema_keys_drop_dots() {
+        assert_eq!(ema_key("input_blocks.0.0.weight"), "model_ema.diffusion_modelinput_blocks00weight");
+        assert_eq!(
+            ema_key("input_blocks.8.1.attentionpool2D.qkv_proj.weight"),
+            "model_ema.diffusion_modelinput_blocks81attentionpool2Dqkv_projweight"
+        );
+    }
+
+    #[test]
+    fn identifies_models_by_keys() {
+        assert_eq!(identify(["model_ema.diffusion_modelout2weight"]), CheckpointKind::Ldznet);
+        assert_eq!(identify(["model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.encoder.conv_in.weight"]), CheckpointKind::SdV1);
+        assert_eq!(identify(["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"]), CheckpointKind::SdV2);
+        assert_eq!(identify(["conditioner.embedders.0.transformer.text_model.x"]), CheckpointKind::Sdxl);
+        assert_eq!(identify(["first_stage_model.encoder.conv_in.weight"]), CheckpointKind::LdmParts);
+        assert_eq!(identify(["foo"]), CheckpointKind::Unknown);
+    }
+}

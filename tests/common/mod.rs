@@ -1,0 +1,153 @@
+//! Shared helpers of the integration tests: the fixtures directory, golden io files and the
+//! parity comparison.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use safetensors::{Dtype, SafeTensors};
+
+/// `LDZMASK_FIXTURES` or `tests/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    match std::env::var_os("LDZMASK_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"),
+    }
+}
+
+/// A golden tensor: shape and values (ints widened to f64 exactly for int64 ids/timesteps).
+#[derive(Debug, Clone)]
+pub struct Golden {
+    pub shape: Vec<usize>,
+    pub f32: Vec<f32>,
+    pub i64: Vec<i64>,
+}
+
+/// All tensors of an `io.safetensors`.
+pub struct Io {
+    pub tensors: HashMap<String, Golden>,
+}
+
+impl Io {
+    pub fn open(path: &Path) -> Io {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let st = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("bad safetensors {}: {e}", path.display()));
+        let mut tensors = HashMap::new();
+        for (name, view) in st.tensors() {
+            let data = view.data();
+            let (f, i) = match view.dtype() {
+                Dtype::F32 => (
+                    data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                    Vec::new(),
+                ),
+                Dtype::I64 => {
+                    let ints: Vec<i64> = data
+                        .chunks_exact(8)
+                        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                        .collect();
+                    (ints.iter().map(|&x| x as f32).collect(), ints)
+                }
+                Dtype::I32 => {
+                    let ints: Vec<i64> = data
+                        .chunks_exact(4)
+                        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
+                        .collect();
+                    (ints.iter().map(|&x| x as f32).collect(), ints)
+                }
+                other => panic!("{name}: unsupported dtype {other:?}"),
+            };
+            tensors.insert(name, Golden { shape: view.shape().to_vec(), f32: f, i64: i });
+        }
+        Io { tensors }
+    }
+
+    pub fn get(&self, name: &str) -> &Golden {
+        self.tensors.get(name).unwrap_or_else(|| panic!("io tensor `{name}` missing"))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    pub fn tensor<const D: usize>(&self, name: &str, device: &Device) -> Tensor<D> {
+        let g = self.get(name);
+        Tensor::from_data(TensorData::new(g.f32.clone(), g.shape.clone()), device)
+    }
+
+    pub fn int_tensor<const D: usize>(&self, name: &str, device: &Device) -> Tensor<D, Int> {
+        let g = self.get(name);
+        Tensor::from_data(TensorData::new(g.i64.clone(), g.shape.clone()), device)
+    }
+
+    /// Case names (`case0`, `case1`, …) that have `suffix`.
+    pub fn cases(&self, suffix: &str) -> Vec<String> {
+        let mut cases: Vec<String> = self
+            .tensors
+            .keys()
+            .filter_map(|k| k.strip_suffix(&format!(".{suffix}")).map(str::to_string))
+            .filter(|c| !c.contains('.'))
+            .collect();
+        cases.sort();
+        cases
+    }
+}
+
+/// Collects comparison results and fails at the end with every excess listed.
+#[derive(Default)]
+pub struct Report {
+    pub failures: Vec<String>,
+    pub checked: usize,
+}
+
+impl Report {
+    /// Compares with `|a-e| <= 1e-4*max|e| + 1e-5` and prints the max error.
+    pub fn check<const D: usize>(&mut self, label: &str, got: Tensor<D>, expected: &Golden) {
+        let got_shape = got.dims().to_vec();
+        let values: Vec<f32> = got.into_data().convert::<f32>().to_vec().unwrap_or_default();
+        self.check_values(label, &got_shape, &values, expected);
+    }
+
+    pub fn check_values(&mut self, label: &str, got_shape: &[usize], values: &[f32], expected: &Golden) {
+        self.checked += 1;
+        if got_shape != expected.shape.as_slice() {
+            let msg = format!("{label}: shape {got_shape:?}, expected {:?}", expected.shape);
+            println!("FAIL {msg}");
+            self.failures.push(msg);
+            return;
+        }
+        let max_e = expected.f32.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let tol = 1e-4 * max_e + 1e-5;
+        let mut err = 0f32;
+        for (a, e) in values.iter().zip(&expected.f32) {
+            let d = (a - e).abs();
+            if d.is_nan() || d > err {
+                err = if d.is_nan() { f32::INFINITY } else { d };
+            }
+        }
+        let ok = err <= tol;
+        println!("{} {label}: max |a-e| = {err:.3e} (tolerance {tol:.3e}, max|e| = {max_e:.3e})", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            self.failures.push(format!("{label}: max error {err:.3e} > {tol:.3e}"));
+        }
+    }
+
+    pub fn fail(&mut self, msg: String) {
+        println!("FAIL {msg}");
+        self.failures.push(msg);
+    }
+
+    pub fn finish(self, what: &str) {
+        assert!(self.checked > 0, "{what}: nothing was checked");
+        assert!(self.failures.is_empty(), "{what}: {} failure(s):\n{}", self.failures.len(), self.failures.join("\n"));
+        println!("{what}: {} tensors within tolerance", self.checked);
+    }
+}
+
+/// Reads a component's `config.json`.
+pub fn config(dir: &Path) -> serde_json::Value {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad json {}: {e}", path.display()))
+}
