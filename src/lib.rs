@@ -10,3 +10,8 @@ pub mod model;
 pub mod preprocess;
 pub mod tokenizer;
 pub mod weights;
+pub mod app;
+pub mod discovery;
+pub mod imageio;
+pub mod mask;
+pub mod pipeline;

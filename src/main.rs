@@ -1,6 +1,75 @@
-//! `ldzmask` command line.
+//! `ldzmask` command line: no subcommand opens the app; `segment` and `weights` work headless.
 
-fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    println!("ldzmask {}", env!("CARGO_PKG_VERSION"));
+mod cli;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use ldzmask::device::DeviceChoice;
+
+/// Text-based masking for inpainting with LD-ZNet.
+#[derive(Debug, Parser)]
+#[command(name = "ldzmask", version, about, long_about = None)]
+struct Cli {
+    /// Image to open in the app.
+    image: Option<PathBuf>,
+
+    /// Weights folder or file (default: LDZMASK_WEIGHTS, then weights/ next to the program, in
+    /// the working directory, and in the user data folder).
+    #[arg(long, global = true, value_name = "PATH")]
+    weights: Option<PathBuf>,
+
+    /// Compute device: auto (a hardware GPU if present, else CPU), cpu or gpu (default:
+    /// LDZMASK_DEVICE, else auto).
+    #[arg(long, global = true, value_name = "DEVICE")]
+    device: Option<DeviceChoice>,
+
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a mask PNG per phrase for one image or a folder of images.
+    Segment(cli::segment::SegmentArgs),
+    /// Check, convert or download the weights.
+    #[command(subcommand)]
+    Weights(cli::weights::WeightsCommand),
+    /// Time each stage of one full-size forward pass (random weights) and report peak memory.
+    Bench(cli::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn,ldzmask=info",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let device = match DeviceChoice::resolve(cli.device) {
+        Ok(device) => device,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Segment(args)) => cli::segment::run(args, cli.weights.as_deref(), device),
+        Some(Command::Weights(cmd)) => cli::weights::run(cmd, cli.weights.as_deref()),
+        Some(Command::Bench(args)) => cli::bench::run(args, cli.weights.as_deref(), device),
+        None => cli::app::run(cli.image, cli.weights, device),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -118,6 +118,27 @@ impl Draws {
     }
 }
 
+/// Where the random draws of a run come from.
+#[derive(Debug, Clone)]
+pub enum Randomness {
+    /// Drawn per phrase from a generator seeded with `seed`, as `mode` says.
+    Seeded {
+        /// Deterministic preset or the official distribution.
+        mode: Mode,
+        /// Generator seed.
+        seed: u64,
+    },
+    /// Given explicitly (the same for every phrase): reproduces a recorded run.
+    Fixed(Draws),
+}
+
+impl Randomness {
+    /// Seeded draws.
+    pub fn seeded(mode: Mode, seed: u64) -> Self {
+        Self::Seeded { mode, seed }
+    }
+}
+
 /// Errors of segmentation.
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
@@ -127,6 +148,12 @@ pub enum SegmentError {
     /// The phrase cannot be tokenized.
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    /// Injected noise of the wrong size.
+    #[error("the given noise does not fit this image's latent ({expected} values expected)")]
+    DrawShape {
+        /// Latent element count.
+        expected: usize,
+    },
     /// An empty phrase.
     #[error("the phrase is empty: type what to mask, e.g. \"the red hat\"")]
     EmptyPhrase,
@@ -232,7 +259,10 @@ impl Segmenter {
         progress(1, 4, "CLIP text encoder");
         let (clip, _) = weights.load_clip(&configs.clip, device)?;
         progress(2, 4, "SD UNet");
-        let (sd_unet, _) = weights.load_sd_unet(&configs.sd_unet, device)?;
+        // Only the blocks up to the last feature LD-ZNet reads are built and loaded.
+        let last_feature = configs.ldznet_unet.ldznet_feature_indices().into_iter().max().unwrap_or(0);
+        let sd_config = configs.sd_unet.truncated_after_feature(last_feature);
+        let (sd_unet, _) = weights.load_sd_unet(&sd_config, device)?;
         progress(3, 4, "LD-ZNet UNet");
         let (ldznet, _) = weights.load_ldznet_unet(&configs.ldznet_unet, device)?;
         progress(4, 4, "ready");
@@ -286,8 +316,7 @@ impl Segmenter {
     }
 
     /// Segments `phrases` in `image`: one probability map per phrase at the image's size.
-    /// `seed` seeds the generator of the random draws (see [`Mode`]).
-    pub fn segment(&mut self, image: &RgbImage, phrases: &[&str], mode: Mode, seed: u64) -> Result<Vec<PhraseMask>, SegmentError> {
+    pub fn segment(&mut self, image: &RgbImage, phrases: &[&str], randomness: &Randomness) -> Result<Vec<PhraseMask>, SegmentError> {
         let expected = image.width as usize * image.height as usize * 3;
         if image.pixels.len() != expected {
             return Err(SegmentError::BadBuffer { len: image.pixels.len(), expected, width: image.width, height: image.height });
@@ -311,10 +340,20 @@ impl Segmenter {
         let posterior = cached.posterior.clone();
         let vae_time = if fresh { sync_elapsed(&self.device, start) } else { Duration::ZERO };
         let latent_len = posterior.mean.shape().num_elements();
-        let mut rng = StdRng::seed_from_u64(seed);
+        let mut rng = match randomness {
+            Randomness::Seeded { seed, .. } => StdRng::seed_from_u64(*seed),
+            Randomness::Fixed(_) => StdRng::seed_from_u64(0),
+        };
         let mut out = Vec::with_capacity(phrases.len());
         for (i, phrase) in phrases.iter().enumerate() {
-            let draws = Draws::sample(mode, &mut rng, latent_len);
+            let draws = match randomness {
+                Randomness::Seeded { mode, .. } => Draws::sample(*mode, &mut rng, latent_len),
+                Randomness::Fixed(draws) => draws.clone(),
+            };
+            let wrong_len = |v: &[f32]| v.len() != latent_len;
+            if wrong_len(&draws.noise_sd) || draws.posterior_noise.as_deref().is_some_and(wrong_len) {
+                return Err(SegmentError::DrawShape { expected: latent_len });
+            }
             let (logits, prompt, mut timings) = self.logits_with_draws(&posterior, phrase, &draws)?;
             timings.vae = if i == 0 { vae_time } else { Duration::ZERO };
             let post_start = Instant::now();

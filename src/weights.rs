@@ -65,6 +65,71 @@ use crate::model::clip::{CLIPTextConfig, CLIPTextTransformer};
 use crate::model::unet::{UNetModel, UNetModelConfig};
 use crate::model::vae::{VaeEncoder, VaeEncoderConfig};
 
+/// Keys of SD v1 / LD-ZNet checkpoints that inference deliberately does not read, with why.
+/// A key matches when it starts with the pattern (or equals it).
+pub const IGNORED_KEYS: &[(&str, &str)] = &[
+    ("first_stage_model.decoder.", "VAE decoder: LD-ZNet only encodes"),
+    ("first_stage_model.post_quant_conv.", "VAE decoder input"),
+    ("cond_stage_model.transformer.text_model.embeddings.position_ids", "CLIP position ids: always 0..77"),
+    ("model_ema.decay", "EMA bookkeeping"),
+    ("model_ema.num_updates", "EMA bookkeeping"),
+    ("betas", "noise schedule: recomputed"),
+    ("alphas_cumprod", "noise schedule: recomputed"),
+    ("alphas_cumprod_prev", "noise schedule: recomputed"),
+    ("sqrt_alphas_cumprod", "noise schedule: recomputed"),
+    ("sqrt_one_minus_alphas_cumprod", "noise schedule: recomputed"),
+    ("log_one_minus_alphas_cumprod", "noise schedule: recomputed"),
+    ("sqrt_recip_alphas_cumprod", "noise schedule: recomputed"),
+    ("sqrt_recipm1_alphas_cumprod", "noise schedule: recomputed"),
+    ("posterior_variance", "noise schedule: recomputed"),
+    ("posterior_log_variance_clipped", "noise schedule: recomputed"),
+    ("posterior_mean_coef1", "noise schedule: recomputed"),
+    ("posterior_mean_coef2", "noise schedule: recomputed"),
+    ("logvar", "training-only loss weights"),
+    ("sd_features_stage_model.model.betas", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.alphas_cumprod", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.alphas_cumprod_prev", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.sqrt_alphas_cumprod", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.sqrt_one_minus_alphas_cumprod", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.log_one_minus_alphas_cumprod", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.sqrt_recip_alphas_cumprod", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.sqrt_recipm1_alphas_cumprod", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.posterior_variance", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.posterior_log_variance_clipped", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.posterior_mean_coef1", "noise schedule: recomputed"),
+    ("sd_features_stage_model.model.posterior_mean_coef2", "noise schedule: recomputed"),
+];
+
+/// Why an unread key is not needed, from [`IGNORED_KEYS`] and the source rules: `None` for a
+/// key that no rule explains (which would be a loader bug or a foreign file).
+pub fn ignored_reason(key: &str, kind: CheckpointKind) -> Option<&'static str> {
+    if let Some((_, why)) = IGNORED_KEYS.iter().find(|(p, _)| key == *p || (p.ends_with('.') && key.starts_with(p))) {
+        return Some(why);
+    }
+    let unet_after_features = |rest: &str| {
+        rest.starts_with("out.")
+            || rest
+                .strip_prefix("output_blocks.")
+                .and_then(|r| r.split('.').next())
+                .and_then(|i| i.parse::<usize>().ok())
+                .is_some()
+    };
+    match kind {
+        CheckpointKind::SdV1 if key.starts_with("model_ema.") => Some("SD EMA weights: the official feature UNet uses the non-EMA ones"),
+        CheckpointKind::Ldznet if key.starts_with(UNET_PREFIX) => Some("raw LD-ZNet UNet: replaced by its EMA copy"),
+        _ if key.starts_with(SD_IN_LDZNET_PREFIX) || key.starts_with(UNET_PREFIX) => {
+            let rest = key.strip_prefix(SD_IN_LDZNET_PREFIX).or_else(|| key.strip_prefix(UNET_PREFIX)).unwrap_or(key);
+            if unet_after_features(rest) {
+                Some("SD UNet after the last feature LD-ZNet reads (or a second copy of it)")
+            } else {
+                Some("second copy of the SD UNet: the LD-ZNet file's copy is used")
+            }
+        }
+        _ if key.starts_with(VAE_PREFIX) || key.starts_with(CLIP_PREFIXES[1]) => Some("second copy of the VAE/CLIP: the first file's copy is used"),
+        _ => None,
+    }
+}
+
 /// How many key names an error message lists before it says "and N more".
 const LISTED_KEYS: usize = 12;
 
@@ -249,6 +314,8 @@ pub struct Checkpoint {
     path: PathBuf,
     tensors: BTreeMap<String, PackTensor>,
     kind: CheckpointKind,
+    /// An ldzmask bundle (`weights convert`): its LD-ZNet UNet already holds the EMA weights.
+    bundle: bool,
 }
 
 impl fmt::Debug for Checkpoint {
@@ -404,8 +471,28 @@ impl Checkpoint {
             return Err(format_err("the file contains no tensors".into()));
         }
         let kind = identify(tensors.keys().map(String::as_str));
-        log::info!("opened {} ({} tensors): {kind}", path.display(), tensors.len());
-        Ok(Self { path: path.to_path_buf(), tensors, kind })
+        let bundle = bundle_metadata(path).is_some();
+        log::info!("opened {} ({} tensors): {kind}{}", path.display(), tensors.len(), if bundle { " (ldzmask bundle)" } else { "" });
+        Ok(Self { path: path.to_path_buf(), tensors, kind, bundle })
+    }
+
+    /// A checkpoint known only by its layout (key, shape, dtype) — no tensor data; used to
+    /// check key plans against the full-size manifests without multi-GB files.
+    pub fn from_layout(path: impl Into<PathBuf>, entries: impl IntoIterator<Item = (String, Vec<usize>, DType)>) -> Self {
+        let path = path.into();
+        let tensors: BTreeMap<String, PackTensor> = entries
+            .into_iter()
+            .map(|(name, shape, dtype)| {
+                let len = shape.iter().product::<usize>() * dtype.size();
+                let missing = name.clone();
+                let tensor = PackTensor::deferred(name.clone(), dtype, shape, None, len, move || {
+                    Err(burn::store::burn_pack::Error::TensorNotFound(format!("`{missing}` is a layout entry without data")))
+                });
+                (name, tensor)
+            })
+            .collect();
+        let kind = identify(tensors.keys().map(String::as_str));
+        Self { path, tensors, kind, bundle: false }
     }
 
     /// File path.
@@ -416,6 +503,11 @@ impl Checkpoint {
     /// What the file was identified as.
     pub fn kind(&self) -> CheckpointKind {
         self.kind
+    }
+
+    /// Whether this is an ldzmask bundle.
+    pub fn is_bundle(&self) -> bool {
+        self.bundle
     }
 
     /// All keys, sorted.
@@ -663,7 +755,7 @@ impl WeightFiles {
         if !problems.is_empty() {
             return Err(LoadError::Incomplete { network: network.name(), path: source.file.path.clone(), problems });
         }
-        if network == Network::LdznetUnet && ema_tensors < expected.len() {
+        if network == Network::LdznetUnet && ema_tensors < expected.len() && !source.file.bundle {
             log::warn!(
                 "{}: {} of {} LD-ZNet UNet tensors have no EMA copy (`model_ema.*`); using the raw weights for those — the official inference uses EMA weights",
                 source.file.path.display(),
@@ -849,5 +941,186 @@ mod tests {
         assert_eq!(identify(["conditioner.embedders.0.transformer.text_model.x"]), CheckpointKind::Sdxl);
         assert_eq!(identify(["first_stage_model.encoder.conv_in.weight"]), CheckpointKind::LdmParts);
         assert_eq!(identify(["foo"]), CheckpointKind::Unknown);
+    }
+}
+
+/// Bundle key prefix of each network: the names of a combined LD-ZNet (`LatentSeg`) checkpoint,
+/// so a bundle is read by the same rules as the official files.
+fn bundle_prefix(network: Network) -> &'static str {
+    match network {
+        Network::Vae => VAE_PREFIX,
+        Network::Clip => CLIP_PREFIXES[0],
+        Network::SdUnet => SD_IN_LDZNET_PREFIX,
+        Network::LdznetUnet => UNET_PREFIX,
+    }
+}
+
+/// Precision of a converted bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundlePrecision {
+    /// Half precision (default: half the size, outputs within f16 precision).
+    F16,
+    /// Full precision (outputs identical to the original files).
+    F32,
+}
+
+/// One tensor of a bundle: where it comes from and its bundle name.
+#[derive(Debug, Clone)]
+pub struct BundleEntry {
+    /// Name in the bundle.
+    pub name: String,
+    /// Index into [`WeightFiles::files`].
+    pub file: usize,
+    /// Key in that file.
+    pub source_key: String,
+    /// Shape.
+    pub shape: Vec<usize>,
+}
+
+impl WeightFiles {
+    /// The tensors a bundle holds for these networks: each network's expected keys resolved by
+    /// the loading rules (EMA preferred for LD-ZNet), renamed to the bundle's names.
+    pub fn bundle_plan(&self, modules: &[(Network, Vec<ExpectedParam>)]) -> Result<Vec<BundleEntry>, LoadError> {
+        let (plan, _) = self.key_plan(modules)?;
+        let mut entries = Vec::new();
+        for ((network, keys), (_, expected)) in plan.iter().zip(modules) {
+            for (source_key, param) in keys.iter().zip(expected) {
+                let file = self
+                    .files
+                    .iter()
+                    .position(|f| f.tensor(source_key).is_some())
+                    .ok_or_else(|| LoadError::Apply { network: network.name(), details: format!("`{source_key}` vanished") })?;
+                entries.push(BundleEntry {
+                    name: format!("{}{}", bundle_prefix(*network), param.key),
+                    file,
+                    source_key: source_key.clone(),
+                    shape: param.shape.clone(),
+                });
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Streams `plan` into a safetensors bundle at `out` (written to a temporary file, then
+    /// renamed): one tensor in memory at a time. `progress(done, total, name)` is called per
+    /// tensor.
+    pub fn write_bundle(
+        &self,
+        plan: &[BundleEntry],
+        precision: BundlePrecision,
+        metadata: BTreeMap<String, String>,
+        out: &Path,
+        progress: &mut dyn FnMut(usize, usize, &str),
+    ) -> Result<(), LoadError> {
+        let io = |source| LoadError::Io { path: out.to_path_buf(), source };
+        let tmp = out.with_extension("safetensors.partial");
+        let failure: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
+        let counter = std::cell::Cell::new(0usize);
+        let progress = std::cell::RefCell::new(progress);
+        let views: Vec<(String, BundleView<'_>)> = plan
+            .iter()
+            .map(|e| {
+                let view = BundleView {
+                    entry: e,
+                    tensor: self.files[e.file].tensor(&e.source_key),
+                    precision,
+                    failure: &failure,
+                    counter: &counter,
+                    total: plan.len(),
+                    progress: &progress,
+                };
+                (e.name.clone(), view)
+            })
+            .collect();
+        let mut meta: std::collections::HashMap<String, String> = metadata.into_iter().collect();
+        meta.insert(BUNDLE_FORMAT_KEY.into(), BUNDLE_FORMAT.into());
+        let written = safetensors::tensor::serialize_to_file(views, Some(meta), &tmp);
+        let failed = failure.borrow_mut().take();
+        if let Some(reason) = failed.or_else(|| written.err().map(|e| e.to_string())) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(LoadError::Format { path: out.to_path_buf(), reason: format!("conversion failed: {reason}") });
+        }
+        std::fs::rename(&tmp, out).map_err(io)?;
+        Ok(())
+    }
+}
+
+/// A tensor of the bundle being written: its bytes are read and converted only when the writer
+/// asks for them.
+struct BundleView<'a> {
+    entry: &'a BundleEntry,
+    tensor: Option<&'a PackTensor>,
+    precision: BundlePrecision,
+    failure: &'a std::cell::RefCell<Option<String>>,
+    counter: &'a std::cell::Cell<usize>,
+    total: usize,
+    progress: &'a std::cell::RefCell<&'a mut dyn FnMut(usize, usize, &str)>,
+}
+
+impl BundleView<'_> {
+    fn elements(&self) -> usize {
+        self.entry.shape.iter().product()
+    }
+
+    fn convert(&self) -> Result<Vec<u8>, String> {
+        let tensor = self.tensor.ok_or_else(|| format!("`{}` is missing", self.entry.source_key))?;
+        let bytes = tensor.to_bytes().map_err(|e| format!("reading `{}`: {e:?}", self.entry.source_key))?;
+        let bytes: &[u8] = &bytes;
+        let values: Vec<f32> = match tensor.dtype {
+            DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            DType::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::F64 => bytes
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .collect(),
+            other => return Err(format!("`{}` has dtype {other:?}, expected a float tensor", self.entry.source_key)),
+        };
+        if values.len() != self.elements() {
+            return Err(format!("`{}` holds {} values, expected {}", self.entry.source_key, values.len(), self.elements()));
+        }
+        Ok(match self.precision {
+            BundlePrecision::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            BundlePrecision::F16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+        })
+    }
+}
+
+impl safetensors::View for BundleView<'_> {
+    fn dtype(&self) -> safetensors::Dtype {
+        match self.precision {
+            BundlePrecision::F16 => safetensors::Dtype::F16,
+            BundlePrecision::F32 => safetensors::Dtype::F32,
+        }
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.entry.shape
+    }
+
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        let done = self.counter.get() + 1;
+        self.counter.set(done);
+        (self.progress.borrow_mut())(done, self.total, &self.entry.name);
+        if self.failure.borrow().is_some() {
+            return std::borrow::Cow::Owned(vec![0; self.data_len()]);
+        }
+        match self.convert() {
+            Ok(bytes) => std::borrow::Cow::Owned(bytes),
+            Err(reason) => {
+                // The writer cannot fail from here: remember the error, keep the declared length,
+                // and let `write_bundle` delete the partial file.
+                *self.failure.borrow_mut() = Some(reason);
+                std::borrow::Cow::Owned(vec![0; self.data_len()])
+            }
+        }
+    }
+
+    fn data_len(&self) -> usize {
+        self.elements()
+            * match self.precision {
+                BundlePrecision::F16 => 2,
+                BundlePrecision::F32 => 4,
+            }
     }
 }

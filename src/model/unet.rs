@@ -55,6 +55,10 @@ pub struct UNetModelConfig {
     /// LD-ZNet head: `out` ends with SiLU and the ×8 `final` head follows.
     #[config(default = false)]
     pub ldznet_head: bool,
+    /// Build only the first N output blocks and no `out` head (the SD feature UNet stops after
+    /// the last feature LD-ZNet reads); `None` builds the whole UNet.
+    #[config(default = "None")]
+    pub keep_output_blocks: Option<usize>,
 }
 
 impl UNetModelConfig {
@@ -74,6 +78,58 @@ impl UNetModelConfig {
     /// Width of the time embedding (`4 * model_channels`).
     pub fn time_embed_dim(&self) -> usize {
         4 * self.model_channels
+    }
+
+    /// The block of each SpatialTransformer, in feature order (`input_blocks.1`, …,
+    /// `middle_block`, `output_blocks.0`, …).
+    pub fn transformer_blocks(&self) -> Vec<String> {
+        let mut blocks = Vec::new();
+        let mut index = 1;
+        let mut ds = 1;
+        for level in 0..self.channel_mult.len() {
+            for _ in 0..self.num_res_blocks {
+                if self.attention_resolutions.contains(&ds) {
+                    blocks.push(format!("input_blocks.{index}"));
+                }
+                index += 1;
+            }
+            if level + 1 != self.channel_mult.len() {
+                index += 1;
+                ds *= 2;
+            }
+        }
+        blocks.push("middle_block".to_string());
+        let mut index = 0;
+        for level in (0..self.channel_mult.len()).rev() {
+            for i in 0..=self.num_res_blocks {
+                if self.attention_resolutions.contains(&ds) {
+                    blocks.push(format!("output_blocks.{index}"));
+                }
+                if level > 0 && i == self.num_res_blocks {
+                    ds /= 2;
+                }
+                index += 1;
+            }
+        }
+        blocks
+    }
+
+    /// Feature indices read by this config's LD-ZNet transformers.
+    pub fn ldznet_feature_indices(&self) -> Vec<usize> {
+        let blocks = self.transformer_blocks();
+        self.ldznet_sites.iter().filter_map(|s| blocks.iter().position(|b| *b == s.block)).collect()
+    }
+
+    /// This config built only up to the block that yields feature `last_feature` (no later
+    /// output blocks, no `out`): all that is needed to feed LD-ZNet.
+    pub fn truncated_after_feature(&self, last_feature: usize) -> Self {
+        let blocks = self.transformer_blocks();
+        let keep = blocks
+            .get(last_feature)
+            .and_then(|b| b.strip_prefix("output_blocks."))
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or(0, |i| i + 1);
+        self.clone().with_keep_output_blocks(Some(keep))
     }
 
     fn pool_at(&self, block: &str) -> Option<usize> {
@@ -119,8 +175,12 @@ impl UNetModelConfig {
             UNetLayer::ResBlock(ResBlock::new(ch, ch, ted, device)),
         ];
         let mut output_blocks = Vec::new();
+        let keep = self.keep_output_blocks.unwrap_or(usize::MAX);
         for (level, &mult) in self.channel_mult.iter().enumerate().rev() {
             for i in 0..=self.num_res_blocks {
+                if output_blocks.len() >= keep {
+                    break;
+                }
                 let name = format!("output_blocks.{}", output_blocks.len());
                 let skip_ch = input_block_chans.pop().unwrap_or(mc);
                 let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(ch + skip_ch, mc * mult, ted, device))];
@@ -143,11 +203,11 @@ impl UNetModelConfig {
             input_blocks,
             middle_block,
             output_blocks,
-            out: OutHead {
+            out: self.keep_output_blocks.is_none().then(|| OutHead {
                 norm: group_norm(ch, UNET_GROUP_NORM_EPS, device),
                 conv: conv3x3(mc, self.out_channels, device),
                 silu_after: self.ldznet_head,
-            },
+            }),
             final_head: self.ldznet_head.then(|| FinalHead::new(self.out_channels, device)),
             model_channels: mc,
         }
@@ -259,8 +319,8 @@ pub struct UNetModel {
     pub middle_block: Vec<UNetLayer>,
     /// `output_blocks.N.M`.
     pub output_blocks: Vec<Vec<UNetLayer>>,
-    /// `out`.
-    pub out: OutHead,
+    /// `out` (absent in a truncated feature UNet).
+    pub out: Option<OutHead>,
     /// LD-ZNet `final` (×8 upsampling head).
     pub final_head: Option<FinalHead>,
     /// Base width (for the timestep embedding).
@@ -383,7 +443,7 @@ impl UNetModel {
             h = out;
         }
         UNetFeatures {
-            eps: Some(self.out_forward(h)),
+            eps: self.out.as_ref().map(|_| self.out_forward(h)),
             features,
         }
     }
@@ -425,7 +485,8 @@ impl UNetModel {
     }
 
     fn out_forward(&self, h: Tensor<4>) -> Tensor<4> {
-        let out = self.out.conv.forward(silu(self.out.norm.forward(h)));
-        if self.out.silu_after { silu(out) } else { out }
+        let Some(head) = &self.out else { return h };
+        let out = head.conv.forward(silu(head.norm.forward(h)));
+        if head.silu_after { silu(out) } else { out }
     }
 }

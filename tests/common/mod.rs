@@ -151,3 +151,32 @@ pub fn config(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad json {}: {e}", path.display()))
 }
+
+/// A weights folder for the tiny `pipeline` fixture: its weights file plus an
+/// `ldzmask-config.json` written from its `config.json` (resize rule: 80² area, multiples of
+/// 32, which maps the fixture's 64×64 and 96×64 images to themselves).
+pub fn tiny_weights_dir(name: &str) -> PathBuf {
+    let src = fixtures_dir().join("pipeline");
+    let dir = std::env::temp_dir().join(format!("ldzmask-tiny-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    std::fs::copy(src.join("weights.safetensors"), dir.join("weights.safetensors")).expect("copy weights");
+    let cfg = config(&src);
+    let configs = ldzmask::model::configs::ModelConfigs::from_json(&cfg).expect("pipeline configs");
+    let preprocess = ldzmask::pipeline::PreprocessConfig { target_side: 80, multiple: 32 };
+    ldzmask::discovery::write_config_file(&dir, &configs, &preprocess).expect("write config");
+    dir
+}
+
+/// Writes an `[1, 3, H, W]` image tensor in [-1, 1] as an 8-bit PNG (rounded).
+pub fn write_png_from_tensor(golden: &Golden, path: &Path) {
+    let (h, w) = (golden.shape[2], golden.shape[3]);
+    let mut pixels = vec![0u8; h * w * 3];
+    for c in 0..3 {
+        for i in 0..h * w {
+            let v = (golden.f32[c * h * w + i] + 1.0) / 2.0 * 255.0;
+            pixels[i * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    image::RgbImage::from_raw(w as u32, h as u32, pixels).expect("size").save(path).expect("write png");
+}

@@ -1,0 +1,242 @@
+//! `ldzmask segment`: mask PNGs for one image or a folder, one per phrase.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::bail;
+use image::DynamicImage;
+use ldzmask::device::DeviceChoice;
+use ldzmask::imageio::load_image;
+use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
+use ldzmask::mask::MaskBuf;
+use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness};
+
+/// Arguments of `ldzmask segment`.
+#[derive(Debug, clap::Args)]
+pub struct SegmentArgs {
+    /// Image to segment (PNG, JPEG or WebP).
+    #[arg(long, value_name = "PATH", required_unless_present = "input_dir", conflicts_with = "input_dir")]
+    pub image: Option<PathBuf>,
+    /// Segment every image of this folder instead.
+    #[arg(long, value_name = "DIR")]
+    pub input_dir: Option<PathBuf>,
+    /// What to mask; repeat for several masks (one file per phrase).
+    #[arg(long = "phrase", value_name = "TEXT", required = true)]
+    pub phrases: Vec<String>,
+    /// Output file (one image); with several phrases each file gets `-<phrase>` before `.png`.
+    #[arg(long, value_name = "PATH", conflicts_with = "out_dir")]
+    pub out: Option<PathBuf>,
+    /// Output folder: `<image>-<phrase>.png` (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Probability at which a pixel is in the binary mask.
+    #[arg(long, default_value_t = 0.5, value_name = "P")]
+    pub threshold: f32,
+    /// Write the soft 8-bit probability map instead of a binary mask.
+    #[arg(long)]
+    pub soft: bool,
+    /// Also write an RGBA cut-out (`…-cutout.png`): the image with the mask as alpha.
+    #[arg(long)]
+    pub cutout: bool,
+    /// `deterministic` (stable masks: template 0, posterior mean, t = 400) or `official`
+    /// (the random draws of the official inference).
+    #[arg(long, default_value = "deterministic", value_name = "MODE")]
+    pub mode: Mode,
+    /// Seed of the random draws.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Reproduce a recorded run: a safetensors file with `template_index`, `posterior_noise`,
+    /// `t_sd` and `noise_sd` (e.g. dumped from the official PyTorch code), optionally with a
+    /// key prefix given as `FILE:PREFIX` (e.g. `io.safetensors:case0.`).
+    #[arg(long, value_name = "FILE[:PREFIX]")]
+    pub draws: Option<String>,
+    /// Replace existing output files.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
+
+/// Runs the command; exit code 1 when any image failed.
+pub fn run(args: SegmentArgs, weights: Option<&Path>, device: DeviceChoice) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.threshold) {
+        bail!("--threshold must be between 0 and 1 (got {})", args.threshold);
+    }
+    if let Some(p) = args.phrases.iter().find(|p| p.trim().is_empty()) {
+        bail!("--phrase {p:?} is empty: say what to mask, e.g. --phrase \"the red hat\"");
+    }
+    if args.out.is_none() && args.out_dir.is_none() {
+        bail!("say where to write the masks: --out PATH (one image) or --out-dir DIR");
+    }
+    if args.input_dir.is_some() && args.out.is_some() {
+        bail!("--input-dir writes several files: use --out-dir instead of --out");
+    }
+    let images = match (&args.image, &args.input_dir) {
+        (Some(image), _) => vec![image.clone()],
+        (None, Some(dir)) => list_images(dir)?,
+        (None, None) => bail!("give --image PATH or --input-dir DIR"),
+    };
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
+    let randomness = match &args.draws {
+        Some(spec) => Randomness::Fixed(read_draws(spec)?),
+        None => Randomness::seeded(args.mode, args.seed),
+    };
+    let (mut segmenter, _, _) = super::load_segmenter(weights, device)?;
+    let phrases: Vec<&str> = args.phrases.iter().map(String::as_str).collect();
+    let mut failed = 0;
+    for (i, path) in images.iter().enumerate() {
+        eprintln!("[{}/{}] {}", i + 1, images.len(), path.display());
+        let result = load_image(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|loaded| {
+                let masks = segmenter.segment(&loaded.rgb, &phrases, &randomness)?;
+                let image = image::RgbaImage::from_raw(loaded.rgb.width, loaded.rgb.height, loaded.rgba)
+                    .map(DynamicImage::ImageRgba8)
+                    .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
+                for mask in &masks {
+                    write_outputs(&args, path, &image, mask)?;
+                }
+                Ok(masks)
+            });
+        match result {
+            Ok(masks) => {
+                for m in masks {
+                    let t = m.timings;
+                    log::info!(
+                        "{:?}: VAE {:.0} ms, CLIP {:.0} ms, SD UNet {:.0} ms, LD-ZNet {:.0} ms",
+                        m.phrase,
+                        t.vae.as_secs_f64() * 1e3,
+                        t.clip.as_secs_f64() * 1e3,
+                        t.sd_unet.as_secs_f64() * 1e3,
+                        t.ldznet.as_secs_f64() * 1e3
+                    );
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e:#}", path.display());
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} image(s) failed", images.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads injected draws from `FILE[:PREFIX]`.
+fn read_draws(spec: &str) -> anyhow::Result<Draws> {
+    let (file, prefix) = match spec.rsplit_once(':') {
+        Some((f, p)) if Path::new(f).exists() => (f, p),
+        _ => (spec, ""),
+    };
+    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read --draws {file}: {e}"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("--draws {file}: {e}"))?;
+    let get = |name: &str| {
+        st.tensor(&format!("{prefix}{name}"))
+            .map_err(|_| anyhow::anyhow!("--draws {file}: tensor `{prefix}{name}` missing"))
+    };
+    let floats = |name: &str| -> anyhow::Result<Vec<f32>> {
+        let t = get(name)?;
+        anyhow::ensure!(t.dtype() == safetensors::Dtype::F32, "--draws: `{prefix}{name}` must be float32");
+        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    };
+    let int = |name: &str| -> anyhow::Result<i64> {
+        let t = get(name)?;
+        let d = t.data();
+        anyhow::ensure!(t.dtype() == safetensors::Dtype::I64 && d.len() >= 8, "--draws: `{prefix}{name}` must be int64");
+        Ok(i64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]))
+    };
+    Ok(Draws {
+        template_index: usize::try_from(int("template_index")?).unwrap_or(0),
+        posterior_noise: Some(floats("posterior_noise")?),
+        t_sd: int("t_sd")?,
+        noise_sd: floats("noise_sd")?,
+    })
+}
+
+fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?;
+    let mut images: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    images.sort();
+    if images.is_empty() {
+        bail!("{} holds no PNG, JPEG or WebP image", dir.display());
+    }
+    Ok(images)
+}
+
+/// A file-name-safe version of a phrase: lower-case letters and digits, `-` between words.
+pub fn slug(phrase: &str) -> String {
+    let mut out = String::new();
+    for c in phrase.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out.trim_end_matches('-').chars().take(60).collect::<String>();
+    if out.is_empty() { "mask".to_string() } else { out }
+}
+
+fn output_path(args: &SegmentArgs, image: &Path, phrase: &str, suffix: &str) -> PathBuf {
+    let several = args.phrases.len() > 1;
+    match (&args.out, &args.out_dir) {
+        (Some(out), _) if !several && suffix.is_empty() => out.clone(),
+        (Some(out), _) => {
+            let stem = out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "mask".into());
+            let name = if several { format!("{stem}-{}{suffix}.png", slug(phrase)) } else { format!("{stem}{suffix}.png") };
+            out.with_file_name(name)
+        }
+        (None, dir) => {
+            let stem = image.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
+            dir.clone().unwrap_or_default().join(format!("{stem}-{}{suffix}.png", slug(phrase)))
+        }
+    }
+}
+
+fn write_outputs(args: &SegmentArgs, image_path: &Path, image: &DynamicImage, mask: &PhraseMask) -> anyhow::Result<()> {
+    let probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities.clone())?;
+    let output = if args.soft { probabilities } else { probabilities.threshold(args.threshold) };
+    let path = output_path(args, image_path, &mask.phrase, "");
+    if path == image_path {
+        bail!("refusing to write the mask over the input image {}", path.display());
+    }
+    if args.soft {
+        export_soft_png(&output, &path, args.overwrite)?;
+    } else {
+        export_binary_png(&output, &path, args.overwrite)?;
+    }
+    eprintln!("  {:?} → {}", mask.phrase, path.display());
+    if args.cutout {
+        let path = output_path(args, image_path, &mask.phrase, "-cutout");
+        export_cutout_png(image, &output, &path, args.overwrite)?;
+        eprintln!("  {:?} cut-out → {}", mask.phrase, path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs_are_file_name_safe() {
+        assert_eq!(slug("The Red Hat!"), "the-red-hat");
+        assert_eq!(slug("  a/b\\c  "), "a-b-c");
+        assert_eq!(slug("..."), "mask");
+        assert_eq!(slug("Zürich café"), "zürich-café");
+    }
+}

@@ -1,0 +1,202 @@
+//! `ldzmask weights …`: check what is there, convert to a bundle, download.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ldzmask::discovery::{self, FoundWeights, SearchLocation};
+use ldzmask::model::configs::ModelConfigs;
+use ldzmask::weights::{
+    expected_params, BundlePrecision, Checkpoint, CheckpointKind, Network, WeightFiles, BUNDLE_CONFIGS_KEY,
+    BUNDLE_PREPROCESS_KEY, BUNDLE_SOURCES_KEY,
+};
+
+/// `ldzmask weights` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum WeightsCommand {
+    /// Identify the checkpoint files and report what is present, missing or wrong.
+    Check {
+        /// Folder or file to check (default: the normal search order; see weights/README.md).
+        dir: Option<PathBuf>,
+    },
+    /// Write one safetensors bundle with exactly the tensors inference needs (fast to load).
+    Convert {
+        /// Output file (default: `ldzmask-bundle.safetensors` in the weights folder).
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+        /// Keep full precision (twice the size; outputs identical to the original files).
+        #[arg(long)]
+        f32: bool,
+        /// Replace an existing bundle.
+        #[arg(long)]
+        overwrite: bool,
+    },
+}
+
+/// Runs a `weights` subcommand.
+pub fn run(cmd: WeightsCommand, weights_flag: Option<&Path>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        WeightsCommand::Check { dir } => check(dir.as_deref().or(weights_flag)),
+        WeightsCommand::Convert { out, f32, overwrite } => convert(weights_flag, out, f32, overwrite),
+    }
+}
+
+/// The expected parameters of the four networks (modules are built lazily: no memory).
+pub fn expected_by_network(configs: &ModelConfigs) -> Vec<(Network, Vec<ldzmask::weights::ExpectedParam>)> {
+    let device = burn::tensor::Device::flex();
+    vec![
+        (Network::Vae, expected_params(&configs.vae.init(&device))),
+        (Network::Clip, expected_params(&configs.clip.init(&device))),
+        (Network::SdUnet, expected_params(&configs.sd_unet.init(&device))),
+        (Network::LdznetUnet, expected_params(&configs.ldznet_unet.init(&device))),
+    ]
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.2} GB", bytes as f64 / 1e9)
+    } else if bytes >= 1 << 20 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let found: FoundWeights = match dir {
+        Some(d) => {
+            let location = SearchLocation { path: d.to_path_buf(), origin: "the given path".into(), explicit: true };
+            if !d.exists() {
+                println!("{} does not exist.", d.display());
+                println!("See weights/README.md for which files to download and where to put them.");
+                return Ok(ExitCode::FAILURE);
+            }
+            let files = discovery::checkpoint_files(d)?;
+            if files.is_empty() {
+                println!("{} holds no checkpoint (*.ckpt, *.safetensors, *.pt, *.pth).", d.display());
+                println!("Needed: sd-v1-4-full-ema.ckpt (Stable Diffusion v1.4) and LDZNet_txt2mask.ckpt (LD-ZNet). See weights/README.md.");
+                return Ok(ExitCode::FAILURE);
+            }
+            discovery::resolve(location, files)?
+        }
+        None => match discovery::find_weights(None) {
+            Ok(found) => found,
+            Err(e) => {
+                println!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    };
+    println!("Weights in {} ({}):", found.location.path.display(), found.location.origin);
+    let mut usable = Vec::new();
+    let mut problems = 0;
+    for path in &found.files {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        match Checkpoint::open(path) {
+            Ok(ckpt) => {
+                let kind = ckpt.kind();
+                let ema = ckpt.keys().filter(|k| k.starts_with("model_ema.diffusion_model")).count();
+                let note = match kind {
+                    CheckpointKind::Ldznet if ema == 0 => " — no EMA weights: the raw LD-ZNet weights will be used (the official demo uses EMA)".to_string(),
+                    CheckpointKind::SdV1 if ema > 0 => " — full-EMA file: its non-EMA UNet feeds LD-ZNet, as in the official setup".to_string(),
+                    CheckpointKind::SdV1 => " — EMA-only file: works, but the official setup uses sd-v1-4-full-ema.ckpt".to_string(),
+                    _ => String::new(),
+                };
+                println!("  {}  {}  {} tensors: {kind}{note}", path.display(), human_size(size), ckpt.keys().count());
+                match kind {
+                    CheckpointKind::SdV2 | CheckpointKind::Sdxl | CheckpointKind::Unknown => problems += 1,
+                    _ => usable.push(ckpt),
+                }
+            }
+            Err(e) => {
+                problems += 1;
+                println!("  {}  {}: cannot be used: {e}", path.display(), human_size(size));
+            }
+        }
+    }
+    let files = WeightFiles::from_checkpoints(usable);
+    let mut ok = true;
+    for (network, expected) in expected_by_network(&found.configs) {
+        match files.key_plan(&[(network, expected)]) {
+            Ok((plan, _)) => {
+                let n: usize = plan.iter().map(|(_, keys)| keys.len()).sum();
+                let from = plan
+                    .first()
+                    .and_then(|(_, keys)| keys.first())
+                    .and_then(|key| files.files().iter().find(|f| f.tensor(key).is_some()))
+                    .map(|f| f.path().display().to_string())
+                    .unwrap_or_default();
+                println!("  ok       {}: {n} tensors from {from}", network.name());
+            }
+            Err(e) => {
+                ok = false;
+                println!("  MISSING  {e}");
+            }
+        }
+    }
+    if ok {
+        if problems > 0 {
+            println!("Usable (some files above are ignored).");
+        } else {
+            println!("Usable: everything LD-ZNet needs is present.");
+        }
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("Not usable. Needed: sd-v1-4-full-ema.ckpt (Stable Diffusion v1.4) and LDZNet_txt2mask.ckpt (LD-ZNet); see weights/README.md.");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Default bundle file name.
+pub const BUNDLE_FILE: &str = "ldzmask-bundle.safetensors";
+
+fn convert(weights_flag: Option<&Path>, out: Option<PathBuf>, f32: bool, overwrite: bool) -> anyhow::Result<ExitCode> {
+    let found = discovery::find_weights(weights_flag)?;
+    if found.files.len() == 1 && ldzmask::weights::bundle_metadata(&found.files[0]).is_some() {
+        anyhow::bail!("{} is already an ldzmask bundle", found.files[0].display());
+    }
+    let dir = if found.location.path.is_dir() {
+        found.location.path.clone()
+    } else {
+        found.location.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let out = out.unwrap_or_else(|| dir.join(BUNDLE_FILE));
+    if out.exists() && !overwrite {
+        anyhow::bail!("{} already exists (use --overwrite to replace it)", out.display());
+    }
+    let start = std::time::Instant::now();
+    let files = WeightFiles::open(&found.files)?;
+    let configs = &found.configs;
+    // The SD UNet is stored only up to the last block whose feature LD-ZNet reads.
+    let last_feature = configs.ldznet_unet.ldznet_feature_indices().into_iter().max().unwrap_or(0);
+    let mut modules = expected_by_network(configs);
+    let device = burn::tensor::Device::flex();
+    modules[2].1 = expected_params(&configs.sd_unet.truncated_after_feature(last_feature).init(&device));
+    let plan = files.bundle_plan(&modules)?;
+    let precision = if f32 { BundlePrecision::F32 } else { BundlePrecision::F16 };
+    let elements: usize = plan.iter().map(|e| e.shape.iter().product::<usize>()).sum();
+    eprintln!(
+        "converting {} tensors ({:.0} M values) from {} file(s) to {} ({})",
+        plan.len(),
+        elements as f64 / 1e6,
+        found.files.len(),
+        out.display(),
+        if f32 { "f32" } else { "f16" }
+    );
+    let mut meta = std::collections::BTreeMap::new();
+    meta.insert(BUNDLE_CONFIGS_KEY.to_string(), configs.to_json().to_string());
+    meta.insert(BUNDLE_PREPROCESS_KEY.to_string(), serde_json::to_string(&found.preprocess)?);
+    let sources: Vec<String> = found.files.iter().map(|f| f.display().to_string()).collect();
+    meta.insert(BUNDLE_SOURCES_KEY.to_string(), serde_json::to_string(&sources)?);
+    let mut last_percent = usize::MAX;
+    files.write_bundle(&plan, precision, meta, &out, &mut |done, total, _name| {
+        let percent = done * 100 / total.max(1);
+        if percent != last_percent && (percent % 5 == 0 || done == total) {
+            last_percent = percent;
+            eprint!("\r[{:<40}] {percent:3}% ({done}/{total} tensors)", "#".repeat(percent * 40 / 100));
+        }
+    })?;
+    eprintln!();
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    println!("wrote {} ({}) in {:.1} s", out.display(), human_size(size), start.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}

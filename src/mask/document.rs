@@ -1,0 +1,1074 @@
+//! [`MaskDocument`]: the image's layers, every edit recorded in an undo history, and the
+//! session file.
+//!
+//! Every mutating method records exactly one undoable step ([`DocStep`]): a stroke, an op
+//! change, a model result arriving, a layer added, deleted, renamed, recoloured, hidden or
+//! moved, edits cleared or imported. Slider drags can pass `merge = true` to fold a continuing
+//! change into the previous step of the same kind and layer, so one drag is one undo.
+//!
+//! Layers are ordered: index 0 is the first folded into the export mask (see
+//! [`mod@super::combine`]); the GUI may list them top-down. Layers are addressed by their stable
+//! `id`, never by index, so a background model result for a layer that was moved (or deleted)
+//! still lands in the right place (or is refused).
+
+use std::path::{Path, PathBuf};
+
+use super::buffer::{MaskBuf, RectInImage};
+use super::combine::{CombineOp, combine};
+use super::edits::{ActiveStroke, EditBuf, EditPatch};
+use super::export::write_atomic;
+use super::history::{History, HistoryStep};
+use super::layer::{LayerOps, MaskLayer};
+use super::session::{self, SESSION_FORMAT, SESSION_VERSION, SessionError};
+use super::stroke::{Brush, BrushMode, Stroke};
+
+/// Distinct overlay colours given to new layers in turn (Sasha Trubetskoy's 20-colour list,
+/// first eight: readable on photos and on each other).
+pub const LAYER_PALETTE: [[u8; 3]; 8] = [
+    [230, 25, 75],
+    [60, 180, 75],
+    [0, 130, 200],
+    [255, 225, 25],
+    [245, 130, 48],
+    [145, 30, 180],
+    [70, 240, 240],
+    [240, 50, 230],
+];
+
+/// Display and combine settings of a layer (everything but the pixels).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerProps {
+    /// Name shown in the layer list.
+    pub name: String,
+    /// Text sent to the model; empty for painted or imported layers (nothing to run).
+    pub phrase: String,
+    /// Overlay colour (sRGB).
+    pub colour: [u8; 3],
+    /// Hidden layers are neither drawn nor exported (no invisible "ghost" masks).
+    pub visible: bool,
+    /// Overlay opacity in `0..=1`. Display only: it does not scale the exported mask.
+    pub opacity: f32,
+    /// How this layer joins the layers before it in the export.
+    pub combine: CombineOp,
+}
+
+/// One layer of the document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerEntry {
+    /// Stable id, unique within the document (and its saved sessions).
+    pub id: u64,
+    /// Name, phrase, colour, visibility, opacity, combine op.
+    pub props: LayerProps,
+    /// Probabilities, brush edits and ops (threshold, invert, grow, feather).
+    pub layer: MaskLayer,
+}
+
+/// Errors from document edits.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DocumentError {
+    /// No layer has this id (deleted meanwhile, or a stale id).
+    #[error("no layer with id {0}")]
+    UnknownLayer(u64),
+    /// A mask's size does not match the document's image.
+    #[error("mask is {got_w}×{got_h} but the image is {want_w}×{want_h}")]
+    SizeMismatch {
+        /// Given width.
+        got_w: u32,
+        /// Given height.
+        got_h: u32,
+        /// Document width.
+        want_w: u32,
+        /// Document height.
+        want_h: u32,
+    },
+}
+
+/// One undoable step. Each holds "the other version" of what it changed, and applying it
+/// swaps that version with the document's, so the same call undoes and redoes.
+#[derive(Debug)]
+pub struct DocStep(StepKind);
+
+#[derive(Debug)]
+enum StepKind {
+    /// A brush stroke: the touched rectangle of both edit planes.
+    Stroke { layer_id: u64, patch: EditPatch },
+    /// Whole edit planes (clear edits, import a mask into a layer).
+    Edits { layer_id: u64, edits: Box<EditBuf> },
+    /// Threshold/invert/grow/feather.
+    Ops { layer_id: u64, ops: LayerOps },
+    /// Name/phrase/colour/visibility/opacity/combine.
+    Props { layer_id: u64, props: LayerProps },
+    /// A model result arriving (or being cleared).
+    Probabilities {
+        layer_id: u64,
+        probabilities: Option<MaskBuf>,
+    },
+    /// A layer added (stash `None` while present) or deleted (stash holds it).
+    Presence {
+        index: usize,
+        stash: Option<Box<LayerEntry>>,
+    },
+    /// A layer moved from `from` to `to`; the fields swap after each application.
+    Move { from: usize, to: usize },
+}
+
+impl DocStep {
+    /// Short description for menus ("Undo stroke").
+    pub fn label(&self) -> &'static str {
+        match &self.0 {
+            StepKind::Stroke { .. } => "stroke",
+            StepKind::Edits { .. } => "edit layer",
+            StepKind::Ops { .. } => "mask settings",
+            StepKind::Props { .. } => "layer settings",
+            StepKind::Probabilities { .. } => "model result",
+            StepKind::Presence { stash: None, .. } => "add layer",
+            StepKind::Presence { stash: Some(_), .. } => "delete layer",
+            StepKind::Move { .. } => "move layer",
+        }
+    }
+}
+
+impl HistoryStep for DocStep {
+    fn size_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match &self.0 {
+                StepKind::Stroke { patch, .. } => patch.size_bytes(),
+                StepKind::Edits { edits, .. } => edits.size_bytes(),
+                StepKind::Ops { .. } | StepKind::Move { .. } => 0,
+                StepKind::Props { props, .. } => props.name.len() + props.phrase.len(),
+                StepKind::Probabilities { probabilities, .. } => {
+                    probabilities.as_ref().map_or(0, MaskBuf::size_bytes)
+                }
+                StepKind::Presence { stash, .. } => stash.as_ref().map_or(0, |e| {
+                    e.layer.size_bytes() + e.props.name.len() + e.props.phrase.len()
+                }),
+            }
+    }
+}
+
+/// All masks of one image, with undo history and an optional in-progress stroke.
+#[derive(Debug)]
+pub struct MaskDocument {
+    image_path: Option<PathBuf>,
+    width: u32,
+    height: u32,
+    layers: Vec<LayerEntry>,
+    next_id: u64,
+    history: History<DocStep>,
+    active_stroke: Option<(u64, ActiveStroke)>,
+}
+
+impl MaskDocument {
+    /// An empty document for a `width × height` image.
+    pub fn new(width: u32, height: u32, image_path: Option<PathBuf>) -> Self {
+        Self {
+            image_path,
+            width,
+            height,
+            layers: Vec::new(),
+            next_id: 1,
+            history: History::default(),
+            active_stroke: None,
+        }
+    }
+
+    /// Image width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Image height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// `(width, height)` in image pixels.
+    pub fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
+
+    /// The image this document masks, if known.
+    pub fn image_path(&self) -> Option<&Path> {
+        self.image_path.as_deref()
+    }
+
+    /// Points the document at another copy of the same image (not an undoable edit).
+    pub fn set_image_path(&mut self, image_path: Option<PathBuf>) {
+        self.image_path = image_path;
+    }
+
+    /// All layers, index 0 first.
+    pub fn layers(&self) -> &[LayerEntry] {
+        &self.layers
+    }
+
+    /// A layer by id.
+    pub fn layer(&self, id: u64) -> Option<&LayerEntry> {
+        self.layers.iter().find(|e| e.id == id)
+    }
+
+    /// A layer's position in [`Self::layers`].
+    pub fn layer_index(&self, id: u64) -> Option<usize> {
+        self.layers.iter().position(|e| e.id == id)
+    }
+
+    /// The undo history (for budget settings and diagnostics).
+    pub fn history(&self) -> &History<DocStep> {
+        &self.history
+    }
+
+    /// Changes the undo memory budget in bytes.
+    pub fn set_history_budget_bytes(&mut self, budget_bytes: usize) {
+        self.history.set_budget_bytes(budget_bytes);
+    }
+
+    fn index_of(&self, id: u64) -> Result<usize, DocumentError> {
+        self.layer_index(id).ok_or(DocumentError::UnknownLayer(id))
+    }
+
+    fn entry_mut(&mut self, id: u64) -> Result<&mut LayerEntry, DocumentError> {
+        self.layers
+            .iter_mut()
+            .find(|e| e.id == id)
+            .ok_or(DocumentError::UnknownLayer(id))
+    }
+
+    fn check_size(&self, mask: &MaskBuf) -> Result<(), DocumentError> {
+        if mask.size() == (self.width, self.height) {
+            Ok(())
+        } else {
+            Err(DocumentError::SizeMismatch {
+                got_w: mask.width,
+                got_h: mask.height,
+                want_w: self.width,
+                want_h: self.height,
+            })
+        }
+    }
+
+    // ---- layers ------------------------------------------------------------------------
+
+    /// Adds an empty layer for `phrase` at the end (it also becomes the name); returns its id.
+    pub fn add_layer(&mut self, phrase: &str) -> u64 {
+        let colour = LAYER_PALETTE[(self.next_id as usize - 1) % LAYER_PALETTE.len()];
+        let props = LayerProps {
+            name: phrase.to_owned(),
+            phrase: phrase.to_owned(),
+            colour,
+            visible: true,
+            opacity: 0.5,
+            combine: CombineOp::Union,
+        };
+        self.insert_layer(props, MaskLayer::new(self.width, self.height))
+    }
+
+    /// Adds a layer holding an imported mask (in its `add` edit plane, so it stays soft, can
+    /// be erased and never gets replaced by a model run); returns its id. A mask of another
+    /// size is resized bilinearly.
+    pub fn add_layer_from_mask(&mut self, name: &str, mask: &MaskBuf) -> u64 {
+        let mut layer = MaskLayer::new(self.width, self.height);
+        layer
+            .edits
+            .set_add_from_mask(&mask.resized(self.width, self.height));
+        let colour = LAYER_PALETTE[(self.next_id as usize - 1) % LAYER_PALETTE.len()];
+        let props = LayerProps {
+            name: name.to_owned(),
+            phrase: String::new(),
+            colour,
+            visible: true,
+            opacity: 0.5,
+            combine: CombineOp::Union,
+        };
+        self.insert_layer(props, layer)
+    }
+
+    fn insert_layer(&mut self, props: LayerProps, layer: MaskLayer) -> u64 {
+        self.settle_stroke();
+        let id = self.next_id;
+        self.next_id += 1;
+        let index = self.layers.len();
+        self.layers.push(LayerEntry { id, props, layer });
+        self.history
+            .push(DocStep(StepKind::Presence { index, stash: None }));
+        id
+    }
+
+    /// Deletes a layer (undo brings it back with its edits).
+    pub fn remove_layer(&mut self, id: u64) -> Result<(), DocumentError> {
+        self.settle_stroke();
+        let index = self.index_of(id)?;
+        let entry = self.layers.remove(index);
+        self.history.push(DocStep(StepKind::Presence {
+            index,
+            stash: Some(Box::new(entry)),
+        }));
+        Ok(())
+    }
+
+    /// Moves a layer to `new_index` (clamped to the last position).
+    pub fn move_layer(&mut self, id: u64, new_index: usize) -> Result<(), DocumentError> {
+        self.settle_stroke();
+        let from = self.index_of(id)?;
+        let to = new_index.min(self.layers.len() - 1);
+        if from == to {
+            return Ok(());
+        }
+        let entry = self.layers.remove(from);
+        self.layers.insert(to, entry);
+        // Stored reversed: applying it (undo) moves `to` back to `from`.
+        self.history
+            .push(DocStep(StepKind::Move { from: to, to: from }));
+        Ok(())
+    }
+
+    /// Replaces a layer's props (name, phrase, colour, visibility, opacity, combine op).
+    /// `merge = true` folds it into the previous step if that changed this layer's props too
+    /// (an opacity slider drag).
+    pub fn set_props(
+        &mut self,
+        id: u64,
+        props: LayerProps,
+        merge: bool,
+    ) -> Result<(), DocumentError> {
+        self.settle_stroke();
+        let entry = self.entry_mut(id)?;
+        if entry.props == props {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut entry.props, props);
+        let merged = merge
+            && self.history.amend_last(
+                |s| matches!(&s.0, StepKind::Props { layer_id, .. } if *layer_id == id),
+            );
+        if !merged {
+            self.history.push(DocStep(StepKind::Props {
+                layer_id: id,
+                props: old,
+            }));
+        }
+        Ok(())
+    }
+
+    fn edit_props(
+        &mut self,
+        id: u64,
+        merge: bool,
+        f: impl FnOnce(&mut LayerProps),
+    ) -> Result<(), DocumentError> {
+        let mut props = self
+            .layer(id)
+            .ok_or(DocumentError::UnknownLayer(id))?
+            .props
+            .clone();
+        f(&mut props);
+        self.set_props(id, props, merge)
+    }
+
+    /// Renames a layer (the display name; see [`Self::set_phrase`] for the model text).
+    pub fn rename_layer(&mut self, id: u64, name: &str) -> Result<(), DocumentError> {
+        self.edit_props(id, false, |p| p.name = name.to_owned())
+    }
+
+    /// Changes the phrase sent to the model (the caller re-runs the model).
+    pub fn set_phrase(&mut self, id: u64, phrase: &str) -> Result<(), DocumentError> {
+        self.edit_props(id, false, |p| phrase.clone_into(&mut p.phrase))
+    }
+
+    /// Shows or hides a layer (hidden layers are not exported either).
+    pub fn set_visible(&mut self, id: u64, visible: bool) -> Result<(), DocumentError> {
+        self.edit_props(id, false, |p| p.visible = visible)
+    }
+
+    /// Sets the overlay opacity (clamped to `0..=1`); `merge` for slider drags.
+    pub fn set_opacity(&mut self, id: u64, opacity: f32, merge: bool) -> Result<(), DocumentError> {
+        self.edit_props(id, merge, |p| p.opacity = opacity.clamp(0.0, 1.0))
+    }
+
+    /// Sets the overlay colour.
+    pub fn set_colour(&mut self, id: u64, colour: [u8; 3]) -> Result<(), DocumentError> {
+        self.edit_props(id, false, |p| p.colour = colour)
+    }
+
+    /// Sets how the layer joins the export.
+    pub fn set_combine(&mut self, id: u64, combine: CombineOp) -> Result<(), DocumentError> {
+        self.edit_props(id, false, |p| p.combine = combine)
+    }
+
+    // ---- mask content ------------------------------------------------------------------
+
+    /// Sets a layer's ops (threshold, invert, grow, feather); values are clamped to their
+    /// ranges. `merge = true` folds a slider drag into one undo step.
+    pub fn set_ops(&mut self, id: u64, ops: LayerOps, merge: bool) -> Result<(), DocumentError> {
+        self.settle_stroke();
+        let ops = LayerOps {
+            threshold: ops.threshold.clamp(0.0, 1.0),
+            feather_px: ops.feather_px.max(0.0),
+            ..ops
+        };
+        let entry = self.entry_mut(id)?;
+        if entry.layer.ops == ops {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut entry.layer.ops, ops);
+        let merged = merge
+            && self
+                .history
+                .amend_last(|s| matches!(&s.0, StepKind::Ops { layer_id, .. } if *layer_id == id));
+        if !merged {
+            self.history.push(DocStep(StepKind::Ops {
+                layer_id: id,
+                ops: old,
+            }));
+        }
+        Ok(())
+    }
+
+    /// A model result arrives for a layer (resampled to the image size if needed; see
+    /// [`MaskLayer::set_probabilities`]). Brush edits are kept.
+    pub fn set_probabilities(
+        &mut self,
+        id: u64,
+        probabilities: Option<MaskBuf>,
+    ) -> Result<(), DocumentError> {
+        self.settle_stroke();
+        let entry = self.entry_mut(id)?;
+        let old = entry.layer.set_probabilities(probabilities);
+        self.history.push(DocStep(StepKind::Probabilities {
+            layer_id: id,
+            probabilities: old,
+        }));
+        Ok(())
+    }
+
+    /// Removes all brush edits of a layer.
+    pub fn clear_edits(&mut self, id: u64) -> Result<(), DocumentError> {
+        let (w, h) = (self.width, self.height);
+        self.replace_edits(id, EditBuf::new(w, h))
+    }
+
+    /// Replaces a layer's `add` plane with an imported mask (erase cleared). The mask must be
+    /// image-sized (see [`super::export::import_mask`], which resizes).
+    pub fn import_into_layer(&mut self, id: u64, mask: &MaskBuf) -> Result<(), DocumentError> {
+        self.check_size(mask)?;
+        let mut edits = EditBuf::new(self.width, self.height);
+        edits.set_add_from_mask(mask);
+        self.replace_edits(id, edits)
+    }
+
+    fn replace_edits(&mut self, id: u64, edits: EditBuf) -> Result<(), DocumentError> {
+        self.settle_stroke();
+        let entry = self.entry_mut(id)?;
+        if entry.layer.edits == edits {
+            return Ok(());
+        }
+        let old = std::mem::replace(&mut entry.layer.edits, edits);
+        self.history.push(DocStep(StepKind::Edits {
+            layer_id: id,
+            edits: Box::new(old),
+        }));
+        Ok(())
+    }
+
+    // ---- strokes -----------------------------------------------------------------------
+
+    /// Starts a stroke on a layer at the first pointer position (paints a dab). Any stroke
+    /// still open is finished first. Returns the changed rectangle, if any.
+    pub fn begin_stroke(
+        &mut self,
+        id: u64,
+        mode: BrushMode,
+        brush: Brush,
+        pos_in_image: [f32; 2],
+    ) -> Result<Option<RectInImage>, DocumentError> {
+        self.settle_stroke();
+        let entry = self.entry_mut(id)?;
+        let mut active = ActiveStroke::new(&entry.layer.edits, mode, brush);
+        let changed = active.extend(&mut entry.layer.edits, pos_in_image);
+        self.active_stroke = Some((id, active));
+        Ok(changed)
+    }
+
+    /// Continues the open stroke to a new pointer position; returns the changed rectangle.
+    pub fn extend_stroke(&mut self, pos_in_image: [f32; 2]) -> Option<RectInImage> {
+        let (id, mut active) = self.active_stroke.take()?;
+        let changed = match self.entry_mut(id) {
+            Ok(entry) => active.extend(&mut entry.layer.edits, pos_in_image),
+            Err(_) => return None, // layer vanished: drop the stroke
+        };
+        self.active_stroke = Some((id, active));
+        changed
+    }
+
+    /// The layer being painted, if a stroke is open.
+    pub fn stroke_layer(&self) -> Option<u64> {
+        self.active_stroke.as_ref().map(|(id, _)| *id)
+    }
+
+    /// Finishes the open stroke as one undo step. Returns true if a step was recorded.
+    pub fn end_stroke(&mut self) -> bool {
+        let Some((id, active)) = self.active_stroke.take() else {
+            return false;
+        };
+        let Some(entry) = self.layers.iter().find(|e| e.id == id) else {
+            return false;
+        };
+        match active.finish(&entry.layer.edits) {
+            Some(patch) => {
+                self.history.push(DocStep(StepKind::Stroke {
+                    layer_id: id,
+                    patch,
+                }));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Abandons the open stroke (Esc), restoring the layer; nothing is recorded.
+    pub fn cancel_stroke(&mut self) {
+        if let Some((id, active)) = self.active_stroke.take()
+            && let Ok(entry) = self.entry_mut(id)
+        {
+            active.cancel(&mut entry.layer.edits);
+        }
+    }
+
+    /// Paints a complete stroke as one undo step. Returns true if it touched the image.
+    pub fn apply_stroke(&mut self, id: u64, stroke: &Stroke) -> Result<bool, DocumentError> {
+        let Some((&first, rest)) = stroke.points_in_image.split_first() else {
+            return Ok(false);
+        };
+        self.begin_stroke(id, stroke.mode, stroke.brush, first)?;
+        for &p in rest {
+            self.extend_stroke(p);
+        }
+        Ok(self.end_stroke())
+    }
+
+    /// Any other edit (or undo) while a stroke is open first commits the stroke, so history
+    /// stays linear.
+    fn settle_stroke(&mut self) {
+        self.end_stroke();
+    }
+
+    // ---- undo/redo ---------------------------------------------------------------------
+
+    /// Undoes the last step; false if there was none.
+    pub fn undo(&mut self) -> bool {
+        self.settle_stroke();
+        let mut history = std::mem::take(&mut self.history);
+        let done = history.undo(|s| self.apply_step(s));
+        self.history = history;
+        done
+    }
+
+    /// Redoes the last undone step; false if there was none.
+    pub fn redo(&mut self) -> bool {
+        self.settle_stroke();
+        let mut history = std::mem::take(&mut self.history);
+        let done = history.redo(|s| self.apply_step(s));
+        self.history = history;
+        done
+    }
+
+    /// True if [`Self::undo`] would do something (an open stroke counts).
+    pub fn can_undo(&self) -> bool {
+        self.history.can_undo() || self.active_stroke.is_some()
+    }
+
+    /// True if [`Self::redo`] would do something.
+    pub fn can_redo(&self) -> bool {
+        self.history.can_redo()
+    }
+
+    /// Label of the step [`Self::undo`] would undo.
+    pub fn undo_label(&self) -> Option<&'static str> {
+        self.history.last().map(DocStep::label)
+    }
+
+    /// Swaps a step's stored version with the document's (undo and redo alike).
+    fn apply_step(&mut self, step: &mut DocStep) {
+        let missing = |id: u64| log::warn!("history step for missing layer {id} skipped");
+        match &mut step.0 {
+            StepKind::Stroke { layer_id, patch } => match self.entry_mut(*layer_id) {
+                Ok(e) => e.layer.edits.swap_patch(patch),
+                Err(_) => missing(*layer_id),
+            },
+            StepKind::Edits { layer_id, edits } => match self.entry_mut(*layer_id) {
+                Ok(e) => std::mem::swap(&mut e.layer.edits, edits),
+                Err(_) => missing(*layer_id),
+            },
+            StepKind::Ops { layer_id, ops } => match self.entry_mut(*layer_id) {
+                Ok(e) => std::mem::swap(&mut e.layer.ops, ops),
+                Err(_) => missing(*layer_id),
+            },
+            StepKind::Props { layer_id, props } => match self.entry_mut(*layer_id) {
+                Ok(e) => std::mem::swap(&mut e.props, props),
+                Err(_) => missing(*layer_id),
+            },
+            StepKind::Probabilities {
+                layer_id,
+                probabilities,
+            } => match self.entry_mut(*layer_id) {
+                Ok(e) => *probabilities = e.layer.swap_probabilities(probabilities.take()),
+                Err(_) => missing(*layer_id),
+            },
+            StepKind::Presence { index, stash } => match stash.take() {
+                Some(entry) => {
+                    let at = (*index).min(self.layers.len());
+                    self.layers.insert(at, *entry);
+                }
+                None if *index < self.layers.len() => {
+                    *stash = Some(Box::new(self.layers.remove(*index)));
+                }
+                None => log::warn!("history: no layer at index {index} to remove"),
+            },
+            StepKind::Move { from, to } => {
+                if *from < self.layers.len() && *to < self.layers.len() {
+                    let entry = self.layers.remove(*from);
+                    self.layers.insert(*to, entry);
+                    std::mem::swap(from, to);
+                }
+            }
+        }
+    }
+
+    // ---- results -----------------------------------------------------------------------
+
+    /// The export mask: visible layers' composites folded in order with their combine ops.
+    /// Hidden layers are left out, so what is exported is what is shown.
+    pub fn combined_mask(&self) -> MaskBuf {
+        let composites: Vec<(MaskBuf, CombineOp)> = self
+            .layers
+            .iter()
+            .filter(|e| e.props.visible)
+            .map(|e| (e.layer.composite(), e.props.combine))
+            .collect();
+        combine(
+            self.width,
+            self.height,
+            composites.iter().map(|(m, op)| (m, *op)),
+        )
+    }
+
+    // ---- session -----------------------------------------------------------------------
+
+    /// Saves the session as one JSON file (format in [`super::session`]), atomically,
+    /// replacing an existing file (the GUI's save dialog asks first). An open stroke is
+    /// committed first.
+    pub fn save_session(&mut self, path: &Path) -> Result<(), SessionError> {
+        self.settle_stroke();
+        let (w, h) = (self.width, self.height);
+        let session_dir = path.parent().filter(|d| d.is_absolute());
+        let image_path_relative = match (&self.image_path, session_dir) {
+            (Some(img), Some(dir)) => img.strip_prefix(dir).ok().map(Path::to_path_buf),
+            _ => None,
+        };
+        let file = session::SessionFile {
+            format: SESSION_FORMAT.to_owned(),
+            version: SESSION_VERSION,
+            created_by: format!("ldzmask {}", env!("CARGO_PKG_VERSION")),
+            image_path: self.image_path.clone(),
+            image_path_relative,
+            width: w,
+            height: h,
+            next_layer_id: self.next_id,
+            layers: self
+                .layers
+                .iter()
+                .map(|e| session::SessionLayer {
+                    id: e.id,
+                    name: e.props.name.clone(),
+                    phrase: e.props.phrase.clone(),
+                    colour: e.props.colour,
+                    visible: e.props.visible,
+                    opacity: e.props.opacity,
+                    combine: e.props.combine,
+                    ops: e.layer.ops,
+                    probabilities_png: e
+                        .layer
+                        .probabilities()
+                        .and_then(session::encode_probabilities),
+                    edit_add_png: session::encode_plane_u8(w, h, e.layer.edits.add_plane()),
+                    edit_erase_png: session::encode_plane_u8(w, h, e.layer.edits.erase_plane()),
+                })
+                .collect(),
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|source| SessionError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        write_atomic(path, &json, true)?;
+        Ok(())
+    }
+
+    /// Opens a session saved by [`Self::save_session`], with a fresh undo history.
+    ///
+    /// The image path is taken as stored if that file exists, else relative to the session's
+    /// folder (so a project folder can be moved), else as stored (the GUI reports it missing).
+    pub fn load_session(path: &Path) -> Result<Self, SessionError> {
+        let bytes = std::fs::read(path).map_err(|source| SessionError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let json_err = |source| SessionError::Json {
+            path: path.to_path_buf(),
+            source,
+        };
+        let header: session::SessionHeader = serde_json::from_slice(&bytes).map_err(json_err)?;
+        if header.format != SESSION_FORMAT {
+            return Err(SessionError::NotASession {
+                path: path.to_path_buf(),
+                found: header.format,
+            });
+        }
+        if header.version > SESSION_VERSION {
+            return Err(SessionError::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found: header.version,
+            });
+        }
+        let file: session::SessionFile = serde_json::from_slice(&bytes).map_err(json_err)?;
+        let (w, h) = (file.width, file.height);
+        let mut doc = Self::new(w, h, None);
+        doc.image_path = match (&file.image_path, &file.image_path_relative, path.parent()) {
+            (Some(abs), _, _) if abs.exists() => Some(abs.clone()),
+            (_, Some(rel), Some(dir)) if dir.join(rel).exists() => Some(dir.join(rel)),
+            (abs, _, _) => abs.clone(),
+        };
+        let mut max_id = 0;
+        for l in file.layers {
+            let bad = |problem: String| SessionError::BadLayer {
+                path: path.to_path_buf(),
+                layer: l.name.clone(),
+                problem,
+            };
+            let add = session::decode_plane_u8(l.edit_add_png.as_deref(), w, h).map_err(bad)?;
+            let erase = session::decode_plane_u8(l.edit_erase_png.as_deref(), w, h).map_err(bad)?;
+            let probabilities = match l.probabilities_png.as_deref() {
+                Some(t) => Some(session::decode_probabilities(t, w, h).map_err(bad)?),
+                None => None,
+            };
+            let mut layer = MaskLayer::new(w, h);
+            layer.edits = EditBuf::from_planes(w, h, add, erase).map_err(|e| bad(e.to_string()))?;
+            layer.swap_probabilities(probabilities);
+            layer.ops = l.ops;
+            if doc.layers.iter().any(|e| e.id == l.id) {
+                return Err(bad(format!("duplicate layer id {}", l.id)));
+            }
+            max_id = max_id.max(l.id);
+            doc.layers.push(LayerEntry {
+                id: l.id,
+                props: LayerProps {
+                    name: l.name,
+                    phrase: l.phrase,
+                    colour: l.colour,
+                    visible: l.visible,
+                    opacity: l.opacity,
+                    combine: l.combine,
+                },
+                layer,
+            });
+        }
+        doc.next_id = file.next_layer_id.max(max_id + 1);
+        Ok(doc)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
+mod tests {
+    use super::super::buffer::u16_to_unit;
+    use super::super::export::tests::temp_dir;
+    use super::*;
+
+    fn hard(r: f32) -> Brush {
+        Brush {
+            radius_px: r,
+            hardness: 1.0,
+        }
+    }
+
+    fn sample_doc() -> (MaskDocument, u64, u64) {
+        let mut doc = MaskDocument::new(64, 48, Some(PathBuf::from("/nowhere/photo.png")));
+        let sky = doc.add_layer("sky");
+        let hat = doc.add_layer("the red hat");
+        let probs: Vec<f32> = (0..64 * 48)
+            .map(|i| u16_to_unit(((i * 37) % 65536) as u16))
+            .collect();
+        doc.set_probabilities(sky, Some(MaskBuf::from_vec(64, 48, probs).unwrap()))
+            .unwrap();
+        doc.apply_stroke(
+            hat,
+            &Stroke {
+                mode: BrushMode::Add,
+                brush: Brush {
+                    radius_px: 6.0,
+                    hardness: 0.4,
+                },
+                points_in_image: vec![[10.0, 10.0], [40.0, 30.0]],
+            },
+        )
+        .unwrap();
+        doc.apply_stroke(
+            hat,
+            &Stroke {
+                mode: BrushMode::Erase,
+                brush: hard(3.0),
+                points_in_image: vec![[20.0, 15.0]],
+            },
+        )
+        .unwrap();
+        doc.set_ops(
+            sky,
+            LayerOps {
+                threshold: 0.3,
+                invert: true,
+                grow_px: -2,
+                feather_px: 1.5,
+            },
+            false,
+        )
+        .unwrap();
+        doc.set_combine(hat, CombineOp::Subtract).unwrap();
+        doc.set_opacity(sky, 0.8, false).unwrap();
+        (doc, sky, hat)
+    }
+
+    #[test]
+    fn every_edit_is_one_undo_step() {
+        let mut doc = MaskDocument::new(32, 32, None);
+        let mut snapshots = vec![doc.layers().to_vec()];
+        let a = doc.add_layer("a");
+        snapshots.push(doc.layers().to_vec());
+        let b = doc.add_layer("b");
+        snapshots.push(doc.layers().to_vec());
+        doc.apply_stroke(
+            a,
+            &Stroke {
+                mode: BrushMode::Add,
+                brush: hard(4.0),
+                points_in_image: vec![[5.0, 5.0], [20.0, 20.0]],
+            },
+        )
+        .unwrap();
+        snapshots.push(doc.layers().to_vec());
+        doc.set_probabilities(b, Some(MaskBuf::filled(16, 16, 0.7)))
+            .unwrap();
+        snapshots.push(doc.layers().to_vec());
+        doc.set_ops(
+            b,
+            LayerOps {
+                grow_px: 2,
+                ..LayerOps::default()
+            },
+            false,
+        )
+        .unwrap();
+        snapshots.push(doc.layers().to_vec());
+        doc.rename_layer(a, "renamed").unwrap();
+        snapshots.push(doc.layers().to_vec());
+        doc.move_layer(b, 0).unwrap();
+        snapshots.push(doc.layers().to_vec());
+        doc.clear_edits(a).unwrap();
+        snapshots.push(doc.layers().to_vec());
+        doc.remove_layer(a).unwrap();
+        snapshots.push(doc.layers().to_vec());
+        assert_eq!(doc.layers().len(), 1);
+        assert_eq!(doc.undo_label(), Some("delete layer"));
+
+        // Undo all the way back, checking each intermediate state, then redo forward.
+        for want in snapshots.iter().rev().skip(1) {
+            assert!(doc.undo());
+            assert_eq!(doc.layers(), &want[..]);
+        }
+        assert!(!doc.undo());
+        for want in snapshots.iter().skip(1) {
+            assert!(doc.redo());
+            assert_eq!(doc.layers(), &want[..]);
+        }
+        assert!(!doc.redo());
+        // A new edit after an undo clears redo.
+        doc.undo();
+        doc.set_visible(b, false).unwrap();
+        assert!(!doc.can_redo());
+    }
+
+    #[test]
+    fn slider_drag_merges_into_one_step() {
+        let mut doc = MaskDocument::new(8, 8, None);
+        let id = doc.add_layer("x");
+        for t in [0.4, 0.3, 0.2, 0.1] {
+            let ops = LayerOps {
+                threshold: t,
+                ..doc.layer(id).unwrap().layer.ops
+            };
+            doc.set_ops(id, ops, true).unwrap();
+        }
+        assert_eq!(doc.history().undo_len(), 2, "add layer + one drag");
+        doc.undo();
+        assert_eq!(doc.layer(id).unwrap().layer.ops.threshold, 0.5);
+    }
+
+    #[test]
+    fn incremental_stroke_is_one_step_and_undo_restores() {
+        let mut doc = MaskDocument::new(100, 100, None);
+        let id = doc.add_layer("x");
+        let before = doc.layer(id).unwrap().clone();
+        doc.begin_stroke(id, BrushMode::Add, hard(5.0), [10.0, 10.0])
+            .unwrap();
+        for i in 1..20 {
+            let changed = doc.extend_stroke([10.0 + 4.0 * i as f32, 10.0 + 3.0 * i as f32]);
+            assert!(changed.is_some());
+        }
+        assert!(doc.end_stroke());
+        let after = doc.layer(id).unwrap().clone();
+        assert_eq!(after.layer.binary().get(50, 40), Some(1.0));
+        doc.undo();
+        assert_eq!(doc.layer(id).unwrap(), &before);
+        doc.redo();
+        assert_eq!(doc.layer(id).unwrap(), &after);
+        // Cancel leaves nothing behind.
+        doc.begin_stroke(id, BrushMode::Erase, hard(8.0), [50.0, 40.0])
+            .unwrap();
+        doc.cancel_stroke();
+        assert_eq!(doc.layer(id).unwrap(), &after);
+        assert_eq!(doc.history().undo_len(), 2);
+    }
+
+    #[test]
+    fn stroke_steps_are_compact_and_budget_evicts() {
+        let mut doc = MaskDocument::new(4096, 4096, None);
+        let id = doc.add_layer("big");
+        doc.apply_stroke(
+            id,
+            &Stroke {
+                mode: BrushMode::Add,
+                brush: hard(100.0),
+                points_in_image: vec![[2000.0, 2000.0]],
+            },
+        )
+        .unwrap();
+        let used = doc.history().used_bytes();
+        assert!(
+            used < 200_000,
+            "a 100-px dab costs its patch, not the image: {used} B"
+        );
+        doc.set_history_budget_bytes(250_000);
+        for i in 0..5 {
+            doc.apply_stroke(
+                id,
+                &Stroke {
+                    mode: BrushMode::Add,
+                    brush: hard(100.0),
+                    points_in_image: vec![[500.0 + 300.0 * i as f32, 500.0]],
+                },
+            )
+            .unwrap();
+        }
+        assert!(doc.history().used_bytes() <= 250_000);
+        assert!(doc.history().evicted() > 0);
+        assert!(doc.undo(), "the newest steps stay undoable");
+    }
+
+    #[test]
+    fn combined_mask_uses_visible_layers_in_order() {
+        let mut doc = MaskDocument::new(20, 10, None);
+        let a = doc.add_layer("a");
+        let b = doc.add_layer("b");
+        doc.set_probabilities(a, Some(MaskBuf::filled(20, 10, 1.0)))
+            .unwrap();
+        doc.apply_stroke(
+            b,
+            &Stroke {
+                mode: BrushMode::Add,
+                brush: hard(2.0),
+                points_in_image: vec![[5.5, 5.5]],
+            },
+        )
+        .unwrap();
+        doc.set_combine(b, CombineOp::Subtract).unwrap();
+        let m = doc.combined_mask().threshold(0.5);
+        assert_eq!(m.get(5, 5), Some(0.0));
+        assert_eq!(m.get(15, 5), Some(1.0));
+        doc.set_visible(b, false).unwrap();
+        assert_eq!(doc.combined_mask().threshold(0.5).get(5, 5), Some(1.0));
+    }
+
+    #[test]
+    fn stale_ids_and_sizes_are_refused() {
+        let mut doc = MaskDocument::new(8, 8, None);
+        let id = doc.add_layer("x");
+        doc.remove_layer(id).unwrap();
+        assert_eq!(
+            doc.set_probabilities(id, None),
+            Err(DocumentError::UnknownLayer(id))
+        );
+        let id2 = doc.add_layer("y");
+        assert_ne!(id, id2, "ids are never reused");
+        assert!(matches!(
+            doc.import_into_layer(id2, &MaskBuf::new(4, 4)),
+            Err(DocumentError::SizeMismatch { .. })
+        ));
+        let imported = doc.add_layer_from_mask("mask.png", &MaskBuf::filled(4, 4, 1.0));
+        assert_eq!(
+            doc.layer(imported).unwrap().layer.binary().get(7, 7),
+            Some(1.0)
+        );
+    }
+
+    #[test]
+    fn session_save_load_is_exact() {
+        let dir = temp_dir("session");
+        let (mut doc, _, _) = sample_doc();
+        let path = dir.join("work.ldzmask.json");
+        doc.save_session(&path).unwrap();
+        let back = MaskDocument::load_session(&path).unwrap();
+        assert_eq!(back.layers(), doc.layers());
+        assert_eq!(back.size(), doc.size());
+        assert_eq!(back.image_path(), doc.image_path());
+        assert_eq!(back.combined_mask(), doc.combined_mask());
+        // Saving again replaces the file atomically.
+        doc.save_session(&path).unwrap();
+        // New layers after reload get fresh ids.
+        let mut back = back;
+        let new_id = back.add_layer("new");
+        assert!(doc.layers().iter().all(|e| e.id != new_id));
+
+        // A newer version and a foreign JSON are refused with clear errors.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let newer = dir.join("newer.json");
+        std::fs::write(
+            &newer,
+            text.replacen("\"version\": 1", "\"version\": 99", 1),
+        )
+        .unwrap();
+        assert!(matches!(
+            MaskDocument::load_session(&newer),
+            Err(SessionError::UnsupportedVersion { found: 99, .. })
+        ));
+        let foreign = dir.join("foreign.json");
+        std::fs::write(&foreign, "{\"hello\": 1}").unwrap();
+        assert!(matches!(
+            MaskDocument::load_session(&foreign),
+            Err(SessionError::NotASession { .. })
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn session_image_path_follows_a_moved_folder() {
+        let dir = temp_dir("moved");
+        let image = dir.join("photo.png");
+        std::fs::write(&image, b"stand-in").unwrap();
+        let mut doc = MaskDocument::new(4, 4, Some(image.clone()));
+        doc.add_layer("x");
+        doc.save_session(&dir.join("s.json")).unwrap();
+        let moved = dir.with_extension("moved");
+        let _ = std::fs::remove_dir_all(&moved);
+        std::fs::rename(&dir, &moved).unwrap();
+        let back = MaskDocument::load_session(&moved.join("s.json")).unwrap();
+        assert_eq!(back.image_path(), Some(moved.join("photo.png").as_path()));
+        std::fs::remove_dir_all(moved).unwrap();
+    }
+}

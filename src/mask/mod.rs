@@ -1,0 +1,41 @@
+//! Mask editing, plain Rust: no GUI types, no tensors (conventions §10).
+//!
+//! Everything lives in **image space** (pixel `(x, y)` covers `[x, x+1) × [y, y+1)`, centre at
+//! `+0.5`), at the original image resolution, so zoom and pan never touch document data and
+//! exports need no resampling.
+//!
+//! * [`buffer`]: [`MaskBuf`], the `f32` mask type, 8/16-bit conversions, bilinear resize.
+//! * [`stroke`]: [`Brush`], [`Stroke`]: a round brush swept along a polyline (distance to
+//!   segments, so no gaps), anti-aliased, with hardness.
+//! * [`edits`]: [`EditBuf`], a layer's `add`/`erase` brush planes, kept apart from the model's
+//!   probabilities so a model re-run keeps the touch-ups; incremental [`ActiveStroke`].
+//! * [`ops`]: anti-aliased threshold, exact Euclidean grow/shrink, Gaussian feather.
+//! * [`layer`]: [`MaskLayer`] and its composite order
+//!   (threshold → invert → brush edits → grow/shrink → feather).
+//! * [`mod@combine`]: folding layers with union / subtract / intersect.
+//! * [`history`]: undo/redo of swap steps under a byte budget.
+//! * [`document`]: [`MaskDocument`], the layers with every edit undoable, session save/load.
+//! * [`session`]: the session JSON format.
+//! * [`export`]: binary / soft / cut-out / inpainting PNGs (atomic, no silent overwrite) and
+//!   mask import.
+
+pub mod buffer;
+pub mod combine;
+pub mod document;
+pub mod edits;
+pub mod export;
+pub mod history;
+pub mod layer;
+pub mod ops;
+pub mod session;
+pub mod stroke;
+
+pub use buffer::{MaskBuf, RectInImage};
+pub use combine::{CombineOp, combine};
+pub use document::{DocStep, DocumentError, LayerEntry, LayerProps, MaskDocument};
+pub use edits::{ActiveStroke, EditBuf, EditPatch, PatchTile};
+pub use export::{ExportError, ImportError, ImportedMask, import_mask};
+pub use history::{History, HistoryStep};
+pub use layer::{LayerOps, MaskLayer};
+pub use session::SessionError;
+pub use stroke::{Brush, BrushMode, Stroke};
