@@ -12,6 +12,7 @@ pub mod tokenizer;
 pub mod weights;
 pub mod app;
 pub mod discovery;
+pub mod fetch;
 pub mod imageio;
 pub mod mask;
 pub mod pipeline;

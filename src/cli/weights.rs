@@ -30,6 +30,16 @@ pub enum WeightsCommand {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Download Stable Diffusion v1.4 (with resume and checksum) and explain the LD-ZNet step.
+    Fetch {
+        /// Folder to download into (default: --weights, LDZMASK_WEIGHTS, weights/ in the working
+        /// directory if it exists, else the user data folder).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Model hub address (default: LDZMASK_HUB_ENDPOINT, else https://huggingface.co).
+        #[arg(long, value_name = "URL")]
+        endpoint: Option<String>,
+    },
 }
 
 /// Runs a `weights` subcommand.
@@ -37,6 +47,11 @@ pub fn run(cmd: WeightsCommand, weights_flag: Option<&Path>) -> anyhow::Result<E
     match cmd {
         WeightsCommand::Check { dir } => check(dir.as_deref().or(weights_flag)),
         WeightsCommand::Convert { out, f32, overwrite } => convert(weights_flag, out, f32, overwrite),
+        WeightsCommand::Fetch { dir, endpoint } => {
+            let dir = dir.or_else(|| weights_flag.map(Path::to_path_buf)).unwrap_or_else(default_fetch_dir);
+            std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            fetch(endpoint.as_deref(), &dir)
+        }
     }
 }
 
@@ -198,5 +213,56 @@ fn convert(weights_flag: Option<&Path>, out: Option<PathBuf>, f32: bool, overwri
     eprintln!();
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     println!("wrote {} ({}) in {:.1} s", out.display(), human_size(size), start.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `weights fetch` puts files when no folder is given.
+fn default_fetch_dir() -> PathBuf {
+    if let Some(env) = std::env::var_os(discovery::WEIGHTS_ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(env);
+    }
+    let local = PathBuf::from("weights");
+    if local.is_dir() {
+        return local;
+    }
+    dirs::data_dir().map(|d| d.join("ldzmask").join("weights")).unwrap_or(local)
+}
+
+/// `ldzmask weights fetch [--endpoint URL] [--dir DIR]`: downloads SD v1.4 and explains the
+/// manual LD-ZNet step.
+fn fetch(endpoint: Option<&str>, dir: &Path) -> anyhow::Result<ExitCode> {
+    use ldzmask::fetch::{self, SD_V1_4_FULL_EMA};
+    use std::io::Write;
+
+    let endpoint = endpoint.map_or_else(fetch::endpoint_from_env, str::to_owned);
+    let token = fetch::token_from_env();
+    eprintln!("{} -> {}", SD_V1_4_FULL_EMA.url(&endpoint), dir.display());
+    let mut stderr = std::io::stderr();
+    let mut shown = false;
+    let result = fetch::download_with_outcome(
+        &SD_V1_4_FULL_EMA,
+        &endpoint,
+        token.as_deref(),
+        dir,
+        &mut |p| {
+            let _ = write!(stderr, "\r{:<70}", p.to_string());
+            let _ = stderr.flush();
+            shown = true;
+        },
+    );
+    if shown {
+        eprintln!();
+    }
+    let outcome = result?;
+    if outcome.already_present {
+        eprintln!("{} is already present", outcome.path.display());
+    } else {
+        eprintln!("saved {} ({} bytes)", outcome.path.display(), outcome.bytes);
+    }
+    match outcome.verified {
+        Some(source) => eprintln!("sha256 verified ({source})"),
+        None => eprintln!("warning: no checksum known, the file is not verified"),
+    }
+    eprintln!("\n{}", fetch::LDZNET_MANUAL_STEP);
     Ok(ExitCode::SUCCESS)
 }
