@@ -78,6 +78,7 @@ fn main() -> ExitCode {
             device_explicit: cli.device.is_some() || std::env::var_os(ldzmask::device::DEVICE_ENV).is_some(),
             phrases: cli.phrases,
             masks: cli.masks,
+            config_dir: None,
         }),
     };
     match result {

@@ -147,6 +147,10 @@ pub struct UiState {
     pub actual_pixels_requested: bool,
     /// The last export's outcome.
     pub last_export: Option<Result<PathBuf, String>>,
+    /// A command waiting for "discard unsaved masks?".
+    pub confirm_discard: Option<Command>,
+    /// The user agreed to close with unsaved masks.
+    pub close_confirmed: bool,
 }
 
 #[derive(Debug)]
@@ -167,6 +171,7 @@ pub struct App {
     worker: Option<WorkerHandle>,
     pub(crate) model: ModelStatus,
     pub(crate) device_label: String,
+    pub(crate) display_adapter: Option<String>,
     pub(crate) last_run: Option<LastRun>,
     next_request_id: u64,
     next_image_id: u64,
@@ -201,7 +206,7 @@ impl App {
     ) -> Self {
         let ctx = cc.egui_ctx.clone();
         let mut toasts = Toasts::default();
-        let settings_path = Settings::path();
+        let settings_path = options.settings_path();
         let settings = match &settings_path {
             Some(path) => {
                 let (settings, err) = Settings::load(path);
@@ -242,6 +247,7 @@ impl App {
             worker,
             model: ModelStatus::NotStarted,
             device_label,
+            display_adapter: CanvasRenderer::adapter(cc),
             last_run: None,
             next_request_id: 1,
             next_image_id: 1,
@@ -295,19 +301,30 @@ impl App {
         self.ui.last_export.as_ref()
     }
 
+    /// A command waiting for the user's "discard unsaved masks?" answer.
+    pub fn pending_discard(&self) -> Option<&Command> {
+        self.ui.confirm_discard.as_ref()
+    }
+
     /// An export waiting for the user's "replace?" answer.
     pub fn pending_overwrite(&self) -> Option<&ExportRequest> {
         self.ui.confirm_overwrite.as_ref()
     }
 
-    /// True while background work is running or queued (tasks, composites, model requests).
+    /// True while background work is running or queued: tasks, composites, commands not
+    /// applied yet, model requests (not model loading; see [`Self::model_status`]).
     pub fn is_busy(&self) -> bool {
         self.tasks.running() > 0
+            || !self.commands.is_empty()
             || self.worker.as_ref().is_some_and(|w| w.waiting() > 0)
             || self.layers_rt.values().any(|rt| {
                 rt.needs_full || rt.composite_in_flight || (rt.computing() && !rt.waiting_for_model)
             })
-            || self.model.is_pending() && self.worker.is_some()
+    }
+
+    /// The phrase of the last model run.
+    pub fn last_run_phrase(&self) -> Option<String> {
+        self.last_run.as_ref().map(|r| r.phrase.clone())
     }
 
     /// Queues a command, applied at the end of the next frame (what the UI does).
@@ -318,6 +335,16 @@ impl App {
     /// The display planes (for tests and the renderer).
     pub fn display(&self) -> &SharedDisplay {
         &self.display
+    }
+
+    /// The canvas rectangle of the last frame, in points.
+    pub fn canvas_rect(&self) -> Option<egui::Rect> {
+        self.ui.canvas_in_ui
+    }
+
+    /// Settings (brush, export options…); changes are saved automatically.
+    pub fn settings_mut(&mut self) -> &mut Settings {
+        &mut self.state.settings
     }
 
     /// The canvas view.
@@ -368,6 +395,7 @@ impl App {
     /// Drains events and task results, fires debounced requests, schedules composites,
     /// saves settings (the `logic` half of a frame).
     pub fn tick(&mut self, ctx: &egui::Context) {
+        self.guard_close(ctx);
         while let Some(event) = self.worker.as_ref().and_then(WorkerHandle::try_recv) {
             self.handle_event(event);
         }
@@ -664,6 +692,9 @@ impl App {
                     log::info!("{msg}");
                     self.toasts.push(Level::Info, msg);
                     self.remember_folder(&request.path);
+                    if let Some(doc) = &mut self.state.document {
+                        doc.mark_saved(); // the work is out: no "unsaved" warning
+                    }
                     self.ui.last_export = Some(Ok(request.path));
                 }
                 Err(ExportFailure::Exists(_)) => {
@@ -761,12 +792,18 @@ impl App {
             masks,
             active_layer,
             session_path,
+            saved_mark: (0, 0, 0),
         });
+        if let Some(doc) = &mut self.state.document {
+            doc.mark_saved();
+        }
         self.sync_layers();
         self.view.follow_fit = true;
         self.ui.fit_requested = true;
         self.toasts
             .push(Level::Info, format!("Opened {name} ({w}×{h})"));
+        self.ctx
+            .send_viewport_cmd(egui::ViewportCommand::Title(format!("{name} — ldzmask")));
         // Phrase layers without a model result run now (or once the model is ready).
         let to_run: Vec<u64> = self
             .state
@@ -1105,8 +1142,24 @@ impl App {
         }
     }
 
+    /// True when `command` would replace a document with unsaved edits.
+    fn discards_work(&self, command: &Command) -> bool {
+        matches!(
+            command,
+            Command::OpenImage(_) | Command::PasteImage(_) | Command::OpenSession(_) | Command::Quit
+        ) && self
+            .state
+            .document
+            .as_ref()
+            .is_some_and(Document::has_unsaved_edits)
+    }
+
     /// Applies one command: every change to the document goes through here.
     pub fn apply(&mut self, command: Command) {
+        if self.discards_work(&command) {
+            self.ui.confirm_discard = Some(command);
+            return;
+        }
         match command {
             Command::OpenImageDialog => {
                 if let Some(path) = self
@@ -1121,13 +1174,7 @@ impl App {
             Command::OpenImage(path) => {
                 self.spawn("ldzmask-open", move || tasks::open_image_task(path));
             }
-            Command::PasteImage(image) => {
-                self.spawn("ldzmask-paste", move || TaskResult::ImageOpened {
-                    path: None,
-                    name: "pasted image".into(),
-                    result: tasks::loaded_from_color_image(&image),
-                });
-            }
+            Command::PasteImage(image) => self.apply_paste(image),
             Command::OpenSessionDialog => {
                 if let Some(path) = self
                     .file_dialog()
@@ -1137,12 +1184,7 @@ impl App {
                     self.apply(Command::OpenSession(path));
                 }
             }
-            Command::OpenSession(path) => {
-                self.spawn("ldzmask-session", move || {
-                    let result = tasks::open_session(&path);
-                    TaskResult::SessionOpened { path, result }
-                });
-            }
+            Command::OpenSession(path) => self.apply_open_session(path),
             Command::SaveSessionDialog => {
                 let Some(doc) = &self.state.document else {
                     return;
@@ -1360,7 +1402,57 @@ impl App {
                     self.apply_scope(scope);
                 }
             }
-            Command::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            Command::Quit => {
+                self.ui.close_confirmed = true;
+                self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
+            Command::Confirmed(command) => {
+                self.ui.confirm_discard = None;
+                match *command {
+                    Command::Quit => {
+                        self.ui.close_confirmed = true;
+                        self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    }
+                    Command::OpenImage(path) => {
+                        self.spawn("ldzmask-open", move || tasks::open_image_task(path));
+                    }
+                    Command::PasteImage(image) => self.apply_paste(image),
+                    Command::OpenSession(path) => self.apply_open_session(path),
+                    other => self.apply(other),
+                }
+            }
+        }
+    }
+
+    fn apply_paste(&mut self, image: Arc<egui::ColorImage>) {
+        self.spawn("ldzmask-paste", move || TaskResult::ImageOpened {
+            path: None,
+            name: "pasted image".into(),
+            result: tasks::loaded_from_color_image(&image),
+        });
+    }
+
+    fn apply_open_session(&mut self, path: PathBuf) {
+        self.spawn("ldzmask-session", move || {
+            let result = tasks::open_session(&path);
+            TaskResult::SessionOpened { path, result }
+        });
+    }
+
+    /// Asks before the window closes over unsaved masks (the `logic` half of a frame).
+    fn guard_close(&mut self, ctx: &egui::Context) {
+        let close = ctx.input(|i| i.viewport().close_requested());
+        if !close || self.ui.close_confirmed {
+            return;
+        }
+        if self
+            .state
+            .document
+            .as_ref()
+            .is_some_and(Document::has_unsaved_edits)
+        {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.ui.confirm_discard = Some(Command::Quit);
         }
     }
 
@@ -1442,6 +1534,7 @@ impl App {
         match doc.masks.save_session(path) {
             Ok(()) => {
                 doc.session_path = Some(path.to_path_buf());
+                doc.mark_saved();
                 self.toasts
                     .push(Level::Info, format!("Session saved to {}", path.display()));
                 self.remember_folder(path);

@@ -103,4 +103,7 @@ pub enum Command {
     // ---- window ----
     /// Close the app.
     Quit,
+    /// Run a command that would discard unsaved masks, without asking again (the user
+    /// answered "Discard").
+    Confirmed(Box<Command>),
 }

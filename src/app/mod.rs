@@ -47,11 +47,24 @@ pub struct Options {
     pub phrases: Vec<String>,
     /// Mask files to import as layers once the image is open (`--mask`, repeatable).
     pub masks: Vec<PathBuf>,
+    /// Settings folder (tests); `None` = `LDZMASK_CONFIG_DIR`, else the platform folder.
+    pub config_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// The settings file these options use.
+    pub fn settings_path(&self) -> Option<PathBuf> {
+        match &self.config_dir {
+            Some(dir) => Some(dir.join(state::SETTINGS_FILE)),
+            None => state::Settings::path(),
+        }
+    }
 }
 
 /// Opens the window and runs until it is closed.
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let settings = state::Settings::path()
+    let settings = options
+        .settings_path()
         .map(|p| state::Settings::load(&p).0)
         .unwrap_or_default();
     let choice = if options.device_explicit {

@@ -324,12 +324,31 @@ pub struct Document {
     pub active_layer: Option<u64>,
     /// The session file this document was saved to or opened from.
     pub session_path: Option<PathBuf>,
+    /// [`Document::edit_mark`] when the masks were last saved, exported or opened.
+    pub saved_mark: (usize, usize, usize),
 }
 
 impl Document {
     /// `(width, height)` in image pixels.
     pub fn size(&self) -> (u32, u32) {
         self.masks.size()
+    }
+
+    /// A mark of the undo history's position: it changes with every edit, undo and redo
+    /// (the eviction count keeps it moving once the history is at its memory budget).
+    pub fn edit_mark(&self) -> (usize, usize, usize) {
+        let h = self.masks.history();
+        (h.undo_len(), h.redo_len(), h.evicted())
+    }
+
+    /// True when there are edits since the last save, export or open.
+    pub fn has_unsaved_edits(&self) -> bool {
+        self.edit_mark() != self.saved_mark
+    }
+
+    /// Marks the current state as saved.
+    pub fn mark_saved(&mut self) {
+        self.saved_mark = self.edit_mark();
     }
 }
 

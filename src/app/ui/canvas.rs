@@ -37,6 +37,14 @@ impl CanvasRenderer {
         }
     }
 
+    /// The adapter egui renders with ("llvmpipe (Vulkan)"), if it runs on wgpu.
+    pub fn adapter(cc: &eframe::CreationContext<'_>) -> Option<String> {
+        cc.wgpu_render_state.as_ref().map(|rs| {
+            let info = rs.adapter.get_info();
+            format!("{} ({:?})", info.name, info.backend)
+        })
+    }
+
     /// "wgpu" or "egui".
     pub fn name(&self) -> &'static str {
         match self {
@@ -192,6 +200,12 @@ impl App {
             {
                 self.view.zoom_around(rect, p, factor, image_size, ppp);
             }
+        }
+
+        // Keep keyboard focus off buttons while the pointer is on the canvas, so Space pans
+        // instead of pressing the last clicked button (text fields keep their focus).
+        if response.hovered() && !ctx.egui_wants_keyboard_input() && !response.has_focus() {
+            response.request_focus();
         }
 
         // ---- pan (space-drag, middle-drag) ----

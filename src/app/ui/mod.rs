@@ -48,6 +48,7 @@ impl App {
 
         self.help_ui(&ctx);
         self.export_ui(&ctx);
+        self.discard_ui(&ctx);
         self.toasts.show(&ctx);
         if self.ui.hovering_files {
             let rect = ctx.content_rect();
@@ -99,6 +100,51 @@ impl App {
             }
         }
         self.commands.extend(pasted);
+    }
+
+    /// "Discard unsaved masks?" before opening another image or closing.
+    fn discard_ui(&mut self, ctx: &egui::Context) {
+        let Some(pending) = self.ui.confirm_discard.clone() else {
+            return;
+        };
+        let name = self
+            .state
+            .document
+            .as_ref()
+            .map(|d| d.name.clone())
+            .unwrap_or_default();
+        let action = if matches!(pending, Command::Quit) {
+            "Quit"
+        } else {
+            "Discard and open"
+        };
+        let mut answer = None;
+        egui::Modal::new(egui::Id::new("ldzmask-discard")).show(ctx, |ui| {
+            ui.heading("Unsaved masks");
+            ui.label(format!(
+                "The masks of {name} changed since they were last saved or exported."
+            ));
+            ui.horizontal(|ui| {
+                if ui.button("Save session…").clicked() {
+                    answer = Some(0);
+                }
+                if ui.button(action).clicked() {
+                    answer = Some(1);
+                }
+                if ui.button("Cancel").clicked() {
+                    answer = Some(2);
+                }
+            });
+        });
+        match answer {
+            Some(0) => {
+                self.ui.confirm_discard = None;
+                self.commands.push(Command::SaveSessionDialog);
+            }
+            Some(1) => self.commands.push(Command::Confirmed(Box::new(pending))),
+            Some(2) => self.ui.confirm_discard = None,
+            _ => {}
+        }
     }
 
     /// The non-blocking notice shown when no model is available.

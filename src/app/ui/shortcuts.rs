@@ -152,12 +152,11 @@ pub fn handle(app: &mut App, ctx: &egui::Context) {
     let actions: Vec<Action> = ctx.input_mut(|i| {
         let mut found = Vec::new();
         for (modifiers, key, action) in SHORTCUTS {
-            // While typing only the chords that cannot be text work.
-            if typing && !matches!(action, Action::Help) && !modifiers.command {
+            // While typing, only chords that cannot be text (Ctrl+…, F1) act; Ctrl+Z stays
+            // the text field's own undo.
+            let text_safe = modifiers.command || *key == Key::F1;
+            if typing && (!text_safe || matches!(action, Action::Undo | Action::Redo)) {
                 continue;
-            }
-            if typing && matches!(action, Action::Undo | Action::Redo) {
-                continue; // the text field's own undo
             }
             if i.consume_key(*modifiers, *key) {
                 found.push(*action);

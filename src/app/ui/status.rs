@@ -20,8 +20,13 @@ impl App {
     /// Draws the status bar.
     pub(crate) fn status_ui(&mut self, ui: &mut Ui) {
         ui.horizontal(|ui| {
-            ui.label(format!("Device: {}", self.device_label))
-                .on_hover_text("Compute device of the model (Model menu to change)");
+            let display = match &self.display_adapter {
+                Some(a) => format!("canvas drawn with wgpu on {a} ({} renderer)", self.canvas.name()),
+                None => "canvas drawn with egui textures".to_owned(),
+            };
+            ui.label(format!("Device: {}", self.device_label)).on_hover_text(format!(
+                "Compute device of the model (Model menu to change); {display}"
+            ));
             ui.separator();
             match &self.model {
                 ModelStatus::NotStarted => {
