@@ -22,11 +22,9 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         Err(e) => format!("{e}"),
     };
     let native = eframe::NativeOptions::default();
-    eframe::run_simple_native("ldzmask", native, move |ctx, _frame| {
-        egui::CentralPanel::default().show(ctx, |ui| {
-            ui.heading("ldzmask");
-            ui.label(&status);
-        });
+    eframe::run_ui_native("ldzmask", native, move |ui, _frame| {
+        ui.heading("ldzmask");
+        ui.label(&status);
     })
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }
