@@ -357,7 +357,7 @@ impl Segmenter {
             let (logits, prompt, mut timings) = self.logits_with_draws(&posterior, phrase, &draws)?;
             timings.vae = if i == 0 { vae_time } else { Duration::ZERO };
             let post_start = Instant::now();
-            let probs: Vec<f32> = sigmoid(logits).into_data().convert::<f32>().to_vec().unwrap_or_default();
+            let probs: Vec<f32> = sigmoid(logits).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
             let [lh, lw] = [model_h as usize, model_w as usize];
             let probabilities = if probs.len() == lh * lw {
                 preprocess::resize_bilinear_f32(&probs, model_w, model_h, image.width, image.height)

@@ -684,37 +684,32 @@ impl WeightFiles {
 
     /// Candidate sources of a network, in preference order.
     fn sources(&self, network: Network) -> Vec<Source<'_>> {
-        let mut out = Vec::new();
-        let mut add = |file: &Checkpoint, prefix: &str, ema: bool| {
-            if file.has_prefix(prefix) || (ema && file.has_prefix("model_ema.diffusion_model")) {
-                out.push(Source { file, prefix: prefix.to_string(), ema });
-            }
-        };
         // LD-ZNet files first: they may carry every part (a combined `LatentSeg` state dict).
         let mut files: Vec<&Checkpoint> = self.files.iter().collect();
         files.sort_by_key(|f| f.kind != CheckpointKind::Ldznet);
+        let mut candidates: Vec<(&Checkpoint, &'static str, bool)> = Vec::new();
         for file in files {
             match network {
-                Network::Vae => add(file, VAE_PREFIX, false),
-                Network::Clip => {
-                    for prefix in CLIP_PREFIXES {
-                        add(file, prefix, false);
-                    }
-                }
+                Network::Vae => candidates.push((file, VAE_PREFIX, false)),
+                Network::Clip => candidates.extend(CLIP_PREFIXES.iter().map(|p| (file, *p, false))),
                 Network::SdUnet => {
-                    add(file, SD_IN_LDZNET_PREFIX, false);
+                    candidates.push((file, SD_IN_LDZNET_PREFIX, false));
                     if file.kind == CheckpointKind::SdV1 {
-                        add(file, UNET_PREFIX, false);
+                        candidates.push((file, UNET_PREFIX, false));
                     }
                 }
                 Network::LdznetUnet => {
                     if file.kind == CheckpointKind::Ldznet {
-                        add(file, UNET_PREFIX, true);
+                        candidates.push((file, UNET_PREFIX, true));
                     }
                 }
             }
         }
-        out
+        candidates
+            .into_iter()
+            .filter(|(file, prefix, ema)| file.has_prefix(prefix) || (*ema && file.has_prefix("model_ema.diffusion_model")))
+            .map(|(file, prefix, ema)| Source { file, prefix: prefix.to_string(), ema })
+            .collect()
     }
 
     /// Matches `expected` against the first source that has any of its keys; errors name the
@@ -1014,28 +1009,23 @@ impl WeightFiles {
     ) -> Result<(), LoadError> {
         let io = |source| LoadError::Io { path: out.to_path_buf(), source };
         let tmp = out.with_extension("safetensors.partial");
-        let failure: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
-        let counter = std::cell::Cell::new(0usize);
-        let progress = std::cell::RefCell::new(progress);
-        let views: Vec<(String, BundleView<'_>)> = plan
+        let state = WriteState {
+            failure: std::cell::RefCell::new(None),
+            counter: std::cell::Cell::new(0),
+            total: plan.len(),
+            progress: std::cell::RefCell::new(progress),
+        };
+        let views: Vec<(String, BundleView<'_, '_>)> = plan
             .iter()
             .map(|e| {
-                let view = BundleView {
-                    entry: e,
-                    tensor: self.files[e.file].tensor(&e.source_key),
-                    precision,
-                    failure: &failure,
-                    counter: &counter,
-                    total: plan.len(),
-                    progress: &progress,
-                };
-                (e.name.clone(), view)
+                let tensor = self.files.get(e.file).and_then(|f| f.tensor(&e.source_key));
+                (e.name.clone(), BundleView { entry: e, tensor, precision, state: &state })
             })
             .collect();
         let mut meta: std::collections::HashMap<String, String> = metadata.into_iter().collect();
         meta.insert(BUNDLE_FORMAT_KEY.into(), BUNDLE_FORMAT.into());
         let written = safetensors::tensor::serialize_to_file(views, Some(meta), &tmp);
-        let failed = failure.borrow_mut().take();
+        let failed = state.failure.borrow_mut().take();
         if let Some(reason) = failed.or_else(|| written.err().map(|e| e.to_string())) {
             let _ = std::fs::remove_file(&tmp);
             return Err(LoadError::Format { path: out.to_path_buf(), reason: format!("conversion failed: {reason}") });
@@ -1045,19 +1035,24 @@ impl WeightFiles {
     }
 }
 
+/// Shared state of one bundle write: the first error, the progress counter and callback.
+struct WriteState<'p> {
+    failure: std::cell::RefCell<Option<String>>,
+    counter: std::cell::Cell<usize>,
+    total: usize,
+    progress: std::cell::RefCell<&'p mut dyn FnMut(usize, usize, &str)>,
+}
+
 /// A tensor of the bundle being written: its bytes are read and converted only when the writer
 /// asks for them.
-struct BundleView<'a> {
+struct BundleView<'a, 'p> {
     entry: &'a BundleEntry,
     tensor: Option<&'a PackTensor>,
     precision: BundlePrecision,
-    failure: &'a std::cell::RefCell<Option<String>>,
-    counter: &'a std::cell::Cell<usize>,
-    total: usize,
-    progress: &'a std::cell::RefCell<&'a mut dyn FnMut(usize, usize, &str)>,
+    state: &'a WriteState<'p>,
 }
 
-impl BundleView<'_> {
+impl BundleView<'_, '_> {
     fn elements(&self) -> usize {
         self.entry.shape.iter().product()
     }
@@ -1086,7 +1081,7 @@ impl BundleView<'_> {
     }
 }
 
-impl safetensors::View for BundleView<'_> {
+impl safetensors::View for BundleView<'_, '_> {
     fn dtype(&self) -> safetensors::Dtype {
         match self.precision {
             BundlePrecision::F16 => safetensors::Dtype::F16,
@@ -1099,10 +1094,11 @@ impl safetensors::View for BundleView<'_> {
     }
 
     fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        let done = self.counter.get() + 1;
-        self.counter.set(done);
-        (self.progress.borrow_mut())(done, self.total, &self.entry.name);
-        if self.failure.borrow().is_some() {
+        let state = self.state;
+        let done = state.counter.get() + 1;
+        state.counter.set(done);
+        (state.progress.borrow_mut())(done, state.total, &self.entry.name);
+        if state.failure.borrow().is_some() {
             return std::borrow::Cow::Owned(vec![0; self.data_len()]);
         }
         match self.convert() {
@@ -1110,7 +1106,7 @@ impl safetensors::View for BundleView<'_> {
             Err(reason) => {
                 // The writer cannot fail from here: remember the error, keep the declared length,
                 // and let `write_bundle` delete the partial file.
-                *self.failure.borrow_mut() = Some(reason);
+                *state.failure.borrow_mut() = Some(reason);
                 std::borrow::Cow::Owned(vec![0; self.data_len()])
             }
         }

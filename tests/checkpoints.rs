@@ -35,7 +35,7 @@ fn check_vae_file(file: &Path, rel: f32) {
         let mut expected = io.get(&format!("{case}.moments")).clone();
         if rel != 1.0 {
             // f16 weights: widen the tolerance to f16 precision by comparing the relative error.
-            let got: Vec<f32> = moments.into_data().to_vec().expect("f32");
+            let got: Vec<f32> = moments.into_data().try_to_vec::<f32>().expect("f32");
             let max_e = expected.f32.iter().fold(0f32, |m, x| m.max(x.abs()));
             let err = got.iter().zip(&expected.f32).fold(0f32, |m, (a, e)| m.max((a - e).abs()));
             println!("{}: {case} max error {err:.3e} (max|e| {max_e:.3e})", file.display());

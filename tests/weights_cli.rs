@@ -94,8 +94,8 @@ fn case0_logits(dir: &Path) -> (Vec<f32>, Vec<f32>) {
         noise_sd: io.get("case0.noise_sd").f32.clone(),
     };
     let (logits, _, _) = segmenter.logits_with_draws(&posterior, "Mickey mouse", &draws).expect("segment");
-    let mask: Vec<f32> = sigmoid(logits.clone()).into_data().to_vec().expect("f32");
-    (logits.into_data().to_vec().expect("f32"), mask)
+    let mask: Vec<f32> = sigmoid(logits.clone()).into_data().try_to_vec::<f32>().expect("f32");
+    (logits.into_data().try_to_vec::<f32>().expect("f32"), mask)
 }
 
 #[test]

@@ -217,7 +217,7 @@ mod tests {
             let (shape, data) = tensor(&case["input"]);
             let x = Tensor::<4>::from_data(TensorData::new(data, shape), &device);
             let out = pool.forward(x).swap_dims(1, 2); // PyTorch returns [batch, channels, tokens]
-            let got: Vec<f32> = out.into_data().to_vec().expect("f32");
+            let got: Vec<f32> = out.into_data().try_to_vec::<f32>().expect("f32");
             let (_, expected) = tensor(&case["output"]);
             assert_close(&got, &expected, "attention pool");
         }

@@ -409,7 +409,7 @@ impl UNetModel {
         };
         let mut features: Vec<Option<Tensor<4>>> = vec![None; self.num_transformers()];
         let keep = |i: usize| request.keep.as_ref().is_none_or(|k| k.contains(&i));
-        let mut record = |features: &mut Vec<Option<Tensor<4>>>, index: usize, value: Tensor<4>| {
+        let record = |features: &mut Vec<Option<Tensor<4>>>, index: usize, value: Tensor<4>| {
             if keep(index) {
                 features[index] = Some(value);
             }
@@ -457,6 +457,15 @@ impl UNetModel {
     /// - `sd_features`: one entry per transformer, in feature order (only LD-ZNet sites are read)
     /// - output: `[batch, 1, 8h, 8w]`
     pub fn forward_ldznet(&self, z: Tensor<4>, context: Tensor<3>, sd_features: &[Option<Tensor<4>>]) -> Tensor<4> {
+        // Every LD-ZNet transformer must get its feature: a missing one would silently skip
+        // `attn3`. The pipeline builds the feature list from the same configs, so this holds.
+        for i in self.ldznet_transformer_indices() {
+            assert!(
+                sd_features.get(i).is_some_and(Option::is_some),
+                "LD-ZNet transformer {i} needs SD feature {i}, but only {} features were given",
+                sd_features.len()
+            );
+        }
         let device = z.device();
         let [batch, ..] = z.dims();
         let mut pass = Pass {

@@ -105,7 +105,7 @@ impl Report {
     /// Compares with `|a-e| <= 1e-4*max|e| + 1e-5` and prints the max error.
     pub fn check<const D: usize>(&mut self, label: &str, got: Tensor<D>, expected: &Golden) {
         let got_shape = got.dims().to_vec();
-        let values: Vec<f32> = got.into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let values: Vec<f32> = got.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
         self.check_values(label, &got_shape, &values, expected);
     }
 
