@@ -612,7 +612,8 @@ impl App {
     // ---- tasks ---------------------------------------------------------------------------
 
     fn spawn(&mut self, name: &str, job: impl FnOnce() -> TaskResult + Send + 'static) {
-        if let Err(e) = self.tasks.spawn(name, &self.ctx, job) {
+        let ctx = self.ctx.clone();
+        if let Err(e) = self.tasks.spawn(name, &ctx, job) {
             log::error!("{e}");
             self.toasts.push(Level::Error, e);
         }
@@ -680,6 +681,17 @@ impl App {
                     plane.data = data;
                     let full = RectInImage::full(plane.width, plane.height);
                     display::add_dirty(&mut plane.dirty, full);
+                }
+            }
+            TaskResult::Panicked { task } => {
+                let msg = format!("Internal error in {task}; see the log");
+                log::error!("{msg}");
+                self.toasts.push(Level::Error, msg);
+                // A composite that died must not block its layer forever.
+                for rt in self.layers_rt.values_mut() {
+                    if rt.composite_in_flight && task == "ldzmask-composite" {
+                        rt.composite_in_flight = false;
+                    }
                 }
             }
             TaskResult::Exported { request, result } => match result {

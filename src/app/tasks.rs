@@ -214,6 +214,11 @@ pub enum TaskResult {
         /// The plane.
         data: Vec<u8>,
     },
+    /// A task panicked (a bug; reported so the app does not wait for it forever).
+    Panicked {
+        /// The task's thread name.
+        task: String,
+    },
     /// An export finished.
     Exported {
         /// What was asked.
@@ -228,57 +233,60 @@ pub enum TaskResult {
 pub struct Tasks {
     tx: Sender<TaskResult>,
     rx: Receiver<TaskResult>,
-    running: Arc<std::sync::atomic::AtomicUsize>,
+    /// Spawned and not yet received (so a result waiting in the channel still counts).
+    pending: usize,
 }
 
 impl Default for Tasks {
     fn default() -> Self {
         let (tx, rx) = std::sync::mpsc::channel();
-        Self {
-            tx,
-            rx,
-            running: Arc::default(),
-        }
+        Self { tx, rx, pending: 0 }
     }
 }
 
 impl Tasks {
     /// Runs `job` on a new thread named `name`; its result is delivered by [`Self::try_recv`]
-    /// and `ctx` is asked to repaint. Returns an error message if no thread could be started.
+    /// and `ctx` is asked to repaint. A panicking job is reported as [`TaskResult::Panicked`].
+    /// Returns an error message if no thread could be started.
     pub fn spawn(
-        &self,
+        &mut self,
         name: &str,
         ctx: &egui::Context,
         job: impl FnOnce() -> TaskResult + Send + 'static,
     ) -> Result<(), String> {
-        use std::sync::atomic::Ordering;
         let tx = self.tx.clone();
         let ctx = ctx.clone();
-        let running = Arc::clone(&self.running);
-        running.fetch_add(1, Ordering::SeqCst);
+        let task = name.to_owned();
         let spawned = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                let result = job();
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                    .unwrap_or(TaskResult::Panicked { task });
                 // The receiver is gone only when the app is closing.
                 let _ = tx.send(result);
-                running.fetch_sub(1, Ordering::SeqCst);
                 ctx.request_repaint();
             });
-        spawned.map(|_| ()).map_err(|e| {
-            self.running.fetch_sub(1, Ordering::SeqCst);
-            format!("cannot start a background task: {e}")
-        })
+        match spawned {
+            Ok(_) => {
+                self.pending += 1;
+                Ok(())
+            }
+            Err(e) => Err(format!("cannot start a background task: {e}")),
+        }
     }
 
     /// The next finished task, if any.
-    pub fn try_recv(&self) -> Option<TaskResult> {
-        self.rx.try_recv().ok()
+    pub fn try_recv(&mut self) -> Option<TaskResult> {
+        let result = self.rx.try_recv().ok();
+        if result.is_some() {
+            self.pending = self.pending.saturating_sub(1);
+        }
+        result
     }
 
-    /// Tasks still running.
+    /// Tasks whose results have not been received yet.
     pub fn running(&self) -> usize {
-        self.running.load(std::sync::atomic::Ordering::SeqCst)
+        self.pending
     }
 }
 

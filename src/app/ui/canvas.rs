@@ -204,12 +204,12 @@ impl App {
 
         // Keep keyboard focus off buttons while the pointer is on the canvas, so Space pans
         // instead of pressing the last clicked button (text fields keep their focus).
-        if response.hovered() && !ctx.egui_wants_keyboard_input() && !response.has_focus() {
+        if response.hovered() && !ctx.text_edit_focused() && !response.has_focus() {
             response.request_focus();
         }
 
         // ---- pan (space-drag, middle-drag) ----
-        let space = !ctx.egui_wants_keyboard_input() && ctx.input(|i| i.key_down(Key::Space));
+        let space = !ctx.text_edit_focused() && ctx.input(|i| i.key_down(Key::Space));
         let panning = response.dragged_by(PointerButton::Middle)
             || (space && response.dragged_by(PointerButton::Primary));
         if panning {

@@ -66,7 +66,7 @@ impl App {
 
         if let Some(request) = self.ui.confirm_overwrite.clone() {
             let mut answer: Option<bool> = None;
-            egui::Modal::new(egui::Id::new("ldzmask-overwrite")).show(ctx, |ui| {
+            egui::Modal::new(egui::Id::unique("ldzmask-overwrite")).show(ctx, |ui| {
                 ui.heading("Replace the file?");
                 ui.label(format!("{} already exists.", request.path.display()));
                 ui.horizontal(|ui| {

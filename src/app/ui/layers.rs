@@ -11,9 +11,9 @@ use crate::mask::{CombineOp, LayerOps};
 
 fn combine_label(op: CombineOp) -> &'static str {
     match op {
-        CombineOp::Union => "∪ add",
-        CombineOp::Subtract => "− subtract",
-        CombineOp::Intersect => "∩ intersect",
+        CombineOp::Union => "Add (union)",
+        CombineOp::Subtract => "Subtract",
+        CombineOp::Intersect => "Intersect",
     }
 }
 
@@ -165,13 +165,13 @@ impl App {
                                 ui.add(egui::Spinner::new())
                                     .on_hover_text("The model is computing this layer");
                             } else if rt.is_some_and(|r| r.waiting_for_model) {
-                                ui.label("⏳").on_hover_text(if self.model.is_pending() {
+                                ui.weak("waiting").on_hover_text(if self.model.is_pending() {
                                     "Waits for the model to load"
                                 } else {
                                     "Needs the model (see Model › Weights…)"
                                 });
                             } else if let Some(err) = rt.and_then(|r| r.error.as_deref()) {
-                                ui.colored_label(ui.visuals().error_fg_color, "⚠")
+                                ui.colored_label(ui.visuals().error_fg_color, "error")
                                     .on_hover_text(err);
                             }
                         });
@@ -195,14 +195,14 @@ impl App {
                                 .response
                                 .on_hover_text("How this layer joins the layers above it");
                             if ui
-                                .add_enabled(index > 0, egui::Button::new("⏶").small())
+                                .add_enabled(index > 0, egui::Button::new("Up").small())
                                 .on_hover_text("Move up")
                                 .clicked()
                             {
                                 out.push(Command::MoveLayer(e.id, index - 1));
                             }
                             if ui
-                                .add_enabled(index + 1 < n, egui::Button::new("⏷").small())
+                                .add_enabled(index + 1 < n, egui::Button::new("Down").small())
                                 .on_hover_text("Move down")
                                 .clicked()
                             {
@@ -211,14 +211,14 @@ impl App {
                             let can_run = !e.props.phrase.trim().is_empty()
                                 && (model_ready || self.model.is_pending());
                             if ui
-                                .add_enabled(can_run, egui::Button::new("⟳").small())
+                                .add_enabled(can_run, egui::Button::new("Run").small())
                                 .on_hover_text("Run the phrase again (Ctrl+R)")
                                 .clicked()
                             {
                                 out.push(Command::RerunLayer(e.id));
                             }
                             if ui
-                                .add(egui::Button::new("🗑").small())
+                                .add(egui::Button::new("Delete").small())
                                 .on_hover_text("Delete the layer (undoable)")
                                 .clicked()
                             {
@@ -282,7 +282,7 @@ impl App {
 
                     let mut ops = e.layer.ops;
                     let mut changed = None;
-                    let mut merge_of = |r: &egui::Response| r.dragged() && !r.drag_started();
+                    let merge_of = |r: &egui::Response| r.dragged() && !r.drag_started();
 
                     ui.label("Threshold");
                     let r = ui.add(

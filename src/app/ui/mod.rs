@@ -54,7 +54,7 @@ impl App {
             let rect = ctx.content_rect();
             let painter = ctx.layer_painter(egui::LayerId::new(
                 egui::Order::Foreground,
-                egui::Id::new("ldzmask-drop"),
+                egui::Id::unique("ldzmask-drop"),
             ));
             painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
             painter.text(
@@ -69,7 +69,7 @@ impl App {
 
     /// Dropped and hovered files, clipboard paste.
     fn window_input(&mut self, ctx: &egui::Context) {
-        let typing = ctx.egui_wants_keyboard_input();
+        let typing = ctx.text_edit_focused();
         let (hovering, dropped, pasted) = ctx.input(|i| {
             let pasted: Vec<Command> = i
                 .events
@@ -119,7 +119,7 @@ impl App {
             "Discard and open"
         };
         let mut answer = None;
-        egui::Modal::new(egui::Id::new("ldzmask-discard")).show(ctx, |ui| {
+        egui::Modal::new(egui::Id::unique("ldzmask-discard")).show(ctx, |ui| {
             ui.heading("Unsaved masks");
             ui.label(format!(
                 "The masks of {name} changed since they were last saved or exported."

@@ -83,7 +83,7 @@ impl Toasts {
             return;
         }
         let mut close = None;
-        egui::Area::new(egui::Id::new("ldzmask-toasts"))
+        egui::Area::new(egui::Id::unique("ldzmask-toasts"))
             .anchor(egui::Align2::RIGHT_BOTTOM, egui::vec2(-12.0, -36.0))
             .order(egui::Order::Foreground)
             .interactable(true)
@@ -117,7 +117,7 @@ impl Toasts {
                                     },
                                 );
                                 ui.add(egui::Label::new(text).wrap());
-                                if ui.small_button("✕").on_hover_text("Dismiss").clicked() {
+                                if ui.small_button("×").on_hover_text("Dismiss").clicked() {
                                     close = Some(i);
                                 }
                             });

@@ -148,7 +148,7 @@ pub const HELP_ROWS: &[(&str, &str, &str)] = &[
 
 /// Reads the shortcut keys of this frame (unless a text field has the keyboard) and acts.
 pub fn handle(app: &mut App, ctx: &egui::Context) {
-    let typing = ctx.egui_wants_keyboard_input();
+    let typing = ctx.text_edit_focused();
     let actions: Vec<Action> = ctx.input_mut(|i| {
         let mut found = Vec::new();
         for (modifiers, key, action) in SHORTCUTS {

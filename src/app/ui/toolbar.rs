@@ -128,7 +128,7 @@ impl App {
                     for (i, c) in self.state.settings.palette.iter_mut().enumerate() {
                         ui.horizontal(|ui| {
                             egui::color_picker::color_edit_button_srgb(ui, c);
-                            if ui.small_button("✕").clicked() {
+                            if ui.small_button("×").clicked() {
                                 remove = Some(i);
                             }
                         });
@@ -188,9 +188,9 @@ impl App {
     pub(crate) fn toolbar_ui(&mut self, ui: &mut Ui) {
         let brush = &mut self.state.settings.brush;
         ui.horizontal(|ui| {
-            ui.selectable_value(&mut brush.tool, BrushMode::Add, "🖌 Brush")
+            ui.selectable_value(&mut brush.tool, BrushMode::Add, "Brush")
                 .on_hover_text("Paint mask onto the active layer (B)");
-            ui.selectable_value(&mut brush.tool, BrushMode::Erase, "⌫ Eraser")
+            ui.selectable_value(&mut brush.tool, BrushMode::Erase, "Eraser")
                 .on_hover_text("Erase mask from the active layer (E); X swaps");
             ui.separator();
             ui.label("Size");
