@@ -107,7 +107,7 @@ while [ $SECONDS -lt $deadline ]; do
     exit 1
   fi
   import -window root "$SHOT" 2>/dev/null || continue
-  read -r W H < <(identify -format '%w %h' "$SHOT")
+  read -r W H < <(identify -format '%w %h\n' "$SHOT") || continue
   convert "$SHOT" -depth 8 "rgb:$WORK/shot.rgb"
   if check "$WORK/shot.rgb" "$W" "$H"; then
     passed=1
