@@ -75,7 +75,8 @@ fn main() -> ExitCode {
             image: cli.image,
             weights: cli.weights,
             device,
-            device_explicit: cli.device.is_some() || std::env::var_os(ldzmask::device::DEVICE_ENV).is_some(),
+            device_explicit: cli.device.is_some()
+                || std::env::var_os(ldzmask::device::DEVICE_ENV).is_some(),
             phrases: cli.phrases,
             masks: cli.masks,
             config_dir: None,

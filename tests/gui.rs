@@ -140,7 +140,13 @@ fn stroke(h: &mut Harness<'_, App>, points_in_image: &[(f32, f32)]) {
 fn active_layer_edits(app: &App) -> Vec<u8> {
     let doc = app.document().unwrap();
     let id = doc.active_layer.unwrap();
-    doc.masks.layer(id).unwrap().layer.edits.add_plane().to_vec()
+    doc.masks
+        .layer(id)
+        .unwrap()
+        .layer
+        .edits
+        .add_plane()
+        .to_vec()
 }
 
 /// Asserts two pixel buffers are equal without printing megabytes when they are not.
@@ -178,23 +184,45 @@ fn phrase_layer_gets_its_mask_from_the_tiny_model() {
     h.step();
     h.key_press(Key::Enter);
     h.step();
-    let id = h.state().document().unwrap().active_layer.expect("layer added");
+    let id = h
+        .state()
+        .document()
+        .unwrap()
+        .active_layer
+        .expect("layer added");
     assert_eq!(
-        h.state().document().unwrap().masks.layer(id).unwrap().props.phrase,
+        h.state()
+            .document()
+            .unwrap()
+            .masks
+            .layer(id)
+            .unwrap()
+            .props
+            .phrase,
         "a cat"
     );
-    wait_for(&mut h, "the model result", Duration::from_secs(120), |app| {
-        app.layer_runtime(id).is_some_and(|rt| !rt.computing())
-    });
+    wait_for(
+        &mut h,
+        "the model result",
+        Duration::from_secs(120),
+        |app| app.layer_runtime(id).is_some_and(|rt| !rt.computing()),
+    );
     idle(&mut h);
     let app = h.state();
     let entry = app.document().unwrap().masks.layer(id).unwrap();
-    let probs = entry.layer.probabilities().expect("the model's probabilities arrived");
+    let probs = entry
+        .layer
+        .probabilities()
+        .expect("the model's probabilities arrived");
     assert_eq!(probs.size(), (64, 64));
     assert!(probs.data.iter().all(|v| (0.0..=1.0).contains(v)));
     // The canvas shows exactly the layer's composite.
     let composite = entry.layer.composite().to_u8();
-    same_pixels(&display_plane(app, id), &composite, "canvas plane vs composite");
+    same_pixels(
+        &display_plane(app, id),
+        &composite,
+        "canvas plane vs composite",
+    );
     assert!(
         app.notices().iter().all(|n| !n.contains("failed")),
         "{:?}",
@@ -229,7 +257,15 @@ fn phrase_layer_gets_its_mask_from_the_tiny_model() {
     assert_eq!(selected, want);
 
     // Editing the phrase re-runs the model after the debounce; older results are dropped.
-    let mut props = h.state().document().unwrap().masks.layer(id).unwrap().props.clone();
+    let mut props = h
+        .state()
+        .document()
+        .unwrap()
+        .masks
+        .layer(id)
+        .unwrap()
+        .props
+        .clone();
     props.phrase = "a dog".into();
     h.state_mut().queue(Command::SetProps {
         id,
@@ -237,7 +273,13 @@ fn phrase_layer_gets_its_mask_from_the_tiny_model() {
         merge: true,
     });
     h.step();
-    assert!(h.state().layer_runtime(id).unwrap().debounce_until.is_some());
+    assert!(
+        h.state()
+            .layer_runtime(id)
+            .unwrap()
+            .debounce_until
+            .is_some()
+    );
     wait_for(&mut h, "the re-run", Duration::from_secs(120), |app| {
         app.layer_runtime(id).is_some_and(|rt| !rt.computing())
     });
@@ -254,7 +296,12 @@ fn painting_changes_pixels_and_undo_redo_restore_them() {
     h.step();
     h.step();
     idle(&mut h);
-    let id = h.state().document().unwrap().active_layer.expect("empty layer");
+    let id = h
+        .state()
+        .document()
+        .unwrap()
+        .active_layer
+        .expect("empty layer");
     h.state_mut().settings_mut().brush.radius_px = 6.0;
     h.state_mut().settings_mut().brush.hardness = 1.0;
     let before_edits = active_layer_edits(h.state());
@@ -273,26 +320,50 @@ fn painting_changes_pixels_and_undo_redo_restore_them() {
     let after_plane = display_plane(h.state(), id);
     assert_eq!(after_plane[60 * 200 + 80], 255);
     assert!(before_plane != after_plane, "the canvas plane changed");
-    same_pixels(&after_plane, &layer.composite().to_u8(), "canvas plane after the stroke");
+    same_pixels(
+        &after_plane,
+        &layer.composite().to_u8(),
+        "canvas plane after the stroke",
+    );
 
     // Ctrl+Z restores, Ctrl+Shift+Z and Ctrl+Y redo.
     h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     h.step();
     idle(&mut h);
 
-    same_pixels(&active_layer_edits(h.state()), &before_edits, "edits after undo");
-    same_pixels(&display_plane(h.state(), id), &before_plane, "canvas after undo");
+    same_pixels(
+        &active_layer_edits(h.state()),
+        &before_edits,
+        "edits after undo",
+    );
+    same_pixels(
+        &display_plane(h.state(), id),
+        &before_plane,
+        "canvas after undo",
+    );
     h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
     h.step();
     idle(&mut h);
-    same_pixels(&active_layer_edits(h.state()), &after_edits, "edits after redo");
-    same_pixels(&display_plane(h.state(), id), &after_plane, "canvas after redo");
+    same_pixels(
+        &active_layer_edits(h.state()),
+        &after_edits,
+        "edits after redo",
+    );
+    same_pixels(
+        &display_plane(h.state(), id),
+        &after_plane,
+        "canvas after redo",
+    );
     h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     h.step();
     h.key_press_modifiers(Modifiers::COMMAND, Key::Y);
     h.step();
     idle(&mut h);
-    same_pixels(&active_layer_edits(h.state()), &after_edits, "edits after redo");
+    same_pixels(
+        &active_layer_edits(h.state()),
+        &after_edits,
+        "edits after redo",
+    );
 
     // The eraser (E) removes what was painted, as one more undo step.
     h.key_press(Key::E);
@@ -358,11 +429,18 @@ fn export_writes_files_at_image_size_and_asks_before_overwriting() {
     let outside = rgba.get_pixel(100, 80).0;
     assert_eq!(outside[3], 0, "transparent outside the mask");
     let original = image::open(dir.join("gradient.png")).unwrap().to_rgb8();
-    assert_eq!(&outside[..3], &original.get_pixel(100, 80).0, "colour kept under alpha 0");
+    assert_eq!(
+        &outside[..3],
+        &original.get_pixel(100, 80).0,
+        "colour kept under alpha 0"
+    );
 
     let soft = dir.join("out-matte.png");
     export(&mut h, &soft, ExportKind::Soft, false);
-    assert_eq!(image::open(&soft).unwrap().to_luma8().get_pixel(45, 30).0[0], 255);
+    assert_eq!(
+        image::open(&soft).unwrap().to_luma8().get_pixel(45, 30).0[0],
+        255
+    );
     let inpaint = dir.join("out-inpaint.png");
     export(&mut h, &inpaint, ExportKind::Inpaint, false);
     let inp = image::open(&inpaint).unwrap().to_luma8();
@@ -382,10 +460,17 @@ fn export_writes_files_at_image_size_and_asks_before_overwriting() {
     h.get_by_label("Replace").click();
     h.step();
     h.step();
-    wait_for(&mut h, "the confirmed export", Duration::from_secs(30), |app| {
-        !app.is_busy() && app.pending_overwrite().is_none()
-    });
-    assert_ne!(std::fs::read(&binary).unwrap(), before, "replaced after confirmation");
+    wait_for(
+        &mut h,
+        "the confirmed export",
+        Duration::from_secs(30),
+        |app| !app.is_busy() && app.pending_overwrite().is_none(),
+    );
+    assert_ne!(
+        std::fs::read(&binary).unwrap(),
+        before,
+        "replaced after confirmation"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -407,20 +492,32 @@ fn a_broken_image_leaves_the_current_work_untouched() {
     h.state_mut().queue(Command::OpenImage(broken));
     h.step();
     // The painted layer is not saved: the app asks before replacing it.
-    assert!(h.state().pending_discard().is_some(), "asks about unsaved masks");
+    assert!(
+        h.state().pending_discard().is_some(),
+        "asks about unsaved masks"
+    );
     h.step();
     h.step();
     h.get_by_label("Discard and open").click();
     wait_for(&mut h, "the error", Duration::from_secs(20), |app| {
-        app.notices().iter().any(|n| n.contains("Cannot open broken.png"))
+        app.notices()
+            .iter()
+            .any(|n| n.contains("Cannot open broken.png"))
     });
     let doc = h.state().document().unwrap();
     assert_eq!(doc.image_id, image_id);
     assert_eq!(doc.masks.layers().len(), 1);
-    same_pixels(&active_layer_edits(h.state()), &edits, "edits after the failed open");
+    same_pixels(
+        &active_layer_edits(h.state()),
+        &edits,
+        "edits after the failed open",
+    );
     // The error is on screen.
     h.step();
-    assert!(h.query_by_label_contains("Cannot open broken.png").is_some());
+    assert!(
+        h.query_by_label_contains("Cannot open broken.png")
+            .is_some()
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -432,7 +529,10 @@ fn without_weights_a_dismissible_notice_explains_what_to_do() {
         matches!(app.model_status(), ModelStatus::Missing { .. })
     });
     h.step();
-    assert!(h.query_by_label_contains("No model weights found").is_some());
+    assert!(
+        h.query_by_label_contains("No model weights found")
+            .is_some()
+    );
     assert!(h.query_by_label_contains("weights/README.md").is_some());
     assert!(h.query_by_label_contains("ldzmask weights check").is_some());
     // Manual masking still works: open, add an empty layer, paint.
@@ -445,7 +545,10 @@ fn without_weights_a_dismissible_notice_explains_what_to_do() {
     h.get_by_label("Dismiss").click();
     h.step();
     h.step();
-    assert!(h.query_by_label_contains("No model weights found").is_none());
+    assert!(
+        h.query_by_label_contains("No model weights found")
+            .is_none()
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -481,17 +584,23 @@ fn session_save_reopen_and_mask_import() {
     opts.image = Some(image.clone());
     opts.masks = vec![mask_path];
     let mut h = harness(opts);
-    wait_for(&mut h, "start-up image and mask", Duration::from_secs(30), |app| {
-        app.document().is_some_and(|d| d.masks.layers().len() == 1)
-            && !app.is_busy()
-    });
+    wait_for(
+        &mut h,
+        "start-up image and mask",
+        Duration::from_secs(30),
+        |app| app.document().is_some_and(|d| d.masks.layers().len() == 1) && !app.is_busy(),
+    );
     let doc = h.state().document().unwrap();
     let id = doc.active_layer.unwrap();
     let layer = &doc.masks.layer(id).unwrap();
     assert_eq!(layer.props.name, "left-half");
     assert_eq!(layer.layer.binary().get(5, 5), Some(1.0));
     assert_eq!(layer.layer.binary().get(80, 5), Some(0.0));
-    same_pixels(&display_plane(h.state(), id), &layer.layer.composite().to_u8(), "imported mask on the canvas");
+    same_pixels(
+        &display_plane(h.state(), id),
+        &layer.layer.composite().to_u8(),
+        "imported mask on the canvas",
+    );
     stroke(&mut h, &[(80.0, 60.0)]);
     idle(&mut h);
     let layers = h.state().document().unwrap().masks.layers().to_vec();
@@ -528,7 +637,11 @@ fn wgpu_canvas_draws_image_overlay_and_outline() {
     idle(&mut h);
     let colour = {
         let doc = h.state().document().unwrap();
-        doc.masks.layer(doc.active_layer.unwrap()).unwrap().props.colour
+        doc.masks
+            .layer(doc.active_layer.unwrap())
+            .unwrap()
+            .props
+            .colour
     };
     h.state_mut().settings_mut().brush.radius_px = 20.0;
     h.state_mut().settings_mut().brush.hardness = 1.0;
@@ -551,14 +664,20 @@ fn wgpu_canvas_draws_image_overlay_and_outline() {
     let orig_out = image.get_pixel(90, 10).0.map(f32::from);
     let dist = |a: [f32; 3], b: [f32; 3]| (0..3).map(|i| (a[i] - b[i]).abs()).sum::<f32>();
     let tint = colour.map(f32::from);
-    assert!(dist(outside, orig_out) < 12.0, "image shown as is outside: {outside:?} vs {orig_out:?}");
+    assert!(
+        dist(outside, orig_out) < 12.0,
+        "image shown as is outside: {outside:?} vs {orig_out:?}"
+    );
     assert!(
         dist(inside, tint) < dist(orig_in, tint) - 20.0,
         "overlay pulls towards the layer colour: {inside:?} (image {orig_in:?}, colour {tint:?})"
     );
     // The outline: on the dab's edge the pixel is (nearly) the layer colour itself.
     let edge = px(screen_pos(h.state(), 70.0, 50.0));
-    assert!(dist(edge, tint) < dist(inside, tint) + 1.0, "outline at the edge: {edge:?}");
+    assert!(
+        dist(edge, tint) < dist(inside, tint) + 1.0,
+        "outline at the edge: {edge:?}"
+    );
     shot.save(dir.join("canvas.png")).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -224,17 +224,17 @@ impl App {
             .map(|d| d.description.clone())
             .unwrap_or_else(|| "not selected yet".to_owned());
         let repaint_ctx = ctx.clone();
-        let worker = match super::worker::WorkerHandle::start(device, move || {
-            repaint_ctx.request_repaint()
-        }) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                let msg = format!("cannot start the inference thread: {e}");
-                log::error!("{msg}");
-                toasts.push(Level::Error, msg);
-                None
-            }
-        };
+        let worker =
+            match super::worker::WorkerHandle::start(device, move || repaint_ctx.request_repaint())
+            {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    let msg = format!("cannot start the inference thread: {e}");
+                    log::error!("{msg}");
+                    toasts.push(Level::Error, msg);
+                    None
+                }
+            };
         let mut app = Self {
             state: AppState {
                 settings: settings.clone(),
@@ -485,7 +485,10 @@ impl App {
                         .filter(|e| !e.props.phrase.trim().is_empty())
                         .filter(|e| {
                             e.layer.probabilities().is_none()
-                                || self.layers_rt.get(&e.id).is_some_and(|rt| rt.waiting_for_model)
+                                || self
+                                    .layers_rt
+                                    .get(&e.id)
+                                    .is_some_and(|rt| rt.waiting_for_model)
                         })
                         .map(|e| e.id)
                         .collect(),
@@ -501,8 +504,10 @@ impl App {
                     self.model = ModelStatus::Missing { message };
                 } else {
                     log::error!("model not loaded: {message}");
-                    self.toasts
-                        .push(Level::Error, format!("The model could not be loaded: {message}"));
+                    self.toasts.push(
+                        Level::Error,
+                        format!("The model could not be loaded: {message}"),
+                    );
                     self.model = ModelStatus::Failed { message };
                 }
                 for rt in self.layers_rt.values_mut() {
@@ -625,7 +630,8 @@ impl App {
                 Ok(image) => self.install_image(image, path, name, None),
                 Err(e) => {
                     log::error!("{e}");
-                    self.toasts.push(Level::Error, format!("Cannot open {name}: {e}"));
+                    self.toasts
+                        .push(Level::Error, format!("Cannot open {name}: {e}"));
                 }
             },
             TaskResult::SessionOpened { path, result } => match result {
@@ -714,7 +720,8 @@ impl App {
                 }
                 Err(ExportFailure::Other(e)) => {
                     log::error!("export failed: {e}");
-                    self.toasts.push(Level::Error, format!("Export failed: {e}"));
+                    self.toasts
+                        .push(Level::Error, format!("Export failed: {e}"));
                     self.ui.last_export = Some(Err(e));
                 }
             },
@@ -740,17 +747,17 @@ impl App {
         let image_id = self.next_image_id;
         self.next_image_id += 1;
         let budget = self.state.settings.undo_budget_mib as usize * 1024 * 1024;
-        let carried: Vec<(LayerProps, crate::mask::LayerOps)> = match (&self.state.document, &session)
-        {
-            (Some(old), None) if self.state.settings.keep_phrases => old
-                .masks
-                .layers()
-                .iter()
-                .filter(|e| !e.props.phrase.trim().is_empty())
-                .map(|e| (e.props.clone(), e.layer.ops))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let carried: Vec<(LayerProps, crate::mask::LayerOps)> =
+            match (&self.state.document, &session) {
+                (Some(old), None) if self.state.settings.keep_phrases => old
+                    .masks
+                    .layers()
+                    .iter()
+                    .filter(|e| !e.props.phrase.trim().is_empty())
+                    .map(|e| (e.props.clone(), e.layer.ops))
+                    .collect(),
+                _ => Vec::new(),
+            };
         let (mut masks, session_path) = match session {
             Some((masks, session_path)) => (masks, Some(session_path)),
             None => (MaskDocument::new(w, h, path.clone()), None),
@@ -825,7 +832,9 @@ impl App {
                 d.masks
                     .layers()
                     .iter()
-                    .filter(|e| !e.props.phrase.trim().is_empty() && e.layer.probabilities().is_none())
+                    .filter(|e| {
+                        !e.props.phrase.trim().is_empty() && e.layer.probabilities().is_none()
+                    })
                     .map(|e| e.id)
                     .collect()
             })
@@ -843,8 +852,10 @@ impl App {
 
     fn start_import(&mut self, path: PathBuf) {
         let Some(doc) = &self.state.document else {
-            self.toasts
-                .push(Level::Warning, "Open an image before importing a mask.".into());
+            self.toasts.push(
+                Level::Warning,
+                "Open an image before importing a mask.".into(),
+            );
             return;
         };
         let (w, h) = doc.size();
@@ -1158,7 +1169,10 @@ impl App {
     fn discards_work(&self, command: &Command) -> bool {
         matches!(
             command,
-            Command::OpenImage(_) | Command::PasteImage(_) | Command::OpenSession(_) | Command::Quit
+            Command::OpenImage(_)
+                | Command::PasteImage(_)
+                | Command::OpenSession(_)
+                | Command::Quit
         ) && self
             .state
             .document
@@ -1524,14 +1538,16 @@ impl App {
                 doc.image.rgb.height,
                 doc.image.rgba.clone(),
             );
-            let written = rgba.ok_or_else(|| "bad image buffer".to_owned()).and_then(|rgba| {
-                crate::mask::export::write_png(
-                    &image::DynamicImage::ImageRgba8(rgba),
-                    &image_path,
-                    false,
-                )
-                .map_err(|e| e.to_string())
-            });
+            let written = rgba
+                .ok_or_else(|| "bad image buffer".to_owned())
+                .and_then(|rgba| {
+                    crate::mask::export::write_png(
+                        &image::DynamicImage::ImageRgba8(rgba),
+                        &image_path,
+                        false,
+                    )
+                    .map_err(|e| e.to_string())
+                });
             match written {
                 Ok(()) => doc.source = Some(image_path),
                 Err(e) => {

@@ -77,7 +77,9 @@ impl SharedDisplay {
     /// Locks the data; a poisoned lock (a panic elsewhere while holding it) is recovered,
     /// since the data is plain pixels that stay valid.
     pub fn lock(&self) -> MutexGuard<'_, DisplayData> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -216,7 +218,10 @@ mod tests {
     #[test]
     fn regions_write_box_averages() {
         let mask = MaskBuf::from_vec(4, 2, vec![1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]).unwrap();
-        assert_eq!(mask_to_display(&mask, 1), vec![255, 0, 255, 255, 255, 0, 0, 0]);
+        assert_eq!(
+            mask_to_display(&mask, 1),
+            vec![255, 0, 255, 255, 255, 0, 0, 0]
+        );
         assert_eq!(mask_to_display(&mask, 2), vec![128, 128]);
         let r = align_to_factor(
             RectInImage {
@@ -235,7 +240,10 @@ mod tests {
         assert_eq!((written.x0, written.x1), (1, 2));
         assert_eq!(plane, vec![0, 128]);
         let rgba = vec![255u8, 0, 0, 255, 0, 0, 255, 255, 0, 0, 0, 0];
-        assert_eq!(downsample_rgba(&rgba, 3, 1, 2), vec![128, 0, 128, 255, 0, 0, 0, 0]);
+        assert_eq!(
+            downsample_rgba(&rgba, 3, 1, 2),
+            vec![128, 0, 128, 255, 0, 0, 0, 0]
+        );
     }
 
     #[test]

@@ -86,14 +86,13 @@ pub fn run(options: Options) -> anyhow::Result<()> {
         ..Default::default()
     };
     if let Some(setup) = &selected.wgpu {
-        native.wgpu_options.wgpu_setup = eframe::egui_wgpu::WgpuSetup::Existing(
-            eframe::egui_wgpu::WgpuSetupExisting {
+        native.wgpu_options.wgpu_setup =
+            eframe::egui_wgpu::WgpuSetup::Existing(eframe::egui_wgpu::WgpuSetupExisting {
                 instance: setup.instance.clone(),
                 adapter: setup.adapter.clone(),
                 device: setup.device.clone(),
                 queue: setup.queue.clone(),
-            },
-        );
+            });
     }
     eframe::run_native(
         "ldzmask",

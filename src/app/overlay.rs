@@ -183,7 +183,8 @@ impl OverlayRenderer {
             &[0, 0, 0, 0],
             0,
         );
-        let blank_mask = create_texture(device, queue, wgpu::TextureFormat::R8Unorm, (1, 1), &[0], 0);
+        let blank_mask =
+            create_texture(device, queue, wgpu::TextureFormat::R8Unorm, (1, 1), &[0], 0);
         Self {
             pipeline,
             layout,
@@ -205,9 +206,10 @@ impl OverlayRenderer {
         let mut data = display.lock();
         match &mut data.image {
             Some(img) => {
-                let stale = self.image.as_ref().is_none_or(|t| {
-                    t.version != img.image_id || t.size != (img.width, img.height)
-                });
+                let stale = self
+                    .image
+                    .as_ref()
+                    .is_none_or(|t| t.version != img.image_id || t.size != (img.width, img.height));
                 if stale || img.dirty {
                     self.image = Some(create_texture(
                         device,
@@ -224,10 +226,9 @@ impl OverlayRenderer {
         }
         self.layers.retain(|id, _| data.layers.contains_key(id));
         for (id, plane) in &mut data.layers {
-            let replace = self
-                .layers
-                .get(id)
-                .is_none_or(|t| t.size != (plane.width, plane.height) || t.version != plane.version);
+            let replace = self.layers.get(id).is_none_or(|t| {
+                t.size != (plane.width, plane.height) || t.version != plane.version
+            });
             if replace {
                 let texture = create_texture(
                     device,
@@ -299,7 +300,11 @@ fn create_texture(
         usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
         view_formats: &[],
     });
-    let bytes_per_pixel = if format == wgpu::TextureFormat::R8Unorm { 1 } else { 4 };
+    let bytes_per_pixel = if format == wgpu::TextureFormat::R8Unorm {
+        1
+    } else {
+        4
+    };
     let needed = width as usize * height as usize * bytes_per_pixel;
     if data.len() >= needed {
         queue.write_texture(
@@ -318,7 +323,10 @@ fn create_texture(
             size,
         );
     } else {
-        log::warn!("canvas texture data too short ({} < {needed} bytes)", data.len());
+        log::warn!(
+            "canvas texture data too short ({} < {needed} bytes)",
+            data.len()
+        );
     }
     let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
     GpuTexture {
@@ -394,12 +402,13 @@ impl egui_wgpu::CallbackTrait for OverlayCallback {
         };
         r.sync(device, queue, &self.display);
         while r.uniforms.len() < self.draws.len() {
-            r.uniforms.push(device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("ldzmask overlay uniforms"),
-                size: UNIFORM_BYTES,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
+            r.uniforms
+                .push(device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("ldzmask overlay uniforms"),
+                    size: UNIFORM_BYTES,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }));
         }
         let mut frame = Vec::with_capacity(self.draws.len());
         let image_view = r.image.as_ref().map_or(&r.blank_image.view, |t| &t.view);

@@ -103,15 +103,15 @@ pub fn write_export(
         ExportKind::Soft => export_soft_png(&mask, path, overwrite),
         ExportKind::Inpaint => export_inpaint_png(&mask, s.padding_px, s.blur_px, path, overwrite),
         ExportKind::Cutout => {
-            let rgba = image::RgbaImage::from_raw(
-                image.rgb.width,
-                image.rgb.height,
-                image.rgba.clone(),
-            );
+            let rgba =
+                image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone());
             match rgba {
-                Some(rgba) => {
-                    export_cutout_png(&image::DynamicImage::ImageRgba8(rgba), &mask, path, overwrite)
-                }
+                Some(rgba) => export_cutout_png(
+                    &image::DynamicImage::ImageRgba8(rgba),
+                    &mask,
+                    path,
+                    overwrite,
+                ),
                 None => {
                     return Err(ExportFailure::Other(
                         "the image's pixel buffer does not match its size".into(),
@@ -170,7 +170,9 @@ pub fn loaded_from_color_image(image: &egui::ColorImage) -> Result<LoadedImage, 
         return Err("the clipboard image is empty".into());
     }
     let buf = image::RgbaImage::from_raw(w, h, rgba).ok_or("bad clipboard image")?;
-    Ok(crate::imageio::from_dynamic(image::DynamicImage::ImageRgba8(buf)))
+    Ok(crate::imageio::from_dynamic(
+        image::DynamicImage::ImageRgba8(buf),
+    ))
 }
 
 /// Results of background tasks.

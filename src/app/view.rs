@@ -38,7 +38,10 @@ impl Default for View {
 impl View {
     /// The transform from image pixels to UI points for a canvas at `canvas_in_ui`.
     pub fn ui_from_image(&self, canvas_in_ui: Rect) -> TSTransform {
-        TSTransform::new(canvas_in_ui.min.to_vec2() + self.origin_in_canvas, self.zoom)
+        TSTransform::new(
+            canvas_in_ui.min.to_vec2() + self.origin_in_canvas,
+            self.zoom,
+        )
     }
 
     /// Image pixel coordinates of a UI point.

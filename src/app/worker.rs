@@ -381,7 +381,6 @@ impl Worker {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -974,7 +974,11 @@ mod tests {
         assert_eq!(doc.layer(a).unwrap().props.colour, [1, 2, 3]);
         assert_eq!(
             doc.undo_scope(),
-            Some(StepScope { layer_id: None, pixels: false, rect: None })
+            Some(StepScope {
+                layer_id: None,
+                pixels: false,
+                rect: None
+            })
         );
         doc.apply_stroke(
             a,
@@ -999,7 +1003,11 @@ mod tests {
             .unwrap();
         assert_eq!(
             doc.undo_scope(),
-            Some(StepScope { layer_id: Some(a), pixels: true, rect: None })
+            Some(StepScope {
+                layer_id: Some(a),
+                pixels: true,
+                rect: None
+            })
         );
     }
 

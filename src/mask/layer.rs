@@ -353,16 +353,51 @@ mod tests {
         l.edits
             .apply_stroke(&hard(BrushMode::Erase, [40.0, 45.0], 7.0));
         let rects = [
-            RectInImage { x0: 0, y0: 0, x1: 20, y1: 20 },
-            RectInImage { x0: 30, y0: 35, x1: 55, y1: 50 },
-            RectInImage { x0: 60, y0: 5, x1: 97, y1: 83 },
-            RectInImage { x0: 90, y0: 80, x1: 200, y1: 200 },
+            RectInImage {
+                x0: 0,
+                y0: 0,
+                x1: 20,
+                y1: 20,
+            },
+            RectInImage {
+                x0: 30,
+                y0: 35,
+                x1: 55,
+                y1: 50,
+            },
+            RectInImage {
+                x0: 60,
+                y0: 5,
+                x1: 97,
+                y1: 83,
+            },
+            RectInImage {
+                x0: 90,
+                y0: 80,
+                x1: 200,
+                y1: 200,
+            },
         ];
         for ops in [
             LayerOps::default(),
-            LayerOps { threshold: 0.3, invert: true, grow_px: 4, feather_px: 0.0 },
-            LayerOps { threshold: 0.6, invert: false, grow_px: -3, feather_px: 3.0 },
-            LayerOps { threshold: 0.5, invert: false, grow_px: 2, feather_px: 14.0 },
+            LayerOps {
+                threshold: 0.3,
+                invert: true,
+                grow_px: 4,
+                feather_px: 0.0,
+            },
+            LayerOps {
+                threshold: 0.6,
+                invert: false,
+                grow_px: -3,
+                feather_px: 3.0,
+            },
+            LayerOps {
+                threshold: 0.5,
+                invert: false,
+                grow_px: 2,
+                feather_px: 14.0,
+            },
         ] {
             l.ops = ops;
             let full = l.composite();

@@ -67,7 +67,12 @@ impl EguiCanvas {
         let mut data = display.lock();
         match &mut data.image {
             Some(img) => {
-                if img.dirty || self.image.as_ref().is_none_or(|(id, _)| *id != img.image_id) {
+                if img.dirty
+                    || self
+                        .image
+                        .as_ref()
+                        .is_none_or(|(id, _)| *id != img.image_id)
+                {
                     let color = egui::ColorImage::from_rgba_unmultiplied(
                         [img.width as usize, img.height as usize],
                         &img.rgba,
@@ -95,7 +100,8 @@ impl EguiCanvas {
                 .is_none_or(|(version, tex)| *version != plane.version || tex.size() != size);
             if stale {
                 let color = egui::ColorImage::new(size, plane.data.iter().map(to_color).collect());
-                let tex = ctx.load_texture(format!("ldzmask-layer-{id}"), color, TextureOptions::LINEAR);
+                let tex =
+                    ctx.load_texture(format!("ldzmask-layer-{id}"), color, TextureOptions::LINEAR);
                 self.layers.insert(*id, (plane.version, tex));
                 plane.dirty = None;
                 continue;
@@ -111,10 +117,8 @@ impl EguiCanvas {
                     let end = (y * plane.width + rect.x1) as usize;
                     pixels.extend(plane.data[start..end].iter().map(to_color));
                 }
-                let part = egui::ColorImage::new(
-                    [rect.width() as usize, rect.height() as usize],
-                    pixels,
-                );
+                let part =
+                    egui::ColorImage::new([rect.width() as usize, rect.height() as usize], pixels);
                 tex.set_partial(
                     [rect.x0 as usize, rect.y0 as usize],
                     part,
@@ -158,14 +162,15 @@ impl App {
 
         // ---- view requests and resize-follow ----
         let canvas_size = rect.size();
-        if self.ui.fit_requested
-            || (self.view.follow_fit && input.fitted_size != Some(canvas_size))
+        if self.ui.fit_requested || (self.view.follow_fit && input.fitted_size != Some(canvas_size))
         {
             self.view.fit(rect, image_size);
             input.fitted_size = Some(canvas_size);
             self.ui.fit_requested = false;
         }
-        let pointer = ctx.input(|i| i.pointer.hover_pos()).filter(|p| rect.contains(*p));
+        let pointer = ctx
+            .input(|i| i.pointer.hover_pos())
+            .filter(|p| rect.contains(*p));
         let anchor = pointer.unwrap_or(rect.center());
         if let Some(f) = self.ui.zoom_requested.take() {
             self.view.zoom_around(rect, anchor, f, image_size, ppp);
@@ -217,8 +222,8 @@ impl App {
         }
         let image_in_ui = self.view.image_in_ui(rect, image_size);
         let double_middle = response.double_clicked_by(PointerButton::Middle);
-        let double_outside = response.double_clicked()
-            && pointer.is_some_and(|p| !image_in_ui.contains(p));
+        let double_outside =
+            response.double_clicked() && pointer.is_some_and(|p| !image_in_ui.contains(p));
         if double_middle || double_outside {
             self.ui.fit_requested = true;
             ctx.request_repaint();
@@ -245,7 +250,11 @@ impl App {
                 moves,
             )
         });
-        let painting = self.is_painting() || self.commands.iter().any(|c| matches!(c, Command::BeginStroke(_)));
+        let painting = self.is_painting()
+            || self
+                .commands
+                .iter()
+                .any(|c| matches!(c, Command::BeginStroke(_)));
         if !painting && pressed && !space && response.is_pointer_button_down_on() {
             if let Some(origin) = press_origin.filter(|p| rect.contains(*p)) {
                 let p = to_image(origin);
@@ -260,7 +269,10 @@ impl App {
             for p in points {
                 let q = to_image(p);
                 let q = Pos2::new(q[0], q[1]);
-                if input.last_stroke_pos.is_none_or(|last| last.distance(q) > 0.25) {
+                if input
+                    .last_stroke_pos
+                    .is_none_or(|last| last.distance(q) > 0.25)
+                {
                     self.commands.push(Command::ExtendStroke([q.x, q.y]));
                     input.last_stroke_pos = Some(q);
                 }

@@ -51,7 +51,11 @@ impl App {
                         "Combined (visible layers)",
                     );
                     ui.add_enabled_ui(has_active, |ui| {
-                        ui.radio_value(&mut settings.source, ExportSource::ActiveLayer, "Active layer");
+                        ui.radio_value(
+                            &mut settings.source,
+                            ExportSource::ActiveLayer,
+                            "Active layer",
+                        );
                     });
                     ui.separator();
                     ui.weak("Written at the image's original resolution, as PNG.");

@@ -165,11 +165,12 @@ impl App {
                                 ui.add(egui::Spinner::new())
                                     .on_hover_text("The model is computing this layer");
                             } else if rt.is_some_and(|r| r.waiting_for_model) {
-                                ui.weak("waiting").on_hover_text(if self.model.is_pending() {
-                                    "Waits for the model to load"
-                                } else {
-                                    "Needs the model (see Model › Weights…)"
-                                });
+                                ui.weak("waiting")
+                                    .on_hover_text(if self.model.is_pending() {
+                                        "Waits for the model to load"
+                                    } else {
+                                        "Needs the model (see Model › Weights…)"
+                                    });
                             } else if let Some(err) = rt.and_then(|r| r.error.as_deref()) {
                                 ui.colored_label(ui.visuals().error_fg_color, "error")
                                     .on_hover_text(err);
@@ -180,11 +181,16 @@ impl App {
                                 .width(96.0)
                                 .selected_text(combine_label(e.props.combine))
                                 .show_ui(ui, |ui| {
-                                    for op in
-                                        [CombineOp::Union, CombineOp::Subtract, CombineOp::Intersect]
-                                    {
+                                    for op in [
+                                        CombineOp::Union,
+                                        CombineOp::Subtract,
+                                        CombineOp::Intersect,
+                                    ] {
                                         if ui
-                                            .selectable_label(e.props.combine == op, combine_label(op))
+                                            .selectable_label(
+                                                e.props.combine == op,
+                                                combine_label(op),
+                                            )
                                             .clicked()
                                             && e.props.combine != op
                                         {

@@ -151,7 +151,9 @@ impl App {
     fn notice_ui(&mut self, ui: &mut egui::Ui) {
         let (title, detail) = match &self.model {
             ModelStatus::Missing { message } => ("No model weights found.", message.clone()),
-            ModelStatus::Failed { message } => ("The model weights could not be loaded.", message.clone()),
+            ModelStatus::Failed { message } => {
+                ("The model weights could not be loaded.", message.clone())
+            }
             _ => return,
         };
         if self.ui.notice_dismissed {
@@ -180,7 +182,11 @@ impl App {
                         self.ui.notice_dismissed = true;
                     }
                     ui.collapsing("Details", |ui| {
-                        ui.label(egui::RichText::new(detail).small().color(egui::Color32::LIGHT_GRAY));
+                        ui.label(
+                            egui::RichText::new(detail)
+                                .small()
+                                .color(egui::Color32::LIGHT_GRAY),
+                        );
                     });
                 });
             });

@@ -119,14 +119,34 @@ pub const SHORTCUTS: &[(Modifiers, Key, Action)] = &[
 
 /// Rows of the help overlay: (section, keys, what they do).
 pub const HELP_ROWS: &[(&str, &str, &str)] = &[
-    ("Files", "Ctrl+O", "Open an image or a session (also: drop a file on the window)"),
-    ("Files", "Ctrl+V", "Paste an image (or an image's path) from the clipboard"),
+    (
+        "Files",
+        "Ctrl+O",
+        "Open an image or a session (also: drop a file on the window)",
+    ),
+    (
+        "Files",
+        "Ctrl+V",
+        "Paste an image (or an image's path) from the clipboard",
+    ),
     ("Files", "Ctrl+S", "Save the masking session"),
     ("Files", "Ctrl+M", "Import a mask PNG as a new layer"),
-    ("Files", "Ctrl+E", "Export (binary mask, soft matte, cut-out, inpainting mask)"),
+    (
+        "Files",
+        "Ctrl+E",
+        "Export (binary mask, soft matte, cut-out, inpainting mask)",
+    ),
     ("Files", "Ctrl+Q", "Quit"),
-    ("Layers", "Enter", "In the phrase box: add the phrase as a new layer"),
-    ("Layers", "Ctrl+Shift+N", "New empty layer (paint it by hand)"),
+    (
+        "Layers",
+        "Enter",
+        "In the phrase box: add the phrase as a new layer",
+    ),
+    (
+        "Layers",
+        "Ctrl+Shift+N",
+        "New empty layer (paint it by hand)",
+    ),
     ("Layers", "Ctrl+R", "Run the active layer's phrase again"),
     ("Layers", "Ctrl+I", "Invert the active layer"),
     ("Layers", "Delete", "Delete the active layer (undoable)"),
@@ -136,12 +156,24 @@ pub const HELP_ROWS: &[(&str, &str, &str)] = &[
     ("Brush", "X", "Swap brush and eraser"),
     ("Brush", "[ / ]", "Smaller / larger brush"),
     ("Brush", "Shift+[ / Shift+]", "Softer / harder brush"),
-    ("Brush", "Esc", "Cancel the stroke being painted; close windows"),
+    (
+        "Brush",
+        "Esc",
+        "Cancel the stroke being painted; close windows",
+    ),
     ("View", "Wheel, + / −", "Zoom at the cursor"),
     ("View", "Space+drag, middle-drag", "Pan"),
-    ("View", "F, Ctrl+0, double-click empty canvas", "Fit the image in the window"),
+    (
+        "View",
+        "F, Ctrl+0, double-click empty canvas",
+        "Fit the image in the window",
+    ),
     ("View", "1, Ctrl+1", "Actual pixels (100 %)"),
-    ("View", "H", "Hide / show all overlays (compare with the original)"),
+    (
+        "View",
+        "H",
+        "Hide / show all overlays (compare with the original)",
+    ),
     ("View", "O", "Hide / show edge outlines"),
     ("Help", "F1 or ?", "This overlay"),
 ];
@@ -196,9 +228,13 @@ pub fn perform(app: &mut App, action: Action) {
             }
         }
         Action::Smaller | Action::Larger => {
-            let f = if action == Action::Larger { 1.2 } else { 1.0 / 1.2 };
-            brush.radius_px = (brush.radius_px * f)
-                .clamp(*BRUSH_RADIUS_RANGE.start(), *BRUSH_RADIUS_RANGE.end());
+            let f = if action == Action::Larger {
+                1.2
+            } else {
+                1.0 / 1.2
+            };
+            brush.radius_px =
+                (brush.radius_px * f).clamp(*BRUSH_RADIUS_RANGE.start(), *BRUSH_RADIUS_RANGE.end());
         }
         Action::Softer | Action::Harder => {
             let d = if action == Action::Harder { 0.1 } else { -0.1 };

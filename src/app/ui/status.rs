@@ -21,12 +21,16 @@ impl App {
     pub(crate) fn status_ui(&mut self, ui: &mut Ui) {
         ui.horizontal(|ui| {
             let display = match &self.display_adapter {
-                Some(a) => format!("canvas drawn with wgpu on {a} ({} renderer)", self.canvas.name()),
+                Some(a) => format!(
+                    "canvas drawn with wgpu on {a} ({} renderer)",
+                    self.canvas.name()
+                ),
                 None => "canvas drawn with egui textures".to_owned(),
             };
-            ui.label(format!("Device: {}", self.device_label)).on_hover_text(format!(
-                "Compute device of the model (Model menu to change); {display}"
-            ));
+            ui.label(format!("Device: {}", self.device_label))
+                .on_hover_text(format!(
+                    "Compute device of the model (Model menu to change); {display}"
+                ));
             ui.separator();
             match &self.model {
                 ModelStatus::NotStarted => {
@@ -66,7 +70,10 @@ impl App {
                     secs(t.post),
                     secs(run.elapsed)
                 ))
-                .on_hover_text(format!("“{}”; VAE is 0 when the image latent was cached", run.phrase));
+                .on_hover_text(format!(
+                    "“{}”; VAE is 0 when the image latent was cached",
+                    run.phrase
+                ));
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 let ppp = ui.ctx().pixels_per_point();

@@ -108,7 +108,10 @@ impl App {
                 if ui.checkbox(&mut show, "Show overlays  H").changed() {
                     self.ui.hide_overlays = !show;
                 }
-                ui.checkbox(&mut self.state.settings.show_outlines, "Show edge outlines  O");
+                ui.checkbox(
+                    &mut self.state.settings.show_outlines,
+                    "Show edge outlines  O",
+                );
                 ui.horizontal(|ui| {
                     ui.label("Outline width");
                     ui.add(
@@ -151,10 +154,15 @@ impl App {
                     out.push(Command::ChooseWeightsDialog);
                 }
                 if ui.button("Reload weights").clicked() {
-                    out.push(Command::LoadWeights(self.state.settings.weights_folder.clone()));
+                    out.push(Command::LoadWeights(
+                        self.state.settings.weights_folder.clone(),
+                    ));
                 }
                 if ui
-                    .add_enabled(self.model.is_ready() && has_doc, egui::Button::new("Re-run all phrases"))
+                    .add_enabled(
+                        self.model.is_ready() && has_doc,
+                        egui::Button::new("Re-run all phrases"),
+                    )
                     .clicked()
                 {
                     out.push(Command::RerunAll);
@@ -205,10 +213,18 @@ impl App {
             ui.add(egui::Slider::new(&mut brush.hardness, 0.0..=1.0).fixed_decimals(2))
                 .on_hover_text("Edge hardness (Shift+[ and Shift+])");
             ui.separator();
-            if ui.button("Fit").on_hover_text("Fit the image (F)").clicked() {
+            if ui
+                .button("Fit")
+                .on_hover_text("Fit the image (F)")
+                .clicked()
+            {
                 self.ui.fit_requested = true;
             }
-            if ui.button("1:1").on_hover_text("Actual pixels (1)").clicked() {
+            if ui
+                .button("1:1")
+                .on_hover_text("Actual pixels (1)")
+                .clicked()
+            {
                 self.ui.actual_pixels_requested = true;
             }
             let mut show = !self.ui.hide_overlays;
