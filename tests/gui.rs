@@ -165,7 +165,7 @@ fn display_plane(app: &App, id: u64) -> Vec<u8> {
 fn phrase_layer_gets_its_mask_from_the_tiny_model() {
     let dir = scratch("phrase");
     let weights = tiny_weights_dir("gui-phrase");
-    let mut h = harness(options(&dir, Some(weights)));
+    let mut h = harness(options(&dir, Some(weights.clone())));
     wait_for(&mut h, "the tiny model", Duration::from_secs(120), |app| {
         !app.model_status().is_pending()
     });
@@ -284,7 +284,9 @@ fn phrase_layer_gets_its_mask_from_the_tiny_model() {
         app.layer_runtime(id).is_some_and(|rt| !rt.computing())
     });
     assert_eq!(h.state().last_run_phrase().as_deref(), Some("a dog"));
+    drop(h);
     std::fs::remove_dir_all(dir).unwrap();
+    let _ = std::fs::remove_dir_all(weights);
 }
 
 #[test]
@@ -679,5 +681,29 @@ fn wgpu_canvas_draws_image_overlay_and_outline() {
         "outline at the edge: {edge:?}"
     );
     shot.save(dir.join("canvas.png")).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn settings_persist_between_runs() {
+    let dir = scratch("settings");
+    let mut h = harness(no_weights(&dir));
+    h.step();
+    // Brush size from the keyboard, outlines off from the keyboard: both are settings.
+    let r = h.state().state.settings.brush.radius_px;
+    h.key_press(Key::OpenBracket);
+    h.key_press(Key::O);
+    h.step();
+    let settings = h.state().state.settings.clone();
+    assert!(settings.brush.radius_px < r);
+    assert!(!settings.show_outlines);
+    // Saved shortly after the change (debounced), atomically, under the config folder.
+    let file = dir.join("config").join("settings.json");
+    wait_for(&mut h, "the settings file", Duration::from_secs(10), |_| {
+        file.exists()
+    });
+    drop(h);
+    let h = harness(no_weights(&dir));
+    assert_eq!(h.state().state.settings, settings);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -627,7 +627,7 @@ impl App {
     fn handle_task(&mut self, result: TaskResult) {
         match result {
             TaskResult::ImageOpened { path, name, result } => match result {
-                Ok(image) => self.install_image(image, path, name, None),
+                Ok(image) => self.install_image(*image, path, name, None),
                 Err(e) => {
                     log::error!("{e}");
                     self.toasts
@@ -635,7 +635,8 @@ impl App {
                 }
             },
             TaskResult::SessionOpened { path, result } => match result {
-                Ok((masks, image)) => {
+                Ok(opened) => {
+                    let (masks, image) = *opened;
                     let name = masks
                         .image_path()
                         .and_then(Path::file_name)
@@ -1454,13 +1455,13 @@ impl App {
         self.spawn("ldzmask-paste", move || TaskResult::ImageOpened {
             path: None,
             name: "pasted image".into(),
-            result: tasks::loaded_from_color_image(&image),
+            result: tasks::loaded_from_color_image(&image).map(Box::new),
         });
     }
 
     fn apply_open_session(&mut self, path: PathBuf) {
         self.spawn("ldzmask-session", move || {
-            let result = tasks::open_session(&path);
+            let result = tasks::open_session(&path).map(Box::new);
             TaskResult::SessionOpened { path, result }
         });
     }

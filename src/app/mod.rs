@@ -15,6 +15,9 @@
 //! * [`view`]: zoom and pan (`ui_from_image`).
 //! * `ui/`: panels and windows.
 
+// `app::app::App`: the file layout the project's conventions prescribe (mod.rs runs the
+// window, app.rs holds the App).
+#[allow(clippy::module_inception)]
 pub mod app;
 pub mod commands;
 pub mod display;

@@ -184,15 +184,15 @@ pub enum TaskResult {
         path: Option<PathBuf>,
         /// Display name.
         name: String,
-        /// The image, or why not.
-        result: Result<LoadedImage, String>,
+        /// The image, or why not (boxed: results move through a channel once).
+        result: Result<Box<LoadedImage>, String>,
     },
     /// A session and its image were read.
     SessionOpened {
         /// The session file.
         path: PathBuf,
         /// Document and image, or why not.
-        result: Result<(MaskDocument, LoadedImage), String>,
+        result: Result<Box<(MaskDocument, LoadedImage)>, String>,
     },
     /// A mask file was read and fitted to the image.
     MaskImported {
@@ -316,7 +316,9 @@ pub fn open_image_task(path: PathBuf) -> TaskResult {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string());
-    let result = crate::imageio::load_image(&path).map_err(|e| e.to_string());
+    let result = crate::imageio::load_image(&path)
+        .map(Box::new)
+        .map_err(|e| e.to_string());
     TaskResult::ImageOpened {
         path: Some(path),
         name,
