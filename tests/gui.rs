@@ -610,7 +610,9 @@ fn session_save_reopen_and_mask_import() {
     let session = dir.join("work.ldzmask.json");
     h.state_mut().queue(Command::SaveSession(session.clone()));
     h.step();
+    idle(&mut h);
     assert!(session.exists());
+    assert!(!h.state().document().unwrap().has_unsaved_edits());
     // Open something else, then the session again.
     open(&mut h, &fixture_image(&dir));
     assert_eq!(h.state().document().unwrap().size(), (64, 64));

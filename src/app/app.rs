@@ -322,6 +322,11 @@ impl App {
             })
     }
 
+    /// Background tasks (decode, composite, export) not finished yet.
+    pub fn background_tasks(&self) -> usize {
+        self.tasks.running()
+    }
+
     /// The phrase of the last model run.
     pub fn last_run_phrase(&self) -> Option<String> {
         self.last_run.as_ref().map(|r| r.phrase.clone())
@@ -690,6 +695,29 @@ impl App {
                     display::add_dirty(&mut plane.dirty, full);
                 }
             }
+            TaskResult::SessionSaved {
+                path,
+                image_id,
+                mark,
+                result,
+            } => match result {
+                Ok(()) => {
+                    if let Some(doc) = &mut self.state.document
+                        && doc.image_id == image_id
+                    {
+                        doc.session_path = Some(path.clone());
+                        doc.saved_mark = mark; // edits made while saving stay unsaved
+                    }
+                    self.toasts
+                        .push(Level::Info, format!("Session saved to {}", path.display()));
+                    self.remember_folder(&path);
+                }
+                Err(e) => {
+                    log::error!("{e}");
+                    self.toasts
+                        .push(Level::Error, format!("Cannot save the session: {e}"));
+                }
+            },
             TaskResult::Panicked { task } => {
                 let msg = format!("Internal error in {task}; see the log");
                 log::error!("{msg}");
@@ -1560,20 +1588,20 @@ impl App {
             }
         }
         doc.masks.set_image_path(doc.source.clone());
-        match doc.masks.save_session(path) {
-            Ok(()) => {
-                doc.session_path = Some(path.to_path_buf());
-                doc.mark_saved();
-                self.toasts
-                    .push(Level::Info, format!("Session saved to {}", path.display()));
-                self.remember_folder(path);
+        // Snapshot now (cheap), encode and write off the UI thread (PNG-encoding every plane
+        // of a large image takes seconds).
+        let snapshot = doc.masks.session_snapshot();
+        let (image_id, mark) = (doc.image_id, doc.edit_mark());
+        let path = path.to_path_buf();
+        self.spawn("ldzmask-save", move || {
+            let result = snapshot.write(&path).map_err(|e| e.to_string());
+            TaskResult::SessionSaved {
+                path,
+                image_id,
+                mark,
+                result,
             }
-            Err(e) => {
-                log::error!("{e}");
-                self.toasts
-                    .push(Level::Error, format!("Cannot save the session: {e}"));
-            }
-        }
+        });
     }
 
     /// The brush tool.

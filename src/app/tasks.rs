@@ -216,6 +216,17 @@ pub enum TaskResult {
         /// The plane.
         data: Vec<u8>,
     },
+    /// A session file was written.
+    SessionSaved {
+        /// The session file.
+        path: PathBuf,
+        /// The document it was saved from.
+        image_id: u64,
+        /// The document's edit mark at the snapshot.
+        mark: (usize, usize, usize),
+        /// Done, or why not.
+        result: Result<(), String>,
+    },
     /// A task panicked (a bug; reported so the app does not wait for it forever).
     Panicked {
         /// The task's thread name.

@@ -182,6 +182,64 @@ impl HistoryStep for DocStep {
     }
 }
 
+/// A copy of a document's session data (see [`MaskDocument::session_snapshot`]).
+#[derive(Clone, Debug)]
+pub struct SessionSnapshot {
+    image_path: Option<PathBuf>,
+    width: u32,
+    height: u32,
+    next_id: u64,
+    layers: Vec<LayerEntry>,
+}
+
+impl SessionSnapshot {
+    /// Encodes and writes the session file atomically (replacing an existing file).
+    pub fn write(&self, path: &Path) -> Result<(), SessionError> {
+        let (w, h) = (self.width, self.height);
+        let session_dir = path.parent().filter(|d| d.is_absolute());
+        let image_path_relative = match (&self.image_path, session_dir) {
+            (Some(img), Some(dir)) => img.strip_prefix(dir).ok().map(Path::to_path_buf),
+            _ => None,
+        };
+        let file = session::SessionFile {
+            format: SESSION_FORMAT.to_owned(),
+            version: SESSION_VERSION,
+            created_by: format!("ldzmask {}", env!("CARGO_PKG_VERSION")),
+            image_path: self.image_path.clone(),
+            image_path_relative,
+            width: w,
+            height: h,
+            next_layer_id: self.next_id,
+            layers: self
+                .layers
+                .iter()
+                .map(|e| session::SessionLayer {
+                    id: e.id,
+                    name: e.props.name.clone(),
+                    phrase: e.props.phrase.clone(),
+                    colour: e.props.colour,
+                    visible: e.props.visible,
+                    opacity: e.props.opacity,
+                    combine: e.props.combine,
+                    ops: e.layer.ops,
+                    probabilities_png: e
+                        .layer
+                        .probabilities()
+                        .and_then(session::encode_probabilities),
+                    edit_add_png: session::encode_plane_u8(w, h, e.layer.edits.add_plane()),
+                    edit_erase_png: session::encode_plane_u8(w, h, e.layer.edits.erase_plane()),
+                })
+                .collect(),
+        };
+        let json = serde_json::to_vec_pretty(&file).map_err(|source| SessionError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        write_atomic(path, &json, true)?;
+        Ok(())
+    }
+}
+
 /// All masks of one image, with undo history and an optional in-progress stroke.
 #[derive(Debug)]
 pub struct MaskDocument {
@@ -723,49 +781,21 @@ impl MaskDocument {
     /// replacing an existing file (the GUI's save dialog asks first). An open stroke is
     /// committed first.
     pub fn save_session(&mut self, path: &Path) -> Result<(), SessionError> {
+        self.session_snapshot().write(path)
+    }
+
+    /// What a session file holds, copied so it can be encoded and written off the UI thread
+    /// ([`SessionSnapshot::write`] is the slow part: PNG-encoding every plane). An open
+    /// stroke is committed first.
+    pub fn session_snapshot(&mut self) -> SessionSnapshot {
         self.settle_stroke();
-        let (w, h) = (self.width, self.height);
-        let session_dir = path.parent().filter(|d| d.is_absolute());
-        let image_path_relative = match (&self.image_path, session_dir) {
-            (Some(img), Some(dir)) => img.strip_prefix(dir).ok().map(Path::to_path_buf),
-            _ => None,
-        };
-        let file = session::SessionFile {
-            format: SESSION_FORMAT.to_owned(),
-            version: SESSION_VERSION,
-            created_by: format!("ldzmask {}", env!("CARGO_PKG_VERSION")),
+        SessionSnapshot {
             image_path: self.image_path.clone(),
-            image_path_relative,
-            width: w,
-            height: h,
-            next_layer_id: self.next_id,
-            layers: self
-                .layers
-                .iter()
-                .map(|e| session::SessionLayer {
-                    id: e.id,
-                    name: e.props.name.clone(),
-                    phrase: e.props.phrase.clone(),
-                    colour: e.props.colour,
-                    visible: e.props.visible,
-                    opacity: e.props.opacity,
-                    combine: e.props.combine,
-                    ops: e.layer.ops,
-                    probabilities_png: e
-                        .layer
-                        .probabilities()
-                        .and_then(session::encode_probabilities),
-                    edit_add_png: session::encode_plane_u8(w, h, e.layer.edits.add_plane()),
-                    edit_erase_png: session::encode_plane_u8(w, h, e.layer.edits.erase_plane()),
-                })
-                .collect(),
-        };
-        let json = serde_json::to_vec_pretty(&file).map_err(|source| SessionError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        write_atomic(path, &json, true)?;
-        Ok(())
+            width: self.width,
+            height: self.height,
+            next_id: self.next_id,
+            layers: self.layers.clone(),
+        }
     }
 
     /// Opens a session saved by [`Self::save_session`], with a fresh undo history.
@@ -1170,6 +1200,21 @@ mod tests {
             MaskDocument::load_session(&foreign),
             Err(SessionError::NotASession { .. })
         ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn session_snapshot_writes_the_same_file() {
+        let dir = temp_dir("snapshot");
+        let (mut doc, _, _) = sample_doc();
+        let a = dir.join("a.json");
+        let b = dir.join("b.json");
+        doc.save_session(&a).unwrap();
+        let snap = doc.session_snapshot();
+        // Edits after the snapshot do not reach the file written from it.
+        doc.add_layer("later");
+        snap.write(&b).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

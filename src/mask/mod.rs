@@ -33,7 +33,8 @@ pub mod stroke;
 pub use buffer::{MaskBuf, RectInImage};
 pub use combine::{CombineOp, combine};
 pub use document::{
-    DocStep, DocumentError, LAYER_PALETTE, LayerEntry, LayerProps, MaskDocument, StepScope,
+    DocStep, DocumentError, LAYER_PALETTE, LayerEntry, LayerProps, MaskDocument, SessionSnapshot,
+    StepScope,
 };
 pub use edits::{ActiveStroke, EditBuf, EditPatch, PatchTile};
 pub use export::{ExportError, ImportError, ImportedMask, import_mask};

@@ -148,7 +148,7 @@ pub const HELP_ROWS: &[(&str, &str, &str)] = &[
         "New empty layer (paint it by hand)",
     ),
     ("Layers", "Ctrl+R", "Run the active layer's phrase again"),
-    ("Layers", "Ctrl+I", "Invert the active layer"),
+    ("Layers", "Ctrl+I, Ctrl+Shift+I", "Invert the active layer"),
     ("Layers", "Delete", "Delete the active layer (undoable)"),
     ("Edit", "Ctrl+Z", "Undo"),
     ("Edit", "Ctrl+Shift+Z / Ctrl+Y", "Redo"),

@@ -58,6 +58,11 @@ impl App {
                         .on_hover_text(message.as_str());
                 }
             }
+            if self.background_tasks() > 0 {
+                ui.separator();
+                ui.add(egui::Spinner::new());
+                ui.label("Working…");
+            }
             if let Some(run) = &self.last_run {
                 ui.separator();
                 let t = &run.timings;
