@@ -6,7 +6,15 @@ use std::process::ExitCode;
 use ldzmask::device::DeviceChoice;
 
 /// Opens the window.
-pub fn run(image: Option<PathBuf>, weights: Option<PathBuf>, device: DeviceChoice) -> anyhow::Result<ExitCode> {
-    ldzmask::app::run(ldzmask::app::Options { image, weights, device })?;
+pub fn run(
+    image: Option<PathBuf>,
+    weights: Option<PathBuf>,
+    device: DeviceChoice,
+) -> anyhow::Result<ExitCode> {
+    ldzmask::app::run(ldzmask::app::Options {
+        image,
+        weights,
+        device,
+    })?;
     Ok(ExitCode::SUCCESS)
 }
