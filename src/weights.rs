@@ -554,7 +554,7 @@ impl Checkpoint {
                     if let Some(key) = key {
                         store = store.with_top_level_key(key);
                     }
-                    store.get_all_tensors().map(|t| t.clone())
+                    store.get_all_tensors().cloned()
                 };
                 match read(Some("state_dict")) {
                     Ok(tensors) if !tensors.is_empty() => tensors,
@@ -783,10 +783,10 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn lookup(&self, key: &str) -> Option<(&PackTensor, bool)> {
-        if self.ema {
-            if let Some(t) = self.file.tensor(&ema_key(key)) {
-                return Some((t, true));
-            }
+        if self.ema
+            && let Some(t) = self.file.tensor(&ema_key(key))
+        {
+            return Some((t, true));
         }
         self.file
             .tensor(&format!("{}{key}", self.prefix))
@@ -1007,7 +1007,7 @@ impl WeightFiles {
     pub fn key_plan(
         &self,
         modules: &[(Network, Vec<ExpectedParam>)],
-    ) -> Result<(Vec<(Network, Vec<String>)>, BTreeSet<String>), LoadError> {
+    ) -> Result<KeyPlan, LoadError> {
         let mut used = BTreeSet::new();
         let mut plan = Vec::new();
         for (network, expected) in modules {
@@ -1068,6 +1068,12 @@ impl WeightFiles {
         Ok((plan, unused))
     }
 }
+
+/// Per network the checkpoint keys it reads, and the keys no network reads.
+pub type KeyPlan = (Vec<(Network, Vec<String>)>, BTreeSet<String>);
+
+/// Progress callback of a bundle write: `(done, total, tensor name)`.
+type ProgressFn<'p> = &'p mut dyn FnMut(usize, usize, &str);
 
 /// The four networks of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1302,7 +1308,7 @@ struct WriteState<'p> {
     failure: std::cell::RefCell<Option<String>>,
     counter: std::cell::Cell<usize>,
     total: usize,
-    progress: std::cell::RefCell<&'p mut dyn FnMut(usize, usize, &str)>,
+    progress: std::cell::RefCell<ProgressFn<'p>>,
 }
 
 /// A tensor of the bundle being written: its bytes are read and converted only when the writer

@@ -490,25 +490,25 @@ impl UNetModel {
             h = out;
         }
         let (mid, tapped) = pass.run_block(&self.middle_block[..2], h);
-        if let Some(t) = tapped {
-            if record(&mut features, pass.next_st - 1, t) {
-                return UNetFeatures {
-                    eps: None,
-                    features,
-                };
-            }
+        if let Some(t) = tapped
+            && record(&mut features, pass.next_st - 1, t)
+        {
+            return UNetFeatures {
+                eps: None,
+                features,
+            };
         }
         let (mut h, _) = pass.run_block(&self.middle_block[2..], mid);
         for block in &self.output_blocks {
             let skip = hs.pop().unwrap_or_else(|| h.clone());
             let (out, tapped) = pass.run_block(block, Tensor::cat(vec![h, skip], 1));
-            if let Some(t) = tapped {
-                if record(&mut features, pass.next_st - 1, t) {
-                    return UNetFeatures {
-                        eps: None,
-                        features,
-                    };
-                }
+            if let Some(t) = tapped
+                && record(&mut features, pass.next_st - 1, t)
+            {
+                return UNetFeatures {
+                    eps: None,
+                    features,
+                };
             }
             h = out;
         }
