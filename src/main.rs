@@ -25,6 +25,14 @@ struct Cli {
     #[arg(long, global = true, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
 
+    /// App: a phrase to add as a mask layer once the image is open (repeatable).
+    #[arg(long = "phrase", value_name = "TEXT")]
+    phrases: Vec<String>,
+
+    /// App: a mask image to import as a layer once the image is open (repeatable).
+    #[arg(long = "mask", value_name = "FILE")]
+    masks: Vec<PathBuf>,
+
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -63,7 +71,16 @@ fn main() -> ExitCode {
         Some(Command::Segment(args)) => cli::segment::run(args, cli.weights.as_deref(), device),
         Some(Command::Weights(cmd)) => cli::weights::run(cmd, cli.weights.as_deref()),
         Some(Command::Bench(args)) => cli::bench::run(args, cli.weights.as_deref(), device),
-        None => cli::app::run(cli.image, cli.weights, device),
+        None => cli::app::run(ldzmask::app::Options {
+            image: cli.image,
+            weights: cli.weights,
+            device,
+            device_explicit: cli.device.is_some()
+                || std::env::var_os(ldzmask::device::DEVICE_ENV).is_some(),
+            phrases: cli.phrases,
+            masks: cli.masks,
+            config_dir: None,
+        }),
     };
     match result {
         Ok(code) => code,

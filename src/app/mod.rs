@@ -1,6 +1,33 @@
-//! The egui desktop app.
+//! The desktop app (eframe/egui, wgpu renderer) over the segmentation pipeline and
+//! [`crate::mask`].
+//!
+//! Structure (conventions §7–§10):
+//! * [`run`] picks the compute device, shares a wgpu device with eframe when the model runs on
+//!   the GPU, and opens the window.
+//! * [`App`] (in `app.rs`): runtime wiring — worker channels, background tasks, textures,
+//!   the overlay renderer — and the eframe `logic`/`ui` split; UI functions return
+//!   [`commands::Command`]s applied in one `match`.
+//! * [`state`]: [`state::AppState`] (saved settings + the document).
+//! * [`worker`]: the `ldzmask-inference` thread owning the `Segmenter`.
+//! * [`tasks`]: one-off background jobs (decode, composite, export).
+//! * [`display`] + [`overlay`]: the pixels the canvas shows and the WGSL renderer
+//!   (`shaders/overlay.wgsl`); `ui/canvas.rs` has the egui-texture fallback.
+//! * [`view`]: zoom and pan (`ui_from_image`).
+//! * `ui/`: panels and windows.
+
+pub mod app;
+pub mod commands;
+pub mod display;
+pub mod overlay;
+pub mod state;
+pub mod tasks;
+pub mod ui;
+pub mod view;
+pub mod worker;
 
 use std::path::PathBuf;
+
+pub use app::{App, ModelStatus};
 
 use crate::device::DeviceChoice;
 
@@ -13,18 +40,64 @@ pub struct Options {
     pub weights: Option<PathBuf>,
     /// Device choice.
     pub device: DeviceChoice,
+    /// True when `device` came from `--device` or `LDZMASK_DEVICE`; otherwise the device saved
+    /// in the settings is used.
+    pub device_explicit: bool,
+    /// Phrases to add as layers once the image is open (`--phrase`, repeatable).
+    pub phrases: Vec<String>,
+    /// Mask files to import as layers once the image is open (`--mask`, repeatable).
+    pub masks: Vec<PathBuf>,
+    /// Settings folder (tests); `None` = `LDZMASK_CONFIG_DIR`, else the platform folder.
+    pub config_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// The settings file these options use.
+    pub fn settings_path(&self) -> Option<PathBuf> {
+        match &self.config_dir {
+            Some(dir) => Some(dir.join(state::SETTINGS_FILE)),
+            None => state::Settings::path(),
+        }
+    }
 }
 
 /// Opens the window and runs until it is closed.
 pub fn run(options: Options) -> anyhow::Result<()> {
-    let status = match crate::discovery::find_weights(options.weights.as_deref()) {
-        Ok(found) => format!("weights found in {}", found.location.path.display()),
-        Err(e) => format!("{e}"),
+    let settings = options
+        .settings_path()
+        .map(|p| state::Settings::load(&p).0)
+        .unwrap_or_default();
+    let choice = if options.device_explicit {
+        options.device
+    } else {
+        settings.device
     };
-    let native = eframe::NativeOptions::default();
-    eframe::run_ui_native("ldzmask", native, move |ui, _frame| {
-        ui.heading("ldzmask");
-        ui.label(&status);
-    })
+    // Chosen before the window exists so that a GPU device can be shared with eframe: the
+    // model's tensors and the canvas then live on the same wgpu device.
+    let selected = crate::device::select_device(choice);
+    let mut native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("ldzmask")
+            .with_app_id("ldzmask")
+            .with_inner_size([1280.0, 820.0])
+            .with_min_inner_size([640.0, 420.0])
+            .with_drag_and_drop(true),
+        renderer: eframe::Renderer::Wgpu,
+        ..Default::default()
+    };
+    if let Some(setup) = &selected.wgpu {
+        native.wgpu_options.wgpu_setup =
+            eframe::egui_wgpu::WgpuSetup::Existing(eframe::egui_wgpu::WgpuSetupExisting {
+                instance: setup.instance.clone(),
+                adapter: setup.adapter.clone(),
+                device: setup.device.clone(),
+                queue: setup.queue.clone(),
+            });
+    }
+    eframe::run_native(
+        "ldzmask",
+        native,
+        Box::new(move |cc| Ok(Box::new(App::with_device(cc, options, Some(selected))))),
+    )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
 }

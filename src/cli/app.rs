@@ -1,20 +1,9 @@
 //! Launches the app (no subcommand).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ldzmask::device::DeviceChoice;
-
-/// Opens the window.
-pub fn run(
-    image: Option<PathBuf>,
-    weights: Option<PathBuf>,
-    device: DeviceChoice,
-) -> anyhow::Result<ExitCode> {
-    ldzmask::app::run(ldzmask::app::Options {
-        image,
-        weights,
-        device,
-    })?;
+/// Opens the window with the start-up options (image, weights, device, `--phrase`, `--mask`).
+pub fn run(options: ldzmask::app::Options) -> anyhow::Result<ExitCode> {
+    ldzmask::app::run(options)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -43,6 +43,30 @@ impl RectInImage {
         }
     }
 
+    /// This rectangle limited to a `width × height` image (empty if it lies outside).
+    pub fn clipped(&self, width: u32, height: u32) -> Self {
+        let x1 = self.x1.min(width);
+        let y1 = self.y1.min(height);
+        Self {
+            x0: self.x0.min(x1),
+            y0: self.y0.min(y1),
+            x1,
+            y1,
+        }
+    }
+
+    /// This rectangle grown by `margin` pixels on every side, limited to a `width × height`
+    /// image.
+    pub fn expanded(&self, margin: u32, width: u32, height: u32) -> Self {
+        Self {
+            x0: self.x0.saturating_sub(margin),
+            y0: self.y0.saturating_sub(margin),
+            x1: self.x1.saturating_add(margin),
+            y1: self.y1.saturating_add(margin),
+        }
+        .clipped(width, height)
+    }
+
     /// Width in pixels (0 for an empty rect).
     pub fn width(&self) -> u32 {
         self.x1.saturating_sub(self.x0)
@@ -280,6 +304,21 @@ impl MaskBuf {
     pub fn size_bytes(&self) -> usize {
         self.data.len() * std::mem::size_of::<f32>()
     }
+
+    /// A copy of `rect` (clipped to the mask); the result is `rect`'s size after clipping.
+    pub fn crop(&self, rect: RectInImage) -> MaskBuf {
+        let rect = rect.clipped(self.width, self.height);
+        let mut data = Vec::with_capacity(rect.area());
+        for y in rect.y0..rect.y1 {
+            let start = y as usize * self.width as usize;
+            data.extend_from_slice(&self.data[start + rect.x0 as usize..start + rect.x1 as usize]);
+        }
+        MaskBuf {
+            width: rect.width(),
+            height: rect.height(),
+            data,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -316,6 +355,31 @@ mod tests {
         assert!(MaskBuf::from_vec(2, 2, vec![0.0; 3]).is_err());
         let m = MaskBuf::from_vec(2, 1, vec![f32::NAN, -1.0]).unwrap();
         assert_eq!(m.data, vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn crop_and_rect_helpers() {
+        let m = MaskBuf::from_vec(4, 3, (0..12).map(|i| i as f32 / 11.0).collect()).unwrap();
+        let r = RectInImage {
+            x0: 1,
+            y0: 1,
+            x1: 9,
+            y1: 2,
+        };
+        let c = m.crop(r);
+        assert_eq!(c.size(), (3, 1));
+        assert_eq!(c.data, vec![5.0 / 11.0, 6.0 / 11.0, 7.0 / 11.0]);
+        assert_eq!(r.clipped(4, 3).x1, 4);
+        let e = r.expanded(2, 4, 3);
+        assert_eq!((e.x0, e.y0, e.x1, e.y1), (0, 0, 4, 3));
+        let outside = RectInImage {
+            x0: 10,
+            y0: 10,
+            x1: 12,
+            y1: 12,
+        };
+        assert!(outside.clipped(4, 3).is_empty());
+        assert!(m.crop(outside).is_empty());
     }
 
     #[test]

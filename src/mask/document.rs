@@ -128,6 +128,42 @@ impl DocStep {
     }
 }
 
+/// What an undo or redo step touches, so a viewer can refresh just that (see
+/// [`MaskDocument::undo_scope`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepScope {
+    /// The layer the step changes; `None` for adding, deleting or moving a layer.
+    pub layer_id: Option<u64>,
+    /// True if the layer's mask may change (strokes, ops, model results, edits); false for
+    /// name, phrase, colour, visibility, opacity and combine-op changes.
+    pub pixels: bool,
+    /// For strokes: the image rectangle the step rewrites.
+    pub rect: Option<RectInImage>,
+}
+
+impl DocStep {
+    /// What this step touches.
+    pub fn scope(&self) -> StepScope {
+        let layer = |id: &u64, pixels: bool, rect: Option<RectInImage>| StepScope {
+            layer_id: Some(*id),
+            pixels,
+            rect,
+        };
+        match &self.0 {
+            StepKind::Stroke { layer_id, patch } => layer(layer_id, true, patch.bounds()),
+            StepKind::Edits { layer_id, .. }
+            | StepKind::Ops { layer_id, .. }
+            | StepKind::Probabilities { layer_id, .. } => layer(layer_id, true, None),
+            StepKind::Props { layer_id, .. } => layer(layer_id, false, None),
+            StepKind::Presence { .. } | StepKind::Move { .. } => StepScope {
+                layer_id: None,
+                pixels: false,
+                rect: None,
+            },
+        }
+    }
+}
+
 impl HistoryStep for DocStep {
     fn size_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
@@ -259,6 +295,13 @@ impl MaskDocument {
             opacity: 0.5,
             combine: CombineOp::Union,
         };
+        self.insert_layer(props, MaskLayer::new(self.width, self.height))
+    }
+
+    /// Adds an empty layer with the given name, phrase, colour, opacity… at the end (the GUI
+    /// uses it to apply its own palette and default opacity in the same undo step); returns
+    /// its id.
+    pub fn add_layer_with_props(&mut self, props: LayerProps) -> u64 {
         self.insert_layer(props, MaskLayer::new(self.width, self.height))
     }
 
@@ -581,6 +624,29 @@ impl MaskDocument {
         self.history.can_redo()
     }
 
+    /// What [`Self::undo`] would change (an open stroke counts as the step it will become:
+    /// its layer, pixels, no rectangle).
+    pub fn undo_scope(&self) -> Option<StepScope> {
+        if let Some((id, _)) = &self.active_stroke {
+            return Some(StepScope {
+                layer_id: Some(*id),
+                pixels: true,
+                rect: None,
+            });
+        }
+        self.history.last().map(DocStep::scope)
+    }
+
+    /// What [`Self::redo`] would change.
+    pub fn redo_scope(&self) -> Option<StepScope> {
+        self.history.next_redo().map(DocStep::scope)
+    }
+
+    /// Label of the step [`Self::redo`] would redo.
+    pub fn redo_label(&self) -> Option<&'static str> {
+        self.history.next_redo().map(DocStep::label)
+    }
+
     /// Label of the step [`Self::undo`] would undo.
     pub fn undo_label(&self) -> Option<&'static str> {
         self.history.last().map(DocStep::label)
@@ -892,6 +958,57 @@ mod tests {
         doc.undo();
         doc.set_visible(b, false).unwrap();
         assert!(!doc.can_redo());
+    }
+
+    #[test]
+    fn step_scopes_name_what_undo_and_redo_touch() {
+        let mut doc = MaskDocument::new(200, 100, None);
+        let a = doc.add_layer_with_props(LayerProps {
+            name: "a".into(),
+            phrase: "sky".into(),
+            colour: [1, 2, 3],
+            visible: true,
+            opacity: 0.3,
+            combine: CombineOp::Union,
+        });
+        assert_eq!(doc.layer(a).unwrap().props.colour, [1, 2, 3]);
+        assert_eq!(
+            doc.undo_scope(),
+            Some(StepScope {
+                layer_id: None,
+                pixels: false,
+                rect: None
+            })
+        );
+        doc.apply_stroke(
+            a,
+            &Stroke {
+                mode: BrushMode::Add,
+                brush: hard(3.0),
+                points_in_image: vec![[150.0, 20.0]],
+            },
+        )
+        .unwrap();
+        let scope = doc.undo_scope().unwrap();
+        assert_eq!(scope.layer_id, Some(a));
+        assert!(scope.pixels);
+        let rect = scope.rect.unwrap();
+        assert!(rect.x0 <= 147 && rect.x1 >= 153 && rect.y0 <= 17 && rect.y1 >= 23);
+        doc.set_opacity(a, 0.9, false).unwrap();
+        assert!(!doc.undo_scope().unwrap().pixels);
+        assert!(doc.undo());
+        assert_eq!(doc.redo_label(), Some("layer settings"));
+        assert!(!doc.redo_scope().unwrap().pixels);
+        doc.begin_stroke(a, BrushMode::Erase, hard(2.0), [10.0, 10.0])
+            .unwrap();
+        assert_eq!(
+            doc.undo_scope(),
+            Some(StepScope {
+                layer_id: Some(a),
+                pixels: true,
+                rect: None
+            })
+        );
     }
 
     #[test]

@@ -183,6 +183,33 @@ impl EditBuf {
         }
     }
 
+    /// [`Self::apply_over`] for a part of the image: `base` covers the rectangle whose
+    /// top-left pixel is `(x0, y0)` (clipped to the image; pixels outside get no edits).
+    pub fn apply_over_at(&self, base: &mut MaskBuf, x0: u32, y0: u32) {
+        let (bw, bh) = (base.width as usize, base.height as usize);
+        let w = self.width as usize;
+        for by in 0..bh {
+            let y = y0 as usize + by;
+            if y >= self.height as usize {
+                break;
+            }
+            let n = bw.min(w.saturating_sub(x0 as usize));
+            let start = y * w + x0 as usize;
+            let row = &mut base.data[by * bw..by * bw + n];
+            for ((v, &a), &e) in row
+                .iter_mut()
+                .zip(&self.add[start..start + n])
+                .zip(&self.erase[start..start + n])
+            {
+                if a == 0 && e == 0 {
+                    continue;
+                }
+                let (a, e) = (f32::from(a) / 255.0, f32::from(e) / 255.0);
+                *v = v.max(a) * (1.0 - e);
+            }
+        }
+    }
+
     /// Sets the `add` plane from a mask (e.g. an imported mask PNG), clearing `erase`.
     pub fn set_add_from_mask(&mut self, mask: &MaskBuf) {
         debug_assert_eq!(mask.size(), self.size());

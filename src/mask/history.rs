@@ -132,6 +132,11 @@ impl<S: HistoryStep> History<S> {
         self.undo.back()
     }
 
+    /// The step [`Self::redo`] would apply next, if any.
+    pub fn next_redo(&self) -> Option<&S> {
+        self.redo.last()
+    }
+
     /// Bytes held by all steps.
     pub fn used_bytes(&self) -> usize {
         self.used_bytes

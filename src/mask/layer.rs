@@ -23,7 +23,7 @@
 //! [`MaskLayer::binary`] is the composite cut at 0.5, which (by construction of steps 1 and 4)
 //! equals the hard result of the same pipeline.
 
-use super::buffer::{MaskBuf, u16_to_unit, unit_to_u16};
+use super::buffer::{MaskBuf, RectInImage, u16_to_unit, unit_to_u16};
 use super::edits::EditBuf;
 use super::ops;
 
@@ -154,6 +154,56 @@ impl MaskLayer {
         m
     }
 
+    /// How far (in pixels) the composite of one pixel reads around it: 1 for the
+    /// threshold's gradient, the grow/shrink radius (+1 for its anti-aliased edge) and the
+    /// feather's blur support (3 σ for the sampled kernel, about 3 σ + 3 for the box passes).
+    pub fn region_margin_px(&self) -> u32 {
+        let grow = if self.ops.grow_px != 0 {
+            self.ops.grow_px.unsigned_abs().saturating_add(1)
+        } else {
+            0
+        };
+        let sigma = self.ops.feather_sigma_px();
+        let blur = if sigma > 0.0 {
+            (4.0 * sigma).ceil().min(1e6) as u32 + 3
+        } else {
+            0
+        };
+        1 + grow + blur
+    }
+
+    /// The composite over `rect` only (clipped to the image), equal to the same pixels of
+    /// [`Self::composite`] up to float rounding: it runs the same five steps on a crop grown
+    /// by [`Self::region_margin_px`], so the live feedback of a brush stroke costs the
+    /// stroke's area, not the image's. Returns a mask of the clipped `rect`'s size.
+    pub fn composite_region(&self, rect: RectInImage) -> MaskBuf {
+        let rect = rect.clipped(self.width, self.height);
+        if rect.is_empty() {
+            return MaskBuf::new(rect.width(), rect.height());
+        }
+        let crop = rect.expanded(self.region_margin_px(), self.width, self.height);
+        let mut m = match &self.probabilities {
+            Some(p) => ops::threshold_antialiased(&p.crop(crop), self.ops.threshold),
+            None => MaskBuf::new(crop.width(), crop.height()),
+        };
+        if self.ops.invert {
+            m.data.iter_mut().for_each(|v| *v = 1.0 - *v);
+        }
+        self.edits.apply_over_at(&mut m, crop.x0, crop.y0);
+        if self.ops.grow_px != 0 {
+            m = ops::grow_shrink(&m, self.ops.grow_px);
+        }
+        if self.ops.feather_sigma_px() > 0.0 {
+            m = ops::gaussian_blur(&m, self.ops.feather_sigma_px());
+        }
+        m.crop(RectInImage {
+            x0: rect.x0 - crop.x0,
+            y0: rect.y0 - crop.y0,
+            x1: rect.x1 - crop.x0,
+            y1: rect.y1 - crop.y0,
+        })
+    }
+
     /// Same as [`Self::composite`]: the soft matte of this layer.
     pub fn soft(&self) -> MaskBuf {
         self.composite()
@@ -277,6 +327,93 @@ mod tests {
             l.binary().data.iter().all(|&v| v == 0.0),
             "shrink removes it"
         );
+    }
+
+    #[test]
+    fn composite_region_matches_the_full_composite() {
+        let (w, h) = (97u32, 83u32);
+        // A smooth blob plus noise-like texture, so the threshold edge wanders.
+        let probs: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                let r = ((x - 40.0).powi(2) + (y - 45.0).powi(2)).sqrt();
+                (1.0 - r / 50.0 + 0.1 * ((x * 0.7).sin() * (y * 0.3).cos())).clamp(0.0, 1.0)
+            })
+            .collect();
+        let mut l = MaskLayer::new(w, h);
+        l.set_probabilities(Some(MaskBuf::from_vec(w, h, probs).unwrap()));
+        l.edits.apply_stroke(&Stroke {
+            mode: BrushMode::Add,
+            brush: Brush {
+                radius_px: 6.0,
+                hardness: 0.3,
+            },
+            points_in_image: vec![[70.0, 10.0], [90.0, 60.0]],
+        });
+        l.edits
+            .apply_stroke(&hard(BrushMode::Erase, [40.0, 45.0], 7.0));
+        let rects = [
+            RectInImage {
+                x0: 0,
+                y0: 0,
+                x1: 20,
+                y1: 20,
+            },
+            RectInImage {
+                x0: 30,
+                y0: 35,
+                x1: 55,
+                y1: 50,
+            },
+            RectInImage {
+                x0: 60,
+                y0: 5,
+                x1: 97,
+                y1: 83,
+            },
+            RectInImage {
+                x0: 90,
+                y0: 80,
+                x1: 200,
+                y1: 200,
+            },
+        ];
+        for ops in [
+            LayerOps::default(),
+            LayerOps {
+                threshold: 0.3,
+                invert: true,
+                grow_px: 4,
+                feather_px: 0.0,
+            },
+            LayerOps {
+                threshold: 0.6,
+                invert: false,
+                grow_px: -3,
+                feather_px: 3.0,
+            },
+            LayerOps {
+                threshold: 0.5,
+                invert: false,
+                grow_px: 2,
+                feather_px: 14.0,
+            },
+        ] {
+            l.ops = ops;
+            let full = l.composite();
+            for r in rects {
+                let region = l.composite_region(r);
+                let want = full.crop(r);
+                assert_eq!(region.size(), want.size(), "{ops:?} {r:?}");
+                let max = region
+                    .data
+                    .iter()
+                    .zip(&want.data)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(max < 1e-5, "{ops:?} {r:?}: max difference {max}");
+            }
+        }
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub mod stroke;
 
 pub use buffer::{MaskBuf, RectInImage};
 pub use combine::{CombineOp, combine};
-pub use document::{DocStep, DocumentError, LayerEntry, LayerProps, MaskDocument};
+pub use document::{
+    DocStep, DocumentError, LAYER_PALETTE, LayerEntry, LayerProps, MaskDocument, StepScope,
+};
 pub use edits::{ActiveStroke, EditBuf, EditPatch, PatchTile};
 pub use export::{ExportError, ImportError, ImportedMask, import_mask};
 pub use history::{History, HistoryStep};

@@ -1,0 +1,106 @@
+// The ldzmask canvas: the image, then one coloured overlay per visible layer with an outline
+// of its 0.5 level (the thresholded edge), drawn inside egui's render pass through an
+// egui_wgpu paint callback (src/app/overlay.rs).
+//
+// Coordinate spaces (conventions §9): `pos_in_image` is in image pixels, `pos_in_ui` in egui
+// points. The quad covers the image rectangle `ui_from_image * [0, w] × [0, h]`; the viewport
+// egui sets for the callback is the canvas rectangle, so points map to clip space through
+// `canvas_min` / `canvas_size`. Zoom and pan only change these uniforms: the mask textures are
+// never recomputed for a view change.
+//
+// Colours are sRGB "gamma" values, blended with premultiplied alpha like egui itself; when the
+// framebuffer is an sRGB format the output is converted to linear (`flags.y`).
+
+struct Uniforms {
+    // Canvas rectangle (the callback's viewport) in points: min.xy, size.zw.
+    canvas: vec4<f32>,
+    // Image rectangle in points: min.xy, size.zw (ui_from_image applied to the image bounds).
+    image_rect: vec4<f32>,
+    // Layer colour (sRGB 0..1) and overlay opacity in .a.
+    colour: vec4<f32>,
+    // x: mode (0 = image, 1 = layer overlay); y: 1 for an sRGB framebuffer; z: outline width
+    // in physical pixels (0 = no outline); w: 1 to sample the image with nearest filtering
+    // (zoomed in: show the pixels).
+    flags: vec4<f32>,
+    // x: pixels per point; y: checkerboard cell size in points; zw: unused.
+    extra: vec4<f32>,
+};
+
+@group(0) @binding(0) var<uniform> u: Uniforms;
+@group(0) @binding(1) var image_tex: texture_2d<f32>;
+@group(0) @binding(2) var mask_tex: texture_2d<f32>;
+@group(0) @binding(3) var linear_sampler: sampler;
+@group(0) @binding(4) var nearest_sampler: sampler;
+
+struct VertexOut {
+    @builtin(position) position: vec4<f32>,
+    // Texture coordinates: 0..1 across the image.
+    @location(0) uv: vec2<f32>,
+    // Position in points (for the checkerboard).
+    @location(1) pos_in_ui: vec2<f32>,
+};
+
+@vertex
+fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
+    // Two triangles: (0,0) (1,0) (0,1) / (0,1) (1,0) (1,1).
+    var corners = array<vec2<f32>, 6>(
+        vec2<f32>(0.0, 0.0), vec2<f32>(1.0, 0.0), vec2<f32>(0.0, 1.0),
+        vec2<f32>(0.0, 1.0), vec2<f32>(1.0, 0.0), vec2<f32>(1.0, 1.0),
+    );
+    let uv = corners[index];
+    let pos_in_ui = u.image_rect.xy + uv * u.image_rect.zw;
+    let in_canvas = (pos_in_ui - u.canvas.xy) / u.canvas.zw;
+    var out: VertexOut;
+    out.position = vec4<f32>(in_canvas.x * 2.0 - 1.0, 1.0 - in_canvas.y * 2.0, 0.0, 1.0);
+    out.uv = uv;
+    out.pos_in_ui = pos_in_ui;
+    return out;
+}
+
+fn linear_from_gamma(srgb: vec3<f32>) -> vec3<f32> {
+    let cutoff = srgb < vec3<f32>(0.04045);
+    let lower = srgb / vec3<f32>(12.92);
+    let higher = pow((srgb + vec3<f32>(0.055)) / vec3<f32>(1.055), vec3<f32>(2.4));
+    return select(higher, lower, cutoff);
+}
+
+// Premultiplied output, converted for an sRGB framebuffer if needed.
+fn output(rgb: vec3<f32>, alpha: f32) -> vec4<f32> {
+    var c = rgb;
+    if u.flags.y > 0.5 {
+        c = linear_from_gamma(c);
+    }
+    return vec4<f32>(c * alpha, alpha);
+}
+
+@fragment
+fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
+    // Sample everything up front: texture sampling must stay in uniform control flow.
+    let smooth_px = textureSample(image_tex, linear_sampler, in.uv);
+    let sharp_px = textureSample(image_tex, nearest_sampler, in.uv);
+    let m = textureSample(mask_tex, linear_sampler, in.uv).r;
+    // Screen-space rate of change of the mask, for an outline of constant on-screen width.
+    let dm = fwidth(m);
+
+    if u.flags.x < 0.5 {
+        // The image over a checkerboard where it is transparent.
+        let px = select(smooth_px, sharp_px, u.flags.w > 0.5);
+        let cell = max(u.extra.y, 1.0);
+        let parity = (i32(floor(in.pos_in_ui.x / cell)) + i32(floor(in.pos_in_ui.y / cell))) & 1;
+        let checker = select(vec3<f32>(0.80), vec3<f32>(0.60), parity == 1);
+        let rgb = mix(checker, px.rgb, px.a);
+        return output(rgb, 1.0);
+    }
+
+    // A layer: fill proportional to the soft mask, plus the outline of its 0.5 level.
+    let fill = clamp(m, 0.0, 1.0) * u.colour.a;
+    var line = 0.0;
+    let width_px = u.flags.z;
+    if width_px > 0.0 && dm > 1e-5 {
+        // Distance to the 0.5 iso-line in physical pixels (first-order estimate).
+        let distance_px = abs(m - 0.5) / dm;
+        line = clamp(width_px * 0.5 + 0.5 - distance_px, 0.0, 1.0);
+    }
+    let alpha = max(fill, line);
+    return output(u.colour.rgb, alpha);
+}

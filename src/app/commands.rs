@@ -1,0 +1,109 @@
+//! Everything the UI asks the app to do (conventions §7): UI functions return [`Command`]s and
+//! [`super::app::App::apply`] applies them in one `match` per frame, so every document change
+//! goes through one place (and one undo step in [`crate::mask::MaskDocument`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::mask::{CombineOp, LayerOps, LayerProps};
+
+use super::state::ExportSettings;
+use super::tasks::ExportRequest;
+
+/// A request from the UI.
+#[derive(Clone, Debug)]
+pub enum Command {
+    // ---- files ----
+    /// Ask for an image with the file dialog.
+    OpenImageDialog,
+    /// Open an image file (dialog, drop, command line, clipboard path).
+    OpenImage(PathBuf),
+    /// Open an image pasted from the clipboard.
+    PasteImage(Arc<egui::ColorImage>),
+    /// Ask for a session with the file dialog.
+    OpenSessionDialog,
+    /// Open a session file.
+    OpenSession(PathBuf),
+    /// Ask where to save the session.
+    SaveSessionDialog,
+    /// Save the session to a file.
+    SaveSession(PathBuf),
+    /// Ask for a mask file to import as a new layer.
+    ImportMaskDialog,
+    /// Import a mask file as a new layer.
+    ImportMask(PathBuf),
+    /// Show the export window.
+    ShowExport,
+    /// Ask where to export, then export with these settings.
+    ExportDialog(ExportSettings),
+    /// Write an export.
+    Export(ExportRequest),
+    /// Choose a weights folder and load it.
+    ChooseWeightsDialog,
+    /// (Re)load the model from a folder (`None` = the usual search).
+    LoadWeights(Option<PathBuf>),
+
+    // ---- layers ----
+    /// Add a layer for a phrase and run the model on it.
+    AddPhraseLayer(String),
+    /// Add an empty layer to paint on.
+    AddEmptyLayer,
+    /// Make a layer the one the brush paints on.
+    SelectLayer(u64),
+    /// Delete a layer.
+    DeleteLayer(u64),
+    /// Move a layer to an index.
+    MoveLayer(u64, usize),
+    /// Change a layer's name, phrase, colour, visibility, opacity or combine op. `merge`
+    /// folds a continuing edit (typing, a slider drag) into the previous undo step.
+    SetProps {
+        /// Layer.
+        id: u64,
+        /// New props.
+        props: LayerProps,
+        /// Merge with the previous step of the same kind.
+        merge: bool,
+    },
+    /// Change threshold / invert / grow / feather.
+    SetOps {
+        /// Layer.
+        id: u64,
+        /// New ops.
+        ops: LayerOps,
+        /// Merge with the previous step (slider drag).
+        merge: bool,
+    },
+    /// Change how a layer joins the export.
+    SetCombine(u64, CombineOp),
+    /// Run the model again on a layer's phrase.
+    RerunLayer(u64),
+    /// Run every phrase layer again.
+    RerunAll,
+    /// Flip the active layer's invert op.
+    InvertActive,
+    /// Remove a layer's brush edits.
+    ClearEdits(u64),
+
+    // ---- brush ----
+    /// Start a stroke on the active layer at a point in image pixels.
+    BeginStroke([f32; 2]),
+    /// Continue the stroke.
+    ExtendStroke([f32; 2]),
+    /// Finish the stroke (one undo step).
+    EndStroke,
+    /// Abandon the stroke.
+    CancelStroke,
+
+    // ---- history ----
+    /// Undo the last edit.
+    Undo,
+    /// Redo the last undone edit.
+    Redo,
+
+    // ---- window ----
+    /// Close the app.
+    Quit,
+    /// Run a command that would discard unsaved masks, without asking again (the user
+    /// answered "Discard").
+    Confirmed(Box<Command>),
+}

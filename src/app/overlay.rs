@@ -1,0 +1,473 @@
+//! The canvas drawn by wgpu: `shaders/overlay.wgsl` through an `egui_wgpu` paint callback.
+//!
+//! [`OverlayRenderer`] (pipeline, samplers, textures) lives in egui-wgpu's callback resources.
+//! Each frame the canvas adds one [`OverlayCallback`] holding the draw list (image, then each
+//! visible layer with its colour, opacity and outline) and the `ui_from_image` placement;
+//! `prepare` uploads only what changed in [`SharedDisplay`] (the dirty rectangle of a layer
+//! plane, or a whole plane when it was replaced) and writes one small uniform buffer per draw;
+//! `paint` issues one 6-vertex draw per entry. Zoom and pan change only the uniforms.
+
+use std::collections::HashMap;
+
+use eframe::egui_wgpu::{self, wgpu};
+
+use super::display::SharedDisplay;
+
+/// Size of the uniform block in `overlay.wgsl` (5 × vec4<f32>).
+const UNIFORM_BYTES: u64 = 5 * 16;
+
+/// One draw of the canvas.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draw {
+    /// `None` = the image; `Some(id)` = that layer's overlay.
+    pub layer: Option<u64>,
+    /// sRGB colour (0..1) and opacity.
+    pub colour: [f32; 4],
+    /// Outline width in physical pixels (0 = none).
+    pub outline_px: f32,
+}
+
+/// What one frame of the canvas draws, in egui points.
+#[derive(Clone, Debug)]
+pub struct OverlayCallback {
+    /// Pixels shared with the app.
+    pub display: SharedDisplay,
+    /// The canvas rectangle (the callback's viewport).
+    pub canvas_in_ui: egui::Rect,
+    /// The image's rectangle: `ui_from_image` applied to the image bounds.
+    pub image_in_ui: egui::Rect,
+    /// Draws in order: the image first, then layers.
+    pub draws: Vec<Draw>,
+    /// Show the image's pixels (nearest filtering) when zoomed in.
+    pub nearest: bool,
+    /// Physical pixels per point.
+    pub pixels_per_point: f32,
+}
+
+struct GpuTexture {
+    texture: wgpu::Texture,
+    view: wgpu::TextureView,
+    size: (u32, u32),
+    /// Image id (image) or plane version (layers) this texture holds.
+    version: u64,
+}
+
+/// GPU resources of the canvas, kept in egui-wgpu's callback resources.
+pub struct OverlayRenderer {
+    pipeline: wgpu::RenderPipeline,
+    layout: wgpu::BindGroupLayout,
+    linear: wgpu::Sampler,
+    nearest: wgpu::Sampler,
+    blank_image: GpuTexture,
+    blank_mask: GpuTexture,
+    srgb_target: bool,
+    image: Option<GpuTexture>,
+    layers: HashMap<u64, GpuTexture>,
+    uniforms: Vec<wgpu::Buffer>,
+    /// Bind groups of the current frame's draws, in order.
+    frame: Vec<wgpu::BindGroup>,
+}
+
+impl OverlayRenderer {
+    /// Builds the pipeline for `render_state`'s target format and registers the renderer in
+    /// its callback resources. Returns false (logged) if the shader cannot be used, so the
+    /// caller falls back to egui textures.
+    pub fn install(render_state: &egui_wgpu::RenderState) -> bool {
+        let device = &render_state.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let renderer = Self::new(device, &render_state.queue, render_state.target_format);
+        let error = pollster_block_on(scope.pop());
+        if let Some(e) = error {
+            log::error!("the canvas shader could not be set up ({e}); using the basic renderer");
+            return false;
+        }
+        render_state
+            .renderer
+            .write()
+            .callback_resources
+            .insert(renderer);
+        true
+    }
+
+    fn new(device: &wgpu::Device, queue: &wgpu::Queue, target: wgpu::TextureFormat) -> Self {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("ldzmask overlay.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/overlay.wgsl").into()),
+        });
+        let texture_entry = |binding| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty: wgpu::BindingType::Texture {
+                multisampled: false,
+                sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                view_dimension: wgpu::TextureViewDimension::D2,
+            },
+            count: None,
+        };
+        let sampler_entry = |binding| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::FRAGMENT,
+            ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("ldzmask overlay bind group layout"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::VERTEX | wgpu::ShaderStages::FRAGMENT,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: wgpu::BufferSize::new(UNIFORM_BYTES),
+                    },
+                    count: None,
+                },
+                texture_entry(1),
+                texture_entry(2),
+                sampler_entry(3),
+                sampler_entry(4),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("ldzmask overlay pipeline layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("ldzmask overlay pipeline"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &module,
+                entry_point: Some("vs_main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                buffers: &[],
+            },
+            primitive: wgpu::PrimitiveState {
+                topology: wgpu::PrimitiveTopology::TriangleList,
+                cull_mode: None,
+                ..Default::default()
+            },
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            fragment: Some(wgpu::FragmentState {
+                module: &module,
+                entry_point: Some("fs_main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format: target,
+                    blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            multiview_mask: None,
+            cache: None,
+        });
+        let sampler = |filter: wgpu::FilterMode, label| {
+            device.create_sampler(&wgpu::SamplerDescriptor {
+                label: Some(label),
+                mag_filter: filter,
+                min_filter: wgpu::FilterMode::Linear,
+                address_mode_u: wgpu::AddressMode::ClampToEdge,
+                address_mode_v: wgpu::AddressMode::ClampToEdge,
+                ..Default::default()
+            })
+        };
+        let linear = sampler(wgpu::FilterMode::Linear, "ldzmask linear sampler");
+        let nearest = sampler(wgpu::FilterMode::Nearest, "ldzmask nearest sampler");
+        let blank_image = create_texture(
+            device,
+            queue,
+            wgpu::TextureFormat::Rgba8Unorm,
+            (1, 1),
+            &[0, 0, 0, 0],
+            0,
+        );
+        let blank_mask =
+            create_texture(device, queue, wgpu::TextureFormat::R8Unorm, (1, 1), &[0], 0);
+        Self {
+            pipeline,
+            layout,
+            linear,
+            nearest,
+            blank_image,
+            blank_mask,
+            srgb_target: target.is_srgb(),
+            image: None,
+            layers: HashMap::new(),
+            uniforms: Vec::new(),
+            frame: Vec::new(),
+        }
+    }
+
+    /// Uploads what changed in `display` (whole textures when replaced or resized, else the
+    /// dirty rectangle) and drops textures of layers that are gone.
+    fn sync(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, display: &SharedDisplay) {
+        let mut data = display.lock();
+        match &mut data.image {
+            Some(img) => {
+                let stale = self
+                    .image
+                    .as_ref()
+                    .is_none_or(|t| t.version != img.image_id || t.size != (img.width, img.height));
+                if stale || img.dirty {
+                    self.image = Some(create_texture(
+                        device,
+                        queue,
+                        wgpu::TextureFormat::Rgba8Unorm,
+                        (img.width, img.height),
+                        &img.rgba,
+                        img.image_id,
+                    ));
+                    img.dirty = false;
+                }
+            }
+            None => self.image = None,
+        }
+        self.layers.retain(|id, _| data.layers.contains_key(id));
+        for (id, plane) in &mut data.layers {
+            let replace = self.layers.get(id).is_none_or(|t| {
+                t.size != (plane.width, plane.height) || t.version != plane.version
+            });
+            if replace {
+                let texture = create_texture(
+                    device,
+                    queue,
+                    wgpu::TextureFormat::R8Unorm,
+                    (plane.width, plane.height),
+                    &plane.data,
+                    plane.version,
+                );
+                self.layers.insert(*id, texture);
+                plane.dirty = None;
+                continue;
+            }
+            if let (Some(rect), Some(tex)) = (plane.dirty.take(), self.layers.get(id)) {
+                let rect = rect.clipped(plane.width, plane.height);
+                if rect.is_empty() {
+                    continue;
+                }
+                let offset = rect.y0 as u64 * u64::from(plane.width) + u64::from(rect.x0);
+                queue.write_texture(
+                    wgpu::TexelCopyTextureInfo {
+                        texture: &tex.texture,
+                        mip_level: 0,
+                        origin: wgpu::Origin3d {
+                            x: rect.x0,
+                            y: rect.y0,
+                            z: 0,
+                        },
+                        aspect: wgpu::TextureAspect::All,
+                    },
+                    &plane.data,
+                    wgpu::TexelCopyBufferLayout {
+                        offset,
+                        bytes_per_row: Some(plane.width),
+                        rows_per_image: Some(plane.height),
+                    },
+                    wgpu::Extent3d {
+                        width: rect.width(),
+                        height: rect.height(),
+                        depth_or_array_layers: 1,
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn create_texture(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    format: wgpu::TextureFormat,
+    (width, height): (u32, u32),
+    data: &[u8],
+    version: u64,
+) -> GpuTexture {
+    let (width, height) = (width.max(1), height.max(1));
+    let size = wgpu::Extent3d {
+        width,
+        height,
+        depth_or_array_layers: 1,
+    };
+    let texture = device.create_texture(&wgpu::TextureDescriptor {
+        label: Some("ldzmask canvas texture"),
+        size,
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    });
+    let bytes_per_pixel = if format == wgpu::TextureFormat::R8Unorm {
+        1
+    } else {
+        4
+    };
+    let needed = width as usize * height as usize * bytes_per_pixel;
+    if data.len() >= needed {
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d::ZERO,
+                aspect: wgpu::TextureAspect::All,
+            },
+            &data[..needed],
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(width * bytes_per_pixel as u32),
+                rows_per_image: Some(height),
+            },
+            size,
+        );
+    } else {
+        log::warn!(
+            "canvas texture data too short ({} < {needed} bytes)",
+            data.len()
+        );
+    }
+    let view = texture.create_view(&wgpu::TextureViewDescriptor::default());
+    GpuTexture {
+        texture,
+        view,
+        size: (width, height),
+        version,
+    }
+}
+
+/// Waits for a wgpu future (error scopes resolve at once on native backends).
+fn pollster_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(std::sync::Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park_timeout(std::time::Duration::from_millis(5)),
+        }
+    }
+}
+
+impl OverlayCallback {
+    /// The uniform block of one draw (layout of `Uniforms` in `overlay.wgsl`).
+    fn uniform_bytes(&self, draw: &Draw, srgb_target: bool) -> Vec<u8> {
+        let c = self.canvas_in_ui;
+        let i = self.image_in_ui;
+        let values: [f32; 20] = [
+            c.min.x,
+            c.min.y,
+            c.width().max(1e-3),
+            c.height().max(1e-3),
+            i.min.x,
+            i.min.y,
+            i.width(),
+            i.height(),
+            draw.colour[0],
+            draw.colour[1],
+            draw.colour[2],
+            draw.colour[3],
+            if draw.layer.is_some() { 1.0 } else { 0.0 },
+            if srgb_target { 1.0 } else { 0.0 },
+            draw.outline_px,
+            if self.nearest { 1.0 } else { 0.0 },
+            self.pixels_per_point,
+            8.0,
+            0.0,
+            0.0,
+        ];
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+}
+
+impl egui_wgpu::CallbackTrait for OverlayCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen_descriptor: &egui_wgpu::ScreenDescriptor,
+        _egui_encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(r) = resources.get_mut::<OverlayRenderer>() else {
+            return Vec::new();
+        };
+        r.sync(device, queue, &self.display);
+        while r.uniforms.len() < self.draws.len() {
+            r.uniforms
+                .push(device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("ldzmask overlay uniforms"),
+                    size: UNIFORM_BYTES,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }));
+        }
+        let mut frame = Vec::with_capacity(self.draws.len());
+        let image_view = r.image.as_ref().map_or(&r.blank_image.view, |t| &t.view);
+        for (draw, buffer) in self.draws.iter().zip(&r.uniforms) {
+            let mask_view = match draw.layer {
+                Some(id) => match r.layers.get(&id) {
+                    Some(t) => &t.view,
+                    None => continue, // not composited yet
+                },
+                None => &r.blank_mask.view,
+            };
+            queue.write_buffer(buffer, 0, &self.uniform_bytes(draw, r.srgb_target));
+            frame.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("ldzmask overlay bind group"),
+                layout: &r.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: wgpu::BindingResource::TextureView(image_view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: wgpu::BindingResource::TextureView(mask_view),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: wgpu::BindingResource::Sampler(&r.linear),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: wgpu::BindingResource::Sampler(&r.nearest),
+                    },
+                ],
+            }));
+        }
+        r.frame = frame;
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        render_pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let Some(r) = resources.get::<OverlayRenderer>() else {
+            return;
+        };
+        if r.image.is_none() {
+            return;
+        }
+        render_pass.set_pipeline(&r.pipeline);
+        for bind_group in &r.frame {
+            render_pass.set_bind_group(0, bind_group, &[]);
+            render_pass.draw(0..6, 0..1);
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The inference worker (conventions §8): one named thread, `ldzmask-inference`, owns the
+//! compute device and the [`Segmenter`]. The UI sends typed [`Job`]s and receives [`Event`]s
+//! over small bounded channels; every segmentation request carries an increasing id, so the UI
+//! can drop results of requests it has superseded. Tensors never cross the channel: results are
+//! plain [`MaskBuf`]s. The worker asks egui for a repaint after every event.
+//!
+//! Loading happens here too (discovery, tokenizer, the four networks), with progress events,
+//! so the window never waits for the model.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
+use std::time::{Duration, Instant};
+
+use crate::device::{DeviceChoice, SelectedDevice};
+use crate::mask::MaskBuf;
+use crate::pipeline::{Mode, Randomness, RgbImage, Segmenter, StageTimings};
+
+/// Jobs queued for the worker before the UI keeps them itself (`try_send`).
+const JOB_QUEUE: usize = 8;
+/// Events the worker may get ahead of the UI before it waits.
+const EVENT_QUEUE: usize = 32;
+/// Seed of the deterministic preset: the same phrase always gives the same mask.
+pub const SEED: u64 = 0;
+
+/// Work for the inference thread.
+#[derive(Debug)]
+pub enum Job {
+    /// Find the weights and load the networks (replacing any loaded model).
+    Load {
+        /// `--weights` flag or the folder chosen in the app; `None` = the usual search.
+        weights: Option<PathBuf>,
+        /// Device wanted if none was selected at start-up.
+        device: DeviceChoice,
+    },
+    /// Segment one phrase of one image.
+    Segment {
+        /// Increasing id; the UI keeps only the newest per layer.
+        request_id: u64,
+        /// Layer the result is for.
+        layer_id: u64,
+        /// Image the result is for.
+        image_id: u64,
+        /// The image (shared, not copied).
+        image: Arc<RgbImage>,
+        /// The phrase.
+        phrase: String,
+    },
+}
+
+/// News from the inference thread.
+#[derive(Debug)]
+pub enum Event {
+    /// Loading step `step` of `total`.
+    LoadProgress {
+        /// Steps done.
+        step: usize,
+        /// Steps in all.
+        total: usize,
+        /// What is loading now.
+        what: String,
+    },
+    /// The model is ready.
+    Loaded {
+        /// Device description ("CPU (burn flex)", "GPU: …").
+        device: String,
+        /// Where the weights came from.
+        weights: String,
+        /// Load time.
+        elapsed: Duration,
+    },
+    /// No model: what is missing and how to fix it.
+    LoadFailed {
+        /// The error, with the places searched.
+        message: String,
+        /// True when no weights were found at all (as opposed to broken ones).
+        missing: bool,
+    },
+    /// A phrase's probabilities at the image size.
+    Mask {
+        /// The request answered.
+        request_id: u64,
+        /// Its layer.
+        layer_id: u64,
+        /// Its image.
+        image_id: u64,
+        /// Probabilities in `0..=1`, image size.
+        probabilities: MaskBuf,
+        /// Stage timings of this run.
+        timings: StageTimings,
+        /// Wall time of the whole request.
+        elapsed: Duration,
+    },
+    /// A segmentation request failed.
+    SegmentFailed {
+        /// The request.
+        request_id: u64,
+        /// Its layer.
+        layer_id: u64,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The UI's handle on the worker: the job sender (with an overflow queue, so the UI never
+/// blocks) and the event receiver.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    jobs: Option<SyncSender<Job>>,
+    overflow: std::collections::VecDeque<Job>,
+    events: Receiver<Event>,
+}
+
+impl WorkerHandle {
+    /// Starts the `ldzmask-inference` thread. `device` is the device selected at start-up
+    /// (shared with the renderer when it is a GPU); without one the worker selects it when
+    /// asked to load. `repaint` is called after every event.
+    pub fn start(
+        device: Option<SelectedDevice>,
+        repaint: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(JOB_QUEUE);
+        let (event_tx, event_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
+        let device = device.map(|d| (d.device, d.description));
+        std::thread::Builder::new()
+            .name("ldzmask-inference".into())
+            .spawn(move || {
+                let mut worker = Worker {
+                    device,
+                    segmenter: None,
+                    events: event_tx,
+                    repaint: Box::new(repaint),
+                };
+                worker.run(&job_rx);
+                log::debug!("inference worker stopped");
+            })?;
+        Ok(Self {
+            jobs: Some(job_tx),
+            overflow: std::collections::VecDeque::new(),
+            events: event_rx,
+        })
+    }
+
+    /// Queues a job without blocking: what the channel cannot take now waits here and is
+    /// retried by [`Self::flush`].
+    pub fn send(&mut self, job: Job) {
+        self.overflow.push_back(job);
+        self.flush();
+    }
+
+    /// Moves waiting jobs into the channel while it has room. Superseded segmentation jobs
+    /// (same layer, older request) are dropped while they wait.
+    pub fn flush(&mut self) {
+        coalesce(&mut self.overflow);
+        let Some(tx) = &self.jobs else {
+            self.overflow.clear();
+            return;
+        };
+        while let Some(job) = self.overflow.pop_front() {
+            match tx.try_send(job) {
+                Ok(()) => {}
+                Err(TrySendError::Full(job)) => {
+                    self.overflow.push_front(job);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    log::error!("the inference worker has stopped; jobs are dropped");
+                    self.jobs = None;
+                    self.overflow.clear();
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Jobs still waiting on the UI side.
+    pub fn waiting(&self) -> usize {
+        self.overflow.len()
+    }
+
+    /// The next event, if one arrived.
+    pub fn try_recv(&self) -> Option<Event> {
+        match self.events.try_recv() {
+            Ok(e) => Some(e),
+            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+        }
+    }
+}
+
+/// Keeps only the newest segmentation job per layer (jobs are in request order).
+fn coalesce(jobs: &mut std::collections::VecDeque<Job>) {
+    let mut newest: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    for job in jobs.iter() {
+        if let Job::Segment {
+            layer_id,
+            request_id,
+            ..
+        } = job
+        {
+            let e = newest.entry(*layer_id).or_insert(*request_id);
+            *e = (*e).max(*request_id);
+        }
+    }
+    jobs.retain(|job| match job {
+        Job::Segment {
+            layer_id,
+            request_id,
+            ..
+        } => newest.get(layer_id) == Some(request_id),
+        Job::Load { .. } => true,
+    });
+}
+
+struct Worker {
+    device: Option<(burn::prelude::Device, String)>,
+    segmenter: Option<Segmenter>,
+    events: SyncSender<Event>,
+    repaint: Box<dyn Fn() + Send>,
+}
+
+impl Worker {
+    fn run(&mut self, jobs: &Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = std::collections::VecDeque::from([first]);
+            while let Ok(more) = jobs.try_recv() {
+                batch.push_back(more);
+            }
+            coalesce(&mut batch);
+            for job in batch {
+                if !self.handle(job) {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs one job; false when the UI is gone.
+    fn handle(&mut self, job: Job) -> bool {
+        match job {
+            Job::Load { weights, device } => self.load(weights, device),
+            Job::Segment {
+                request_id,
+                layer_id,
+                image_id,
+                image,
+                phrase,
+            } => {
+                let start = Instant::now();
+                let Some(segmenter) = &mut self.segmenter else {
+                    return self.emit(Event::SegmentFailed {
+                        request_id,
+                        layer_id,
+                        message: "the model is not loaded".into(),
+                    });
+                };
+                let randomness = Randomness::seeded(Mode::Deterministic, SEED);
+                let result = segmenter.segment(&image, &[phrase.as_str()], &randomness);
+                let event = match result.map(|mut v| v.pop()) {
+                    Ok(Some(mask)) => {
+                        match MaskBuf::from_vec(mask.width, mask.height, mask.probabilities) {
+                            Ok(probabilities) => Event::Mask {
+                                request_id,
+                                layer_id,
+                                image_id,
+                                probabilities,
+                                timings: mask.timings,
+                                elapsed: start.elapsed(),
+                            },
+                            Err(e) => Event::SegmentFailed {
+                                request_id,
+                                layer_id,
+                                message: format!("bad model output: {e}"),
+                            },
+                        }
+                    }
+                    Ok(None) => Event::SegmentFailed {
+                        request_id,
+                        layer_id,
+                        message: "the model returned no mask".into(),
+                    },
+                    Err(e) => Event::SegmentFailed {
+                        request_id,
+                        layer_id,
+                        message: format!("“{phrase}”: {e}"),
+                    },
+                };
+                self.emit(event)
+            }
+        }
+    }
+
+    fn load(&mut self, weights: Option<PathBuf>, choice: DeviceChoice) -> bool {
+        let start = Instant::now();
+        self.segmenter = None;
+        let found = match crate::discovery::find_weights(weights.as_deref()) {
+            Ok(found) => found,
+            Err(e) => {
+                let missing = matches!(
+                    e,
+                    crate::discovery::DiscoveryError::NothingFound { .. }
+                        | crate::discovery::DiscoveryError::Missing { .. }
+                        | crate::discovery::DiscoveryError::Empty { .. }
+                );
+                return self.emit(Event::LoadFailed {
+                    message: e.to_string(),
+                    missing,
+                });
+            }
+        };
+        let (device, description) = match &self.device {
+            Some(d) => d.clone(),
+            None => {
+                let selected = crate::device::select_device(choice);
+                let d = (selected.device, selected.description);
+                self.device = Some(d.clone());
+                d
+            }
+        };
+        let weights_label = format!(
+            "{} ({})",
+            found.location.path.display(),
+            found.location.origin
+        );
+        let files = match crate::weights::WeightFiles::open(&found.files) {
+            Ok(f) => f,
+            Err(e) => {
+                return self.emit(Event::LoadFailed {
+                    message: format!("{weights_label}: {e}"),
+                    missing: false,
+                });
+            }
+        };
+        let tokenizer = match crate::tokenizer::ClipTokenizer::bundled() {
+            Ok(t) => t,
+            Err(e) => {
+                return self.emit(Event::LoadFailed {
+                    message: format!("cannot load the CLIP tokenizer: {e}"),
+                    missing: false,
+                });
+            }
+        };
+        let events = self.events.clone();
+        let repaint = &self.repaint;
+        let mut progress = |step: usize, total: usize, what: &str| {
+            // Progress is best effort: never block loading on a slow UI.
+            let _ = events.try_send(Event::LoadProgress {
+                step,
+                total,
+                what: what.to_owned(),
+            });
+            repaint();
+        };
+        match Segmenter::load(
+            &files,
+            found.configs.clone(),
+            found.preprocess,
+            tokenizer,
+            &device,
+            &mut progress,
+        ) {
+            Ok(segmenter) => {
+                self.segmenter = Some(segmenter);
+                self.emit(Event::Loaded {
+                    device: description,
+                    weights: weights_label,
+                    elapsed: start.elapsed(),
+                })
+            }
+            Err(e) => self.emit(Event::LoadFailed {
+                message: format!("{weights_label}: {e}"),
+                missing: false,
+            }),
+        }
+    }
+
+    /// Sends an event and asks for a repaint; false when the UI is gone.
+    fn emit(&self, event: Event) -> bool {
+        let ok = self.events.send(event).is_ok();
+        (self.repaint)();
+        ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(request_id: u64, layer_id: u64) -> Job {
+        Job::Segment {
+            request_id,
+            layer_id,
+            image_id: 1,
+            image: Arc::new(RgbImage {
+                width: 1,
+                height: 1,
+                pixels: vec![0, 0, 0],
+            }),
+            phrase: "x".into(),
+        }
+    }
+
+    #[test]
+    fn coalesce_keeps_the_newest_request_per_layer() {
+        let mut jobs = std::collections::VecDeque::from([
+            seg(1, 10),
+            seg(2, 11),
+            Job::Load {
+                weights: None,
+                device: DeviceChoice::Cpu,
+            },
+            seg(3, 10),
+            seg(4, 10),
+        ]);
+        coalesce(&mut jobs);
+        let ids: Vec<_> = jobs
+            .iter()
+            .map(|j| match j {
+                Job::Segment { request_id, .. } => *request_id,
+                Job::Load { .. } => 0,
+            })
+            .collect();
+        assert_eq!(ids, vec![2, 0, 4]);
+    }
+}

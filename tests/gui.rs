@@ -1,0 +1,683 @@
+//! Behaviour tests of the real app, driven through egui_kittest (no window): open an image,
+//! add a phrase with the tiny fixture weights and see its mask arrive, paint, undo/redo,
+//! export and read the file back, error paths, the no-weights notice and the help overlay.
+//! One test renders through wgpu (lavapipe on CI) to check the WGSL canvas draws the overlay.
+//!
+//! Run: `LDZMASK_DEVICE=cpu cargo test --test gui`.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui::{Event, Key, Modifiers, PointerButton, Pos2};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use ldzmask::app::commands::Command;
+use ldzmask::app::state::{ExportKind, ExportSettings, ExportSource};
+use ldzmask::app::tasks::ExportRequest;
+use ldzmask::app::{App, ModelStatus, Options};
+use ldzmask::device::DeviceChoice;
+
+use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
+
+/// A scratch folder per test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ldzmask-gui-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The 64×64 fixture image of the tiny pipeline, as a PNG.
+fn fixture_image(dir: &Path) -> PathBuf {
+    let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
+    let path = dir.join("case0.png");
+    write_png_from_tensor(io.get("case0.image"), &path);
+    path
+}
+
+/// A larger test image (a gradient), so the canvas has room to paint.
+fn gradient_image(dir: &Path, w: u32, h: u32) -> PathBuf {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
+    });
+    let path = dir.join("gradient.png");
+    img.save(&path).unwrap();
+    path
+}
+
+/// Options for a test: CPU, settings in the scratch folder, the given weights folder.
+fn options(dir: &Path, weights: Option<PathBuf>) -> Options {
+    Options {
+        weights,
+        device: DeviceChoice::Cpu,
+        device_explicit: true,
+        config_dir: Some(dir.join("config")),
+        ..Options::default()
+    }
+}
+
+/// An app without weights (an explicit empty folder, so nothing on the machine is found).
+fn no_weights(dir: &Path) -> Options {
+    let empty = dir.join("no-weights");
+    std::fs::create_dir_all(&empty).unwrap();
+    options(dir, Some(empty))
+}
+
+fn harness(options: Options) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size(egui::vec2(1100.0, 760.0))
+        .build_eframe(move |cc| App::new(cc, options))
+}
+
+/// Steps the harness until `done` holds (background threads report asynchronously).
+fn wait_for(h: &mut Harness<'_, App>, what: &str, timeout: Duration, done: impl Fn(&App) -> bool) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if done(h.state()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; notices: {:?}",
+            h.state().notices()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn open(h: &mut Harness<'_, App>, path: &Path) {
+    let before = h.state().document().map(|d| d.image_id);
+    h.state_mut().queue(Command::OpenImage(path.to_path_buf()));
+    wait_for(h, "the image to open", Duration::from_secs(20), |app| {
+        app.document().map(|d| d.image_id) != before && !app.is_busy()
+    });
+}
+
+fn idle(h: &mut Harness<'_, App>) {
+    wait_for(h, "background work", Duration::from_secs(60), |app| {
+        !app.is_busy()
+    });
+}
+
+/// Screen position of an image pixel centre.
+fn screen_pos(app: &App, x: f32, y: f32) -> Pos2 {
+    let canvas = app.canvas_rect().expect("canvas drawn");
+    app.view().ui_from_image(canvas) * Pos2::new(x, y)
+}
+
+/// A primary-button stroke through image points (press, moves, release).
+fn stroke(h: &mut Harness<'_, App>, points_in_image: &[(f32, f32)]) {
+    let pos: Vec<Pos2> = points_in_image
+        .iter()
+        .map(|&(x, y)| screen_pos(h.state(), x, y))
+        .collect();
+    h.event(Event::PointerMoved(pos[0]));
+    h.event(Event::PointerButton {
+        pos: pos[0],
+        button: PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    for p in &pos[1..] {
+        h.event(Event::PointerMoved(*p));
+    }
+    let last = *pos.last().unwrap();
+    h.event(Event::PointerButton {
+        pos: last,
+        button: PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    h.step();
+}
+
+fn active_layer_edits(app: &App) -> Vec<u8> {
+    let doc = app.document().unwrap();
+    let id = doc.active_layer.unwrap();
+    doc.masks
+        .layer(id)
+        .unwrap()
+        .layer
+        .edits
+        .add_plane()
+        .to_vec()
+}
+
+/// Asserts two pixel buffers are equal without printing megabytes when they are not.
+#[track_caller]
+fn same_pixels(a: &[u8], b: &[u8], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: sizes differ");
+    let diff = a.iter().zip(b).filter(|(x, y)| x != y).count();
+    assert_eq!(diff, 0, "{what}: {diff} of {} pixels differ", a.len());
+}
+
+fn display_plane(app: &App, id: u64) -> Vec<u8> {
+    app.display().lock().layers.get(&id).unwrap().data.clone()
+}
+
+#[test]
+fn phrase_layer_gets_its_mask_from_the_tiny_model() {
+    let dir = scratch("phrase");
+    let weights = tiny_weights_dir("gui-phrase");
+    let mut h = harness(options(&dir, Some(weights)));
+    wait_for(&mut h, "the tiny model", Duration::from_secs(120), |app| {
+        !app.model_status().is_pending()
+    });
+    assert!(
+        matches!(h.state().model_status(), ModelStatus::Ready { .. }),
+        "{:?}",
+        h.state().model_status()
+    );
+    open(&mut h, &fixture_image(&dir));
+    assert_eq!(h.state().document().unwrap().size(), (64, 64));
+
+    // Type a phrase in the phrase box and press Enter, as an artist would.
+    h.get_by_label("New phrase").focus();
+    h.step();
+    h.get_by_label("New phrase").type_text("a cat");
+    h.step();
+    h.key_press(Key::Enter);
+    h.step();
+    let id = h
+        .state()
+        .document()
+        .unwrap()
+        .active_layer
+        .expect("layer added");
+    assert_eq!(
+        h.state()
+            .document()
+            .unwrap()
+            .masks
+            .layer(id)
+            .unwrap()
+            .props
+            .phrase,
+        "a cat"
+    );
+    wait_for(
+        &mut h,
+        "the model result",
+        Duration::from_secs(120),
+        |app| app.layer_runtime(id).is_some_and(|rt| !rt.computing()),
+    );
+    idle(&mut h);
+    let app = h.state();
+    let entry = app.document().unwrap().masks.layer(id).unwrap();
+    let probs = entry
+        .layer
+        .probabilities()
+        .expect("the model's probabilities arrived");
+    assert_eq!(probs.size(), (64, 64));
+    assert!(probs.data.iter().all(|v| (0.0..=1.0).contains(v)));
+    // The canvas shows exactly the layer's composite.
+    let composite = entry.layer.composite().to_u8();
+    same_pixels(
+        &display_plane(app, id),
+        &composite,
+        "canvas plane vs composite",
+    );
+    assert!(
+        app.notices().iter().all(|n| !n.contains("failed")),
+        "{:?}",
+        app.notices()
+    );
+
+    // Lower the threshold to zero-ish so the whole image is selected, and see it on the canvas.
+    let mut ops = entry.layer.ops;
+    ops.threshold = 0.01;
+    h.state_mut().queue(Command::SetOps {
+        id,
+        ops,
+        merge: false,
+    });
+    h.step();
+    idle(&mut h);
+    let plane = display_plane(h.state(), id);
+    let selected = plane.iter().filter(|&&v| v >= 128).count();
+    let want = h
+        .state()
+        .document()
+        .unwrap()
+        .masks
+        .layer(id)
+        .unwrap()
+        .layer
+        .binary()
+        .data
+        .iter()
+        .filter(|&&v| v == 1.0)
+        .count();
+    assert_eq!(selected, want);
+
+    // Editing the phrase re-runs the model after the debounce; older results are dropped.
+    let mut props = h
+        .state()
+        .document()
+        .unwrap()
+        .masks
+        .layer(id)
+        .unwrap()
+        .props
+        .clone();
+    props.phrase = "a dog".into();
+    h.state_mut().queue(Command::SetProps {
+        id,
+        props,
+        merge: true,
+    });
+    h.step();
+    assert!(
+        h.state()
+            .layer_runtime(id)
+            .unwrap()
+            .debounce_until
+            .is_some()
+    );
+    wait_for(&mut h, "the re-run", Duration::from_secs(120), |app| {
+        app.layer_runtime(id).is_some_and(|rt| !rt.computing())
+    });
+    assert_eq!(h.state().last_run_phrase().as_deref(), Some("a dog"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn painting_changes_pixels_and_undo_redo_restore_them() {
+    let dir = scratch("paint");
+    let mut h = harness(no_weights(&dir));
+    open(&mut h, &gradient_image(&dir, 200, 150));
+    h.get_by_label("Empty layer").click();
+    h.step();
+    h.step();
+    idle(&mut h);
+    let id = h
+        .state()
+        .document()
+        .unwrap()
+        .active_layer
+        .expect("empty layer");
+    h.state_mut().settings_mut().brush.radius_px = 6.0;
+    h.state_mut().settings_mut().brush.hardness = 1.0;
+    let before_edits = active_layer_edits(h.state());
+    let before_plane = display_plane(h.state(), id);
+    assert!(before_edits.iter().all(|&v| v == 0));
+
+    stroke(&mut h, &[(40.0, 40.0), (80.0, 60.0), (120.0, 60.0)]);
+    assert!(!h.state().is_painting(), "the stroke ended on release");
+    let after_edits = active_layer_edits(h.state());
+    let painted = after_edits.iter().filter(|&&v| v == 255).count();
+    assert!(painted > 400, "the stroke painted {painted} pixels");
+    let layer = &h.state().document().unwrap().masks.layer(id).unwrap().layer;
+    assert_eq!(layer.binary().get(80, 60), Some(1.0));
+    assert_eq!(layer.binary().get(10, 140), Some(0.0));
+    // The canvas plane follows live (the stroke's rectangle is recomposited at once).
+    let after_plane = display_plane(h.state(), id);
+    assert_eq!(after_plane[60 * 200 + 80], 255);
+    assert!(before_plane != after_plane, "the canvas plane changed");
+    same_pixels(
+        &after_plane,
+        &layer.composite().to_u8(),
+        "canvas plane after the stroke",
+    );
+
+    // Ctrl+Z restores, Ctrl+Shift+Z and Ctrl+Y redo.
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.step();
+    idle(&mut h);
+
+    same_pixels(
+        &active_layer_edits(h.state()),
+        &before_edits,
+        "edits after undo",
+    );
+    same_pixels(
+        &display_plane(h.state(), id),
+        &before_plane,
+        "canvas after undo",
+    );
+    h.key_press_modifiers(Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    h.step();
+    idle(&mut h);
+    same_pixels(
+        &active_layer_edits(h.state()),
+        &after_edits,
+        "edits after redo",
+    );
+    same_pixels(
+        &display_plane(h.state(), id),
+        &after_plane,
+        "canvas after redo",
+    );
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.step();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Y);
+    h.step();
+    idle(&mut h);
+    same_pixels(
+        &active_layer_edits(h.state()),
+        &after_edits,
+        "edits after redo",
+    );
+
+    // The eraser (E) removes what was painted, as one more undo step.
+    h.key_press(Key::E);
+    h.step();
+    stroke(&mut h, &[(80.0, 60.0)]);
+    idle(&mut h);
+    let layer = &h.state().document().unwrap().masks.layer(id).unwrap().layer;
+    assert_eq!(layer.binary().get(80, 60), Some(0.0));
+    assert_eq!(display_plane(h.state(), id)[60 * 200 + 80], 0);
+
+    // Brush size keys work in image pixels.
+    let r = h.state().state.settings.brush.radius_px;
+    h.key_press(Key::CloseBracket);
+    h.step();
+    assert!(h.state().state.settings.brush.radius_px > r);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn export_writes_files_at_image_size_and_asks_before_overwriting() {
+    let dir = scratch("export");
+    let mut h = harness(no_weights(&dir));
+    open(&mut h, &gradient_image(&dir, 120, 90));
+    h.state_mut().queue(Command::AddEmptyLayer);
+    h.step();
+    idle(&mut h);
+    h.state_mut().settings_mut().brush.radius_px = 10.0;
+    h.state_mut().settings_mut().brush.hardness = 1.0;
+    stroke(&mut h, &[(30.0, 30.0), (60.0, 30.0)]);
+    idle(&mut h);
+
+    let export = |h: &mut Harness<'_, App>, path: &Path, kind: ExportKind, overwrite: bool| {
+        h.state_mut().queue(Command::Export(ExportRequest {
+            path: path.to_path_buf(),
+            settings: ExportSettings {
+                kind,
+                source: ExportSource::Combined,
+                padding_px: 4,
+                blur_px: 2.0,
+            },
+            overwrite,
+        }));
+        h.step();
+        wait_for(h, "the export", Duration::from_secs(30), |app| {
+            !app.is_busy()
+        });
+    };
+
+    let binary = dir.join("out-mask.png");
+    export(&mut h, &binary, ExportKind::Binary, false);
+    assert_eq!(h.state().last_export(), Some(&Ok(binary.clone())));
+    let img = image::open(&binary).unwrap().to_luma8();
+    assert_eq!(img.dimensions(), (120, 90));
+    assert_eq!(img.get_pixel(45, 30).0[0], 255);
+    assert_eq!(img.get_pixel(100, 80).0[0], 0);
+    assert!(img.pixels().all(|p| p.0[0] == 0 || p.0[0] == 255));
+
+    let cutout = dir.join("out-cutout.png");
+    export(&mut h, &cutout, ExportKind::Cutout, false);
+    let rgba = image::open(&cutout).unwrap().to_rgba8();
+    assert_eq!(rgba.dimensions(), (120, 90));
+    assert_eq!(rgba.get_pixel(45, 30).0[3], 255);
+    let outside = rgba.get_pixel(100, 80).0;
+    assert_eq!(outside[3], 0, "transparent outside the mask");
+    let original = image::open(dir.join("gradient.png")).unwrap().to_rgb8();
+    assert_eq!(
+        &outside[..3],
+        &original.get_pixel(100, 80).0,
+        "colour kept under alpha 0"
+    );
+
+    let soft = dir.join("out-matte.png");
+    export(&mut h, &soft, ExportKind::Soft, false);
+    assert_eq!(
+        image::open(&soft).unwrap().to_luma8().get_pixel(45, 30).0[0],
+        255
+    );
+    let inpaint = dir.join("out-inpaint.png");
+    export(&mut h, &inpaint, ExportKind::Inpaint, false);
+    let inp = image::open(&inpaint).unwrap().to_luma8();
+    assert!(inp.get_pixel(45, 43).0[0] > 0, "padding grows the mask");
+
+    // Exporting over an existing file asks first; nothing is written until "Replace".
+    let before = std::fs::read(&binary).unwrap();
+    export(&mut h, &binary, ExportKind::Soft, false);
+    assert!(
+        h.state().pending_overwrite().is_some(),
+        "asks before overwriting; last export {:?}, notices {:?}",
+        h.state().last_export(),
+        h.state().notices()
+    );
+    assert_eq!(std::fs::read(&binary).unwrap(), before);
+    h.step();
+    h.get_by_label("Replace").click();
+    h.step();
+    h.step();
+    wait_for(
+        &mut h,
+        "the confirmed export",
+        Duration::from_secs(30),
+        |app| !app.is_busy() && app.pending_overwrite().is_none(),
+    );
+    assert_ne!(
+        std::fs::read(&binary).unwrap(),
+        before,
+        "replaced after confirmation"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_broken_image_leaves_the_current_work_untouched() {
+    let dir = scratch("broken");
+    let mut h = harness(no_weights(&dir));
+    open(&mut h, &gradient_image(&dir, 80, 60));
+    h.state_mut().queue(Command::AddEmptyLayer);
+    h.step();
+    idle(&mut h);
+    stroke(&mut h, &[(20.0, 20.0)]);
+    idle(&mut h);
+    let image_id = h.state().document().unwrap().image_id;
+    let edits = active_layer_edits(h.state());
+
+    let broken = dir.join("broken.png");
+    std::fs::write(&broken, b"\x89PNG\r\n\x1a\nthis is not really a png").unwrap();
+    h.state_mut().queue(Command::OpenImage(broken));
+    h.step();
+    // The painted layer is not saved: the app asks before replacing it.
+    assert!(
+        h.state().pending_discard().is_some(),
+        "asks about unsaved masks"
+    );
+    h.step();
+    h.step();
+    h.get_by_label("Discard and open").click();
+    wait_for(&mut h, "the error", Duration::from_secs(20), |app| {
+        app.notices()
+            .iter()
+            .any(|n| n.contains("Cannot open broken.png"))
+    });
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.image_id, image_id);
+    assert_eq!(doc.masks.layers().len(), 1);
+    same_pixels(
+        &active_layer_edits(h.state()),
+        &edits,
+        "edits after the failed open",
+    );
+    // The error is on screen.
+    h.step();
+    assert!(
+        h.query_by_label_contains("Cannot open broken.png")
+            .is_some()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn without_weights_a_dismissible_notice_explains_what_to_do() {
+    let dir = scratch("notice");
+    let mut h = harness(no_weights(&dir));
+    wait_for(&mut h, "discovery", Duration::from_secs(20), |app| {
+        matches!(app.model_status(), ModelStatus::Missing { .. })
+    });
+    h.step();
+    assert!(
+        h.query_by_label_contains("No model weights found")
+            .is_some()
+    );
+    assert!(h.query_by_label_contains("weights/README.md").is_some());
+    assert!(h.query_by_label_contains("ldzmask weights check").is_some());
+    // Manual masking still works: open, add an empty layer, paint.
+    open(&mut h, &gradient_image(&dir, 64, 64));
+    h.get_by_label("Empty layer").click();
+    h.step();
+    idle(&mut h);
+    stroke(&mut h, &[(32.0, 32.0)]);
+    assert!(active_layer_edits(h.state()).iter().any(|&v| v > 0));
+    h.get_by_label("Dismiss").click();
+    h.step();
+    h.step();
+    assert!(
+        h.query_by_label_contains("No model weights found")
+            .is_none()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn help_overlay_opens_with_f1_and_lists_the_shortcuts() {
+    let dir = scratch("help");
+    let mut h = harness(no_weights(&dir));
+    h.step();
+    assert!(h.query_by_label("Keyboard shortcuts").is_none());
+    h.key_press(Key::F1);
+    h.step();
+    h.step();
+    assert!(h.query_by_label("Keyboard shortcuts").is_some());
+    assert!(h.query_by_label_contains("Swap brush and eraser").is_some());
+    assert!(h.query_by_label_contains("Ctrl+Shift+Z / Ctrl+Y").is_some());
+    h.key_press(Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label("Keyboard shortcuts").is_none());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn session_save_reopen_and_mask_import() {
+    let dir = scratch("session");
+    let image = gradient_image(&dir, 90, 70);
+    // A mask file to import at start-up (--mask), half the image's size: it is resized.
+    let mask_path = dir.join("left-half.png");
+    image::GrayImage::from_fn(45, 35, |x, _| image::Luma([if x < 22 { 255 } else { 0 }]))
+        .save(&mask_path)
+        .unwrap();
+    let mut opts = no_weights(&dir);
+    opts.image = Some(image.clone());
+    opts.masks = vec![mask_path];
+    let mut h = harness(opts);
+    wait_for(
+        &mut h,
+        "start-up image and mask",
+        Duration::from_secs(30),
+        |app| app.document().is_some_and(|d| d.masks.layers().len() == 1) && !app.is_busy(),
+    );
+    let doc = h.state().document().unwrap();
+    let id = doc.active_layer.unwrap();
+    let layer = &doc.masks.layer(id).unwrap();
+    assert_eq!(layer.props.name, "left-half");
+    assert_eq!(layer.layer.binary().get(5, 5), Some(1.0));
+    assert_eq!(layer.layer.binary().get(80, 5), Some(0.0));
+    same_pixels(
+        &display_plane(h.state(), id),
+        &layer.layer.composite().to_u8(),
+        "imported mask on the canvas",
+    );
+    stroke(&mut h, &[(80.0, 60.0)]);
+    idle(&mut h);
+    let layers = h.state().document().unwrap().masks.layers().to_vec();
+
+    let session = dir.join("work.ldzmask.json");
+    h.state_mut().queue(Command::SaveSession(session.clone()));
+    h.step();
+    assert!(session.exists());
+    // Open something else, then the session again.
+    open(&mut h, &fixture_image(&dir));
+    assert_eq!(h.state().document().unwrap().size(), (64, 64));
+    h.state_mut().queue(Command::OpenSession(session));
+    wait_for(&mut h, "the session", Duration::from_secs(30), |app| {
+        app.document().is_some_and(|d| d.size() == (90, 70)) && !app.is_busy()
+    });
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.masks.layers(), &layers[..]);
+    assert_eq!(doc.source.as_deref(), Some(image.as_path()));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn wgpu_canvas_draws_image_overlay_and_outline() {
+    let dir = scratch("wgpu");
+    let options = no_weights(&dir);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1000.0, 700.0))
+        .wgpu()
+        .build_eframe(move |cc| App::new(cc, options));
+    assert_eq!(h.state().renderer_name(), "wgpu");
+    open(&mut h, &gradient_image(&dir, 100, 100));
+    h.state_mut().queue(Command::AddEmptyLayer);
+    h.step();
+    idle(&mut h);
+    let colour = {
+        let doc = h.state().document().unwrap();
+        doc.masks
+            .layer(doc.active_layer.unwrap())
+            .unwrap()
+            .props
+            .colour
+    };
+    h.state_mut().settings_mut().brush.radius_px = 20.0;
+    h.state_mut().settings_mut().brush.hardness = 1.0;
+    stroke(&mut h, &[(50.0, 50.0)]);
+    idle(&mut h);
+    // Move the pointer away so the brush outline is not drawn over the dab's edge.
+    h.event(Event::PointerGone);
+    h.step();
+    h.step();
+    let shot = h.render().expect("wgpu render");
+    let ppp = h.ctx.pixels_per_point();
+    let px = |p: Pos2| {
+        let v = shot.get_pixel((p.x * ppp) as u32, (p.y * ppp) as u32).0;
+        [f32::from(v[0]), f32::from(v[1]), f32::from(v[2])]
+    };
+    let inside = px(screen_pos(h.state(), 50.0, 50.0));
+    let outside = px(screen_pos(h.state(), 90.0, 10.0));
+    let image = image::open(dir.join("gradient.png")).unwrap().to_rgb8();
+    let orig_in = image.get_pixel(50, 50).0.map(f32::from);
+    let orig_out = image.get_pixel(90, 10).0.map(f32::from);
+    let dist = |a: [f32; 3], b: [f32; 3]| (0..3).map(|i| (a[i] - b[i]).abs()).sum::<f32>();
+    let tint = colour.map(f32::from);
+    assert!(
+        dist(outside, orig_out) < 12.0,
+        "image shown as is outside: {outside:?} vs {orig_out:?}"
+    );
+    assert!(
+        dist(inside, tint) < dist(orig_in, tint) - 20.0,
+        "overlay pulls towards the layer colour: {inside:?} (image {orig_in:?}, colour {tint:?})"
+    );
+    // The outline: on the dab's edge the pixel is (nearly) the layer colour itself.
+    let edge = px(screen_pos(h.state(), 70.0, 50.0));
+    assert!(
+        dist(edge, tint) < dist(inside, tint) + 1.0,
+        "outline at the edge: {edge:?}"
+    );
+    shot.save(dir.join("canvas.png")).unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
