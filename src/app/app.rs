@@ -634,7 +634,7 @@ impl App {
                         .push(Level::Error, format!("Cannot open {name}: {e}"));
                 }
             },
-            TaskResult::SessionOpened { path, result } => match result {
+            TaskResult::SessionOpened { path, result } => match result.map(|b| *b) {
                 Ok((masks, image)) => {
                     let name = masks
                         .image_path()
@@ -1461,7 +1461,10 @@ impl App {
     fn apply_open_session(&mut self, path: PathBuf) {
         self.spawn("ldzmask-session", move || {
             let result = tasks::open_session(&path);
-            TaskResult::SessionOpened { path, result }
+            TaskResult::SessionOpened {
+                path,
+                result: result.map(Box::new),
+            }
         });
     }
 

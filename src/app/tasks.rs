@@ -192,7 +192,7 @@ pub enum TaskResult {
         /// The session file.
         path: PathBuf,
         /// Document and image, or why not.
-        result: Result<(MaskDocument, LoadedImage), String>,
+        result: Result<Box<(MaskDocument, LoadedImage)>, String>,
     },
     /// A mask file was read and fitted to the image.
     MaskImported {
