@@ -32,7 +32,9 @@ impl FromStr for DeviceChoice {
             "auto" | "" => Ok(Self::Auto),
             "cpu" | "flex" => Ok(Self::Cpu),
             "gpu" | "wgpu" => Ok(Self::Gpu),
-            other => Err(format!("unknown device `{other}` (expected auto, cpu or gpu)")),
+            other => Err(format!(
+                "unknown device `{other}` (expected auto, cpu or gpu)"
+            )),
         }
     }
 }
@@ -73,13 +75,19 @@ pub struct SelectedDevice {
 
 impl fmt::Debug for SelectedDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SelectedDevice").field("description", &self.description).finish()
+        f.debug_struct("SelectedDevice")
+            .field("description", &self.description)
+            .finish()
     }
 }
 
 /// The CPU device.
 pub fn cpu() -> SelectedDevice {
-    SelectedDevice { device: Device::flex(), description: "CPU (burn flex)".to_string(), wgpu: None }
+    SelectedDevice {
+        device: Device::flex(),
+        description: "CPU (burn flex)".to_string(),
+        wgpu: None,
+    }
 }
 
 /// Chooses the device (see the module docs) and logs the choice.
@@ -90,17 +98,30 @@ pub fn select_device(choice: DeviceChoice) -> SelectedDevice {
             Ok((device, setup)) => {
                 let info = setup.adapter.get_info();
                 let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
-                let description = format!("GPU: {} ({:?}{})", info.name, info.backend, if software { ", software" } else { "" });
+                let description = format!(
+                    "GPU: {} ({:?}{})",
+                    info.name,
+                    info.backend,
+                    if software { ", software" } else { "" }
+                );
                 if software && choice == DeviceChoice::Auto {
-                    log::info!("only a software wgpu adapter was found ({description}); the CPU backend is faster");
+                    log::info!(
+                        "only a software wgpu adapter was found ({description}); the CPU backend is faster"
+                    );
                     cpu()
                 } else {
-                    SelectedDevice { device, description, wgpu: Some(setup) }
+                    SelectedDevice {
+                        device,
+                        description,
+                        wgpu: Some(setup),
+                    }
                 }
             }
             Err(e) => {
                 if choice == DeviceChoice::Gpu {
-                    log::warn!("no wgpu adapter could be initialised ({e}); falling back to the CPU");
+                    log::warn!(
+                        "no wgpu adapter could be initialised ({e}); falling back to the CPU"
+                    );
                 } else {
                     log::info!("no wgpu adapter ({e}); using the CPU");
                 }

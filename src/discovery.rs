@@ -32,7 +32,9 @@ pub const CHECKPOINT_EXTENSIONS: &[&str] = &["ckpt", "safetensors", "pt", "pth"]
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
     /// Nothing found anywhere.
-    #[error("no weights found; looked in: {searched}. See weights/README.md for which files to download and where to put them")]
+    #[error(
+        "no weights found; looked in: {searched}. See weights/README.md for which files to download and where to put them"
+    )]
     NothingFound {
         /// The locations, in order.
         searched: String,
@@ -46,7 +48,9 @@ pub enum DiscoveryError {
         path: PathBuf,
     },
     /// An explicit folder holds no checkpoint.
-    #[error("{path} ({origin}) holds no checkpoint (*.ckpt, *.safetensors, *.pt, *.pth). See weights/README.md")]
+    #[error(
+        "{path} ({origin}) holds no checkpoint (*.ckpt, *.safetensors, *.pt, *.pth). See weights/README.md"
+    )]
     Empty {
         /// Which setting.
         origin: String,
@@ -99,19 +103,42 @@ pub struct FoundWeights {
 pub fn search_locations(flag: Option<&Path>) -> Vec<SearchLocation> {
     let mut out = Vec::new();
     if let Some(path) = flag {
-        out.push(SearchLocation { path: path.to_path_buf(), origin: "--weights".into(), explicit: true });
+        out.push(SearchLocation {
+            path: path.to_path_buf(),
+            origin: "--weights".into(),
+            explicit: true,
+        });
     }
     if let Some(path) = std::env::var_os(WEIGHTS_ENV).filter(|v| !v.is_empty()) {
-        out.push(SearchLocation { path: PathBuf::from(path), origin: WEIGHTS_ENV.into(), explicit: true });
+        out.push(SearchLocation {
+            path: PathBuf::from(path),
+            origin: WEIGHTS_ENV.into(),
+            explicit: true,
+        });
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
-        out.push(SearchLocation { path: dir.join("weights"), origin: "weights/ next to the executable".into(), explicit: false });
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        out.push(SearchLocation {
+            path: dir.join("weights"),
+            origin: "weights/ next to the executable".into(),
+            explicit: false,
+        });
     }
     if let Ok(dir) = std::env::current_dir() {
-        out.push(SearchLocation { path: dir.join("weights"), origin: "weights/ in the working directory".into(), explicit: false });
+        out.push(SearchLocation {
+            path: dir.join("weights"),
+            origin: "weights/ in the working directory".into(),
+            explicit: false,
+        });
     }
     if let Some(dir) = dirs::data_dir() {
-        out.push(SearchLocation { path: dir.join("ldzmask").join("weights"), origin: "the user data folder".into(), explicit: false });
+        out.push(SearchLocation {
+            path: dir.join("ldzmask").join("weights"),
+            origin: "the user data folder".into(),
+            explicit: false,
+        });
     }
     out
 }
@@ -121,7 +148,10 @@ pub fn checkpoint_files(path: &Path) -> Result<Vec<PathBuf>, DiscoveryError> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(path).map_err(|source| DiscoveryError::Io { path: path.to_path_buf(), source })?;
+    let entries = std::fs::read_dir(path).map_err(|source| DiscoveryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -142,72 +172,134 @@ pub fn find_weights(flag: Option<&Path>) -> Result<FoundWeights, DiscoveryError>
     for location in &locations {
         if !location.path.exists() {
             if location.explicit {
-                return Err(DiscoveryError::Missing { origin: location.origin.clone(), path: location.path.clone() });
+                return Err(DiscoveryError::Missing {
+                    origin: location.origin.clone(),
+                    path: location.path.clone(),
+                });
             }
             continue;
         }
         let files = checkpoint_files(&location.path)?;
         if files.is_empty() {
             if location.explicit {
-                return Err(DiscoveryError::Empty { origin: location.origin.clone(), path: location.path.clone() });
+                return Err(DiscoveryError::Empty {
+                    origin: location.origin.clone(),
+                    path: location.path.clone(),
+                });
             }
             continue;
         }
         return resolve(location.clone(), files);
     }
     Err(DiscoveryError::NothingFound {
-        searched: locations.iter().map(|l| format!("{} ({})", l.path.display(), l.origin)).collect::<Vec<_>>().join(", "),
+        searched: locations
+            .iter()
+            .map(|l| format!("{} ({})", l.path.display(), l.origin))
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
 /// Reads the configs of a location: a bundle's metadata, `ldzmask-config.json`, or the
 /// official ones. A bundle, when present, is used alone.
-pub fn resolve(location: SearchLocation, files: Vec<PathBuf>) -> Result<FoundWeights, DiscoveryError> {
+pub fn resolve(
+    location: SearchLocation,
+    files: Vec<PathBuf>,
+) -> Result<FoundWeights, DiscoveryError> {
     for file in &files {
         if let Some(meta) = weights::bundle_metadata(file) {
             let parse = |key: &str| -> Result<serde_json::Value, DiscoveryError> {
-                let text = meta.get(key).ok_or_else(|| DiscoveryError::Config { path: file.clone(), reason: format!("metadata `{key}` missing") })?;
-                serde_json::from_str(text).map_err(|e| DiscoveryError::Config { path: file.clone(), reason: e.to_string() })
+                let text = meta.get(key).ok_or_else(|| DiscoveryError::Config {
+                    path: file.clone(),
+                    reason: format!("metadata `{key}` missing"),
+                })?;
+                serde_json::from_str(text).map_err(|e| DiscoveryError::Config {
+                    path: file.clone(),
+                    reason: e.to_string(),
+                })
             };
-            let configs = ModelConfigs::from_json(&parse(BUNDLE_CONFIGS_KEY)?).map_err(|e| config_error(file, e))?;
-            let preprocess = serde_json::from_value(parse(BUNDLE_PREPROCESS_KEY)?)
-                .map_err(|e| DiscoveryError::Config { path: file.clone(), reason: e.to_string() })?;
+            let configs = ModelConfigs::from_json(&parse(BUNDLE_CONFIGS_KEY)?)
+                .map_err(|e| config_error(file, e))?;
+            let preprocess =
+                serde_json::from_value(parse(BUNDLE_PREPROCESS_KEY)?).map_err(|e| {
+                    DiscoveryError::Config {
+                        path: file.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
             log::info!("using the ldzmask bundle {}", file.display());
-            return Ok(FoundWeights { location, files: vec![file.clone()], configs, preprocess });
+            return Ok(FoundWeights {
+                location,
+                files: vec![file.clone()],
+                configs,
+                preprocess,
+            });
         }
     }
-    let dir = if location.path.is_dir() { location.path.clone() } else { location.path.parent().map(Path::to_path_buf).unwrap_or_default() };
+    let dir = if location.path.is_dir() {
+        location.path.clone()
+    } else {
+        location
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    };
     let config_path = dir.join(CONFIG_FILE);
     let (configs, preprocess) = if config_path.exists() {
         read_config_file(&config_path)?
     } else {
         (ModelConfigs::official(), PreprocessConfig::default())
     };
-    Ok(FoundWeights { location, files, configs, preprocess })
+    Ok(FoundWeights {
+        location,
+        files,
+        configs,
+        preprocess,
+    })
 }
 
 fn config_error(path: &Path, e: ConfigError) -> DiscoveryError {
-    DiscoveryError::Config { path: path.to_path_buf(), reason: e.to_string() }
+    DiscoveryError::Config {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 /// Reads `ldzmask-config.json`: `{"models": <ModelConfigs JSON>, "preprocess": {"target_side", "multiple"}}`.
 pub fn read_config_file(path: &Path) -> Result<(ModelConfigs, PreprocessConfig), DiscoveryError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DiscoveryError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| DiscoveryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| DiscoveryError::Config { path: path.to_path_buf(), reason: e.to_string() })?;
+        serde_json::from_str(&text).map_err(|e| DiscoveryError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let configs = ModelConfigs::from_json(&value["models"]).map_err(|e| config_error(path, e))?;
     let preprocess = match value.get("preprocess") {
-        Some(p) => serde_json::from_value(p.clone()).map_err(|e| DiscoveryError::Config { path: path.to_path_buf(), reason: e.to_string() })?,
+        Some(p) => serde_json::from_value(p.clone()).map_err(|e| DiscoveryError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?,
         None => PreprocessConfig::default(),
     };
     Ok((configs, preprocess))
 }
 
 /// Writes `ldzmask-config.json` for a folder of weights.
-pub fn write_config_file(dir: &Path, configs: &ModelConfigs, preprocess: &PreprocessConfig) -> std::io::Result<PathBuf> {
+pub fn write_config_file(
+    dir: &Path,
+    configs: &ModelConfigs,
+    preprocess: &PreprocessConfig,
+) -> std::io::Result<PathBuf> {
     let path = dir.join(CONFIG_FILE);
     let value = serde_json::json!({"models": configs.to_json(), "preprocess": preprocess});
-    std::fs::write(&path, serde_json::to_string_pretty(&value).unwrap_or_default())?;
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&value).unwrap_or_default(),
+    )?;
     Ok(path)
 }
 
@@ -219,7 +311,8 @@ mod tests {
     fn flag_comes_first_and_explicit_errors_are_reported() {
         let locations = search_locations(Some(Path::new("/nonexistent/x")));
         assert_eq!(locations[0].origin, "--weights");
-        let err = find_weights(Some(Path::new("/nonexistent/ldzmask-weights"))).expect_err("missing");
+        let err =
+            find_weights(Some(Path::new("/nonexistent/ldzmask-weights"))).expect_err("missing");
         assert!(matches!(err, DiscoveryError::Missing { .. }), "{err}");
         let dir = std::env::temp_dir().join(format!("ldzmask-empty-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp");

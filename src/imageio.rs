@@ -58,18 +58,26 @@ pub struct LoadedImage {
 
 /// Reads an image file (format sniffed from its content, not its name).
 pub fn load_image(path: &Path) -> Result<LoadedImage, ImageError> {
-    let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.display().to_string(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| ImageError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
     decode_image(&bytes, &path.display().to_string())
 }
 
 /// Decodes image bytes; `name` is used in messages.
 pub fn decode_image(bytes: &[u8], name: &str) -> Result<LoadedImage, ImageError> {
-    let decode_err = |reason: String| ImageError::Decode { path: name.to_string(), reason };
+    let decode_err = |reason: String| ImageError::Decode {
+        path: name.to_string(),
+        reason,
+    };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| decode_err(e.to_string()))?;
     if reader.format().is_none() {
-        return Err(decode_err("unknown image format (PNG, JPEG and WebP are supported)".into()));
+        return Err(decode_err(
+            "unknown image format (PNG, JPEG and WebP are supported)".into(),
+        ));
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -87,8 +95,14 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<LoadedImage, ImageError>
 
 fn too_large_or(e: image::ImageError, name: &str) -> ImageError {
     match e {
-        image::ImageError::Limits(l) => ImageError::Decode { path: name.to_string(), reason: format!("image exceeds the size limits ({l})") },
-        other => ImageError::Decode { path: name.to_string(), reason: other.to_string() },
+        image::ImageError::Limits(l) => ImageError::Decode {
+            path: name.to_string(),
+            reason: format!("image exceeds the size limits ({l})"),
+        },
+        other => ImageError::Decode {
+            path: name.to_string(),
+            reason: other.to_string(),
+        },
     }
 }
 
@@ -98,7 +112,11 @@ pub fn from_dynamic(image: DynamicImage) -> LoadedImage {
     let rgb8 = image.to_rgb8();
     let (width, height) = rgb8.dimensions();
     LoadedImage {
-        rgb: RgbImage { width, height, pixels: rgb8.into_raw() },
+        rgb: RgbImage {
+            width,
+            height,
+            pixels: rgb8.into_raw(),
+        },
         rgba: image.to_rgba8().into_raw(),
         has_alpha,
     }
@@ -110,17 +128,22 @@ mod tests {
 
     fn encode(img: DynamicImage) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).expect("encode");
+        img.write_to(&mut out, image::ImageFormat::Png)
+            .expect("encode");
         out.into_inner()
     }
 
     #[test]
     fn sixteen_bit_and_grey_alpha_become_rgb8() {
-        let img16 = image::ImageBuffer::from_fn(3, 2, |x, _| image::Rgb([x as u16 * 30000, 65535, 0]));
-        let loaded = decode_image(&encode(DynamicImage::ImageRgb16(img16)), "a.png").expect("decode");
+        let img16 =
+            image::ImageBuffer::from_fn(3, 2, |x, _| image::Rgb([x as u16 * 30000, 65535, 0]));
+        let loaded =
+            decode_image(&encode(DynamicImage::ImageRgb16(img16)), "a.png").expect("decode");
         assert_eq!((loaded.rgb.width, loaded.rgb.height), (3, 2));
         assert_eq!(&loaded.rgb.pixels[..6], &[0, 255, 0, 117, 255, 0]);
-        let la = image::ImageBuffer::from_fn(2, 2, |_, y| image::LumaA([100u8, if y == 0 { 0 } else { 255 }]));
+        let la = image::ImageBuffer::from_fn(2, 2, |_, y| {
+            image::LumaA([100u8, if y == 0 { 0 } else { 255 }])
+        });
         let loaded = decode_image(&encode(DynamicImage::ImageLumaA8(la)), "b.png").expect("decode");
         assert!(loaded.has_alpha);
         assert_eq!(&loaded.rgb.pixels[..3], &[100, 100, 100]);

@@ -5,14 +5,14 @@
 //! only place that knows checkpoint formats and key names; [`device`] the only place that picks
 //! the compute device.
 
-pub mod device;
-pub mod model;
-pub mod preprocess;
-pub mod tokenizer;
-pub mod weights;
 pub mod app;
+pub mod device;
 pub mod discovery;
 pub mod fetch;
 pub mod imageio;
 pub mod mask;
+pub mod model;
 pub mod pipeline;
+pub mod preprocess;
+pub mod tokenizer;
+pub mod weights;

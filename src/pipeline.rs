@@ -60,7 +60,9 @@ impl std::str::FromStr for Mode {
         match s.to_ascii_lowercase().as_str() {
             "deterministic" => Ok(Self::Deterministic),
             "official" => Ok(Self::Official),
-            other => Err(format!("unknown mode `{other}` (expected deterministic or official)")),
+            other => Err(format!(
+                "unknown mode `{other}` (expected deterministic or official)"
+            )),
         }
     }
 }
@@ -76,7 +78,10 @@ pub struct PreprocessConfig {
 
 impl Default for PreprocessConfig {
     fn default() -> Self {
-        Self { target_side: 384, multiple: 64 }
+        Self {
+            target_side: 384,
+            multiple: 64,
+        }
     }
 }
 
@@ -96,7 +101,8 @@ pub struct Draws {
 impl Draws {
     /// Draws the values of `mode` for a latent of `latent_len` elements.
     pub fn sample(mode: Mode, rng: &mut StdRng, latent_len: usize) -> Self {
-        let mut normal = |n: usize| -> Vec<f32> { (0..n).map(|_| StandardNormal.sample(rng)).collect() };
+        let mut normal =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| StandardNormal.sample(rng)).collect() };
         match mode {
             Mode::Deterministic => Self {
                 template_index: 0,
@@ -237,7 +243,9 @@ pub struct Segmenter {
 
 impl std::fmt::Debug for Segmenter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Segmenter").field("preprocess", &self.preprocess).finish_non_exhaustive()
+        f.debug_struct("Segmenter")
+            .field("preprocess", &self.preprocess)
+            .finish_non_exhaustive()
     }
 }
 
@@ -260,13 +268,27 @@ impl Segmenter {
         let (clip, _) = weights.load_clip(&configs.clip, device)?;
         progress(2, 4, "SD UNet");
         // Only the blocks up to the last feature LD-ZNet reads are built and loaded.
-        let last_feature = configs.ldznet_unet.ldznet_feature_indices().into_iter().max().unwrap_or(0);
+        let last_feature = configs
+            .ldznet_unet
+            .ldznet_feature_indices()
+            .into_iter()
+            .max()
+            .unwrap_or(0);
         let sd_config = configs.sd_unet.truncated_after_feature(last_feature);
         let (sd_unet, _) = weights.load_sd_unet(&sd_config, device)?;
         progress(3, 4, "LD-ZNet UNet");
         let (ldznet, _) = weights.load_ldznet_unet(&configs.ldznet_unet, device)?;
         progress(4, 4, "ready");
-        Ok(Self::from_parts(device.clone(), configs, preprocess, tokenizer, vae, clip, sd_unet, ldznet))
+        Ok(Self::from_parts(
+            device.clone(),
+            configs,
+            preprocess,
+            tokenizer,
+            vae,
+            clip,
+            sd_unet,
+            ldznet,
+        ))
     }
 
     /// Assembles a segmenter from loaded networks.
@@ -284,7 +306,10 @@ impl Segmenter {
         // Only the features read by LD-ZNet transformers are kept, and the SD UNet stops right
         // after the last of them (output_blocks.5 for the real model).
         let needed = ldznet.ldznet_transformer_indices();
-        let feature_request = FeatureRequest { stop_after: needed.iter().max().copied(), keep: Some(needed) };
+        let feature_request = FeatureRequest {
+            stop_after: needed.iter().max().copied(),
+            keep: Some(needed),
+        };
         Self {
             device,
             configs,
@@ -312,14 +337,29 @@ impl Segmenter {
 
     /// The model input size `(W, H)` for an image, by the official resize rule.
     pub fn model_size(&self, width: u32, height: u32) -> Result<(u32, u32), PreprocessError> {
-        preprocess::target_size(width, height, self.preprocess.target_side, self.preprocess.multiple)
+        preprocess::target_size(
+            width,
+            height,
+            self.preprocess.target_side,
+            self.preprocess.multiple,
+        )
     }
 
     /// Segments `phrases` in `image`: one probability map per phrase at the image's size.
-    pub fn segment(&mut self, image: &RgbImage, phrases: &[&str], randomness: &Randomness) -> Result<Vec<PhraseMask>, SegmentError> {
+    pub fn segment(
+        &mut self,
+        image: &RgbImage,
+        phrases: &[&str],
+        randomness: &Randomness,
+    ) -> Result<Vec<PhraseMask>, SegmentError> {
         let expected = image.width as usize * image.height as usize * 3;
         if image.pixels.len() != expected {
-            return Err(SegmentError::BadBuffer { len: image.pixels.len(), expected, width: image.width, height: image.height });
+            return Err(SegmentError::BadBuffer {
+                len: image.pixels.len(),
+                expected,
+                width: image.width,
+                height: image.height,
+            });
         }
         if phrases.iter().any(|p| p.trim().is_empty()) {
             return Err(SegmentError::EmptyPhrase);
@@ -327,18 +367,39 @@ impl Segmenter {
         let start = Instant::now();
         let (model_w, model_h) = self.model_size(image.width, image.height)?;
         let key = image_key(image);
-        let fresh = !matches!(&self.cache, Some(c) if c.key == key && c.model_size == (model_w, model_h));
+        let fresh =
+            !matches!(&self.cache, Some(c) if c.key == key && c.model_size == (model_w, model_h));
         if fresh {
-            let resized = preprocess::resize_lanczos_u8(&image.pixels, image.width, image.height, 3, model_w, model_h);
+            let resized = preprocess::resize_lanczos_u8(
+                &image.pixels,
+                image.width,
+                image.height,
+                3,
+                model_w,
+                model_h,
+            );
             let input = preprocess::to_model_input(&resized, model_w, model_h);
-            let x = Tensor::<1>::from_data(TensorData::new(input, [3 * model_h as usize * model_w as usize]), &self.device)
-                .reshape([1, 3, model_h as usize, model_w as usize]);
+            let x = Tensor::<1>::from_data(
+                TensorData::new(input, [3 * model_h as usize * model_w as usize]),
+                &self.device,
+            )
+            .reshape([1, 3, model_h as usize, model_w as usize]);
             let posterior = self.vae.encode(x);
-            self.cache = Some(CachedLatent { key, model_size: (model_w, model_h), posterior });
+            self.cache = Some(CachedLatent {
+                key,
+                model_size: (model_w, model_h),
+                posterior,
+            });
         }
-        let Some(cached) = &self.cache else { unreachable!("cache filled above") };
+        let Some(cached) = &self.cache else {
+            unreachable!("cache filled above")
+        };
         let posterior = cached.posterior.clone();
-        let vae_time = if fresh { sync_elapsed(&self.device, start) } else { Duration::ZERO };
+        let vae_time = if fresh {
+            sync_elapsed(&self.device, start)
+        } else {
+            Duration::ZERO
+        };
         let latent_len = posterior.mean.shape().num_elements();
         let mut rng = match randomness {
             Randomness::Seeded { seed, .. } => StdRng::seed_from_u64(*seed),
@@ -351,13 +412,21 @@ impl Segmenter {
                 Randomness::Fixed(draws) => draws.clone(),
             };
             let wrong_len = |v: &[f32]| v.len() != latent_len;
-            if wrong_len(&draws.noise_sd) || draws.posterior_noise.as_deref().is_some_and(wrong_len) {
-                return Err(SegmentError::DrawShape { expected: latent_len });
+            if wrong_len(&draws.noise_sd) || draws.posterior_noise.as_deref().is_some_and(wrong_len)
+            {
+                return Err(SegmentError::DrawShape {
+                    expected: latent_len,
+                });
             }
-            let (logits, prompt, mut timings) = self.logits_with_draws(&posterior, phrase, &draws)?;
+            let (logits, prompt, mut timings) =
+                self.logits_with_draws(&posterior, phrase, &draws)?;
             timings.vae = if i == 0 { vae_time } else { Duration::ZERO };
             let post_start = Instant::now();
-            let probs: Vec<f32> = sigmoid(logits).into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+            let probs: Vec<f32> = sigmoid(logits)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap_or_default();
             let [lh, lw] = [model_h as usize, model_w as usize];
             let probabilities = if probs.len() == lh * lw {
                 preprocess::resize_bilinear_f32(&probs, model_w, model_h, image.width, image.height)
@@ -365,11 +434,21 @@ impl Segmenter {
                 // A model whose logits are not at the input size (e.g. a tiny test VAE with /4):
                 // resample from whatever grid it produced.
                 let side = (probs.len() as f64 / (lh * lw) as f64).sqrt();
-                let (gw, gh) = ((lw as f64 * side).round() as u32, (lh as f64 * side).round() as u32);
+                let (gw, gh) = (
+                    (lw as f64 * side).round() as u32,
+                    (lh as f64 * side).round() as u32,
+                );
                 preprocess::resize_bilinear_f32(&probs, gw, gh, image.width, image.height)
             };
             timings.post = post_start.elapsed();
-            out.push(PhraseMask { phrase: phrase.to_string(), prompt, probabilities, width: image.width, height: image.height, timings });
+            out.push(PhraseMask {
+                phrase: phrase.to_string(),
+                prompt,
+                probabilities,
+                width: image.width,
+                height: image.height,
+                timings,
+            });
         }
         Ok(out)
     }
@@ -387,10 +466,18 @@ impl Segmenter {
     /// # Shapes
     /// - posterior tensors: `[1, embed_dim, h, w]`
     /// - logits: `[1, 1, 8h, 8w]` (the model input size for the real VAE)
-    pub fn logits_with_draws(&self, posterior: &Posterior, phrase: &str, draws: &Draws) -> Result<(Tensor<4>, String, StageTimings), SegmentError> {
+    pub fn logits_with_draws(
+        &self,
+        posterior: &Posterior,
+        phrase: &str,
+        draws: &Draws,
+    ) -> Result<(Tensor<4>, String, StageTimings), SegmentError> {
         let mut timings = StageTimings::default();
         let dims = posterior.mean.dims();
-        let latent_tensor = |data: &[f32]| Tensor::<1>::from_data(TensorData::new(data.to_vec(), [data.len()]), &self.device).reshape(dims);
+        let latent_tensor = |data: &[f32]| {
+            Tensor::<1>::from_data(TensorData::new(data.to_vec(), [data.len()]), &self.device)
+                .reshape(dims)
+        };
         let z = match &draws.posterior_noise {
             Some(noise) => posterior.sample_scaled(latent_tensor(noise)),
             None => posterior.mean_scaled(),
@@ -403,10 +490,15 @@ impl Segmenter {
         timings.clip = sync_elapsed(&self.device, start);
 
         let start = Instant::now();
-        let t = draws.t_sd.clamp(0, crate::model::schedule::NUM_TIMESTEPS as i64 - 1);
+        let t = draws
+            .t_sd
+            .clamp(0, crate::model::schedule::NUM_TIMESTEPS as i64 - 1);
         let (a, b) = self.schedule.coefficients(t as usize);
         let z_noisy = z.clone() * a + latent_tensor(&draws.noise_sd) * b;
-        let features = self.sd_unet.forward_features(z_noisy, &[t], context.clone(), &self.feature_request).features;
+        let features = self
+            .sd_unet
+            .forward_features(z_noisy, &[t], context.clone(), &self.feature_request)
+            .features;
         timings.sd_unet = sync_elapsed(&self.device, start);
 
         let start = Instant::now();
@@ -423,7 +515,8 @@ impl Segmenter {
         let ids = self.tokenizer.encode(prompt)?;
         let ids: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
         let len = ids.len();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [len]), &self.device).reshape([1, len]);
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [len]), &self.device)
+            .reshape([1, len]);
         Ok(self.clip.forward(ids))
     }
 }
@@ -443,7 +536,12 @@ fn image_key(image: &RgbImage) -> u64 {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     };
-    image.width.to_le_bytes().into_iter().chain(image.height.to_le_bytes()).for_each(&mut eat);
+    image
+        .width
+        .to_le_bytes()
+        .into_iter()
+        .chain(image.height.to_le_bytes())
+        .for_each(&mut eat);
     image.pixels.iter().copied().for_each(&mut eat);
     h
 }
@@ -456,7 +554,15 @@ mod tests {
     fn deterministic_draws_are_fixed_and_official_ones_in_range() {
         let mut rng = StdRng::seed_from_u64(7);
         let d = Draws::sample(Mode::Deterministic, &mut rng, 16);
-        assert_eq!((d.template_index, d.t_sd, d.posterior_noise.is_none(), d.noise_sd.len()), (0, 400, true, 16));
+        assert_eq!(
+            (
+                d.template_index,
+                d.t_sd,
+                d.posterior_noise.is_none(),
+                d.noise_sd.len()
+            ),
+            (0, 400, true, 16)
+        );
         let mut rng = StdRng::seed_from_u64(7);
         let d2 = Draws::sample(Mode::Deterministic, &mut rng, 16);
         assert_eq!(d.noise_sd, d2.noise_sd);
@@ -471,10 +577,18 @@ mod tests {
 
     #[test]
     fn image_key_depends_on_pixels_and_size() {
-        let a = RgbImage { width: 2, height: 1, pixels: vec![0; 6] };
+        let a = RgbImage {
+            width: 2,
+            height: 1,
+            pixels: vec![0; 6],
+        };
         let mut b = a.clone();
         b.pixels[5] = 1;
-        let c = RgbImage { width: 1, height: 2, pixels: vec![0; 6] };
+        let c = RgbImage {
+            width: 1,
+            height: 2,
+            pixels: vec![0; 6],
+        };
         assert_ne!(image_key(&a), image_key(&b));
         assert_ne!(image_key(&a), image_key(&c));
     }

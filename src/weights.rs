@@ -17,9 +17,10 @@
 //! | SD UNet (features) | `sd_features_stage_model.model.model.diffusion_model.*` (inside an LD-ZNet checkpoint), else `model.diffusion_model.*` of an SD v1 file — its `model_ema.*` are never used |
 //! | LD-ZNet UNet | per tensor `model_ema.diffusion_model<name without dots>` (EMA, what the official inference uses), else `model.diffusion_model.<name>` of the LD-ZNet file (with a warning) |
 //!
-//! A file is an **LD-ZNet file** when it has `model_ema.diffusion_model*` keys, or LD-ZNet-only
-//! UNet keys (`…attentionpool2D…`, `…final.0.weight`) under `model.diffusion_model.`. Any other
-//! file with `model.diffusion_model.input_blocks.0.0.weight` is an **SD v1 file**.
+//! A file is an **LD-ZNet file** when it has `sd_features_stage_model.*` keys or LD-ZNet-only
+//! UNet keys (`…attentionpool2D…`, the `final` head) under `model.diffusion_model.` or
+//! `model_ema.`. Any other file with `model.diffusion_model.input_blocks.0.0.weight` is an
+//! **SD v1 file** (SD's full-EMA file has `model_ema.*` keys too).
 //!
 //! # Renaming (checkpoint key segments → module fields)
 //! Applied segment-wise after the prefix is removed; norm `weight`/`bias` become burn's
@@ -56,8 +57,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{
-    FloatCastAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore,
-    SafetensorsStore,
+    FloatCastAdapter, ModuleAdapter, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter,
+    PytorchStore, SafetensorsStore,
 };
 use burn::tensor::DType;
 
@@ -68,42 +69,93 @@ use crate::model::vae::{VaeEncoder, VaeEncoderConfig};
 /// Keys of SD v1 / LD-ZNet checkpoints that inference deliberately does not read, with why.
 /// A key matches when it starts with the pattern (or equals it).
 pub const IGNORED_KEYS: &[(&str, &str)] = &[
-    ("first_stage_model.decoder.", "VAE decoder: LD-ZNet only encodes"),
+    (
+        "first_stage_model.decoder.",
+        "VAE decoder: LD-ZNet only encodes",
+    ),
     ("first_stage_model.post_quant_conv.", "VAE decoder input"),
-    ("cond_stage_model.transformer.text_model.embeddings.position_ids", "CLIP position ids: always 0..77"),
+    (
+        "cond_stage_model.transformer.text_model.embeddings.position_ids",
+        "CLIP position ids: always 0..77",
+    ),
     ("model_ema.decay", "EMA bookkeeping"),
     ("model_ema.num_updates", "EMA bookkeeping"),
     ("betas", "noise schedule: recomputed"),
     ("alphas_cumprod", "noise schedule: recomputed"),
     ("alphas_cumprod_prev", "noise schedule: recomputed"),
     ("sqrt_alphas_cumprod", "noise schedule: recomputed"),
-    ("sqrt_one_minus_alphas_cumprod", "noise schedule: recomputed"),
+    (
+        "sqrt_one_minus_alphas_cumprod",
+        "noise schedule: recomputed",
+    ),
     ("log_one_minus_alphas_cumprod", "noise schedule: recomputed"),
     ("sqrt_recip_alphas_cumprod", "noise schedule: recomputed"),
     ("sqrt_recipm1_alphas_cumprod", "noise schedule: recomputed"),
     ("posterior_variance", "noise schedule: recomputed"),
-    ("posterior_log_variance_clipped", "noise schedule: recomputed"),
+    (
+        "posterior_log_variance_clipped",
+        "noise schedule: recomputed",
+    ),
     ("posterior_mean_coef1", "noise schedule: recomputed"),
     ("posterior_mean_coef2", "noise schedule: recomputed"),
     ("logvar", "training-only loss weights"),
-    ("sd_features_stage_model.model.betas", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.alphas_cumprod", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.alphas_cumprod_prev", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.sqrt_alphas_cumprod", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.sqrt_one_minus_alphas_cumprod", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.log_one_minus_alphas_cumprod", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.sqrt_recip_alphas_cumprod", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.sqrt_recipm1_alphas_cumprod", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.posterior_variance", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.posterior_log_variance_clipped", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.posterior_mean_coef1", "noise schedule: recomputed"),
-    ("sd_features_stage_model.model.posterior_mean_coef2", "noise schedule: recomputed"),
+    (
+        "sd_features_stage_model.model.betas",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.alphas_cumprod",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.alphas_cumprod_prev",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.sqrt_alphas_cumprod",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.sqrt_one_minus_alphas_cumprod",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.log_one_minus_alphas_cumprod",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.sqrt_recip_alphas_cumprod",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.sqrt_recipm1_alphas_cumprod",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.posterior_variance",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.posterior_log_variance_clipped",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.posterior_mean_coef1",
+        "noise schedule: recomputed",
+    ),
+    (
+        "sd_features_stage_model.model.posterior_mean_coef2",
+        "noise schedule: recomputed",
+    ),
 ];
 
 /// Why an unread key is not needed, from [`IGNORED_KEYS`] and the source rules: `None` for a
 /// key that no rule explains (which would be a loader bug or a foreign file).
 pub fn ignored_reason(key: &str, kind: CheckpointKind) -> Option<&'static str> {
-    if let Some((_, why)) = IGNORED_KEYS.iter().find(|(p, _)| key == *p || (p.ends_with('.') && key.starts_with(p))) {
+    if let Some((_, why)) = IGNORED_KEYS
+        .iter()
+        .find(|(p, _)| key == *p || (p.ends_with('.') && key.starts_with(p)))
+    {
         return Some(why);
     }
     let unet_after_features = |rest: &str| {
@@ -115,17 +167,26 @@ pub fn ignored_reason(key: &str, kind: CheckpointKind) -> Option<&'static str> {
                 .is_some()
     };
     match kind {
-        CheckpointKind::SdV1 if key.starts_with("model_ema.") => Some("SD EMA weights: the official feature UNet uses the non-EMA ones"),
-        CheckpointKind::Ldznet if key.starts_with(UNET_PREFIX) => Some("raw LD-ZNet UNet: replaced by its EMA copy"),
+        CheckpointKind::SdV1 if key.starts_with("model_ema.") => {
+            Some("SD EMA weights: the official feature UNet uses the non-EMA ones")
+        }
+        CheckpointKind::Ldznet if key.starts_with(UNET_PREFIX) => {
+            Some("raw LD-ZNet UNet: replaced by its EMA copy")
+        }
         _ if key.starts_with(SD_IN_LDZNET_PREFIX) || key.starts_with(UNET_PREFIX) => {
-            let rest = key.strip_prefix(SD_IN_LDZNET_PREFIX).or_else(|| key.strip_prefix(UNET_PREFIX)).unwrap_or(key);
+            let rest = key
+                .strip_prefix(SD_IN_LDZNET_PREFIX)
+                .or_else(|| key.strip_prefix(UNET_PREFIX))
+                .unwrap_or(key);
             if unet_after_features(rest) {
                 Some("SD UNet after the last feature LD-ZNet reads (or a second copy of it)")
             } else {
                 Some("second copy of the SD UNet: the LD-ZNet file's copy is used")
             }
         }
-        _ if key.starts_with(VAE_PREFIX) || key.starts_with(CLIP_PREFIXES[1]) => Some("second copy of the VAE/CLIP: the first file's copy is used"),
+        _ if key.starts_with(VAE_PREFIX) || key.starts_with(CLIP_PREFIXES[1]) => {
+            Some("second copy of the VAE/CLIP: the first file's copy is used")
+        }
         _ => None,
     }
 }
@@ -160,7 +221,10 @@ const RENAMES: &[(&str, &str)] = &[
 /// Key prefix of the VAE in SD and LD-ZNet checkpoints.
 pub const VAE_PREFIX: &str = "first_stage_model.";
 /// Key prefixes of the CLIP text transformer (transformers 4.x naming first).
-pub const CLIP_PREFIXES: &[&str] = &["cond_stage_model.transformer.text_model.", "cond_stage_model.transformer."];
+pub const CLIP_PREFIXES: &[&str] = &[
+    "cond_stage_model.transformer.text_model.",
+    "cond_stage_model.transformer.",
+];
 /// Key prefix of the frozen SD UNet inside a combined LD-ZNet (`LatentSeg`) checkpoint.
 pub const SD_IN_LDZNET_PREFIX: &str = "sd_features_stage_model.model.model.diffusion_model.";
 /// Key prefix of the diffusion UNet (SD's UNet in an SD file, LD-ZNet's raw UNet in an LD-ZNet file).
@@ -188,7 +252,9 @@ pub enum LoadError {
         reason: String,
     },
     /// No file provides a network.
-    #[error("none of the checkpoint files provides the {network} (expected keys like `{example_key}`); files: {files}")]
+    #[error(
+        "none of the checkpoint files provides the {network} (expected keys like `{example_key}`); files: {files}"
+    )]
     NotFound {
         /// Which network.
         network: &'static str,
@@ -244,7 +310,12 @@ impl fmt::Display for KeyProblems {
                 write!(f, "; ")?;
             }
             write!(f, "{} key(s) with the wrong shape: ", self.mismatched.len())?;
-            list(f, self.mismatched.iter().map(|(k, e, g)| format!("`{k}` expected {e:?}, found {g:?}")))?;
+            list(
+                f,
+                self.mismatched
+                    .iter()
+                    .map(|(k, e, g)| format!("`{k}` expected {e:?}, found {g:?}")),
+            )?;
         }
         Ok(())
     }
@@ -293,8 +364,15 @@ impl fmt::Display for CheckpointKind {
 /// Identifies a checkpoint from its key names.
 pub fn identify<'a>(keys: impl IntoIterator<Item = &'a str> + Clone) -> CheckpointKind {
     let any = |pred: &dyn Fn(&str) -> bool| keys.clone().into_iter().any(pred);
-    let ldznet_only = |k: &str| k.starts_with(UNET_PREFIX) && (k.contains("attentionpool2D") || k.ends_with("final.0.weight"));
-    if any(&|k| k.starts_with("model_ema.diffusion_model") || k.starts_with(SD_IN_LDZNET_PREFIX)) || any(&ldznet_only) {
+    // LD-ZNet-only UNet parts (attention pools, the `final` head), raw or EMA; SD's
+    // full-EMA file also has `model_ema.diffusion_model*` keys, so those alone prove nothing.
+    let ldznet_only = |k: &str| {
+        (k.starts_with(UNET_PREFIX) || k.starts_with("model_ema.diffusion_model"))
+            && (k.contains("attentionpool2D")
+                || k.ends_with("final.0.weight")
+                || k.ends_with("final0weight"))
+    };
+    if any(&|k| k.starts_with(SD_IN_LDZNET_PREFIX)) || any(&ldznet_only) {
         CheckpointKind::Ldznet
     } else if any(&|k| k.starts_with("conditioner.embedders")) {
         CheckpointKind::Sdxl
@@ -341,17 +419,22 @@ pub enum FileFormat {
 
 /// Sniffs the container format from the first bytes of `path`.
 pub fn sniff_format(path: &Path) -> Result<FileFormat, LoadError> {
-    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut head = [0u8; 9];
     let n = read_up_to(&mut file, &mut head).map_err(io)?;
     let head = &head[..n];
-    if head.starts_with(b"PK\x03\x04") {
+    // safetensors first: its 8-byte header length can itself start with 0x80 (a header of
+    // 128 bytes), the first byte of a pickle.
+    if n == 9 && head[8] == b'{' {
+        Ok(FileFormat::Safetensors)
+    } else if head.starts_with(b"PK\x03\x04") {
         Ok(FileFormat::TorchZip)
     } else if head.first() == Some(&0x80) {
         Ok(FileFormat::TorchLegacy)
-    } else if n == 9 && head[8] == b'{' {
-        Ok(FileFormat::Safetensors)
     } else {
         Err(LoadError::Format {
             path: path.to_path_buf(),
@@ -389,9 +472,17 @@ pub const BUNDLE_SOURCES_KEY: &str = "ldzmask.sources";
 /// Reads and checks a safetensors header: it parses, and every tensor's byte range lies inside
 /// the file (burn-store memory-maps the file, so this must hold before it reads). Returns the
 /// header JSON. Reads only the header, however large the file.
-pub fn read_safetensors_header(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, LoadError> {
-    let format = |reason: String| LoadError::Format { path: path.to_path_buf(), reason };
-    let io = |source| LoadError::Io { path: path.to_path_buf(), source };
+pub fn read_safetensors_header(
+    path: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>, LoadError> {
+    let format = |reason: String| LoadError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let io = |source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file_len = std::fs::metadata(path).map_err(io)?.len();
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut len_bytes = [0u8; 8];
@@ -406,8 +497,8 @@ pub fn read_safetensors_header(path: &Path) -> Result<serde_json::Map<String, se
     }
     let mut header = vec![0u8; header_len as usize];
     file.read_exact(&mut header).map_err(io)?;
-    let header: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| format(format!("corrupt safetensors header: {e}")))?;
+    let header: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| format(format!("corrupt safetensors header: {e}")))?;
     let data_len = file_len - 8 - header_len;
     let serde_json::Value::Object(entries) = header else {
         return Err(format("corrupt safetensors header: not an object".into()));
@@ -434,7 +525,8 @@ pub fn bundle_metadata(path: &Path) -> Option<BTreeMap<String, String>> {
         return None;
     }
     let header = read_safetensors_header(path).ok()?;
-    let meta: BTreeMap<String, String> = serde_json::from_value(header.get("__metadata__")?.clone()).ok()?;
+    let meta: BTreeMap<String, String> =
+        serde_json::from_value(header.get("__metadata__")?.clone()).ok()?;
     (meta.get(BUNDLE_FORMAT_KEY).map(String::as_str) == Some(BUNDLE_FORMAT)).then_some(meta)
 }
 
@@ -443,7 +535,10 @@ impl Checkpoint {
     /// reading their data.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, LoadError> {
         let path = path.as_ref();
-        let format_err = |reason: String| LoadError::Format { path: path.to_path_buf(), reason };
+        let format_err = |reason: String| LoadError::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
         let tensors = match sniff_format(path)? {
             FileFormat::Safetensors => {
                 read_safetensors_header(path)?;
@@ -459,11 +554,12 @@ impl Checkpoint {
                     if let Some(key) = key {
                         store = store.with_top_level_key(key);
                     }
-                    store.get_all_tensors().map(|t| t.clone())
+                    store.get_all_tensors().cloned()
                 };
                 match read(Some("state_dict")) {
                     Ok(tensors) if !tensors.is_empty() => tensors,
-                    _ => read(None).map_err(|e| format_err(format!("cannot read PyTorch checkpoint: {e}")))?,
+                    _ => read(None)
+                        .map_err(|e| format_err(format!("cannot read PyTorch checkpoint: {e}")))?,
                 }
             }
         };
@@ -472,27 +568,48 @@ impl Checkpoint {
         }
         let kind = identify(tensors.keys().map(String::as_str));
         let bundle = bundle_metadata(path).is_some();
-        log::info!("opened {} ({} tensors): {kind}{}", path.display(), tensors.len(), if bundle { " (ldzmask bundle)" } else { "" });
-        Ok(Self { path: path.to_path_buf(), tensors, kind, bundle })
+        log::info!(
+            "opened {} ({} tensors): {kind}{}",
+            path.display(),
+            tensors.len(),
+            if bundle { " (ldzmask bundle)" } else { "" }
+        );
+        Ok(Self {
+            path: path.to_path_buf(),
+            tensors,
+            kind,
+            bundle,
+        })
     }
 
     /// A checkpoint known only by its layout (key, shape, dtype) — no tensor data; used to
     /// check key plans against the full-size manifests without multi-GB files.
-    pub fn from_layout(path: impl Into<PathBuf>, entries: impl IntoIterator<Item = (String, Vec<usize>, DType)>) -> Self {
+    pub fn from_layout(
+        path: impl Into<PathBuf>,
+        entries: impl IntoIterator<Item = (String, Vec<usize>, DType)>,
+    ) -> Self {
         let path = path.into();
         let tensors: BTreeMap<String, PackTensor> = entries
             .into_iter()
             .map(|(name, shape, dtype)| {
                 let len = shape.iter().product::<usize>() * dtype.size();
                 let missing = name.clone();
-                let tensor = PackTensor::deferred(name.clone(), dtype, shape, None, len, move || {
-                    Err(burn::store::burn_pack::Error::TensorNotFound(format!("`{missing}` is a layout entry without data")))
-                });
+                let tensor =
+                    PackTensor::deferred(name.clone(), dtype, shape, None, len, move || {
+                        Err(burn::store::burn_pack::Error::TensorNotFound(format!(
+                            "`{missing}` is a layout entry without data"
+                        )))
+                    });
                 (name, tensor)
             })
             .collect();
         let kind = identify(tensors.keys().map(String::as_str));
-        Self { path, tensors, kind, bundle: false }
+        Self {
+            path,
+            tensors,
+            kind,
+            bundle: false,
+        }
     }
 
     /// File path.
@@ -526,7 +643,10 @@ impl Checkpoint {
     }
 
     fn has_prefix(&self, prefix: &str) -> bool {
-        self.tensors.range(prefix.to_string()..).next().is_some_and(|(k, _)| k.starts_with(prefix))
+        self.tensors
+            .range(prefix.to_string()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(prefix))
     }
 }
 
@@ -584,13 +704,21 @@ impl ModuleVisitor for ExpectedVisitor {
             }
         }
         let module_path = path.join(".");
-        self.params.push(ExpectedParam { key: module_path_to_key(&module_path), module_path, shape });
+        self.params.push(ExpectedParam {
+            key: module_path_to_key(&module_path),
+            module_path,
+            shape,
+        });
     }
 }
 
 /// The float parameters of `module` (PyTorch naming and shapes), without initialising them.
 pub fn expected_params<M: Module>(module: &M) -> Vec<ExpectedParam> {
-    let mut visitor = ExpectedVisitor { path: Vec::new(), containers: Vec::new(), params: Vec::new() };
+    let mut visitor = ExpectedVisitor {
+        path: Vec::new(),
+        containers: Vec::new(),
+        params: Vec::new(),
+    };
     module.visit(&mut visitor);
     visitor.params
 }
@@ -603,17 +731,24 @@ fn replace_segments(path: &str, from: &str, to: &str) -> String {
 
 /// Module path (PyTorch leaf names) → checkpoint key (relative to the network prefix).
 pub fn module_path_to_key(path: &str) -> String {
-    RENAMES.iter().fold(path.to_string(), |p, (key, field)| replace_segments(&p, field, key))
+    RENAMES.iter().fold(path.to_string(), |p, (key, field)| {
+        replace_segments(&p, field, key)
+    })
 }
 
 /// Checkpoint key (relative) → module path.
 pub fn key_to_module_path(key: &str) -> String {
-    RENAMES.iter().fold(key.to_string(), |p, (key, field)| replace_segments(&p, key, field))
+    RENAMES.iter().fold(key.to_string(), |p, (key, field)| {
+        replace_segments(&p, key, field)
+    })
 }
 
 /// The EMA key of an LD-ZNet UNet parameter: `model_ema.` + `diffusion_model<key without dots>`.
 pub fn ema_key(relative_key: &str) -> String {
-    format!("{EMA_PREFIX}{}", format!("diffusion_model.{relative_key}").replace('.', ""))
+    format!(
+        "{EMA_PREFIX}{}",
+        format!("diffusion_model.{relative_key}").replace('.', "")
+    )
 }
 
 /// Where a network's tensors were found.
@@ -648,19 +783,24 @@ struct Source<'a> {
 
 impl Source<'_> {
     fn lookup(&self, key: &str) -> Option<(&PackTensor, bool)> {
-        if self.ema {
-            if let Some(t) = self.file.tensor(&ema_key(key)) {
-                return Some((t, true));
-            }
+        if self.ema
+            && let Some(t) = self.file.tensor(&ema_key(key))
+        {
+            return Some((t, true));
         }
-        self.file.tensor(&format!("{}{key}", self.prefix)).map(|t| (t, false))
+        self.file
+            .tensor(&format!("{}{key}", self.prefix))
+            .map(|t| (t, false))
     }
 }
 
 impl WeightFiles {
     /// Opens every file (see [`Checkpoint::open`]).
     pub fn open<P: AsRef<Path>>(paths: &[P]) -> Result<Self, LoadError> {
-        let files = paths.iter().map(Checkpoint::open).collect::<Result<Vec<_>, _>>()?;
+        let files = paths
+            .iter()
+            .map(Checkpoint::open)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self { files })
     }
 
@@ -707,14 +847,24 @@ impl WeightFiles {
         }
         candidates
             .into_iter()
-            .filter(|(file, prefix, ema)| file.has_prefix(prefix) || (*ema && file.has_prefix("model_ema.diffusion_model")))
-            .map(|(file, prefix, ema)| Source { file, prefix: prefix.to_string(), ema })
+            .filter(|(file, prefix, ema)| {
+                file.has_prefix(prefix) || (*ema && file.has_prefix("model_ema.diffusion_model"))
+            })
+            .map(|(file, prefix, ema)| Source {
+                file,
+                prefix: prefix.to_string(),
+                ema,
+            })
             .collect()
     }
 
     /// Matches `expected` against the first source that has any of its keys; errors name the
     /// file and every missing or mis-shaped key.
-    fn gather(&self, network: Network, expected: &[ExpectedParam]) -> Result<(Vec<PackTensor>, LoadReport), LoadError> {
+    fn gather(
+        &self,
+        network: Network,
+        expected: &[ExpectedParam],
+    ) -> Result<(Vec<PackTensor>, LoadReport), LoadError> {
         let sources = self.sources(network);
         let first_key = expected.first().map(|p| p.key.clone()).unwrap_or_default();
         let Some(source) = sources
@@ -732,11 +882,17 @@ impl WeightFiles {
         let mut ema_tensors = 0;
         for param in expected {
             match source.lookup(&param.key) {
-                None => problems.missing.push(format!("{}{}", source.prefix, param.key)),
+                None => problems
+                    .missing
+                    .push(format!("{}{}", source.prefix, param.key)),
                 Some((tensor, from_ema)) => {
                     let found = tensor.shape.to_vec();
                     if found != param.shape {
-                        let key = if from_ema { ema_key(&param.key) } else { format!("{}{}", source.prefix, param.key) };
+                        let key = if from_ema {
+                            ema_key(&param.key)
+                        } else {
+                            format!("{}{}", source.prefix, param.key)
+                        };
                         problems.mismatched.push((key, param.shape.clone(), found));
                         continue;
                     }
@@ -748,7 +904,11 @@ impl WeightFiles {
             }
         }
         if !problems.is_empty() {
-            return Err(LoadError::Incomplete { network: network.name(), path: source.file.path.clone(), problems });
+            return Err(LoadError::Incomplete {
+                network: network.name(),
+                path: source.file.path.clone(),
+                problems,
+            });
         }
         if network == Network::LdznetUnet && ema_tensors < expected.len() && !source.file.bundle {
             log::warn!(
@@ -768,15 +928,28 @@ impl WeightFiles {
         Ok((tensors, report))
     }
 
-    fn load_into<M: Module>(&self, network: Network, mut module: M) -> Result<(M, LoadReport), LoadError> {
+    fn load_into<M: Module>(
+        &self,
+        network: Network,
+        mut module: M,
+    ) -> Result<(M, LoadReport), LoadError> {
         let expected = expected_params(&module);
         let (tensors, report) = self.gather(network, &expected)?;
-        let adapter: Box<dyn ModuleAdapter> = Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+        let adapter: Box<dyn ModuleAdapter> =
+            Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
         let result = module.apply(tensors, None, Some(adapter), true);
         if !result.errors.is_empty() || !result.missing.is_empty() {
             let mut details: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
-            details.extend(result.missing.iter().map(|(path, _)| format!("not loaded: {path}")));
-            return Err(LoadError::Apply { network: network.name(), details: details.join("; ") });
+            details.extend(
+                result
+                    .missing
+                    .iter()
+                    .map(|(path, _)| format!("not loaded: {path}")),
+            );
+            return Err(LoadError::Apply {
+                network: network.name(),
+                details: details.join("; "),
+            });
         }
         log::info!(
             "{}: {} tensors from {} (prefix `{}`{})",
@@ -784,34 +957,57 @@ impl WeightFiles {
             report.tensors,
             report.path.display(),
             report.prefix,
-            if network == Network::LdznetUnet { format!(", {} from EMA", report.ema_tensors) } else { String::new() }
+            if network == Network::LdznetUnet {
+                format!(", {} from EMA", report.ema_tensors)
+            } else {
+                String::new()
+            }
         );
         Ok((module, report))
     }
 
     /// Loads the VAE encoder + `quant_conv`.
-    pub fn load_vae(&self, config: &VaeEncoderConfig, device: &Device) -> Result<(VaeEncoder, LoadReport), LoadError> {
+    pub fn load_vae(
+        &self,
+        config: &VaeEncoderConfig,
+        device: &Device,
+    ) -> Result<(VaeEncoder, LoadReport), LoadError> {
         self.load_into(Network::Vae, config.init(device))
     }
 
     /// Loads the CLIP text transformer.
-    pub fn load_clip(&self, config: &CLIPTextConfig, device: &Device) -> Result<(CLIPTextTransformer, LoadReport), LoadError> {
+    pub fn load_clip(
+        &self,
+        config: &CLIPTextConfig,
+        device: &Device,
+    ) -> Result<(CLIPTextTransformer, LoadReport), LoadError> {
         self.load_into(Network::Clip, config.init(device))
     }
 
     /// Loads the SD UNet that produces LD-ZNet's features (never the SD file's EMA weights).
-    pub fn load_sd_unet(&self, config: &UNetModelConfig, device: &Device) -> Result<(UNetModel, LoadReport), LoadError> {
+    pub fn load_sd_unet(
+        &self,
+        config: &UNetModelConfig,
+        device: &Device,
+    ) -> Result<(UNetModel, LoadReport), LoadError> {
         self.load_into(Network::SdUnet, config.init(device))
     }
 
     /// Loads the LD-ZNet UNet, EMA weights preferred per tensor.
-    pub fn load_ldznet_unet(&self, config: &UNetModelConfig, device: &Device) -> Result<(UNetModel, LoadReport), LoadError> {
+    pub fn load_ldznet_unet(
+        &self,
+        config: &UNetModelConfig,
+        device: &Device,
+    ) -> Result<(UNetModel, LoadReport), LoadError> {
         self.load_into(Network::LdznetUnet, config.init(device))
     }
 
     /// The checkpoint keys (with prefix) each network would read, and the set of all keys of
     /// all files that no network reads — for `weights check` and the manifest test.
-    pub fn key_plan(&self, modules: &[(Network, Vec<ExpectedParam>)]) -> Result<(Vec<(Network, Vec<String>)>, BTreeSet<String>), LoadError> {
+    pub fn key_plan(
+        &self,
+        modules: &[(Network, Vec<ExpectedParam>)],
+    ) -> Result<KeyPlan, LoadError> {
         let mut used = BTreeSet::new();
         let mut plan = Vec::new();
         for (network, expected) in modules {
@@ -821,7 +1017,10 @@ impl WeightFiles {
                 .find(|s| expected.iter().any(|p| s.lookup(&p.key).is_some()))
                 .ok_or_else(|| LoadError::NotFound {
                     network: network.name(),
-                    example_key: expected.first().map(|p| format!("{}{}", network.example_prefix(), p.key)).unwrap_or_default(),
+                    example_key: expected
+                        .first()
+                        .map(|p| format!("{}{}", network.example_prefix(), p.key))
+                        .unwrap_or_default(),
                     files: self.describe_files(),
                 })?;
             let mut keys = Vec::new();
@@ -829,9 +1028,17 @@ impl WeightFiles {
             for p in expected {
                 let key = match source.lookup(&p.key) {
                     Some((t, from_ema)) => {
-                        let key = if from_ema { ema_key(&p.key) } else { format!("{}{}", source.prefix, p.key) };
+                        let key = if from_ema {
+                            ema_key(&p.key)
+                        } else {
+                            format!("{}{}", source.prefix, p.key)
+                        };
                         if t.shape.to_vec() != p.shape {
-                            problems.mismatched.push((key.clone(), p.shape.clone(), t.shape.to_vec()));
+                            problems.mismatched.push((
+                                key.clone(),
+                                p.shape.clone(),
+                                t.shape.to_vec(),
+                            ));
                         }
                         key
                     }
@@ -844,7 +1051,11 @@ impl WeightFiles {
                 keys.push(key);
             }
             if !problems.is_empty() {
-                return Err(LoadError::Incomplete { network: network.name(), path: source.file.path.clone(), problems });
+                return Err(LoadError::Incomplete {
+                    network: network.name(),
+                    path: source.file.path.clone(),
+                    problems,
+                });
             }
             plan.push((*network, keys));
         }
@@ -857,6 +1068,12 @@ impl WeightFiles {
         Ok((plan, unused))
     }
 }
+
+/// Per network the checkpoint keys it reads, and the keys no network reads.
+pub type KeyPlan = (Vec<(Network, Vec<String>)>, BTreeSet<String>);
+
+/// Progress callback of a bundle write: `(done, total, tensor name)`.
+type ProgressFn<'p> = &'p mut dyn FnMut(usize, usize, &str);
 
 /// The four networks of the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -913,7 +1130,10 @@ mod tests {
             assert_ne!(path, key);
             assert_eq!(module_path_to_key(&path), key, "{path}");
         }
-        assert_eq!(key_to_module_path("final.10.weight"), "final_head.ups.2.weight");
+        assert_eq!(
+            key_to_module_path("final.10.weight"),
+            "final_head.ups.2.weight"
+        );
         assert_eq!(key_to_module_path("out.0.weight"), "out.norm.weight");
         // Segments only: `to_out.0` is not `out.0`.
         assert_eq!(key_to_module_path("to_out.0.bias"), "to_out.bias");
@@ -921,7 +1141,10 @@ mod tests {
 
     #[test]
     fn ema_keys_drop_dots() {
-        assert_eq!(ema_key("input_blocks.0.0.weight"), "model_ema.diffusion_modelinput_blocks00weight");
+        assert_eq!(
+            ema_key("input_blocks.0.0.weight"),
+            "model_ema.diffusion_modelinput_blocks00weight"
+        );
         assert_eq!(
             ema_key("input_blocks.8.1.attentionpool2D.qkv_proj.weight"),
             "model_ema.diffusion_modelinput_blocks81attentionpool2Dqkv_projweight"
@@ -930,11 +1153,36 @@ mod tests {
 
     #[test]
     fn identifies_models_by_keys() {
-        assert_eq!(identify(["model_ema.diffusion_modelout2weight"]), CheckpointKind::Ldznet);
-        assert_eq!(identify(["model.diffusion_model.input_blocks.0.0.weight", "first_stage_model.encoder.conv_in.weight"]), CheckpointKind::SdV1);
-        assert_eq!(identify(["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"]), CheckpointKind::SdV2);
-        assert_eq!(identify(["conditioner.embedders.0.transformer.text_model.x"]), CheckpointKind::Sdxl);
-        assert_eq!(identify(["first_stage_model.encoder.conv_in.weight"]), CheckpointKind::LdmParts);
+        assert_eq!(
+            identify(["model_ema.diffusion_modelfinal0weight"]),
+            CheckpointKind::Ldznet
+        );
+        assert_eq!(
+            identify([
+                "model.diffusion_model.input_blocks.0.0.weight",
+                "model_ema.diffusion_modelinput_blocks00weight"
+            ]),
+            CheckpointKind::SdV1
+        );
+        assert_eq!(
+            identify([
+                "model.diffusion_model.input_blocks.0.0.weight",
+                "first_stage_model.encoder.conv_in.weight"
+            ]),
+            CheckpointKind::SdV1
+        );
+        assert_eq!(
+            identify(["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"]),
+            CheckpointKind::SdV2
+        );
+        assert_eq!(
+            identify(["conditioner.embedders.0.transformer.text_model.x"]),
+            CheckpointKind::Sdxl
+        );
+        assert_eq!(
+            identify(["first_stage_model.encoder.conv_in.weight"]),
+            CheckpointKind::LdmParts
+        );
         assert_eq!(identify(["foo"]), CheckpointKind::Unknown);
     }
 }
@@ -975,7 +1223,10 @@ pub struct BundleEntry {
 impl WeightFiles {
     /// The tensors a bundle holds for these networks: each network's expected keys resolved by
     /// the loading rules (EMA preferred for LD-ZNet), renamed to the bundle's names.
-    pub fn bundle_plan(&self, modules: &[(Network, Vec<ExpectedParam>)]) -> Result<Vec<BundleEntry>, LoadError> {
+    pub fn bundle_plan(
+        &self,
+        modules: &[(Network, Vec<ExpectedParam>)],
+    ) -> Result<Vec<BundleEntry>, LoadError> {
         let (plan, _) = self.key_plan(modules)?;
         let mut entries = Vec::new();
         for ((network, keys), (_, expected)) in plan.iter().zip(modules) {
@@ -984,7 +1235,10 @@ impl WeightFiles {
                     .files
                     .iter()
                     .position(|f| f.tensor(source_key).is_some())
-                    .ok_or_else(|| LoadError::Apply { network: network.name(), details: format!("`{source_key}` vanished") })?;
+                    .ok_or_else(|| LoadError::Apply {
+                        network: network.name(),
+                        details: format!("`{source_key}` vanished"),
+                    })?;
                 entries.push(BundleEntry {
                     name: format!("{}{}", bundle_prefix(*network), param.key),
                     file,
@@ -1007,7 +1261,10 @@ impl WeightFiles {
         out: &Path,
         progress: &mut dyn FnMut(usize, usize, &str),
     ) -> Result<(), LoadError> {
-        let io = |source| LoadError::Io { path: out.to_path_buf(), source };
+        let io = |source| LoadError::Io {
+            path: out.to_path_buf(),
+            source,
+        };
         let tmp = out.with_extension("safetensors.partial");
         let state = WriteState {
             failure: std::cell::RefCell::new(None),
@@ -1019,7 +1276,15 @@ impl WeightFiles {
             .iter()
             .map(|e| {
                 let tensor = self.files.get(e.file).and_then(|f| f.tensor(&e.source_key));
-                (e.name.clone(), BundleView { entry: e, tensor, precision, state: &state })
+                (
+                    e.name.clone(),
+                    BundleView {
+                        entry: e,
+                        tensor,
+                        precision,
+                        state: &state,
+                    },
+                )
             })
             .collect();
         let mut meta: std::collections::HashMap<String, String> = metadata.into_iter().collect();
@@ -1028,7 +1293,10 @@ impl WeightFiles {
         let failed = state.failure.borrow_mut().take();
         if let Some(reason) = failed.or_else(|| written.err().map(|e| e.to_string())) {
             let _ = std::fs::remove_file(&tmp);
-            return Err(LoadError::Format { path: out.to_path_buf(), reason: format!("conversion failed: {reason}") });
+            return Err(LoadError::Format {
+                path: out.to_path_buf(),
+                reason: format!("conversion failed: {reason}"),
+            });
         }
         std::fs::rename(&tmp, out).map_err(io)?;
         Ok(())
@@ -1040,7 +1308,7 @@ struct WriteState<'p> {
     failure: std::cell::RefCell<Option<String>>,
     counter: std::cell::Cell<usize>,
     total: usize,
-    progress: std::cell::RefCell<&'p mut dyn FnMut(usize, usize, &str)>,
+    progress: std::cell::RefCell<ProgressFn<'p>>,
 }
 
 /// A tensor of the bundle being written: its bytes are read and converted only when the writer
@@ -1058,25 +1326,53 @@ impl BundleView<'_, '_> {
     }
 
     fn convert(&self) -> Result<Vec<u8>, String> {
-        let tensor = self.tensor.ok_or_else(|| format!("`{}` is missing", self.entry.source_key))?;
-        let bytes = tensor.to_bytes().map_err(|e| format!("reading `{}`: {e:?}", self.entry.source_key))?;
+        let tensor = self
+            .tensor
+            .ok_or_else(|| format!("`{}` is missing", self.entry.source_key))?;
+        let bytes = tensor
+            .to_bytes()
+            .map_err(|e| format!("reading `{}`: {e:?}", self.entry.source_key))?;
         let bytes: &[u8] = &bytes;
         let values: Vec<f32> = match tensor.dtype {
-            DType::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            DType::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-            DType::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+            DType::F32 => bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            DType::F16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
+            DType::BF16 => bytes
+                .chunks_exact(2)
+                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                .collect(),
             DType::F64 => bytes
                 .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
                 .collect(),
-            other => return Err(format!("`{}` has dtype {other:?}, expected a float tensor", self.entry.source_key)),
+            other => {
+                return Err(format!(
+                    "`{}` has dtype {other:?}, expected a float tensor",
+                    self.entry.source_key
+                ));
+            }
         };
         if values.len() != self.elements() {
-            return Err(format!("`{}` holds {} values, expected {}", self.entry.source_key, values.len(), self.elements()));
+            return Err(format!(
+                "`{}` holds {} values, expected {}",
+                self.entry.source_key,
+                values.len(),
+                self.elements()
+            ));
         }
         Ok(match self.precision {
             BundlePrecision::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            BundlePrecision::F16 => values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+            BundlePrecision::F16 => values
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect(),
         })
     }
 }

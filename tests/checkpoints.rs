@@ -37,14 +37,28 @@ fn check_vae_file(file: &Path, rel: f32) {
             // f16 weights: widen the tolerance to f16 precision by comparing the relative error.
             let got: Vec<f32> = moments.into_data().try_to_vec::<f32>().expect("f32");
             let max_e = expected.f32.iter().fold(0f32, |m, x| m.max(x.abs()));
-            let err = got.iter().zip(&expected.f32).fold(0f32, |m, (a, e)| m.max((a - e).abs()));
-            println!("{}: {case} max error {err:.3e} (max|e| {max_e:.3e})", file.display());
-            assert!(err <= rel * max_e, "{}: {case}: error {err} above {rel} * {max_e}", file.display());
+            let err = got
+                .iter()
+                .zip(&expected.f32)
+                .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+            println!(
+                "{}: {case} max error {err:.3e} (max|e| {max_e:.3e})",
+                file.display()
+            );
+            assert!(
+                err <= rel * max_e,
+                "{}: {case}: error {err} above {rel} * {max_e}",
+                file.display()
+            );
             results.checked += 1;
             continue;
         }
         expected.shape = moments.dims().to_vec();
-        results.check(&format!("{}: {case}.moments", file.display()), moments, &expected);
+        results.check(
+            &format!("{}: {case}.moments", file.display()),
+            moments,
+            &expected,
+        );
     }
     results.finish(&file.display().to_string());
 }
@@ -56,7 +70,10 @@ fn lightning_zip_checkpoint_loads() {
 
 #[test]
 fn lightning_legacy_checkpoint_loads() {
-    check_vae_file(&formats_dir().join("vae_encoder_lightning_legacy.ckpt"), 1.0);
+    check_vae_file(
+        &formats_dir().join("vae_encoder_lightning_legacy.ckpt"),
+        1.0,
+    );
 }
 
 #[test]
@@ -75,11 +92,18 @@ fn wrong_model_is_named() {
     let path = formats_dir().join("not_sd_v1.safetensors");
     let files = WeightFiles::open(&[&path]).expect("a valid safetensors file opens");
     assert_eq!(files.files()[0].kind(), CheckpointKind::SdV2);
-    let err = files.load_vae(&vae_config(), &Device::flex()).expect_err("not an SD v1 file");
+    let err = files
+        .load_vae(&vae_config(), &Device::flex())
+        .expect_err("not an SD v1 file");
     let msg = err.to_string();
     println!("{msg}");
     assert!(matches!(err, LoadError::NotFound { .. }), "{err:?}");
-    assert!(msg.contains("VAE encoder") && msg.contains("not_sd_v1.safetensors") && msg.contains("Stable Diffusion 2.x"), "{msg}");
+    assert!(
+        msg.contains("VAE encoder")
+            && msg.contains("not_sd_v1.safetensors")
+            && msg.contains("Stable Diffusion 2.x"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -89,7 +113,10 @@ fn truncated_file_is_a_clear_error() {
     let msg = err.to_string();
     println!("{msg}");
     assert!(matches!(err, LoadError::Format { .. }), "{err:?}");
-    assert!(msg.contains("truncated") && msg.contains("truncated.safetensors"), "{msg}");
+    assert!(
+        msg.contains("truncated") && msg.contains("truncated.safetensors"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -103,7 +130,11 @@ fn truncated_tensor_data_is_a_clear_error() {
     let err = WeightFiles::open(&[&path]).expect_err("truncated data");
     println!("{err}");
     assert!(err.to_string().contains("truncated"), "{err}");
-    for (name, bytes) in [("empty.ckpt", &b""[..]), ("garbage.ckpt", &b"hello world, not a checkpoint"[..]), ("badzip.ckpt", &b"PK\x03\x04garbage"[..])] {
+    for (name, bytes) in [
+        ("empty.ckpt", &b""[..]),
+        ("garbage.ckpt", &b"hello world, not a checkpoint"[..]),
+        ("badzip.ckpt", &b"PK\x03\x04garbage"[..]),
+    ] {
         let path = dir.join(name);
         std::fs::write(&path, bytes).expect("write");
         let err = WeightFiles::open(&[&path]).expect_err(name);
@@ -111,7 +142,10 @@ fn truncated_tensor_data_is_a_clear_error() {
         assert!(err.to_string().contains(name), "{err}");
     }
     let err = WeightFiles::open(&[dir.join("does-not-exist.ckpt")]).expect_err("missing");
-    assert!(matches!(err, LoadError::Io { .. }) && err.to_string().contains("does-not-exist.ckpt"), "{err}");
+    assert!(
+        matches!(err, LoadError::Io { .. }) && err.to_string().contains("does-not-exist.ckpt"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -125,12 +159,20 @@ fn wrong_shapes_and_missing_keys_are_listed() {
     let err = files.load_vae(&wide, &Device::flex()).expect_err("shapes");
     let msg = err.to_string();
     println!("{msg}");
-    assert!(msg.contains("wrong shape") && msg.contains("first_stage_model.encoder.conv_in.weight"), "{msg}");
+    assert!(
+        msg.contains("wrong shape") && msg.contains("first_stage_model.encoder.conv_in.weight"),
+        "{msg}"
+    );
     // One more level: its keys are missing.
     let mut deeper = vae_config();
     deeper.ch_mult.push(2);
-    let err = files.load_vae(&deeper, &Device::flex()).expect_err("missing");
+    let err = files
+        .load_vae(&deeper, &Device::flex())
+        .expect_err("missing");
     let msg = err.to_string();
     println!("{msg}");
-    assert!(msg.contains("missing key") && msg.contains("first_stage_model.encoder.down.3."), "{msg}");
+    assert!(
+        msg.contains("missing key") && msg.contains("first_stage_model.encoder.down.3."),
+        "{msg}"
+    );
 }

@@ -9,13 +9,18 @@ use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
 
 fn ldzmask() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ldzmask"));
-    cmd.env("LDZMASK_DEVICE", "cpu").env_remove("LDZMASK_WEIGHTS");
+    cmd.env("LDZMASK_DEVICE", "cpu")
+        .env_remove("LDZMASK_WEIGHTS");
     cmd
 }
 
 fn run(cmd: &mut Command) -> (i32, String) {
     let out = cmd.output().expect("run ldzmask");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("{text}");
     (out.status.code().unwrap_or(-1), text)
 }
@@ -31,7 +36,10 @@ fn segment_writes_the_fixture_mask() {
         let input = weights.join(format!("{name}.png"));
         write_png_from_tensor(io.get(&format!("{name}.image")), &input);
         let out = weights.join(format!("{name}-mask.png"));
-        let draws = format!("{}:{name}.", fixtures_dir().join("pipeline/io.safetensors").display());
+        let draws = format!(
+            "{}:{name}.",
+            fixtures_dir().join("pipeline/io.safetensors").display()
+        );
         let (code, text) = run(ldzmask()
             .arg("segment")
             .arg("--weights")
@@ -47,12 +55,18 @@ fn segment_writes_the_fixture_mask() {
         let (h, w) = (expected.shape[2], expected.shape[3]);
         // The tiny VAE downsamples by 4, so the fixture's logits are 2× the image: compare at the
         // image size by averaging 2×2 blocks (what bilinear resampling does at exactly ½).
-        assert_eq!((mask.width() as usize * 2, mask.height() as usize * 2), (w, h));
+        assert_eq!(
+            (mask.width() as usize * 2, mask.height() as usize * 2),
+            (w, h)
+        );
         let mut max_diff = 0f32;
         let mut sum_diff = 0f32;
         for y in 0..h / 2 {
             for x in 0..w / 2 {
-                let e = (0..4).map(|k| expected.f32[(2 * y + k / 2) * w + 2 * x + k % 2]).sum::<f32>() / 4.0;
+                let e = (0..4)
+                    .map(|k| expected.f32[(2 * y + k / 2) * w + 2 * x + k % 2])
+                    .sum::<f32>()
+                    / 4.0;
                 let got = f32::from(mask.get_pixel(x as u32, y as u32)[0]) / 255.0;
                 max_diff = max_diff.max((got - e).abs());
                 sum_diff += (got - e).abs();
@@ -62,15 +76,34 @@ fn segment_writes_the_fixture_mask() {
         println!("{name}: soft mask vs fixture: max {max_diff:.4}, mean {mean_diff:.5}");
         // The PNG input is the fixture image rounded to 8 bits (≤ 1/255 per channel) and the
         // output is 8-bit: the masks agree to a few 1/255 steps.
-        assert!(max_diff < 0.03 && mean_diff < 0.005, "{name}: max {max_diff}, mean {mean_diff}");
-        let cutout = image::open(weights.join(format!("{name}-mask-cutout.png"))).expect("cutout").to_rgba8();
+        assert!(
+            max_diff < 0.03 && mean_diff < 0.005,
+            "{name}: max {max_diff}, mean {mean_diff}"
+        );
+        let cutout = image::open(weights.join(format!("{name}-mask-cutout.png")))
+            .expect("cutout")
+            .to_rgba8();
         let source = image::open(&input).expect("input").to_rgb8();
-        assert!(cutout.pixels().zip(source.pixels()).all(|(c, s)| c.0[..3] == s.0), "cut-out keeps RGB");
+        assert!(
+            cutout
+                .pixels()
+                .zip(source.pixels())
+                .all(|(c, s)| c.0[..3] == s.0),
+            "cut-out keeps RGB"
+        );
     }
     // Existing outputs are not overwritten without --overwrite.
     let input = weights.join("case0.png");
     let out = weights.join("case0-mask.png");
-    let (code, text) = run(ldzmask().arg("segment").arg("--weights").arg(&weights).arg("--image").arg(&input).args(["--phrase", "x"]).arg("--out").arg(&out));
+    let (code, text) = run(ldzmask()
+        .arg("segment")
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--image")
+        .arg(&input)
+        .args(["--phrase", "x"])
+        .arg("--out")
+        .arg(&out));
     assert_ne!(code, 0);
     assert!(text.contains("already exists"), "{text}");
     let _ = std::fs::remove_dir_all(&weights);
@@ -97,11 +130,24 @@ fn batch_reports_broken_images_and_goes_on() {
         .arg(&out_dir));
     assert_eq!(code, 1, "one image is broken: exit 1\n{text}");
     assert!(text.contains("b.png"), "the broken file is named: {text}");
-    for name in ["a-a-cat.png", "a-the-sky.png", "c-a-cat.png", "c-the-sky.png"] {
-        let img = image::open(out_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}")).to_luma8();
-        assert!(img.pixels().all(|p| p[0] == 0 || p[0] == 255), "{name} is binary");
+    for name in [
+        "a-a-cat.png",
+        "a-the-sky.png",
+        "c-a-cat.png",
+        "c-the-sky.png",
+    ] {
+        let img = image::open(out_dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .to_luma8();
+        assert!(
+            img.pixels().all(|p| p[0] == 0 || p[0] == 255),
+            "{name} is binary"
+        );
     }
-    assert_eq!((image::open(out_dir.join("c-a-cat.png")).expect("c").width()), 96);
+    assert_eq!(
+        (image::open(out_dir.join("c-a-cat.png")).expect("c").width()),
+        96
+    );
     let _ = std::fs::remove_dir_all(&weights);
 }
 
@@ -112,14 +158,35 @@ fn missing_image_and_missing_weights_are_clear_errors() {
         .arg("segment")
         .arg("--weights")
         .arg(&weights)
-        .args(["--image", "/nonexistent/photo.png", "--phrase", "x", "--out"])
+        .args([
+            "--image",
+            "/nonexistent/photo.png",
+            "--phrase",
+            "x",
+            "--out",
+        ])
         .arg(weights.join("o.png")));
     assert_eq!(code, 1);
     assert!(text.contains("/nonexistent/photo.png"), "{text}");
-    let (code, text) = run(ldzmask().args(["segment", "--weights", "/nonexistent/weights", "--image", "a.png", "--phrase", "x", "--out", "o.png"]));
+    let (code, text) = run(ldzmask().args([
+        "segment",
+        "--weights",
+        "/nonexistent/weights",
+        "--image",
+        "a.png",
+        "--phrase",
+        "x",
+        "--out",
+        "o.png",
+    ]));
     assert_ne!(code, 0);
-    assert!(text.contains("/nonexistent/weights") && text.contains("does not exist"), "{text}");
-    let (code, text) = run(ldzmask().args(["segment", "--image", "a.png", "--phrase", " ", "--out", "o.png"]));
+    assert!(
+        text.contains("/nonexistent/weights") && text.contains("does not exist"),
+        "{text}"
+    );
+    let (code, text) = run(ldzmask().args([
+        "segment", "--image", "a.png", "--phrase", " ", "--out", "o.png",
+    ]));
     assert_ne!(code, 0);
     assert!(text.contains("empty"), "{text}");
     let _ = std::fs::remove_dir_all(&weights);
@@ -130,7 +197,22 @@ fn missing_image_and_missing_weights_are_clear_errors() {
 fn segment_help_documents_every_flag() {
     let (code, text) = run(ldzmask().args(["segment", "--help"]));
     assert_eq!(code, 0);
-    for flag in ["--image", "--input-dir", "--phrase", "--out", "--out-dir", "--threshold", "--soft", "--cutout", "--mode", "--seed", "--draws", "--overwrite", "--device", "--weights"] {
+    for flag in [
+        "--image",
+        "--input-dir",
+        "--phrase",
+        "--out",
+        "--out-dir",
+        "--threshold",
+        "--soft",
+        "--cutout",
+        "--mode",
+        "--seed",
+        "--draws",
+        "--overwrite",
+        "--device",
+        "--weights",
+    ] {
         assert!(text.contains(flag), "`segment --help` lacks {flag}");
     }
 }

@@ -12,30 +12,35 @@ use burn::prelude::*;
 use burn::tensor::DType;
 use common::fixtures_dir;
 use ldzmask::model::configs::ModelConfigs;
-use ldzmask::weights::{expected_params, ignored_reason, Checkpoint, CheckpointKind, Network, WeightFiles};
+use ldzmask::weights::{
+    Checkpoint, CheckpointKind, Network, WeightFiles, expected_params, ignored_reason,
+};
 
 fn manifest(name: &str, keep: impl Fn(&str) -> bool) -> Checkpoint {
     let path = fixtures_dir().join("manifests").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let entries = text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).filter_map(|line| {
-        let mut parts = line.split('\t');
-        let name = parts.next()?.to_string();
-        let shape: Vec<usize> = parts
-            .next()?
-            .trim_matches(|c| c == '[' || c == ']')
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| s.trim().parse().expect("shape"))
-            .collect();
-        let dtype = match parts.next()?.trim() {
-            "float32" => DType::F32,
-            "float16" => DType::F16,
-            "int64" => DType::I64,
-            "int32" => DType::I32,
-            other => panic!("dtype {other}"),
-        };
-        keep(&name).then_some((name, shape, dtype))
-    });
+    let entries = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|line| {
+            let mut parts = line.split('\t');
+            let name = parts.next()?.to_string();
+            let shape: Vec<usize> = parts
+                .next()?
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().parse().expect("shape"))
+                .collect();
+            let dtype = match parts.next()?.trim() {
+                "float32" => DType::F32,
+                "float16" => DType::F16,
+                "int64" => DType::I64,
+                "int32" => DType::I32,
+                other => panic!("dtype {other}"),
+            };
+            keep(&name).then_some((name, shape, dtype))
+        });
     Checkpoint::from_layout(Path::new(name), entries.collect::<Vec<_>>())
 }
 
@@ -44,36 +49,80 @@ fn manifest(name: &str, keep: impl Fn(&str) -> bool) -> Checkpoint {
 fn pipeline_networks() -> Vec<(Network, Vec<ldzmask::weights::ExpectedParam>)> {
     let c = ModelConfigs::official();
     let device = Device::flex();
-    let last = c.ldznet_unet.ldznet_feature_indices().into_iter().max().expect("sites");
-    assert_eq!(c.ldznet_unet.ldznet_feature_indices(), vec![5, 6, 7, 8, 9], "LD-ZNet reads SD features 5-9");
+    let last = c
+        .ldznet_unet
+        .ldznet_feature_indices()
+        .into_iter()
+        .max()
+        .expect("sites");
+    assert_eq!(
+        c.ldznet_unet.ldznet_feature_indices(),
+        vec![5, 6, 7, 8, 9],
+        "LD-ZNet reads SD features 5-9"
+    );
     vec![
         (Network::Vae, expected_params(&c.vae.init(&device))),
         (Network::Clip, expected_params(&c.clip.init(&device))),
-        (Network::SdUnet, expected_params(&c.sd_unet.truncated_after_feature(last).init(&device))),
-        (Network::LdznetUnet, expected_params(&c.ldznet_unet.init(&device))),
+        (
+            Network::SdUnet,
+            expected_params(&c.sd_unet.truncated_after_feature(last).init(&device)),
+        ),
+        (
+            Network::LdznetUnet,
+            expected_params(&c.ldznet_unet.init(&device)),
+        ),
     ]
 }
 
 fn check_plan(files: WeightFiles, expect_sd_prefix: &str) {
     let networks = pipeline_networks();
     let (plan, unused) = files.key_plan(&networks).unwrap_or_else(|e| panic!("{e}"));
-    let by_network: BTreeMap<&str, &Vec<String>> = plan.iter().map(|(n, k)| (n.name(), k)).collect();
+    let by_network: BTreeMap<&str, &Vec<String>> =
+        plan.iter().map(|(n, k)| (n.name(), k)).collect();
     for (network, keys) in &plan {
         println!("{}: {} tensors", network.name(), keys.len());
     }
     let ldz = by_network["LD-ZNet UNet"];
     assert_eq!(ldz.len(), 760, "LD-ZNet UNet tensors");
-    assert!(ldz.iter().all(|k| k.starts_with("model_ema.diffusion_model")), "LD-ZNet must come from the EMA shadows");
+    assert!(
+        ldz.iter()
+            .all(|k| k.starts_with("model_ema.diffusion_model")),
+        "LD-ZNet must come from the EMA shadows"
+    );
     let sd = by_network["SD v1 UNet"];
-    assert!(sd.iter().all(|k| k.starts_with(expect_sd_prefix)), "SD UNet prefix {expect_sd_prefix}");
-    assert!(sd.iter().any(|k| k.contains("output_blocks.5.1.")), "SD UNet reaches output_blocks.5");
-    assert!(!sd.iter().any(|k| k.contains("output_blocks.5.2.") || k.contains("output_blocks.6.") || k.contains(".out.")), "SD UNet is truncated");
-    assert_eq!(by_network["VAE encoder"].len(), 106 + 2, "VAE encoder + quant_conv");
-    assert_eq!(by_network["CLIP text encoder"].len(), 196, "CLIP without position_ids");
+    assert!(
+        sd.iter().all(|k| k.starts_with(expect_sd_prefix)),
+        "SD UNet prefix {expect_sd_prefix}"
+    );
+    assert!(
+        sd.iter().any(|k| k.contains("output_blocks.5.1.")),
+        "SD UNet reaches output_blocks.5"
+    );
+    assert!(
+        !sd.iter().any(|k| k.contains("output_blocks.5.2.")
+            || k.contains("output_blocks.6.")
+            || k.contains(".out.")),
+        "SD UNet is truncated"
+    );
+    assert_eq!(
+        by_network["VAE encoder"].len(),
+        106 + 2,
+        "VAE encoder + quant_conv"
+    );
+    assert_eq!(
+        by_network["CLIP text encoder"].len(),
+        196,
+        "CLIP without position_ids"
+    );
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     let mut unexplained = Vec::new();
     for key in &unused {
-        let kind = files.files().iter().find(|f| f.tensor(key).is_some()).map(Checkpoint::kind).expect("key belongs to a file");
+        let kind = files
+            .files()
+            .iter()
+            .find(|f| f.tensor(key).is_some())
+            .map(Checkpoint::kind)
+            .expect("key belongs to a file");
         match ignored_reason(key, kind) {
             Some(why) => *reasons.entry(why).or_default() += 1,
             None => unexplained.push(key.clone()),
@@ -82,7 +131,10 @@ fn check_plan(files: WeightFiles, expect_sd_prefix: &str) {
     for (why, n) in &reasons {
         println!("ignored {n:5}: {why}");
     }
-    assert!(unexplained.is_empty(), "keys read by nothing and not deliberately ignored: {unexplained:?}");
+    assert!(
+        unexplained.is_empty(),
+        "keys read by nothing and not deliberately ignored: {unexplained:?}"
+    );
 }
 
 #[test]
@@ -92,7 +144,10 @@ fn full_ldznet_checkpoint_plus_sd_full_ema() {
     assert_eq!(sd.kind(), CheckpointKind::SdV1);
     assert_eq!(ldz.kind(), CheckpointKind::Ldznet);
     // The frozen SD UNet inside the LD-ZNet file wins (it is the same non-EMA SD v1.4 UNet).
-    check_plan(WeightFiles::from_checkpoints(vec![sd, ldz]), "sd_features_stage_model.model.model.diffusion_model.");
+    check_plan(
+        WeightFiles::from_checkpoints(vec![sd, ldz]),
+        "sd_features_stage_model.model.model.diffusion_model.",
+    );
 }
 
 #[test]
@@ -100,15 +155,22 @@ fn pruned_ldznet_checkpoint_plus_sd_full_ema() {
     // The released file may hold only the segmentation UNet (raw + EMA): the SD UNet, VAE and
     // CLIP then come from the SD file, its UNet from `model.diffusion_model.*` (never `model_ema.*`).
     let sd = manifest("sd_v1_full_ema_checkpoint_keys.txt", |_| true);
-    let ldz = manifest("ldznet_checkpoint_keys.txt", |k| k.starts_with("model.diffusion_model.") || k.starts_with("model_ema."));
-    check_plan(WeightFiles::from_checkpoints(vec![ldz, sd]), "model.diffusion_model.");
+    let ldz = manifest("ldznet_checkpoint_keys.txt", |k| {
+        k.starts_with("model.diffusion_model.") || k.starts_with("model_ema.")
+    });
+    check_plan(
+        WeightFiles::from_checkpoints(vec![ldz, sd]),
+        "model.diffusion_model.",
+    );
 }
 
 #[test]
 fn sd_alone_is_not_enough_and_says_so() {
     let sd = manifest("sd_v1_checkpoint_keys.txt", |_| true);
     let files = WeightFiles::from_checkpoints(vec![sd]);
-    let err = files.key_plan(&pipeline_networks()).expect_err("no LD-ZNet");
+    let err = files
+        .key_plan(&pipeline_networks())
+        .expect_err("no LD-ZNet");
     let msg = err.to_string();
     println!("{msg}");
     assert!(msg.contains("LD-ZNet UNet"), "{msg}");
@@ -124,13 +186,24 @@ fn manifest_shapes_match_the_full_size_models() {
     let files = WeightFiles::from_checkpoints(vec![ldz, sd]);
     let networks = vec![
         (Network::SdUnet, expected_params(&c.sd_unet.init(&device))),
-        (Network::LdznetUnet, expected_params(&c.ldznet_unet.init(&device))),
+        (
+            Network::LdznetUnet,
+            expected_params(&c.ldznet_unet.init(&device)),
+        ),
     ];
     let (plan, _) = files.key_plan(&networks).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(plan[0].1.len(), 686, "SD UNet tensors");
     assert_eq!(plan[1].1.len(), 760, "LD-ZNet UNet tensors");
-    let params: usize = networks[1].1.iter().map(|p| p.shape.iter().product::<usize>()).sum();
+    let params: usize = networks[1]
+        .1
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
     assert_eq!(params, 925_882_936, "LD-ZNet UNet parameter count");
-    let params: usize = networks[0].1.iter().map(|p| p.shape.iter().product::<usize>()).sum();
+    let params: usize = networks[0]
+        .1
+        .iter()
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
     assert_eq!(params, 859_520_964, "SD UNet parameter count");
 }

@@ -16,7 +16,7 @@ use ldzmask::model::configs::{ModelConfigs, clip_from_json, unet_from_json, vae_
 use ldzmask::model::schedule::NoiseSchedule;
 use ldzmask::model::unet::FeatureRequest;
 use ldzmask::model::vae::Posterior;
-use ldzmask::pipeline::{Draws, PreprocessConfig, Segmenter, PROMPT_TEMPLATES};
+use ldzmask::pipeline::{Draws, PROMPT_TEMPLATES, PreprocessConfig, Segmenter};
 use ldzmask::tokenizer::ClipTokenizer;
 use ldzmask::weights::WeightFiles;
 
@@ -56,7 +56,9 @@ fn run_all(device: &Device, device_name: &str) {
                 ran += 1;
             }
             None if entry.path().join("io.safetensors").exists() => {
-                report.fail(format!("fixture component `{name}` is not supported by the parity harness"));
+                report.fail(format!(
+                    "fixture component `{name}` is not supported by the parity harness"
+                ));
             }
             None => {}
         }
@@ -88,30 +90,48 @@ fn weights(dir: &Path) -> WeightFiles {
 fn check_tokenizer(dir: &Path, _device: &Device, report: &mut Report) {
     let tokenizer = ClipTokenizer::bundled().expect("bundled tokenizer");
     let path = dir.join("clip_tokenizer_cases.json");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("cases")).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("cases")).expect("json");
     let cases = json["cases"].as_array().expect("cases array");
     let mut matched = 0;
     for case in cases {
         let text = case["text"].as_str().expect("text");
-        let expected: Vec<u32> = case["ids"].as_array().expect("ids").iter().map(|v| v.as_u64().expect("id") as u32).collect();
+        let expected: Vec<u32> = case["ids"]
+            .as_array()
+            .expect("ids")
+            .iter()
+            .map(|v| v.as_u64().expect("id") as u32)
+            .collect();
         match tokenizer.encode(text) {
             Ok(ids) if ids.as_slice() == expected.as_slice() => matched += 1,
-            Ok(ids) => report.fail(format!("tokenizer {text:?}: got {:?}, expected {expected:?}", ids.as_slice())),
+            Ok(ids) => report.fail(format!(
+                "tokenizer {text:?}: got {:?}, expected {expected:?}",
+                ids.as_slice()
+            )),
             Err(e) => report.fail(format!("tokenizer {text:?}: {e}")),
         }
     }
     report.checked += 1;
-    println!("tokenizer: {matched}/{} phrases give exactly the golden ids", cases.len());
+    println!(
+        "tokenizer: {matched}/{} phrases give exactly the golden ids",
+        cases.len()
+    );
 }
 
 fn check_clip_text(dir: &Path, device: &Device, report: &mut Report) {
     let cfg = config(dir);
     let clip_config = clip_from_json(&cfg["clip_text_config"]).expect("clip config");
-    let (clip, _) = weights(dir).load_clip(&clip_config, device).unwrap_or_else(|e| panic!("{e}"));
+    let (clip, _) = weights(dir)
+        .load_clip(&clip_config, device)
+        .unwrap_or_else(|e| panic!("{e}"));
     let io = Io::open(&dir.join("io.safetensors"));
     let ids = io.int_tensor::<2>("input_ids", device);
     let (last, hidden) = clip.forward_with_hidden_states(ids);
-    report.check("clip_text.last_hidden_state", last, io.get("last_hidden_state"));
+    report.check(
+        "clip_text.last_hidden_state",
+        last,
+        io.get("last_hidden_state"),
+    );
     for (i, h) in hidden.into_iter().enumerate() {
         let name = format!("debug.hidden_states.{i}");
         if io.has(&name) {
@@ -123,31 +143,65 @@ fn check_clip_text(dir: &Path, device: &Device, report: &mut Report) {
 fn check_vae_encoder(dir: &Path, device: &Device, report: &mut Report) {
     let cfg = config(dir);
     let vae_config = vae_from_json(&cfg["ddconfig"], &cfg["embed_dim"]).expect("vae config");
-    let (vae, _) = weights(dir).load_vae(&vae_config, device).unwrap_or_else(|e| panic!("{e}"));
+    let (vae, _) = weights(dir)
+        .load_vae(&vae_config, device)
+        .unwrap_or_else(|e| panic!("{e}"));
     let io = Io::open(&dir.join("io.safetensors"));
     for case in io.cases("image") {
         let moments = vae.moments(io.tensor::<4>(&format!("{case}.image"), device));
-        report.check(&format!("vae_encoder.{case}.moments"), moments.clone(), io.get(&format!("{case}.moments")));
+        report.check(
+            &format!("vae_encoder.{case}.moments"),
+            moments.clone(),
+            io.get(&format!("{case}.moments")),
+        );
         let posterior = Posterior::from_moments(moments);
         let g = |n: &str| io.get(&format!("{case}.{n}"));
-        report.check(&format!("vae_encoder.{case}.mean"), posterior.mean.clone(), g("mean"));
-        report.check(&format!("vae_encoder.{case}.logvar"), posterior.logvar.clone(), g("logvar"));
-        report.check(&format!("vae_encoder.{case}.std"), posterior.std.clone(), g("std"));
-        report.check(&format!("vae_encoder.{case}.latent_mean_scaled"), posterior.mean_scaled(), g("latent_mean_scaled"));
+        report.check(
+            &format!("vae_encoder.{case}.mean"),
+            posterior.mean.clone(),
+            g("mean"),
+        );
+        report.check(
+            &format!("vae_encoder.{case}.logvar"),
+            posterior.logvar.clone(),
+            g("logvar"),
+        );
+        report.check(
+            &format!("vae_encoder.{case}.std"),
+            posterior.std.clone(),
+            g("std"),
+        );
+        report.check(
+            &format!("vae_encoder.{case}.latent_mean_scaled"),
+            posterior.mean_scaled(),
+            g("latent_mean_scaled"),
+        );
         let noise = io.tensor::<4>(&format!("{case}.sample_noise"), device);
-        report.check(&format!("vae_encoder.{case}.latent_sample_scaled"), posterior.sample_scaled(noise), g("latent_sample_scaled"));
+        report.check(
+            &format!("vae_encoder.{case}.latent_sample_scaled"),
+            posterior.sample_scaled(noise),
+            g("latent_sample_scaled"),
+        );
     }
 }
 
 fn check_sd_unet_features(dir: &Path, device: &Device, report: &mut Report) {
     let cfg = config(dir);
     let unet_config = unet_from_json(&cfg["unet"], None).expect("unet config");
-    let (unet, _) = weights(dir).load_sd_unet(&unet_config, device).unwrap_or_else(|e| panic!("{e}"));
+    let (unet, _) = weights(dir)
+        .load_sd_unet(&unet_config, device)
+        .unwrap_or_else(|e| panic!("{e}"));
     let io = Io::open(&dir.join("io.safetensors"));
     let schedule = NoiseSchedule::sd_v1();
     for (name, ours) in [
-        ("schedule.sqrt_alphas_cumprod", &schedule.sqrt_alphas_cumprod),
-        ("schedule.sqrt_one_minus_alphas_cumprod", &schedule.sqrt_one_minus_alphas_cumprod),
+        (
+            "schedule.sqrt_alphas_cumprod",
+            &schedule.sqrt_alphas_cumprod,
+        ),
+        (
+            "schedule.sqrt_one_minus_alphas_cumprod",
+            &schedule.sqrt_one_minus_alphas_cumprod,
+        ),
         ("schedule.alphas_cumprod", &schedule.alphas_cumprod),
     ] {
         if io.has(name) {
@@ -162,10 +216,16 @@ fn check_sd_unet_features(dir: &Path, device: &Device, report: &mut Report) {
         let [batch, ..] = z.dims();
         let coef = |v: &[f32]| {
             let values: Vec<f32> = t.iter().map(|&t| v[t as usize]).collect();
-            Tensor::<1>::from_data(TensorData::new(values, [batch]), device).reshape([batch, 1, 1, 1])
+            Tensor::<1>::from_data(TensorData::new(values, [batch]), device)
+                .reshape([batch, 1, 1, 1])
         };
-        let z_noisy = z * coef(&schedule.sqrt_alphas_cumprod) + noise * coef(&schedule.sqrt_one_minus_alphas_cumprod);
-        report.check(&format!("sd_unet_features.{case}.z_noisy"), z_noisy.clone(), g("z_noisy"));
+        let z_noisy = z * coef(&schedule.sqrt_alphas_cumprod)
+            + noise * coef(&schedule.sqrt_one_minus_alphas_cumprod);
+        report.check(
+            &format!("sd_unet_features.{case}.z_noisy"),
+            z_noisy.clone(),
+            g("z_noisy"),
+        );
         let context = io.tensor::<3>(&format!("{case}.context"), device);
         let out = unet.forward_features(z_noisy, &t, context.clone(), &FeatureRequest::default());
         match out.eps {
@@ -174,34 +234,57 @@ fn check_sd_unet_features(dir: &Path, device: &Device, report: &mut Report) {
         }
         for (i, feature) in out.features.into_iter().enumerate() {
             match feature {
-                Some(f) => report.check(&format!("sd_unet_features.{case}.feat_{i}"), f, g(&format!("feat_{i}"))),
+                Some(f) => report.check(
+                    &format!("sd_unet_features.{case}.feat_{i}"),
+                    f,
+                    g(&format!("feat_{i}")),
+                ),
                 None => report.fail(format!("sd_unet_features.{case}: feature {i} missing")),
             }
         }
         // The early stop used by the pipeline gives the same features.
         let last = unet.num_transformers() / 2;
-        let request = FeatureRequest { keep: Some(vec![last]), stop_after: Some(last) };
+        let request = FeatureRequest {
+            keep: Some(vec![last]),
+            stop_after: Some(last),
+        };
         let z_noisy = io.tensor::<4>(&format!("{case}.z_noisy"), device);
         let early = unet.forward_features(z_noisy, &t, context, &request);
         match early.features.get(last).cloned().flatten() {
-            Some(f) if early.eps.is_none() => report.check(&format!("sd_unet_features.{case}.feat_{last} (early stop)"), f, g(&format!("feat_{last}"))),
-            _ => report.fail(format!("sd_unet_features.{case}: early stop did not return feature {last} alone")),
+            Some(f) if early.eps.is_none() => report.check(
+                &format!("sd_unet_features.{case}.feat_{last} (early stop)"),
+                f,
+                g(&format!("feat_{last}")),
+            ),
+            _ => report.fail(format!(
+                "sd_unet_features.{case}: early stop did not return feature {last} alone"
+            )),
         }
     }
 }
 
 fn check_ldznet_unet(dir: &Path, device: &Device, report: &mut Report) {
     let cfg = config(dir);
-    let unet_config = unet_from_json(&cfg["unet"], cfg.get("spatial_transformers")).expect("unet config").with_ldznet_head(true);
-    let (unet, _) = weights(dir).load_ldznet_unet(&unet_config, device).unwrap_or_else(|e| panic!("{e}"));
+    let unet_config = unet_from_json(&cfg["unet"], cfg.get("spatial_transformers"))
+        .expect("unet config")
+        .with_ldznet_head(true);
+    let (unet, _) = weights(dir)
+        .load_ldznet_unet(&unet_config, device)
+        .unwrap_or_else(|e| panic!("{e}"));
     let io = Io::open(&dir.join("io.safetensors"));
     for case in io.cases("z") {
         let n = unet.num_transformers();
-        let features: Vec<Option<Tensor<4>>> = (0..n).map(|i| Some(io.tensor::<4>(&format!("{case}.sd_feat_{i}"), device))).collect();
+        let features: Vec<Option<Tensor<4>>> = (0..n)
+            .map(|i| Some(io.tensor::<4>(&format!("{case}.sd_feat_{i}"), device)))
+            .collect();
         let z = io.tensor::<4>(&format!("{case}.z"), device);
         let context = io.tensor::<3>(&format!("{case}.context"), device);
         let logits = unet.forward_ldznet(z, context, &features);
-        report.check(&format!("ldznet_unet.{case}.logits"), logits, io.get(&format!("{case}.logits")));
+        report.check(
+            &format!("ldznet_unet.{case}.logits"),
+            logits,
+            io.get(&format!("{case}.logits")),
+        );
     }
 }
 
@@ -210,22 +293,42 @@ fn check_pipeline(dir: &Path, device: &Device, report: &mut Report) {
     let mut configs_json = cfg.clone();
     configs_json["ldznet_spatial_transformers"] = cfg["ldznet_spatial_transformers"].clone();
     let configs = ModelConfigs::from_json(&configs_json).expect("pipeline configs");
-    for (i, template) in cfg["prompt_templates"].as_array().into_iter().flatten().enumerate() {
+    for (i, template) in cfg["prompt_templates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if template.as_str() != PROMPT_TEMPLATES.get(i).copied() {
             report.fail(format!("prompt template {i} differs: {template}"));
         }
     }
     let tokenizer = ClipTokenizer::bundled().expect("bundled tokenizer");
-    let segmenter = Segmenter::load(&weights(dir), configs, PreprocessConfig::default(), tokenizer, device, &mut |_, _, _| {})
-        .unwrap_or_else(|e| panic!("{e}"));
+    let segmenter = Segmenter::load(
+        &weights(dir),
+        configs,
+        PreprocessConfig::default(),
+        tokenizer,
+        device,
+        &mut |_, _, _| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let io = Io::open(&dir.join("io.safetensors"));
     let cases = cfg["cases"].as_array().expect("cases");
     for case_cfg in cases {
         let case = case_cfg["name"].as_str().expect("case name");
         let g = |n: &str| io.get(&format!("{case}.{n}"));
         let posterior = segmenter.encode(io.tensor::<4>(&format!("{case}.image"), device));
-        report.check(&format!("pipeline.{case}.posterior_mean"), posterior.mean.clone(), g("posterior_mean"));
-        report.check(&format!("pipeline.{case}.posterior_std"), posterior.std.clone(), g("posterior_std"));
+        report.check(
+            &format!("pipeline.{case}.posterior_mean"),
+            posterior.mean.clone(),
+            g("posterior_mean"),
+        );
+        report.check(
+            &format!("pipeline.{case}.posterior_std"),
+            posterior.std.clone(),
+            g("posterior_std"),
+        );
         let noise = g("posterior_noise").f32.clone();
         let z = posterior.sample_scaled(io.tensor::<4>(&format!("{case}.posterior_noise"), device));
         report.check(&format!("pipeline.{case}.z"), z, g("z"));
@@ -238,12 +341,21 @@ fn check_pipeline(dir: &Path, device: &Device, report: &mut Report) {
         };
         let prompt = PROMPT_TEMPLATES[draws.template_index].replace("{}", phrase);
         if Some(prompt.as_str()) != case_cfg["prompt"].as_str() {
-            report.fail(format!("pipeline.{case}: prompt {prompt:?} != {:?}", case_cfg["prompt"]));
+            report.fail(format!(
+                "pipeline.{case}: prompt {prompt:?} != {:?}",
+                case_cfg["prompt"]
+            ));
         }
         let context = segmenter.encode_text(&prompt).expect("tokenize");
         report.check(&format!("pipeline.{case}.context"), context, g("context"));
-        let (logits, _, _) = segmenter.logits_with_draws(&posterior, phrase, &draws).expect("segment");
-        report.check(&format!("pipeline.{case}.logits"), logits.clone(), g("logits"));
+        let (logits, _, _) = segmenter
+            .logits_with_draws(&posterior, phrase, &draws)
+            .expect("segment");
+        report.check(
+            &format!("pipeline.{case}.logits"),
+            logits.clone(),
+            g("logits"),
+        );
         report.check(&format!("pipeline.{case}.mask"), sigmoid(logits), g("mask"));
     }
 }

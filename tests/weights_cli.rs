@@ -16,12 +16,18 @@ use ldzmask::weights::WeightFiles;
 
 fn ldzmask(args: &[&str], dirs: &[&Path]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ldzmask"));
-    cmd.env("LDZMASK_DEVICE", "cpu").env_remove("LDZMASK_WEIGHTS").args(args);
+    cmd.env("LDZMASK_DEVICE", "cpu")
+        .env_remove("LDZMASK_WEIGHTS")
+        .args(args);
     for d in dirs {
         cmd.arg(d);
     }
     let out = cmd.output().expect("run ldzmask");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     println!("$ ldzmask {args:?} {dirs:?}\n{text}");
     (out.status.code().unwrap_or(-1), text)
 }
@@ -38,7 +44,10 @@ fn check_accepts_the_tiny_set() {
     let dir = tiny_weights_dir("check-ok");
     let (code, text) = ldzmask(&["weights", "check"], &[&dir]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains("Usable") && text.contains("LD-ZNet checkpoint"), "{text}");
+    assert!(
+        text.contains("Usable") && text.contains("LD-ZNet checkpoint"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -47,9 +56,21 @@ fn check_reports_broken_sets_with_exit_1() {
     let formats = fixtures_dir().join("checkpoint_formats");
     let cases: Vec<(&str, Vec<PathBuf>, &str)> = vec![
         ("empty", vec![], "holds no checkpoint"),
-        ("truncated", vec![formats.join("truncated.safetensors")], "truncated"),
-        ("wrong-model", vec![formats.join("not_sd_v1.safetensors")], "Stable Diffusion 2.x"),
-        ("vae-only", vec![fixtures_dir().join("vae_encoder/weights.safetensors")], "LD-ZNet UNet"),
+        (
+            "truncated",
+            vec![formats.join("truncated.safetensors")],
+            "truncated",
+        ),
+        (
+            "wrong-model",
+            vec![formats.join("not_sd_v1.safetensors")],
+            "Stable Diffusion 2.x",
+        ),
+        (
+            "vae-only",
+            vec![fixtures_dir().join("vae_encoder/weights.safetensors")],
+            "LD-ZNet UNet",
+        ),
     ];
     for (name, files, expected) in cases {
         let dir = temp_dir(name);
@@ -58,7 +79,10 @@ fn check_reports_broken_sets_with_exit_1() {
         }
         let (code, text) = ldzmask(&["weights", "check"], &[&dir]);
         assert_eq!(code, 1, "{name}: {text}");
-        assert!(text.contains(expected), "{name}: expected {expected:?} in:\n{text}");
+        assert!(
+            text.contains(expected),
+            "{name}: expected {expected:?} in:\n{text}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
     let (code, text) = ldzmask(&["weights", "check", "/nonexistent/ldzmask/weights"], &[]);
@@ -69,9 +93,22 @@ fn check_reports_broken_sets_with_exit_1() {
 #[test]
 fn convert_fails_cleanly_on_broken_inputs() {
     let dir = temp_dir("convert-broken");
-    std::fs::copy(fixtures_dir().join("checkpoint_formats/truncated.safetensors"), dir.join("truncated.safetensors")).expect("copy");
+    std::fs::copy(
+        fixtures_dir().join("checkpoint_formats/truncated.safetensors"),
+        dir.join("truncated.safetensors"),
+    )
+    .expect("copy");
     let out = dir.join("bundle.safetensors");
-    let (code, text) = ldzmask(&["weights", "convert", "--out", out.to_str().expect("utf8"), "--weights"], &[&dir]);
+    let (code, text) = ldzmask(
+        &[
+            "weights",
+            "convert",
+            "--out",
+            out.to_str().expect("utf8"),
+            "--weights",
+        ],
+        &[&dir],
+    );
     assert_ne!(code, 0);
     assert!(text.contains("truncated"), "{text}");
     assert!(!out.exists(), "no bundle is left behind");
@@ -84,7 +121,15 @@ fn case0_logits(dir: &Path) -> (Vec<f32>, Vec<f32>) {
     let files = WeightFiles::open(&found.files).unwrap_or_else(|e| panic!("{e}"));
     let device = Device::flex();
     let tokenizer = ClipTokenizer::bundled().expect("tokenizer");
-    let segmenter = Segmenter::load(&files, found.configs, found.preprocess, tokenizer, &device, &mut |_, _, _| {}).unwrap_or_else(|e| panic!("{e}"));
+    let segmenter = Segmenter::load(
+        &files,
+        found.configs,
+        found.preprocess,
+        tokenizer,
+        &device,
+        &mut |_, _, _| {},
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
     let posterior = segmenter.encode(io.tensor::<4>("case0.image", &device));
     let draws = Draws {
@@ -93,8 +138,13 @@ fn case0_logits(dir: &Path) -> (Vec<f32>, Vec<f32>) {
         t_sd: io.get("case0.t_sd").i64[0],
         noise_sd: io.get("case0.noise_sd").f32.clone(),
     };
-    let (logits, _, _) = segmenter.logits_with_draws(&posterior, "Mickey mouse", &draws).expect("segment");
-    let mask: Vec<f32> = sigmoid(logits.clone()).into_data().try_to_vec::<f32>().expect("f32");
+    let (logits, _, _) = segmenter
+        .logits_with_draws(&posterior, "Mickey mouse", &draws)
+        .expect("segment");
+    let mask: Vec<f32> = sigmoid(logits.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .expect("f32");
     (logits.into_data().try_to_vec::<f32>().expect("f32"), mask)
 }
 
@@ -104,8 +154,12 @@ fn converted_bundles_reproduce_the_original_outputs() {
     let (original, original_mask) = case0_logits(&dir);
     let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
     let golden = &io.get("case0.logits").f32;
-    let max_abs = |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    println!("original files vs golden logits: {:.3e}", max_abs(&original, golden));
+    let max_abs =
+        |a: &[f32], b: &[f32]| a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    println!(
+        "original files vs golden logits: {:.3e}",
+        max_abs(&original, golden)
+    );
     for (precision, flag) in [("f32", Some("--f32")), ("f16", None)] {
         let bundle_dir = temp_dir(&format!("bundle-{precision}"));
         let out = bundle_dir.join("ldzmask-bundle.safetensors");
@@ -114,20 +168,32 @@ fn converted_bundles_reproduce_the_original_outputs() {
         args.push("--weights");
         let (code, text) = ldzmask(&args, &[&dir]);
         assert_eq!(code, 0, "{text}");
-        let original_size = std::fs::metadata(dir.join("weights.safetensors")).expect("size").len();
+        let original_size = std::fs::metadata(dir.join("weights.safetensors"))
+            .expect("size")
+            .len();
         let bundle_size = std::fs::metadata(&out).expect("bundle").len();
-        println!("{precision} bundle: {bundle_size} bytes (original combined file {original_size})");
+        println!(
+            "{precision} bundle: {bundle_size} bytes (original combined file {original_size})"
+        );
         // The bundle folder holds only the bundle: its metadata carries the configs.
         let (logits, mask) = case0_logits(&bundle_dir);
         let logit_err = max_abs(&logits, &original);
         let mask_err = max_abs(&mask, &original_mask);
-        println!("{precision} bundle vs original files: logits {logit_err:.3e}, mask {mask_err:.3e}");
+        println!(
+            "{precision} bundle vs original files: logits {logit_err:.3e}, mask {mask_err:.3e}"
+        );
         match precision {
             "f32" => assert_eq!(logits, original, "an f32 bundle gives bit-identical logits"),
             _ => {
                 let scale = original.iter().fold(0f32, |m, x| m.max(x.abs()));
-                assert!(logit_err <= 2e-2 * scale && mask_err <= 1e-2, "f16 bundle: logits {logit_err}, mask {mask_err}");
-                assert!(bundle_size * 2 < original_size, "f16 bundle is much smaller (no raw UNet copy, half precision)");
+                assert!(
+                    logit_err <= 2e-2 * scale && mask_err <= 1e-2,
+                    "f16 bundle: logits {logit_err}, mask {mask_err}"
+                );
+                assert!(
+                    bundle_size * 2 < original_size,
+                    "f16 bundle is much smaller (no raw UNet copy, half precision)"
+                );
             }
         }
         let (code, text) = ldzmask(&["weights", "check"], &[&bundle_dir]);

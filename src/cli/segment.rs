@@ -7,15 +7,20 @@ use anyhow::bail;
 use image::DynamicImage;
 use ldzmask::device::DeviceChoice;
 use ldzmask::imageio::load_image;
-use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
 use ldzmask::mask::MaskBuf;
+use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
 use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness};
 
 /// Arguments of `ldzmask segment`.
 #[derive(Debug, clap::Args)]
 pub struct SegmentArgs {
     /// Image to segment (PNG, JPEG or WebP).
-    #[arg(long, value_name = "PATH", required_unless_present = "input_dir", conflicts_with = "input_dir")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "input_dir",
+        conflicts_with = "input_dir"
+    )]
     pub image: Option<PathBuf>,
     /// Segment every image of this folder instead.
     #[arg(long, value_name = "DIR")]
@@ -58,9 +63,16 @@ pub struct SegmentArgs {
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
 
 /// Runs the command; exit code 1 when any image failed.
-pub fn run(args: SegmentArgs, weights: Option<&Path>, device: DeviceChoice) -> anyhow::Result<ExitCode> {
+pub fn run(
+    args: SegmentArgs,
+    weights: Option<&Path>,
+    device: DeviceChoice,
+) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.threshold) {
-        bail!("--threshold must be between 0 and 1 (got {})", args.threshold);
+        bail!(
+            "--threshold must be between 0 and 1 (got {})",
+            args.threshold
+        );
     }
     if let Some(p) = args.phrases.iter().find(|p| p.trim().is_empty()) {
         bail!("--phrase {p:?} is empty: say what to mask, e.g. --phrase \"the red hat\"");
@@ -77,7 +89,8 @@ pub fn run(args: SegmentArgs, weights: Option<&Path>, device: DeviceChoice) -> a
         (None, None) => bail!("give --image PATH or --input-dir DIR"),
     };
     if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
     let randomness = match &args.draws {
         Some(spec) => Randomness::Fixed(read_draws(spec)?),
@@ -92,9 +105,10 @@ pub fn run(args: SegmentArgs, weights: Option<&Path>, device: DeviceChoice) -> a
             .map_err(anyhow::Error::from)
             .and_then(|loaded| {
                 let masks = segmenter.segment(&loaded.rgb, &phrases, &randomness)?;
-                let image = image::RgbaImage::from_raw(loaded.rgb.width, loaded.rgb.height, loaded.rgba)
-                    .map(DynamicImage::ImageRgba8)
-                    .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
+                let image =
+                    image::RgbaImage::from_raw(loaded.rgb.width, loaded.rgb.height, loaded.rgba)
+                        .map(DynamicImage::ImageRgba8)
+                        .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
                 for mask in &masks {
                     write_outputs(&args, path, &image, mask)?;
                 }
@@ -133,22 +147,35 @@ fn read_draws(spec: &str) -> anyhow::Result<Draws> {
         Some((f, p)) if Path::new(f).exists() => (f, p),
         _ => (spec, ""),
     };
-    let bytes = std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read --draws {file}: {e}"))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("--draws {file}: {e}"))?;
+    let bytes =
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read --draws {file}: {e}"))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow::anyhow!("--draws {file}: {e}"))?;
     let get = |name: &str| {
         st.tensor(&format!("{prefix}{name}"))
             .map_err(|_| anyhow::anyhow!("--draws {file}: tensor `{prefix}{name}` missing"))
     };
     let floats = |name: &str| -> anyhow::Result<Vec<f32>> {
         let t = get(name)?;
-        anyhow::ensure!(t.dtype() == safetensors::Dtype::F32, "--draws: `{prefix}{name}` must be float32");
-        Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        anyhow::ensure!(
+            t.dtype() == safetensors::Dtype::F32,
+            "--draws: `{prefix}{name}` must be float32"
+        );
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     };
     let int = |name: &str| -> anyhow::Result<i64> {
         let t = get(name)?;
         let d = t.data();
-        anyhow::ensure!(t.dtype() == safetensors::Dtype::I64 && d.len() >= 8, "--draws: `{prefix}{name}` must be int64");
-        Ok(i64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]))
+        anyhow::ensure!(
+            t.dtype() == safetensors::Dtype::I64 && d.len() >= 8,
+            "--draws: `{prefix}{name}` must be int64"
+        );
+        Ok(i64::from_le_bytes([
+            d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
+        ]))
     };
     Ok(Draws {
         template_index: usize::try_from(int("template_index")?).unwrap_or(0),
@@ -159,7 +186,8 @@ fn read_draws(spec: &str) -> anyhow::Result<Draws> {
 }
 
 fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?;
     let mut images: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -187,8 +215,16 @@ pub fn slug(phrase: &str) -> String {
             out.push('-');
         }
     }
-    let out = out.trim_end_matches('-').chars().take(60).collect::<String>();
-    if out.is_empty() { "mask".to_string() } else { out }
+    let out = out
+        .trim_end_matches('-')
+        .chars()
+        .take(60)
+        .collect::<String>();
+    if out.is_empty() {
+        "mask".to_string()
+    } else {
+        out
+    }
 }
 
 fn output_path(args: &SegmentArgs, image: &Path, phrase: &str, suffix: &str) -> PathBuf {
@@ -196,23 +232,47 @@ fn output_path(args: &SegmentArgs, image: &Path, phrase: &str, suffix: &str) -> 
     match (&args.out, &args.out_dir) {
         (Some(out), _) if !several && suffix.is_empty() => out.clone(),
         (Some(out), _) => {
-            let stem = out.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "mask".into());
-            let name = if several { format!("{stem}-{}{suffix}.png", slug(phrase)) } else { format!("{stem}{suffix}.png") };
+            let stem = out
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "mask".into());
+            let name = if several {
+                format!("{stem}-{}{suffix}.png", slug(phrase))
+            } else {
+                format!("{stem}{suffix}.png")
+            };
             out.with_file_name(name)
         }
         (None, dir) => {
-            let stem = image.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "image".into());
-            dir.clone().unwrap_or_default().join(format!("{stem}-{}{suffix}.png", slug(phrase)))
+            let stem = image
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "image".into());
+            dir.clone()
+                .unwrap_or_default()
+                .join(format!("{stem}-{}{suffix}.png", slug(phrase)))
         }
     }
 }
 
-fn write_outputs(args: &SegmentArgs, image_path: &Path, image: &DynamicImage, mask: &PhraseMask) -> anyhow::Result<()> {
+fn write_outputs(
+    args: &SegmentArgs,
+    image_path: &Path,
+    image: &DynamicImage,
+    mask: &PhraseMask,
+) -> anyhow::Result<()> {
     let probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities.clone())?;
-    let output = if args.soft { probabilities } else { probabilities.threshold(args.threshold) };
+    let output = if args.soft {
+        probabilities
+    } else {
+        probabilities.threshold(args.threshold)
+    };
     let path = output_path(args, image_path, &mask.phrase, "");
     if path == image_path {
-        bail!("refusing to write the mask over the input image {}", path.display());
+        bail!(
+            "refusing to write the mask over the input image {}",
+            path.display()
+        );
     }
     if args.soft {
         export_soft_png(&output, &path, args.overwrite)?;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use ldzmask::discovery::{self, FoundWeights, SearchLocation};
 use ldzmask::model::configs::ModelConfigs;
 use ldzmask::weights::{
-    expected_params, BundlePrecision, Checkpoint, CheckpointKind, Network, WeightFiles, BUNDLE_CONFIGS_KEY,
-    BUNDLE_PREPROCESS_KEY, BUNDLE_SOURCES_KEY,
+    BUNDLE_CONFIGS_KEY, BUNDLE_PREPROCESS_KEY, BUNDLE_SOURCES_KEY, BundlePrecision, Checkpoint,
+    CheckpointKind, Network, WeightFiles, expected_params,
 };
 
 /// `ldzmask weights` subcommands.
@@ -46,23 +46,50 @@ pub enum WeightsCommand {
 pub fn run(cmd: WeightsCommand, weights_flag: Option<&Path>) -> anyhow::Result<ExitCode> {
     match cmd {
         WeightsCommand::Check { dir } => check(dir.as_deref().or(weights_flag)),
-        WeightsCommand::Convert { out, f32, overwrite } => convert(weights_flag, out, f32, overwrite),
+        WeightsCommand::Convert {
+            out,
+            f32,
+            overwrite,
+        } => convert(weights_flag, out, f32, overwrite),
         WeightsCommand::Fetch { dir, endpoint } => {
-            let dir = dir.or_else(|| weights_flag.map(Path::to_path_buf)).unwrap_or_else(default_fetch_dir);
-            std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+            let dir = dir
+                .or_else(|| weights_flag.map(Path::to_path_buf))
+                .unwrap_or_else(default_fetch_dir);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
             fetch(endpoint.as_deref(), &dir)
         }
     }
 }
 
-/// The expected parameters of the four networks (modules are built lazily: no memory).
-pub fn expected_by_network(configs: &ModelConfigs) -> Vec<(Network, Vec<ldzmask::weights::ExpectedParam>)> {
+/// The expected parameters of the four networks as the pipeline builds them — the SD UNet
+/// only up to the last feature LD-ZNet reads (modules are built lazily: no memory).
+pub fn expected_by_network(
+    configs: &ModelConfigs,
+) -> Vec<(Network, Vec<ldzmask::weights::ExpectedParam>)> {
     let device = burn::tensor::Device::flex();
+    let last_feature = configs
+        .ldznet_unet
+        .ldznet_feature_indices()
+        .into_iter()
+        .max()
+        .unwrap_or(0);
     vec![
         (Network::Vae, expected_params(&configs.vae.init(&device))),
         (Network::Clip, expected_params(&configs.clip.init(&device))),
-        (Network::SdUnet, expected_params(&configs.sd_unet.init(&device))),
-        (Network::LdznetUnet, expected_params(&configs.ldznet_unet.init(&device))),
+        (
+            Network::SdUnet,
+            expected_params(
+                &configs
+                    .sd_unet
+                    .truncated_after_feature(last_feature)
+                    .init(&device),
+            ),
+        ),
+        (
+            Network::LdznetUnet,
+            expected_params(&configs.ldznet_unet.init(&device)),
+        ),
     ]
 }
 
@@ -79,16 +106,27 @@ fn human_size(bytes: u64) -> String {
 fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let found: FoundWeights = match dir {
         Some(d) => {
-            let location = SearchLocation { path: d.to_path_buf(), origin: "the given path".into(), explicit: true };
+            let location = SearchLocation {
+                path: d.to_path_buf(),
+                origin: "the given path".into(),
+                explicit: true,
+            };
             if !d.exists() {
                 println!("{} does not exist.", d.display());
-                println!("See weights/README.md for which files to download and where to put them.");
+                println!(
+                    "See weights/README.md for which files to download and where to put them."
+                );
                 return Ok(ExitCode::FAILURE);
             }
             let files = discovery::checkpoint_files(d)?;
             if files.is_empty() {
-                println!("{} holds no checkpoint (*.ckpt, *.safetensors, *.pt, *.pth).", d.display());
-                println!("Needed: sd-v1-4-full-ema.ckpt (Stable Diffusion v1.4) and LDZNet_txt2mask.ckpt (LD-ZNet). See weights/README.md.");
+                println!(
+                    "{} holds no checkpoint (*.ckpt, *.safetensors, *.pt, *.pth).",
+                    d.display()
+                );
+                println!(
+                    "Needed: sd-v1-4-full-ema.ckpt (Stable Diffusion v1.4) and LDZNet_txt2mask.ckpt (LD-ZNet). See weights/README.md."
+                );
                 return Ok(ExitCode::FAILURE);
             }
             discovery::resolve(location, files)?
@@ -101,7 +139,11 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    println!("Weights in {} ({}):", found.location.path.display(), found.location.origin);
+    println!(
+        "Weights in {} ({}):",
+        found.location.path.display(),
+        found.location.origin
+    );
     let mut usable = Vec::new();
     let mut problems = 0;
     for path in &found.files {
@@ -109,22 +151,37 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         match Checkpoint::open(path) {
             Ok(ckpt) => {
                 let kind = ckpt.kind();
-                let ema = ckpt.keys().filter(|k| k.starts_with("model_ema.diffusion_model")).count();
+                let ema = ckpt
+                    .keys()
+                    .filter(|k| k.starts_with("model_ema.diffusion_model"))
+                    .count();
                 let note = match kind {
+                    CheckpointKind::Ldznet if ckpt.is_bundle() => " — ldzmask bundle (EMA weights applied)".to_string(),
                     CheckpointKind::Ldznet if ema == 0 => " — no EMA weights: the raw LD-ZNet weights will be used (the official demo uses EMA)".to_string(),
                     CheckpointKind::SdV1 if ema > 0 => " — full-EMA file: its non-EMA UNet feeds LD-ZNet, as in the official setup".to_string(),
                     CheckpointKind::SdV1 => " — EMA-only file: works, but the official setup uses sd-v1-4-full-ema.ckpt".to_string(),
                     _ => String::new(),
                 };
-                println!("  {}  {}  {} tensors: {kind}{note}", path.display(), human_size(size), ckpt.keys().count());
+                println!(
+                    "  {}  {}  {} tensors: {kind}{note}",
+                    path.display(),
+                    human_size(size),
+                    ckpt.keys().count()
+                );
                 match kind {
-                    CheckpointKind::SdV2 | CheckpointKind::Sdxl | CheckpointKind::Unknown => problems += 1,
+                    CheckpointKind::SdV2 | CheckpointKind::Sdxl | CheckpointKind::Unknown => {
+                        problems += 1
+                    }
                     _ => usable.push(ckpt),
                 }
             }
             Err(e) => {
                 problems += 1;
-                println!("  {}  {}: cannot be used: {e}", path.display(), human_size(size));
+                println!(
+                    "  {}  {}: cannot be used: {e}",
+                    path.display(),
+                    human_size(size)
+                );
             }
         }
     }
@@ -156,7 +213,9 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("Not usable. Needed: sd-v1-4-full-ema.ckpt (Stable Diffusion v1.4) and LDZNet_txt2mask.ckpt (LD-ZNet); see weights/README.md.");
+        println!(
+            "Not usable. Needed: sd-v1-4-full-ema.ckpt (Stable Diffusion v1.4) and LDZNet_txt2mask.ckpt (LD-ZNet); see weights/README.md."
+        );
         Ok(ExitCode::FAILURE)
     }
 }
@@ -164,7 +223,12 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
 /// Default bundle file name.
 pub const BUNDLE_FILE: &str = "ldzmask-bundle.safetensors";
 
-fn convert(weights_flag: Option<&Path>, out: Option<PathBuf>, f32: bool, overwrite: bool) -> anyhow::Result<ExitCode> {
+fn convert(
+    weights_flag: Option<&Path>,
+    out: Option<PathBuf>,
+    f32: bool,
+    overwrite: bool,
+) -> anyhow::Result<ExitCode> {
     let found = discovery::find_weights(weights_flag)?;
     if found.files.len() == 1 && ldzmask::weights::bundle_metadata(&found.files[0]).is_some() {
         anyhow::bail!("{} is already an ldzmask bundle", found.files[0].display());
@@ -172,22 +236,31 @@ fn convert(weights_flag: Option<&Path>, out: Option<PathBuf>, f32: bool, overwri
     let dir = if found.location.path.is_dir() {
         found.location.path.clone()
     } else {
-        found.location.path.parent().map(Path::to_path_buf).unwrap_or_default()
+        found
+            .location
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     };
     let out = out.unwrap_or_else(|| dir.join(BUNDLE_FILE));
     if out.exists() && !overwrite {
-        anyhow::bail!("{} already exists (use --overwrite to replace it)", out.display());
+        anyhow::bail!(
+            "{} already exists (use --overwrite to replace it)",
+            out.display()
+        );
     }
     let start = std::time::Instant::now();
     let files = WeightFiles::open(&found.files)?;
     let configs = &found.configs;
     // The SD UNet is stored only up to the last block whose feature LD-ZNet reads.
-    let last_feature = configs.ldznet_unet.ldznet_feature_indices().into_iter().max().unwrap_or(0);
-    let mut modules = expected_by_network(configs);
-    let device = burn::tensor::Device::flex();
-    modules[2].1 = expected_params(&configs.sd_unet.truncated_after_feature(last_feature).init(&device));
+    let modules = expected_by_network(configs);
     let plan = files.bundle_plan(&modules)?;
-    let precision = if f32 { BundlePrecision::F32 } else { BundlePrecision::F16 };
+    let precision = if f32 {
+        BundlePrecision::F32
+    } else {
+        BundlePrecision::F16
+    };
     let elements: usize = plan.iter().map(|e| e.shape.iter().product::<usize>()).sum();
     eprintln!(
         "converting {} tensors ({:.0} M values) from {} file(s) to {} ({})",
@@ -198,21 +271,42 @@ fn convert(weights_flag: Option<&Path>, out: Option<PathBuf>, f32: bool, overwri
         if f32 { "f32" } else { "f16" }
     );
     let mut meta = std::collections::BTreeMap::new();
-    meta.insert(BUNDLE_CONFIGS_KEY.to_string(), configs.to_json().to_string());
-    meta.insert(BUNDLE_PREPROCESS_KEY.to_string(), serde_json::to_string(&found.preprocess)?);
-    let sources: Vec<String> = found.files.iter().map(|f| f.display().to_string()).collect();
-    meta.insert(BUNDLE_SOURCES_KEY.to_string(), serde_json::to_string(&sources)?);
+    meta.insert(
+        BUNDLE_CONFIGS_KEY.to_string(),
+        configs.to_json().to_string(),
+    );
+    meta.insert(
+        BUNDLE_PREPROCESS_KEY.to_string(),
+        serde_json::to_string(&found.preprocess)?,
+    );
+    let sources: Vec<String> = found
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    meta.insert(
+        BUNDLE_SOURCES_KEY.to_string(),
+        serde_json::to_string(&sources)?,
+    );
     let mut last_percent = usize::MAX;
     files.write_bundle(&plan, precision, meta, &out, &mut |done, total, _name| {
         let percent = done * 100 / total.max(1);
         if percent != last_percent && (percent % 5 == 0 || done == total) {
             last_percent = percent;
-            eprint!("\r[{:<40}] {percent:3}% ({done}/{total} tensors)", "#".repeat(percent * 40 / 100));
+            eprint!(
+                "\r[{:<40}] {percent:3}% ({done}/{total} tensors)",
+                "#".repeat(percent * 40 / 100)
+            );
         }
     })?;
     eprintln!();
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-    println!("wrote {} ({}) in {:.1} s", out.display(), human_size(size), start.elapsed().as_secs_f64());
+    println!(
+        "wrote {} ({}) in {:.1} s",
+        out.display(),
+        human_size(size),
+        start.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -225,7 +319,9 @@ fn default_fetch_dir() -> PathBuf {
     if local.is_dir() {
         return local;
     }
-    dirs::data_dir().map(|d| d.join("ldzmask").join("weights")).unwrap_or(local)
+    dirs::data_dir()
+        .map(|d| d.join("ldzmask").join("weights"))
+        .unwrap_or(local)
 }
 
 /// `ldzmask weights fetch [--endpoint URL] [--dir DIR]`: downloads SD v1.4 and explains the

@@ -7,9 +7,9 @@
 //! `spacial_dim² + 1`, so a grid such as 8×18 (144 tokens) uses the 12×12 embedding unchanged in
 //! raster order.
 
-use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::nn::Initializer;
 use burn::module::Param;
+use burn::nn::Initializer;
+use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::prelude::*;
 
 use super::blocks::multi_head_attention;
@@ -34,7 +34,8 @@ impl AttentionPool2dConfig {
         let tokens = self.spacial_dim * self.spacial_dim + 1;
         let std = 1.0 / (self.embed_dim as f64).sqrt();
         AttentionPool2d {
-            positional_embedding: Initializer::Normal { mean: 0.0, std }.init([self.embed_dim, tokens], device),
+            positional_embedding: Initializer::Normal { mean: 0.0, std }
+                .init([self.embed_dim, tokens], device),
             qkv_proj: Conv1dConfig::new(self.embed_dim, 3 * self.embed_dim, 1).init(device),
             c_proj: Conv1dConfig::new(self.embed_dim, self.embed_dim, 1).init(device),
             num_heads: self.embed_dim / self.num_heads_channels,
@@ -68,7 +69,9 @@ impl AttentionPool2d {
         let x = x.reshape([batch, channels, tokens]);
         let mean = x.clone().mean_dim(2); // [batch, channels, 1]
         let x = Tensor::cat(vec![mean, x], 2); // [batch, channels, tokens+1]
-        let x = x + self.positional_embedding_for(height, width).unsqueeze::<3>();
+        let x = x + self
+            .positional_embedding_for(height, width)
+            .unsqueeze::<3>();
         let qkv = self.qkv_proj.forward(x); // [batch, 3*channels, tokens+1]
         // "New order" QKVAttention: split q, k, v first, then heads (channel = head*d + c).
         let to_tokens = |t: Tensor<3>| t.swap_dims(1, 2); // [batch, tokens+1, channels]
@@ -100,7 +103,10 @@ impl AttentionPool2d {
         let wy = Tensor::<2>::from_data(TensorData::new(wy, [height, s]), &device); // [height, s]
         let along_x = grid.matmul(wx_t.unsqueeze::<3>()); // [channels, s, width]
         let resized = wy.unsqueeze::<3>().matmul(along_x); // [channels, height, width]
-        Tensor::cat(vec![mean_token, resized.reshape([channels, height * width])], 1)
+        Tensor::cat(
+            vec![mean_token, resized.reshape([channels, height * width])],
+            1,
+        )
     }
 }
 
@@ -138,24 +144,38 @@ mod tests {
     use serde_json::Value;
 
     fn golden() -> Value {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ldznet-golden-small.json");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ldznet-golden-small.json"
+        );
         let text = std::fs::read_to_string(path).expect("golden json");
         serde_json::from_str(&text).expect("valid json")
     }
 
     fn floats(v: &Value) -> Vec<f32> {
-        v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x.as_f64().expect("number") as f32)
+            .collect()
     }
 
     fn dims(v: &Value) -> Vec<usize> {
-        v.as_array().expect("array").iter().map(|x| x.as_u64().expect("int") as usize).collect()
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x.as_u64().expect("int") as usize)
+            .collect()
     }
 
     fn assert_close(got: &[f32], expected: &[f32], what: &str) {
         assert_eq!(got.len(), expected.len(), "{what}: length");
         let max_e = expected.iter().fold(0f32, |m, x| m.max(x.abs()));
         let tol = 1e-4 * max_e + 1e-5;
-        let err = got.iter().zip(expected).fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+        let err = got
+            .iter()
+            .zip(expected)
+            .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
         assert!(err <= tol, "{what}: max error {err} > {tol}");
     }
 
@@ -185,7 +205,11 @@ mod tests {
                     }
                 }
             }
-            assert_close(&out, &floats(&case["output"]), &format!("bicubic {ins:?}->{outs:?}"));
+            assert_close(
+                &out,
+                &floats(&case["output"]),
+                &format!("bicubic {ins:?}->{outs:?}"),
+            );
         }
     }
 
@@ -205,15 +229,30 @@ mod tests {
                 (shape, data)
             };
             let (shape, data) = tensor(&p["positional_embedding"]);
-            pool.positional_embedding = Param::from_tensor(Tensor::<2>::from_data(TensorData::new(data, shape), &device));
+            pool.positional_embedding = Param::from_tensor(Tensor::<2>::from_data(
+                TensorData::new(data, shape),
+                &device,
+            ));
             let (shape, data) = tensor(&p["qkv_proj.weight"]);
-            pool.qkv_proj.weight = Param::from_tensor(Tensor::<3>::from_data(TensorData::new(data, shape), &device));
+            pool.qkv_proj.weight = Param::from_tensor(Tensor::<3>::from_data(
+                TensorData::new(data, shape),
+                &device,
+            ));
             let (shape, data) = tensor(&p["qkv_proj.bias"]);
-            pool.qkv_proj.bias = Some(Param::from_tensor(Tensor::<1>::from_data(TensorData::new(data, shape), &device)));
+            pool.qkv_proj.bias = Some(Param::from_tensor(Tensor::<1>::from_data(
+                TensorData::new(data, shape),
+                &device,
+            )));
             let (shape, data) = tensor(&p["c_proj.weight"]);
-            pool.c_proj.weight = Param::from_tensor(Tensor::<3>::from_data(TensorData::new(data, shape), &device));
+            pool.c_proj.weight = Param::from_tensor(Tensor::<3>::from_data(
+                TensorData::new(data, shape),
+                &device,
+            ));
             let (shape, data) = tensor(&p["c_proj.bias"]);
-            pool.c_proj.bias = Some(Param::from_tensor(Tensor::<1>::from_data(TensorData::new(data, shape), &device)));
+            pool.c_proj.bias = Some(Param::from_tensor(Tensor::<1>::from_data(
+                TensorData::new(data, shape),
+                &device,
+            )));
             let (shape, data) = tensor(&case["input"]);
             let x = Tensor::<4>::from_data(TensorData::new(data, shape), &device);
             let out = pool.forward(x).swap_dims(1, 2); // PyTorch returns [batch, channels, tokens]

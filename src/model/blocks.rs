@@ -13,7 +13,9 @@
 //! renaming table.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, silu};
 use burn::tensor::module::attention;
@@ -78,7 +80,9 @@ pub fn group_norm(channels: usize, eps: f64, device: &Device) -> GroupNorm {
 
 /// LayerNorm with eps 1e-5.
 pub fn layer_norm(dim: usize, device: &Device) -> LayerNorm {
-    LayerNormConfig::new(dim).with_epsilon(LAYER_NORM_EPS).init(device)
+    LayerNormConfig::new(dim)
+        .with_epsilon(LAYER_NORM_EPS)
+        .init(device)
 }
 
 /// `ResBlock` without scale-shift norm and without up/down sampling (SD v1 settings).
@@ -103,14 +107,20 @@ pub struct ResBlock {
 
 impl ResBlock {
     /// A ResBlock `channels → out_channels` with a `time_embed_dim` embedding input.
-    pub fn new(channels: usize, out_channels: usize, time_embed_dim: usize, device: &Device) -> Self {
+    pub fn new(
+        channels: usize,
+        out_channels: usize,
+        time_embed_dim: usize,
+        device: &Device,
+    ) -> Self {
         Self {
             in_norm: group_norm(channels, UNET_GROUP_NORM_EPS, device),
             in_conv: conv3x3(channels, out_channels, device),
             emb_proj: LinearConfig::new(time_embed_dim, out_channels).init(device),
             out_norm: group_norm(out_channels, UNET_GROUP_NORM_EPS, device),
             out_conv: conv3x3(out_channels, out_channels, device),
-            skip_connection: (channels != out_channels).then(|| conv1x1(channels, out_channels, device)),
+            skip_connection: (channels != out_channels)
+                .then(|| conv1x1(channels, out_channels, device)),
         }
     }
 
@@ -120,7 +130,10 @@ impl ResBlock {
     /// - output: `[batch, out_channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
         let h = self.in_conv.forward(silu(self.in_norm.forward(x.clone())));
-        let emb_out = self.emb_proj.forward(silu(emb)).unsqueeze_dims::<4>(&[2, 3]); // [batch, out, 1, 1]
+        let emb_out = self
+            .emb_proj
+            .forward(silu(emb))
+            .unsqueeze_dims::<4>(&[2, 3]); // [batch, out, 1, 1]
         let h = h + emb_out;
         let h = self.out_conv.forward(silu(self.out_norm.forward(h)));
         let skip = match &self.skip_connection {
@@ -149,12 +162,24 @@ pub struct CrossAttention {
 
 impl CrossAttention {
     /// `query_dim` tokens attend to `context_dim` tokens with `heads × dim_head` inner width.
-    pub fn new(query_dim: usize, context_dim: usize, heads: usize, dim_head: usize, device: &Device) -> Self {
+    pub fn new(
+        query_dim: usize,
+        context_dim: usize,
+        heads: usize,
+        dim_head: usize,
+        device: &Device,
+    ) -> Self {
         let inner = heads * dim_head;
         Self {
-            to_q: LinearConfig::new(query_dim, inner).with_bias(false).init(device),
-            to_k: LinearConfig::new(context_dim, inner).with_bias(false).init(device),
-            to_v: LinearConfig::new(context_dim, inner).with_bias(false).init(device),
+            to_q: LinearConfig::new(query_dim, inner)
+                .with_bias(false)
+                .init(device),
+            to_k: LinearConfig::new(context_dim, inner)
+                .with_bias(false)
+                .init(device),
+            to_v: LinearConfig::new(context_dim, inner)
+                .with_bias(false)
+                .init(device),
             to_out: LinearConfig::new(inner, query_dim).init(device),
             heads,
         }
@@ -180,7 +205,13 @@ impl CrossAttention {
 /// # Shapes
 /// - `q`: `[batch, tokens, inner]`, `k`/`v`: `[batch, context_tokens, inner]`
 /// - output: `[batch, tokens, inner]`
-pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
+pub fn multi_head_attention(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    heads: usize,
+    causal: bool,
+) -> Tensor<3> {
     let [batch, tokens, inner] = q.dims();
     let [_, context_tokens, _] = k.dims();
     let dim_head = inner / heads;
@@ -189,7 +220,14 @@ pub fn multi_head_attention(q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, heads: usi
         is_causal: causal,
         ..Default::default()
     };
-    let out = attention(split(q, tokens), split(k, context_tokens), split(v, context_tokens), None, None, options);
+    let out = attention(
+        split(q, tokens),
+        split(k, context_tokens),
+        split(v, context_tokens),
+        None,
+        None,
+        options,
+    );
     out.swap_dims(1, 2).reshape([batch, tokens, inner]) // [batch, tokens, heads*dim_head]
 }
 
@@ -248,7 +286,14 @@ pub struct BasicTransformerBlock {
 
 impl BasicTransformerBlock {
     /// A block of width `dim`; `ldznet` adds `attn3` + `norm_sd` (SD tokens have width `dim`).
-    pub fn new(dim: usize, heads: usize, dim_head: usize, context_dim: usize, ldznet: bool, device: &Device) -> Self {
+    pub fn new(
+        dim: usize,
+        heads: usize,
+        dim_head: usize,
+        context_dim: usize,
+        ldznet: bool,
+        device: &Device,
+    ) -> Self {
         Self {
             attn1: CrossAttention::new(dim, dim, heads, dim_head, device),
             ff: FeedForward::new(dim, device),
@@ -265,11 +310,21 @@ impl BasicTransformerBlock {
     /// - `x`, output: `[batch, tokens, dim]`
     /// - `context`: `[batch, 77, context_dim]`
     /// - `sd_tokens`: `[batch, sd_tokens, dim]` (used only by LD-ZNet blocks)
-    pub fn forward(&self, x: Tensor<3>, context: Tensor<3>, sd_tokens: Option<Tensor<3>>) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        context: Tensor<3>,
+        sd_tokens: Option<Tensor<3>>,
+    ) -> Tensor<3> {
         let x = self.attn1.forward(self.norm1.forward(x.clone()), None) + x;
-        let x = self.attn2.forward(self.norm2.forward(x.clone()), Some(context)) + x;
+        let x = self
+            .attn2
+            .forward(self.norm2.forward(x.clone()), Some(context))
+            + x;
         let x = match (&self.attn3, &self.norm_sd, sd_tokens) {
-            (Some(attn3), Some(norm_sd), Some(sd)) => attn3.forward(norm_sd.forward(x.clone()), Some(sd)) + x,
+            (Some(attn3), Some(norm_sd), Some(sd)) => {
+                attn3.forward(norm_sd.forward(x.clone()), Some(sd)) + x
+            }
             _ => x,
         };
         self.ff.forward(self.norm3.forward(x.clone())) + x
@@ -295,17 +350,34 @@ pub struct SpatialTransformer {
 impl SpatialTransformer {
     /// A transformer over `channels` with `heads` heads of `channels / heads`; `pool_spacial_dim`
     /// makes it an LD-ZNet transformer with an attention pool of that (training) grid size.
-    pub fn new(channels: usize, heads: usize, depth: usize, context_dim: usize, pool_spacial_dim: Option<usize>, device: &Device) -> Self {
+    pub fn new(
+        channels: usize,
+        heads: usize,
+        depth: usize,
+        context_dim: usize,
+        pool_spacial_dim: Option<usize>,
+        device: &Device,
+    ) -> Self {
         let dim_head = channels / heads;
         let ldznet = pool_spacial_dim.is_some();
         Self {
             norm: group_norm(channels, ST_GROUP_NORM_EPS, device),
             proj_in: conv1x1(channels, channels, device),
             transformer_blocks: (0..depth)
-                .map(|_| BasicTransformerBlock::new(channels, heads, dim_head, context_dim, ldznet, device))
+                .map(|_| {
+                    BasicTransformerBlock::new(
+                        channels,
+                        heads,
+                        dim_head,
+                        context_dim,
+                        ldznet,
+                        device,
+                    )
+                })
                 .collect(),
             proj_out: conv1x1(channels, channels, device),
-            attention_pool: pool_spacial_dim.map(|s| AttentionPool2dConfig::new(s, channels, dim_head).init(device)),
+            attention_pool: pool_spacial_dim
+                .map(|s| AttentionPool2dConfig::new(s, channels, dim_head).init(device)),
         }
     }
 
@@ -318,7 +390,12 @@ impl SpatialTransformer {
     /// - `x`, output: `[batch, channels, height, width]`
     /// - `context`: `[batch, 77, context_dim]`
     /// - `sd_feature`: `[batch, channels, sd_height, sd_width]`, read only by LD-ZNet transformers
-    pub fn forward(&self, x: Tensor<4>, context: Tensor<3>, sd_feature: Option<Tensor<4>>) -> Tensor<4> {
+    pub fn forward(
+        &self,
+        x: Tensor<4>,
+        context: Tensor<3>,
+        sd_feature: Option<Tensor<4>>,
+    ) -> Tensor<4> {
         let [batch, channels, height, width] = x.dims();
         let sd_tokens = match (&self.attention_pool, sd_feature) {
             (Some(pool), Some(feature)) => Some(pool.forward(feature)),

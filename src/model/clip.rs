@@ -37,12 +37,17 @@ impl CLIPTextConfig {
     /// Builds the text transformer (lazily initialised until loaded).
     pub fn init(&self, device: &Device) -> CLIPTextTransformer {
         let d = self.hidden_size;
-        let ln = || LayerNormConfig::new(d).with_epsilon(self.layer_norm_eps).init(device);
+        let ln = || {
+            LayerNormConfig::new(d)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
         let linear = |i: usize, o: usize| LinearConfig::new(i, o).init(device);
         CLIPTextTransformer {
             embeddings: CLIPTextEmbeddings {
                 token_embedding: EmbeddingConfig::new(self.vocab_size, d).init(device),
-                position_embedding: EmbeddingConfig::new(self.max_position_embeddings, d).init(device),
+                position_embedding: EmbeddingConfig::new(self.max_position_embeddings, d)
+                    .init(device),
             },
             encoder: CLIPEncoder {
                 layers: (0..self.num_hidden_layers)
@@ -143,7 +148,13 @@ impl CLIPEncoderLayer {
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let h = self.layer_norm1.forward(x.clone());
         let a = &self.self_attn;
-        let attn = multi_head_attention(a.q_proj.forward(h.clone()), a.k_proj.forward(h.clone()), a.v_proj.forward(h), a.num_heads, true);
+        let attn = multi_head_attention(
+            a.q_proj.forward(h.clone()),
+            a.k_proj.forward(h.clone()),
+            a.v_proj.forward(h),
+            a.num_heads,
+            true,
+        );
         let x = x + a.out_proj.forward(attn);
         let h = self.layer_norm2.forward(x.clone());
         x + self.mlp.fc2.forward(quick_gelu(self.mlp.fc1.forward(h)))
@@ -161,7 +172,8 @@ impl CLIPTextTransformer {
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
             .unsqueeze::<2>()
             .expand([batch, seq]);
-        self.embeddings.token_embedding.forward(input_ids) + self.embeddings.position_embedding.forward(positions)
+        self.embeddings.token_embedding.forward(input_ids)
+            + self.embeddings.position_embedding.forward(positions)
     }
 
     /// `last_hidden_state`.
@@ -177,7 +189,10 @@ impl CLIPTextTransformer {
     ///
     /// # Shapes
     /// - `input_ids`: `[batch, seq]`; every output `[batch, seq, hidden]`
-    pub fn forward_with_hidden_states(&self, input_ids: Tensor<2, Int>) -> (Tensor<3>, Vec<Tensor<3>>) {
+    pub fn forward_with_hidden_states(
+        &self,
+        input_ids: Tensor<2, Int>,
+    ) -> (Tensor<3>, Vec<Tensor<3>>) {
         let mut h = self.embed(input_ids);
         let mut hidden = vec![h.clone()];
         for layer in &self.encoder.layers {

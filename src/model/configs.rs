@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::clip::CLIPTextConfig;
-use super::unet::{official_ldznet_sites, LdzSite, UNetModelConfig};
+use super::unet::{LdzSite, UNetModelConfig, official_ldznet_sites};
 use super::vae::VaeEncoderConfig;
 
 /// Errors of reading a config.
@@ -49,7 +49,8 @@ impl ModelConfigs {
             vae: vae_from_json(&v["vae"]["ddconfig"], &v["vae"]["embed_dim"])?,
             clip: clip_from_json(&v["clip_text_config"])?,
             sd_unet: unet_from_json(&v["sd_unet"], None)?,
-            ldznet_unet: unet_from_json(&v["ldznet_unet"], v.get("ldznet_spatial_transformers"))?.with_ldznet_head(true),
+            ldznet_unet: unet_from_json(&v["ldznet_unet"], v.get("ldznet_spatial_transformers"))?
+                .with_ldznet_head(true),
         })
     }
 
@@ -97,19 +98,30 @@ impl ModelConfigs {
 }
 
 fn usize_of(v: &Value, name: &str) -> Result<usize, ConfigError> {
-    v[name].as_u64().map(|x| x as usize).ok_or_else(|| ConfigError::Field(name.to_string()))
+    v[name]
+        .as_u64()
+        .map(|x| x as usize)
+        .ok_or_else(|| ConfigError::Field(name.to_string()))
 }
 
 fn usizes_of(v: &Value, name: &str) -> Result<Vec<usize>, ConfigError> {
     v[name]
         .as_array()
-        .and_then(|a| a.iter().map(|x| x.as_u64().map(|x| x as usize)).collect::<Option<Vec<_>>>())
+        .and_then(|a| {
+            a.iter()
+                .map(|x| x.as_u64().map(|x| x as usize))
+                .collect::<Option<Vec<_>>>()
+        })
         .ok_or_else(|| ConfigError::Field(name.to_string()))
 }
 
 /// `ddconfig` + `embed_dim` → [`VaeEncoderConfig`].
 pub fn vae_from_json(ddconfig: &Value, embed_dim: &Value) -> Result<VaeEncoderConfig, ConfigError> {
-    let mut c = VaeEncoderConfig::new(usize_of(ddconfig, "ch")?, usizes_of(ddconfig, "ch_mult")?, usize_of(ddconfig, "num_res_blocks")?);
+    let mut c = VaeEncoderConfig::new(
+        usize_of(ddconfig, "ch")?,
+        usizes_of(ddconfig, "ch_mult")?,
+        usize_of(ddconfig, "num_res_blocks")?,
+    );
     if let Ok(a) = usizes_of(ddconfig, "attn_resolutions") {
         c.attn_resolutions = a;
     }
@@ -122,7 +134,10 @@ pub fn vae_from_json(ddconfig: &Value, embed_dim: &Value) -> Result<VaeEncoderCo
     if let Ok(i) = usize_of(ddconfig, "in_channels") {
         c.in_channels = i;
     }
-    c.embed_dim = embed_dim.as_u64().map(|x| x as usize).ok_or_else(|| ConfigError::Field("embed_dim".into()))?;
+    c.embed_dim = embed_dim
+        .as_u64()
+        .map(|x| x as usize)
+        .ok_or_else(|| ConfigError::Field("embed_dim".into()))?;
     Ok(c)
 }
 
@@ -161,7 +176,9 @@ pub fn unet_from_json(v: &Value, sites: Option<&Value>) -> Result<UNetModelConfi
     }
     c.ldznet_sites = match sites.and_then(Value::as_array) {
         Some(list) => list.iter().filter_map(parse_site).collect(),
-        None if c.out_channels == 1 => official_ldznet_sites(&c.channel_mult, c.num_res_blocks, &c.attention_resolutions),
+        None if c.out_channels == 1 => {
+            official_ldznet_sites(&c.channel_mult, c.num_res_blocks, &c.attention_resolutions)
+        }
         None => Vec::new(),
     };
     Ok(c)
@@ -171,7 +188,11 @@ pub fn unet_from_json(v: &Value, sites: Option<&Value>) -> Result<UNetModelConfi
 /// `output_blocks.3`; plain transformers give `None`.
 fn parse_site(v: &Value) -> Option<LdzSite> {
     let kind = v["kind"].as_str()?;
-    let dim = kind.strip_prefix("ldznet_st(pool spacial_dim=")?.trim_end_matches(')').parse().ok()?;
+    let dim = kind
+        .strip_prefix("ldznet_st(pool spacial_dim=")?
+        .trim_end_matches(')')
+        .parse()
+        .ok()?;
     let module = v["module"].as_str()?;
     let block = module.rsplit_once('.').map(|(b, _)| b).unwrap_or(module);
     Some(LdzSite::new(block.to_string(), dim))
@@ -184,10 +205,20 @@ mod tests {
     #[test]
     fn official_sites_match_the_spec() {
         let c = UNetModelConfig::ldznet();
-        let blocks: Vec<(&str, usize)> = c.ldznet_sites.iter().map(|s| (s.block.as_str(), s.pool_spacial_dim)).collect();
+        let blocks: Vec<(&str, usize)> = c
+            .ldznet_sites
+            .iter()
+            .map(|s| (s.block.as_str(), s.pool_spacial_dim))
+            .collect();
         assert_eq!(
             blocks,
-            [("input_blocks.8", 12), ("middle_block", 6), ("output_blocks.3", 12), ("output_blocks.4", 12), ("output_blocks.5", 12)]
+            [
+                ("input_blocks.8", 12),
+                ("middle_block", 6),
+                ("output_blocks.3", 12),
+                ("output_blocks.4", 12),
+                ("output_blocks.5", 12)
+            ]
         );
     }
 

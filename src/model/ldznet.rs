@@ -24,7 +24,9 @@ impl FinalHead {
     /// The head on a `channels`-channel map (1 in LD-ZNet).
     pub fn new(channels: usize, device: &Device) -> Self {
         Self {
-            convs: (0..4).map(|_| conv3x3(channels, channels, device)).collect(),
+            convs: (0..4)
+                .map(|_| conv3x3(channels, channels, device))
+                .collect(),
             ups: (0..3)
                 .map(|_| {
                     ConvTranspose2dConfig::new([channels, channels], [2, 2])

@@ -40,7 +40,10 @@ impl NoiseSchedule {
         }
         Self {
             sqrt_alphas_cumprod: alphas_cumprod.iter().map(|a| a.sqrt() as f32).collect(),
-            sqrt_one_minus_alphas_cumprod: alphas_cumprod.iter().map(|a| (1.0 - a).sqrt() as f32).collect(),
+            sqrt_one_minus_alphas_cumprod: alphas_cumprod
+                .iter()
+                .map(|a| (1.0 - a).sqrt() as f32)
+                .collect(),
             alphas_cumprod: alphas_cumprod.iter().map(|&a| a as f32).collect(),
         }
     }
@@ -48,7 +51,10 @@ impl NoiseSchedule {
     /// `(sqrt(ᾱ_t), sqrt(1 − ᾱ_t))` for timestep `t` (clamped to the schedule).
     pub fn coefficients(&self, t: usize) -> (f32, f32) {
         let t = t.min(NUM_TIMESTEPS - 1);
-        (self.sqrt_alphas_cumprod[t], self.sqrt_one_minus_alphas_cumprod[t])
+        (
+            self.sqrt_alphas_cumprod[t],
+            self.sqrt_one_minus_alphas_cumprod[t],
+        )
     }
 }
 
@@ -59,7 +65,11 @@ mod tests {
     #[test]
     fn reference_values_of_the_spec() {
         let s = NoiseSchedule::sd_v1();
-        for (t, a, sa, s1a) in [(300, 0.590501, 0.768441, 0.639921), (400, 0.424483, 0.651524, 0.758628), (499, 0.277670, 0.526944, 0.849900)] {
+        for (t, a, sa, s1a) in [
+            (300, 0.590501, 0.768441, 0.639921),
+            (400, 0.424483, 0.651524, 0.758628),
+            (499, 0.277670, 0.526944, 0.849900),
+        ] {
             assert!((s.alphas_cumprod[t] - a).abs() < 1e-6, "alpha_cumprod[{t}]");
             assert!((s.sqrt_alphas_cumprod[t] - sa).abs() < 1e-6);
             assert!((s.sqrt_one_minus_alphas_cumprod[t] - s1a).abs() < 1e-6);

@@ -13,7 +13,8 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 use super::blocks::{
-    conv3x3, group_norm, timestep_embedding, Downsample, ResBlock, SpatialTransformer, Upsample, UNET_GROUP_NORM_EPS,
+    Downsample, ResBlock, SpatialTransformer, UNET_GROUP_NORM_EPS, Upsample, conv3x3, group_norm,
+    timestep_embedding,
 };
 use super::ldznet::FinalHead;
 
@@ -71,7 +72,11 @@ impl UNetModelConfig {
     /// LD-ZNet transformers where the official code puts them.
     pub fn ldznet() -> Self {
         let base = Self::new(4, 320, 1, 2, vec![4, 2, 1], vec![1, 2, 4, 4], 8, 768);
-        let sites = official_ldznet_sites(&base.channel_mult, base.num_res_blocks, &base.attention_resolutions);
+        let sites = official_ldznet_sites(
+            &base.channel_mult,
+            base.num_res_blocks,
+            &base.attention_resolutions,
+        );
         base.with_ldznet_sites(sites).with_ldznet_head(true)
     }
 
@@ -117,7 +122,10 @@ impl UNetModelConfig {
     /// Feature indices read by this config's LD-ZNet transformers.
     pub fn ldznet_feature_indices(&self) -> Vec<usize> {
         let blocks = self.transformer_blocks();
-        self.ldznet_sites.iter().filter_map(|s| blocks.iter().position(|b| *b == s.block)).collect()
+        self.ldznet_sites
+            .iter()
+            .filter_map(|s| blocks.iter().position(|b| *b == s.block))
+            .collect()
     }
 
     /// This config built only up to the block that yields feature `last_feature` (no later
@@ -146,7 +154,14 @@ impl UNetModelConfig {
         let ted = self.time_embed_dim();
         let depth = self.transformer_depth;
         let st = |ch: usize, block: &str| {
-            SpatialTransformer::new(ch, self.num_heads, depth, self.context_dim, self.pool_at(block), device)
+            SpatialTransformer::new(
+                ch,
+                self.num_heads,
+                depth,
+                self.context_dim,
+                self.pool_at(block),
+                device,
+            )
         };
         let mut input_blocks = vec![vec![UNetLayer::Conv(conv3x3(self.in_channels, mc, device))]];
         let mut input_block_chans = vec![mc];
@@ -155,7 +170,12 @@ impl UNetModelConfig {
         for (level, &mult) in self.channel_mult.iter().enumerate() {
             for _ in 0..self.num_res_blocks {
                 let name = format!("input_blocks.{}", input_blocks.len());
-                let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(ch, mult * mc, ted, device))];
+                let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(
+                    ch,
+                    mult * mc,
+                    ted,
+                    device,
+                ))];
                 ch = mult * mc;
                 if self.attention_resolutions.contains(&ds) {
                     layers.push(UNetLayer::SpatialTransformer(st(ch, &name)));
@@ -183,13 +203,23 @@ impl UNetModelConfig {
                 }
                 let name = format!("output_blocks.{}", output_blocks.len());
                 let skip_ch = input_block_chans.pop().unwrap_or(mc);
-                let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(ch + skip_ch, mc * mult, ted, device))];
+                let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(
+                    ch + skip_ch,
+                    mc * mult,
+                    ted,
+                    device,
+                ))];
                 ch = mc * mult;
                 if self.attention_resolutions.contains(&ds) {
                     layers.push(UNetLayer::SpatialTransformer(st(ch, &name)));
                 }
+                // The last block of a truncated UNet stops after its transformer: its feature is
+                // taken before the Upsample, which would be wasted work.
+                let last_kept = output_blocks.len() + 1 == keep;
                 if level > 0 && i == self.num_res_blocks {
-                    layers.push(UNetLayer::Upsample(Upsample::new(ch, device)));
+                    if !last_kept {
+                        layers.push(UNetLayer::Upsample(Upsample::new(ch, device)));
+                    }
                     ds /= 2;
                 }
                 output_blocks.push(layers);
@@ -208,7 +238,9 @@ impl UNetModelConfig {
                 conv: conv3x3(mc, self.out_channels, device),
                 silu_after: self.ldznet_head,
             }),
-            final_head: self.ldznet_head.then(|| FinalHead::new(self.out_channels, device)),
+            final_head: self
+                .ldznet_head
+                .then(|| FinalHead::new(self.out_channels, device)),
             model_channels: mc,
         }
     }
@@ -217,7 +249,11 @@ impl UNetModelConfig {
 /// Where the official code puts LD-ZNet transformers (`ldznet_UNet.py`): the last input ResBlock
 /// of level 2 when its multiplier is 4 (pool 12), the middle block (pool 6), and every output
 /// block of level 2 (pool 12) — provided those blocks have a SpatialTransformer at all.
-pub fn official_ldznet_sites(channel_mult: &[usize], num_res_blocks: usize, attention_resolutions: &[usize]) -> Vec<LdzSite> {
+pub fn official_ldznet_sites(
+    channel_mult: &[usize],
+    num_res_blocks: usize,
+    attention_resolutions: &[usize],
+) -> Vec<LdzSite> {
     const LDZ_LEVEL: usize = 2;
     const LEVEL_POOL: usize = 12;
     const MIDDLE_POOL: usize = 6;
@@ -228,7 +264,11 @@ pub fn official_ldznet_sites(channel_mult: &[usize], num_res_blocks: usize, atte
     for (level, &mult) in channel_mult.iter().enumerate() {
         level_ds.push(ds);
         for nr in 0..num_res_blocks {
-            if level == LDZ_LEVEL && mult == 4 && nr + 1 == num_res_blocks && attention_resolutions.contains(&ds) {
+            if level == LDZ_LEVEL
+                && mult == 4
+                && nr + 1 == num_res_blocks
+                && attention_resolutions.contains(&ds)
+            {
                 sites.push(LdzSite::new(format!("input_blocks.{index}"), LEVEL_POOL));
             }
             index += 1;
@@ -238,9 +278,8 @@ pub fn official_ldznet_sites(channel_mult: &[usize], num_res_blocks: usize, atte
             ds *= 2;
         }
     }
-    if attention_resolutions.contains(&ds) {
-        sites.push(LdzSite::new("middle_block".to_string(), MIDDLE_POOL));
-    }
+    // The middle block always has a transformer (whatever `attention_resolutions` says).
+    sites.push(LdzSite::new("middle_block".to_string(), MIDDLE_POOL));
     let mut index = 0;
     for level in (0..channel_mult.len()).rev() {
         for _ in 0..=num_res_blocks {
@@ -340,7 +379,11 @@ struct Pass<'a> {
 impl Pass<'_> {
     /// Runs the layers of one block; returns the output and whether it contained a
     /// transformer. `tap_before_upsample` records the value right after the transformer.
-    fn run_block(&mut self, layers: &[UNetLayer], mut h: Tensor<4>) -> (Tensor<4>, Option<Tensor<4>>) {
+    fn run_block(
+        &mut self,
+        layers: &[UNetLayer],
+        mut h: Tensor<4>,
+    ) -> (Tensor<4>, Option<Tensor<4>>) {
         let mut tapped = None;
         for layer in layers {
             h = match layer {
@@ -367,7 +410,12 @@ impl Pass<'_> {
 impl UNetModel {
     /// Number of SpatialTransformers (= number of features).
     pub fn num_transformers(&self) -> usize {
-        let count = |layers: &[UNetLayer]| layers.iter().filter(|l| matches!(l, UNetLayer::SpatialTransformer(_))).count();
+        let count = |layers: &[UNetLayer]| {
+            layers
+                .iter()
+                .filter(|l| matches!(l, UNetLayer::SpatialTransformer(_)))
+                .count()
+        };
         self.input_blocks.iter().map(|b| count(b)).sum::<usize>()
             + count(&self.middle_block)
             + self.output_blocks.iter().map(|b| count(b)).sum::<usize>()
@@ -375,7 +423,12 @@ impl UNetModel {
 
     /// Indices (in feature order) of the transformers that are LD-ZNet transformers.
     pub fn ldznet_transformer_indices(&self) -> Vec<usize> {
-        let blocks = self.input_blocks.iter().map(|b| b.as_slice()).chain(std::iter::once(self.middle_block.as_slice())).chain(self.output_blocks.iter().map(|b| b.as_slice()));
+        let blocks = self
+            .input_blocks
+            .iter()
+            .map(|b| b.as_slice())
+            .chain(std::iter::once(self.middle_block.as_slice()))
+            .chain(self.output_blocks.iter().map(|b| b.as_slice()));
         blocks
             .flat_map(|b| b.iter())
             .filter_map(|l| match l {
@@ -389,7 +442,9 @@ impl UNetModel {
 
     fn time_embedding(&self, timesteps: &[i64], device: &Device) -> Tensor<2> {
         let t_emb = timestep_embedding(timesteps, self.model_channels, device);
-        self.time_embed.linear_2.forward(silu(self.time_embed.linear_1.forward(t_emb)))
+        self.time_embed
+            .linear_2
+            .forward(silu(self.time_embed.linear_1.forward(t_emb)))
     }
 
     /// SD UNet pass returning eps and the transformer-block features.
@@ -399,7 +454,13 @@ impl UNetModel {
     /// - `timesteps`: `batch` values
     /// - `context`: `[batch, 77, context_dim]`
     /// - features: `[batch, channels_of_level, h/ds, w/ds]`; eps: `[batch, out_channels, h, w]`
-    pub fn forward_features(&self, x: Tensor<4>, timesteps: &[i64], context: Tensor<3>, request: &FeatureRequest) -> UNetFeatures {
+    pub fn forward_features(
+        &self,
+        x: Tensor<4>,
+        timesteps: &[i64],
+        context: Tensor<3>,
+        request: &FeatureRequest,
+    ) -> UNetFeatures {
         let device = x.device();
         let mut pass = Pass {
             emb: self.time_embedding(timesteps, &device),
@@ -420,25 +481,34 @@ impl UNetModel {
         for block in &self.input_blocks {
             let (out, tapped) = pass.run_block(block, h);
             if tapped.is_some() && record(&mut features, pass.next_st - 1, out.clone()) {
-                return UNetFeatures { eps: None, features };
+                return UNetFeatures {
+                    eps: None,
+                    features,
+                };
             }
             hs.push(out.clone());
             h = out;
         }
         let (mid, tapped) = pass.run_block(&self.middle_block[..2], h);
-        if let Some(t) = tapped {
-            if record(&mut features, pass.next_st - 1, t) {
-                return UNetFeatures { eps: None, features };
-            }
+        if let Some(t) = tapped
+            && record(&mut features, pass.next_st - 1, t)
+        {
+            return UNetFeatures {
+                eps: None,
+                features,
+            };
         }
         let (mut h, _) = pass.run_block(&self.middle_block[2..], mid);
         for block in &self.output_blocks {
             let skip = hs.pop().unwrap_or_else(|| h.clone());
             let (out, tapped) = pass.run_block(block, Tensor::cat(vec![h, skip], 1));
-            if let Some(t) = tapped {
-                if record(&mut features, pass.next_st - 1, t) {
-                    return UNetFeatures { eps: None, features };
-                }
+            if let Some(t) = tapped
+                && record(&mut features, pass.next_st - 1, t)
+            {
+                return UNetFeatures {
+                    eps: None,
+                    features,
+                };
             }
             h = out;
         }
@@ -456,7 +526,12 @@ impl UNetModel {
     /// - `context`: `[batch, 77, context_dim]`
     /// - `sd_features`: one entry per transformer, in feature order (only LD-ZNet sites are read)
     /// - output: `[batch, 1, 8h, 8w]`
-    pub fn forward_ldznet(&self, z: Tensor<4>, context: Tensor<3>, sd_features: &[Option<Tensor<4>>]) -> Tensor<4> {
+    pub fn forward_ldznet(
+        &self,
+        z: Tensor<4>,
+        context: Tensor<3>,
+        sd_features: &[Option<Tensor<4>>],
+    ) -> Tensor<4> {
         // Every LD-ZNet transformer must get its feature: a missing one would silently skip
         // `attn3`. The pipeline builds the feature list from the same configs, so this holds.
         for i in self.ldznet_transformer_indices() {

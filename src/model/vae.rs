@@ -76,7 +76,11 @@ impl VaeEncoderConfig {
                         .init(device),
                 }
             });
-            down.push(DownLevel { block, attn, downsample });
+            down.push(DownLevel {
+                block,
+                attn,
+                downsample,
+            });
         }
         let moments = 2 * self.z_channels;
         VaeEncoder {
@@ -167,7 +171,13 @@ impl AttnBlock {
         let [batch, c, height, width] = x.dims();
         let h = self.norm.forward(x.clone());
         let tokens = |t: Tensor<4>| t.reshape([batch, c, height * width]).swap_dims(1, 2); // [batch, h*w, c]
-        let out = multi_head_attention(tokens(self.q.forward(h.clone())), tokens(self.k.forward(h.clone())), tokens(self.v.forward(h)), 1, false);
+        let out = multi_head_attention(
+            tokens(self.q.forward(h.clone())),
+            tokens(self.k.forward(h.clone())),
+            tokens(self.v.forward(h)),
+            1,
+            false,
+        );
         let out = out.swap_dims(1, 2).reshape([batch, c, height, width]);
         x + self.proj_out.forward(out)
     }
@@ -281,7 +291,10 @@ impl VaeEncoder {
                 h = down.conv.forward(h);
             }
         }
-        h = e.mid.block_2.forward(e.mid.attn_1.forward(e.mid.block_1.forward(h)));
+        h = e
+            .mid
+            .block_2
+            .forward(e.mid.attn_1.forward(e.mid.block_1.forward(h)));
         h = e.conv_out.forward(silu(e.norm_out.forward(h)));
         self.quant_conv.forward(h)
     }

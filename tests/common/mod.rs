@@ -32,20 +32,26 @@ pub struct Io {
 
 impl Io {
     pub fn open(path: &Path) -> Io {
-        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let st = SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("bad safetensors {}: {e}", path.display()));
+        let bytes =
+            std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let st = SafeTensors::deserialize(&bytes)
+            .unwrap_or_else(|e| panic!("bad safetensors {}: {e}", path.display()));
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             let data = view.data();
             let (f, i) = match view.dtype() {
                 Dtype::F32 => (
-                    data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                    data.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
                     Vec::new(),
                 ),
                 Dtype::I64 => {
                     let ints: Vec<i64> = data
                         .chunks_exact(8)
-                        .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                        .map(|c| {
+                            i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])
+                        })
                         .collect();
                     (ints.iter().map(|&x| x as f32).collect(), ints)
                 }
@@ -58,13 +64,22 @@ impl Io {
                 }
                 other => panic!("{name}: unsupported dtype {other:?}"),
             };
-            tensors.insert(name, Golden { shape: view.shape().to_vec(), f32: f, i64: i });
+            tensors.insert(
+                name,
+                Golden {
+                    shape: view.shape().to_vec(),
+                    f32: f,
+                    i64: i,
+                },
+            );
         }
         Io { tensors }
     }
 
     pub fn get(&self, name: &str) -> &Golden {
-        self.tensors.get(name).unwrap_or_else(|| panic!("io tensor `{name}` missing"))
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("io tensor `{name}` missing"))
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -105,14 +120,27 @@ impl Report {
     /// Compares with `|a-e| <= 1e-4*max|e| + 1e-5` and prints the max error.
     pub fn check<const D: usize>(&mut self, label: &str, got: Tensor<D>, expected: &Golden) {
         let got_shape = got.dims().to_vec();
-        let values: Vec<f32> = got.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let values: Vec<f32> = got
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         self.check_values(label, &got_shape, &values, expected);
     }
 
-    pub fn check_values(&mut self, label: &str, got_shape: &[usize], values: &[f32], expected: &Golden) {
+    pub fn check_values(
+        &mut self,
+        label: &str,
+        got_shape: &[usize],
+        values: &[f32],
+        expected: &Golden,
+    ) {
         self.checked += 1;
         if got_shape != expected.shape.as_slice() {
-            let msg = format!("{label}: shape {got_shape:?}, expected {:?}", expected.shape);
+            let msg = format!(
+                "{label}: shape {got_shape:?}, expected {:?}",
+                expected.shape
+            );
             println!("FAIL {msg}");
             self.failures.push(msg);
             return;
@@ -127,9 +155,13 @@ impl Report {
             }
         }
         let ok = err <= tol;
-        println!("{} {label}: max |a-e| = {err:.3e} (tolerance {tol:.3e}, max|e| = {max_e:.3e})", if ok { "ok  " } else { "FAIL" });
+        println!(
+            "{} {label}: max |a-e| = {err:.3e} (tolerance {tol:.3e}, max|e| = {max_e:.3e})",
+            if ok { "ok  " } else { "FAIL" }
+        );
         if !ok {
-            self.failures.push(format!("{label}: max error {err:.3e} > {tol:.3e}"));
+            self.failures
+                .push(format!("{label}: max error {err:.3e} > {tol:.3e}"));
         }
     }
 
@@ -140,7 +172,12 @@ impl Report {
 
     pub fn finish(self, what: &str) {
         assert!(self.checked > 0, "{what}: nothing was checked");
-        assert!(self.failures.is_empty(), "{what}: {} failure(s):\n{}", self.failures.len(), self.failures.join("\n"));
+        assert!(
+            self.failures.is_empty(),
+            "{what}: {} failure(s):\n{}",
+            self.failures.len(),
+            self.failures.join("\n")
+        );
         println!("{what}: {} tensors within tolerance", self.checked);
     }
 }
@@ -148,7 +185,8 @@ impl Report {
 /// Reads a component's `config.json`.
 pub fn config(dir: &Path) -> serde_json::Value {
     let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad json {}: {e}", path.display()))
 }
 
@@ -160,10 +198,17 @@ pub fn tiny_weights_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ldzmask-tiny-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("tmp dir");
-    std::fs::copy(src.join("weights.safetensors"), dir.join("weights.safetensors")).expect("copy weights");
+    std::fs::copy(
+        src.join("weights.safetensors"),
+        dir.join("weights.safetensors"),
+    )
+    .expect("copy weights");
     let cfg = config(&src);
     let configs = ldzmask::model::configs::ModelConfigs::from_json(&cfg).expect("pipeline configs");
-    let preprocess = ldzmask::pipeline::PreprocessConfig { target_side: 80, multiple: 32 };
+    let preprocess = ldzmask::pipeline::PreprocessConfig {
+        target_side: 80,
+        multiple: 32,
+    };
     ldzmask::discovery::write_config_file(&dir, &configs, &preprocess).expect("write config");
     dir
 }
@@ -178,5 +223,8 @@ pub fn write_png_from_tensor(golden: &Golden, path: &Path) {
             pixels[i * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
         }
     }
-    image::RgbImage::from_raw(w as u32, h as u32, pixels).expect("size").save(path).expect("write png");
+    image::RgbImage::from_raw(w as u32, h as u32, pixels)
+        .expect("size")
+        .save(path)
+        .expect("write png");
 }
