@@ -268,13 +268,7 @@ impl Segmenter {
         let (clip, _) = weights.load_clip(&configs.clip, device)?;
         progress(2, 4, "SD UNet");
         // Only the blocks up to the last feature LD-ZNet reads are built and loaded.
-        let last_feature = configs
-            .ldznet_unet
-            .ldznet_feature_indices()
-            .into_iter()
-            .max()
-            .unwrap_or(0);
-        let sd_config = configs.sd_unet.truncated_after_feature(last_feature);
+        let sd_config = configs.sd_feature_unet();
         let (sd_unet, _) = weights.load_sd_unet(&sd_config, device)?;
         progress(3, 4, "LD-ZNet UNet");
         let (ldznet, _) = weights.load_ldznet_unet(&configs.ldznet_unet, device)?;

@@ -781,8 +781,17 @@ struct Source<'a> {
     ema: bool,
 }
 
-impl Source<'_> {
-    fn lookup(&self, key: &str) -> Option<(&PackTensor, bool)> {
+/// One expected parameter found in a checkpoint.
+struct Match<'a> {
+    param: &'a ExpectedParam,
+    /// Full checkpoint key (the EMA key when it came from the EMA shadows).
+    key: String,
+    tensor: &'a PackTensor,
+    from_ema: bool,
+}
+
+impl<'a> Source<'a> {
+    fn lookup(&self, key: &str) -> Option<(&'a PackTensor, bool)> {
         if self.ema
             && let Some(t) = self.file.tensor(&ema_key(key))
         {
@@ -859,47 +868,50 @@ impl WeightFiles {
     }
 
     /// Matches `expected` against the first source that has any of its keys; errors name the
-    /// file and every missing or mis-shaped key.
-    fn gather(
-        &self,
+    /// file and every missing or mis-shaped key. Each match carries its full checkpoint key.
+    fn resolve<'a>(
+        &'a self,
         network: Network,
-        expected: &[ExpectedParam],
-    ) -> Result<(Vec<PackTensor>, LoadReport), LoadError> {
-        let sources = self.sources(network);
-        let first_key = expected.first().map(|p| p.key.clone()).unwrap_or_default();
-        let Some(source) = sources
-            .iter()
+        expected: &'a [ExpectedParam],
+    ) -> Result<(Source<'a>, Vec<Match<'a>>), LoadError> {
+        let Some(source) = self
+            .sources(network)
+            .into_iter()
             .find(|s| expected.iter().any(|p| s.lookup(&p.key).is_some()))
         else {
             return Err(LoadError::NotFound {
                 network: network.name(),
-                example_key: format!("{}{first_key}", network.example_prefix()),
+                example_key: expected
+                    .first()
+                    .map(|p| format!("{}{}", network.example_prefix(), p.key))
+                    .unwrap_or_default(),
                 files: self.describe_files(),
             });
         };
         let mut problems = KeyProblems::default();
-        let mut tensors = Vec::with_capacity(expected.len());
-        let mut ema_tensors = 0;
+        let mut matches = Vec::with_capacity(expected.len());
         for param in expected {
             match source.lookup(&param.key) {
                 None => problems
                     .missing
                     .push(format!("{}{}", source.prefix, param.key)),
                 Some((tensor, from_ema)) => {
+                    let key = if from_ema {
+                        ema_key(&param.key)
+                    } else {
+                        format!("{}{}", source.prefix, param.key)
+                    };
                     let found = tensor.shape.to_vec();
-                    if found != param.shape {
-                        let key = if from_ema {
-                            ema_key(&param.key)
-                        } else {
-                            format!("{}{}", source.prefix, param.key)
-                        };
+                    if found == param.shape {
+                        matches.push(Match {
+                            param,
+                            key,
+                            tensor,
+                            from_ema,
+                        });
+                    } else {
                         problems.mismatched.push((key, param.shape.clone(), found));
-                        continue;
                     }
-                    ema_tensors += usize::from(from_ema);
-                    let mut tensor = tensor.clone();
-                    tensor.name = param.module_path.clone();
-                    tensors.push(tensor);
                 }
             }
         }
@@ -910,6 +922,17 @@ impl WeightFiles {
                 problems,
             });
         }
+        Ok((source, matches))
+    }
+
+    /// The tensors of `expected`, renamed to their module paths, and where they came from.
+    fn gather(
+        &self,
+        network: Network,
+        expected: &[ExpectedParam],
+    ) -> Result<(Vec<PackTensor>, LoadReport), LoadError> {
+        let (source, matches) = self.resolve(network, expected)?;
+        let ema_tensors = matches.iter().filter(|m| m.from_ema).count();
         if network == Network::LdznetUnet && ema_tensors < expected.len() && !source.file.bundle {
             log::warn!(
                 "{}: {} of {} LD-ZNet UNet tensors have no EMA copy (`model_ema.*`); using the raw weights for those — the official inference uses EMA weights",
@@ -918,6 +941,14 @@ impl WeightFiles {
                 expected.len()
             );
         }
+        let tensors: Vec<PackTensor> = matches
+            .into_iter()
+            .map(|m| {
+                let mut tensor = m.tensor.clone();
+                tensor.name = m.param.module_path.clone();
+                tensor
+            })
+            .collect();
         let report = LoadReport {
             network: network.name(),
             path: source.file.path.clone(),
@@ -1011,52 +1042,9 @@ impl WeightFiles {
         let mut used = BTreeSet::new();
         let mut plan = Vec::new();
         for (network, expected) in modules {
-            let sources = self.sources(*network);
-            let source = sources
-                .iter()
-                .find(|s| expected.iter().any(|p| s.lookup(&p.key).is_some()))
-                .ok_or_else(|| LoadError::NotFound {
-                    network: network.name(),
-                    example_key: expected
-                        .first()
-                        .map(|p| format!("{}{}", network.example_prefix(), p.key))
-                        .unwrap_or_default(),
-                    files: self.describe_files(),
-                })?;
-            let mut keys = Vec::new();
-            let mut problems = KeyProblems::default();
-            for p in expected {
-                let key = match source.lookup(&p.key) {
-                    Some((t, from_ema)) => {
-                        let key = if from_ema {
-                            ema_key(&p.key)
-                        } else {
-                            format!("{}{}", source.prefix, p.key)
-                        };
-                        if t.shape.to_vec() != p.shape {
-                            problems.mismatched.push((
-                                key.clone(),
-                                p.shape.clone(),
-                                t.shape.to_vec(),
-                            ));
-                        }
-                        key
-                    }
-                    None => {
-                        problems.missing.push(format!("{}{}", source.prefix, p.key));
-                        continue;
-                    }
-                };
-                used.insert(key.clone());
-                keys.push(key);
-            }
-            if !problems.is_empty() {
-                return Err(LoadError::Incomplete {
-                    network: network.name(),
-                    path: source.file.path.clone(),
-                    problems,
-                });
-            }
+            let (_, matches) = self.resolve(*network, expected)?;
+            let keys: Vec<String> = matches.into_iter().map(|m| m.key).collect();
+            used.extend(keys.iter().cloned());
             plan.push((*network, keys));
         }
         let unused = self

@@ -49,12 +49,6 @@ fn manifest(name: &str, keep: impl Fn(&str) -> bool) -> Checkpoint {
 fn pipeline_networks() -> Vec<(Network, Vec<ldzmask::weights::ExpectedParam>)> {
     let c = ModelConfigs::official();
     let device = Device::flex();
-    let last = c
-        .ldznet_unet
-        .ldznet_feature_indices()
-        .into_iter()
-        .max()
-        .expect("sites");
     assert_eq!(
         c.ldznet_unet.ldznet_feature_indices(),
         vec![5, 6, 7, 8, 9],
@@ -65,7 +59,7 @@ fn pipeline_networks() -> Vec<(Network, Vec<ldzmask::weights::ExpectedParam>)> {
         (Network::Clip, expected_params(&c.clip.init(&device))),
         (
             Network::SdUnet,
-            expected_params(&c.sd_unet.truncated_after_feature(last).init(&device)),
+            expected_params(&c.sd_feature_unet().init(&device)),
         ),
         (
             Network::LdznetUnet,

@@ -55,7 +55,7 @@ pub fn run(
         .max()
         .unwrap_or(0);
     let sd_full = c.sd_unet.init(&device);
-    let sd_truncated = c.sd_unet.truncated_after_feature(last).init(&device);
+    let sd_truncated = c.sd_feature_unet().init(&device);
     let ldznet = c.ldznet_unet.init(&device);
     println!(
         "built full-size networks (random weights are created on first use) in {:.1} s",

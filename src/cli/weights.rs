@@ -68,23 +68,12 @@ pub fn expected_by_network(
     configs: &ModelConfigs,
 ) -> Vec<(Network, Vec<ldzmask::weights::ExpectedParam>)> {
     let device = burn::tensor::Device::flex();
-    let last_feature = configs
-        .ldznet_unet
-        .ldznet_feature_indices()
-        .into_iter()
-        .max()
-        .unwrap_or(0);
     vec![
         (Network::Vae, expected_params(&configs.vae.init(&device))),
         (Network::Clip, expected_params(&configs.clip.init(&device))),
         (
             Network::SdUnet,
-            expected_params(
-                &configs
-                    .sd_unet
-                    .truncated_after_feature(last_feature)
-                    .init(&device),
-            ),
+            expected_params(&configs.sd_feature_unet().init(&device)),
         ),
         (
             Network::LdznetUnet,

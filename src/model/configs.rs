@@ -41,6 +41,18 @@ impl ModelConfigs {
         }
     }
 
+    /// The SD UNet as the pipeline builds it: only up to the block of the last feature the
+    /// LD-ZNet transformers read (`output_blocks.5` for the real model), without `out`.
+    pub fn sd_feature_unet(&self) -> UNetModelConfig {
+        let last = self
+            .ldznet_unet
+            .ldznet_feature_indices()
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        self.sd_unet.truncated_after_feature(last)
+    }
+
     /// Reads the layout of the fixtures' `pipeline/config.json`: `vae` (`embed_dim`,
     /// `ddconfig`), `clip_text_config`, `sd_unet`, `ldznet_unet` and optionally
     /// `ldznet_spatial_transformers` (else the official placement rule).
