@@ -48,7 +48,8 @@ enum Command {
     /// Check, convert or download the weights.
     #[command(subcommand)]
     Weights(cli::weights::WeightsCommand),
-    /// Time each stage of one full-size forward pass (random weights) and report peak memory.
+    /// Time each stage of one full-size forward pass (random weights unless --weights is given)
+    /// and report peak memory.
     Bench(cli::bench::BenchArgs),
 }
 

@@ -775,6 +775,8 @@ pub struct WeightFiles {
 /// How a network's keys are looked up in one file.
 #[derive(Debug, Clone)]
 struct Source<'a> {
+    /// Index of `file` in [`WeightFiles::files`].
+    index: usize,
     file: &'a Checkpoint,
     prefix: String,
     /// LD-ZNet: prefer the EMA shadow of each key.
@@ -834,32 +836,36 @@ impl WeightFiles {
     /// Candidate sources of a network, in preference order.
     fn sources(&self, network: Network) -> Vec<Source<'_>> {
         // LD-ZNet files first: they may carry every part (a combined `LatentSeg` state dict).
-        let mut files: Vec<&Checkpoint> = self.files.iter().collect();
-        files.sort_by_key(|f| f.kind != CheckpointKind::Ldznet);
-        let mut candidates: Vec<(&Checkpoint, &'static str, bool)> = Vec::new();
-        for file in files {
+        let mut files: Vec<(usize, &Checkpoint)> = self.files.iter().enumerate().collect();
+        files.sort_by_key(|(_, f)| f.kind != CheckpointKind::Ldznet);
+        let mut candidates: Vec<(usize, &Checkpoint, &'static str, bool)> = Vec::new();
+        for (index, file) in files {
             match network {
-                Network::Vae => candidates.push((file, VAE_PREFIX, false)),
-                Network::Clip => candidates.extend(CLIP_PREFIXES.iter().map(|p| (file, *p, false))),
+                Network::Vae => candidates.push((index, file, VAE_PREFIX, false)),
+                Network::Clip => {
+                    candidates.extend(CLIP_PREFIXES.iter().map(|p| (index, file, *p, false)))
+                }
                 Network::SdUnet => {
-                    candidates.push((file, SD_IN_LDZNET_PREFIX, false));
+                    candidates.push((index, file, SD_IN_LDZNET_PREFIX, false));
+                    // `model.diffusion_model.*` of an LD-ZNet file is LD-ZNet's own UNet.
                     if file.kind == CheckpointKind::SdV1 {
-                        candidates.push((file, UNET_PREFIX, false));
+                        candidates.push((index, file, UNET_PREFIX, false));
                     }
                 }
                 Network::LdznetUnet => {
                     if file.kind == CheckpointKind::Ldznet {
-                        candidates.push((file, UNET_PREFIX, true));
+                        candidates.push((index, file, UNET_PREFIX, true));
                     }
                 }
             }
         }
         candidates
             .into_iter()
-            .filter(|(file, prefix, ema)| {
+            .filter(|(_, file, prefix, ema)| {
                 file.has_prefix(prefix) || (*ema && file.has_prefix("model_ema.diffusion_model"))
             })
-            .map(|(file, prefix, ema)| Source {
+            .map(|(index, file, prefix, ema)| Source {
+                index,
                 file,
                 prefix: prefix.to_string(),
                 ema,
@@ -1033,32 +1039,60 @@ impl WeightFiles {
         self.load_into(Network::LdznetUnet, config.init(device))
     }
 
-    /// The checkpoint keys (with prefix) each network would read, and the set of all keys of
-    /// all files that no network reads — for `weights check` and the manifest test.
+    /// The file and checkpoint keys (with prefix) each network would read, and the keys of
+    /// all files that no network reads — for `weights check`, bundles and the manifest test.
     pub fn key_plan(
         &self,
         modules: &[(Network, Vec<ExpectedParam>)],
     ) -> Result<KeyPlan, LoadError> {
-        let mut used = BTreeSet::new();
+        let mut used: BTreeSet<(usize, &str)> = BTreeSet::new();
         let mut plan = Vec::new();
         for (network, expected) in modules {
-            let (_, matches) = self.resolve(*network, expected)?;
+            let (source, matches) = self.resolve(*network, expected)?;
             let keys: Vec<String> = matches.into_iter().map(|m| m.key).collect();
-            used.extend(keys.iter().cloned());
-            plan.push((*network, keys));
+            plan.push(NetworkPlan {
+                network: *network,
+                file: source.index,
+                keys,
+            });
+        }
+        for p in &plan {
+            used.extend(p.keys.iter().map(|k| (p.file, k.as_str())));
         }
         let unused = self
             .files
             .iter()
-            .flat_map(|f| f.keys().map(str::to_string))
+            .enumerate()
+            .flat_map(|(i, f)| f.keys().map(move |k| (i, k)))
             .filter(|k| !used.contains(k))
+            .map(|(i, k)| (i, k.to_string()))
             .collect();
-        Ok((plan, unused))
+        Ok(KeyPlan {
+            networks: plan,
+            unused,
+        })
     }
 }
 
-/// Per network the checkpoint keys it reads, and the keys no network reads.
-pub type KeyPlan = (Vec<(Network, Vec<String>)>, BTreeSet<String>);
+/// What one network reads.
+#[derive(Debug, Clone)]
+pub struct NetworkPlan {
+    /// The network.
+    pub network: Network,
+    /// The file it reads (index into [`WeightFiles::files`]).
+    pub file: usize,
+    /// Its checkpoint keys in that file, in the order of the expected parameters.
+    pub keys: Vec<String>,
+}
+
+/// Per network the file and keys it reads, and the keys no network reads.
+#[derive(Debug, Clone)]
+pub struct KeyPlan {
+    /// One entry per requested network, in request order.
+    pub networks: Vec<NetworkPlan>,
+    /// `(file index, key)` of every tensor no network reads.
+    pub unused: Vec<(usize, String)>,
+}
 
 /// Progress callback of a bundle write: `(done, total, tensor name)`.
 type ProgressFn<'p> = &'p mut dyn FnMut(usize, usize, &str);
@@ -1215,21 +1249,13 @@ impl WeightFiles {
         &self,
         modules: &[(Network, Vec<ExpectedParam>)],
     ) -> Result<Vec<BundleEntry>, LoadError> {
-        let (plan, _) = self.key_plan(modules)?;
+        let plan = self.key_plan(modules)?;
         let mut entries = Vec::new();
-        for ((network, keys), (_, expected)) in plan.iter().zip(modules) {
-            for (source_key, param) in keys.iter().zip(expected) {
-                let file = self
-                    .files
-                    .iter()
-                    .position(|f| f.tensor(source_key).is_some())
-                    .ok_or_else(|| LoadError::Apply {
-                        network: network.name(),
-                        details: format!("`{source_key}` vanished"),
-                    })?;
+        for (planned, (_, expected)) in plan.networks.iter().zip(modules) {
+            for (source_key, param) in planned.keys.iter().zip(expected) {
                 entries.push(BundleEntry {
-                    name: format!("{}{}", bundle_prefix(*network), param.key),
-                    file,
+                    name: format!("{}{}", bundle_prefix(planned.network), param.key),
+                    file: planned.file,
                     source_key: source_key.clone(),
                     shape: param.shape.clone(),
                 });

@@ -9,38 +9,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::prelude::*;
-use burn::tensor::DType;
-use common::fixtures_dir;
+use common::manifest_entries;
 use ldzmask::model::configs::ModelConfigs;
 use ldzmask::weights::{
     Checkpoint, CheckpointKind, Network, WeightFiles, expected_params, ignored_reason,
 };
 
 fn manifest(name: &str, keep: impl Fn(&str) -> bool) -> Checkpoint {
-    let path = fixtures_dir().join("manifests").join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let entries = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|line| {
-            let mut parts = line.split('\t');
-            let name = parts.next()?.to_string();
-            let shape: Vec<usize> = parts
-                .next()?
-                .trim_matches(|c| c == '[' || c == ']')
-                .split(',')
-                .filter(|s| !s.trim().is_empty())
-                .map(|s| s.trim().parse().expect("shape"))
-                .collect();
-            let dtype = match parts.next()?.trim() {
-                "float32" => DType::F32,
-                "float16" => DType::F16,
-                "int64" => DType::I64,
-                "int32" => DType::I32,
-                other => panic!("dtype {other}"),
-            };
-            keep(&name).then_some((name, shape, dtype))
-        });
+    let entries = manifest_entries(name)
+        .into_iter()
+        .filter(|(key, _, _)| keep(key));
     Checkpoint::from_layout(Path::new(name), entries.collect::<Vec<_>>())
 }
 
@@ -68,14 +46,30 @@ fn pipeline_networks() -> Vec<(Network, Vec<ldzmask::weights::ExpectedParam>)> {
     ]
 }
 
-fn check_plan(files: WeightFiles, expect_sd_prefix: &str) {
+/// Checks the key plan; `expect_sd` is the SD UNet's (file index, key prefix).
+fn check_plan(files: WeightFiles, expect_sd: (usize, &str)) {
+    let (expect_sd_file, expect_sd_prefix) = expect_sd;
     let networks = pipeline_networks();
-    let (plan, unused) = files.key_plan(&networks).unwrap_or_else(|e| panic!("{e}"));
-    let by_network: BTreeMap<&str, &Vec<String>> =
-        plan.iter().map(|(n, k)| (n.name(), k)).collect();
-    for (network, keys) in &plan {
-        println!("{}: {} tensors", network.name(), keys.len());
+    let plan = files.key_plan(&networks).unwrap_or_else(|e| panic!("{e}"));
+    let by_network: BTreeMap<&str, &Vec<String>> = plan
+        .networks
+        .iter()
+        .map(|p| (p.network.name(), &p.keys))
+        .collect();
+    for p in &plan.networks {
+        println!(
+            "{}: {} tensors from {}",
+            p.network.name(),
+            p.keys.len(),
+            files.files()[p.file].path().display()
+        );
     }
+    let sd_file = plan
+        .networks
+        .iter()
+        .find(|p| p.network == Network::SdUnet)
+        .map(|p| p.file);
+    assert_eq!(sd_file, Some(expect_sd_file), "file of the SD UNet");
     let ldz = by_network["LD-ZNet UNet"];
     assert_eq!(ldz.len(), 760, "LD-ZNet UNet tensors");
     assert!(
@@ -110,13 +104,8 @@ fn check_plan(files: WeightFiles, expect_sd_prefix: &str) {
     );
     let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
     let mut unexplained = Vec::new();
-    for key in &unused {
-        let kind = files
-            .files()
-            .iter()
-            .find(|f| f.tensor(key).is_some())
-            .map(Checkpoint::kind)
-            .expect("key belongs to a file");
+    for (file, key) in &plan.unused {
+        let kind = files.files()[*file].kind();
         match ignored_reason(key, kind) {
             Some(why) => *reasons.entry(why).or_default() += 1,
             None => unexplained.push(key.clone()),
@@ -140,7 +129,7 @@ fn full_ldznet_checkpoint_plus_sd_full_ema() {
     // The frozen SD UNet inside the LD-ZNet file wins (it is the same non-EMA SD v1.4 UNet).
     check_plan(
         WeightFiles::from_checkpoints(vec![sd, ldz]),
-        "sd_features_stage_model.model.model.diffusion_model.",
+        (1, "sd_features_stage_model.model.model.diffusion_model."),
     );
 }
 
@@ -152,9 +141,11 @@ fn pruned_ldznet_checkpoint_plus_sd_full_ema() {
     let ldz = manifest("ldznet_checkpoint_keys.txt", |k| {
         k.starts_with("model.diffusion_model.") || k.starts_with("model_ema.")
     });
+    // The LD-ZNet file comes first (as sorted by name) and has `model.diffusion_model.*` too:
+    // those are LD-ZNet's raw weights and must not feed the SD features.
     check_plan(
         WeightFiles::from_checkpoints(vec![ldz, sd]),
-        "model.diffusion_model.",
+        (1, "model.diffusion_model."),
     );
 }
 
@@ -185,9 +176,9 @@ fn manifest_shapes_match_the_full_size_models() {
             expected_params(&c.ldznet_unet.init(&device)),
         ),
     ];
-    let (plan, _) = files.key_plan(&networks).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(plan[0].1.len(), 686, "SD UNet tensors");
-    assert_eq!(plan[1].1.len(), 760, "LD-ZNet UNet tensors");
+    let plan = files.key_plan(&networks).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.networks[0].keys.len(), 686, "SD UNet tensors");
+    assert_eq!(plan.networks[1].keys.len(), 760, "LD-ZNet UNet tensors");
     let params: usize = networks[1]
         .1
         .iter()

@@ -202,3 +202,79 @@ fn converted_bundles_reproduce_the_original_outputs() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Splits the combined tiny `weights.safetensors` in `dir` into the two files users download:
+/// a pruned LD-ZNet file (its UNet, raw + EMA, only) and an SD v1 file whose
+/// `model.diffusion_model.*` is the SD UNet. Both files hold `model.diffusion_model.*` keys of
+/// the same shapes, so only the file kind tells which UNet is which.
+fn split_like_the_release_files(dir: &Path) {
+    use safetensors::SafeTensors;
+    use safetensors::tensor::TensorView;
+    let combined = dir.join("weights.safetensors");
+    let bytes = std::fs::read(&combined).expect("read combined");
+    let st = SafeTensors::deserialize(&bytes).expect("parse combined");
+    let mut ldznet = Vec::new();
+    let mut sd = Vec::new();
+    for (name, view) in st.tensors() {
+        let view = TensorView::new(view.dtype(), view.shape().to_vec(), view.data()).expect("view");
+        if name.starts_with("model.diffusion_model.") || name.starts_with("model_ema.") {
+            ldznet.push((name, view));
+        } else if let Some(rest) = name.strip_prefix("sd_features_stage_model.model.") {
+            if rest.starts_with("model.diffusion_model.") {
+                sd.push((rest.to_string(), view));
+            }
+        } else {
+            sd.push((name, view));
+        }
+    }
+    safetensors::serialize_to_file(ldznet, None, &dir.join("LDZNet_txt2mask.safetensors"))
+        .expect("write LD-ZNet file");
+    safetensors::serialize_to_file(sd, None, &dir.join("sd-v1-4-full-ema.safetensors"))
+        .expect("write SD file");
+    std::fs::remove_file(&combined).expect("remove combined");
+}
+
+#[test]
+fn separate_sd_and_pruned_ldznet_files_load_and_convert_like_the_combined_file() {
+    let combined = tiny_weights_dir("split-ref");
+    let (reference, _) = case0_logits(&combined);
+    let dir = tiny_weights_dir("split");
+    split_like_the_release_files(&dir);
+    let (code, text) = ldzmask(&["weights", "check"], &[&dir]);
+    assert_eq!(code, 0, "{text}");
+    let sd_line = text
+        .lines()
+        .find(|l| l.contains("SD v1 UNet"))
+        .expect("SD UNet line");
+    assert!(
+        sd_line.contains("sd-v1-4-full-ema.safetensors"),
+        "the SD UNet comes from the SD file: {sd_line}"
+    );
+    let (logits, _) = case0_logits(&dir);
+    assert_eq!(
+        logits, reference,
+        "split files give the combined file's logits"
+    );
+    let bundle_dir = temp_dir("split-bundle");
+    let out = bundle_dir.join("ldzmask-bundle.safetensors");
+    let (code, text) = ldzmask(
+        &[
+            "weights",
+            "convert",
+            "--f32",
+            "--out",
+            out.to_str().expect("utf8"),
+            "--weights",
+        ],
+        &[&dir],
+    );
+    assert_eq!(code, 0, "{text}");
+    let (logits, _) = case0_logits(&bundle_dir);
+    assert_eq!(
+        logits, reference,
+        "a bundle of the split files gives the same logits"
+    );
+    for d in [combined, dir, bundle_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

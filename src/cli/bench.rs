@@ -1,5 +1,6 @@
 //! `ldzmask bench`: wall time of each stage of one full-size forward pass, on the chosen
-//! device, with random weights (no checkpoint needed) or the real ones, plus peak memory.
+//! device, with random weights (no checkpoint needed) or, with `--weights`, the real ones (their
+//! load time is reported too; `--load-only` stops there), plus peak memory.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -7,8 +8,14 @@ use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use ldzmask::device::{DeviceChoice, select_device};
+use ldzmask::discovery::find_weights;
+use ldzmask::model::clip::CLIPTextTransformer;
 use ldzmask::model::configs::ModelConfigs;
-use ldzmask::model::unet::FeatureRequest;
+use ldzmask::model::unet::{FeatureRequest, UNetModel};
+use ldzmask::model::vae::VaeEncoder;
+use ldzmask::weights::WeightFiles;
+
+const SD_FULL: &str = "SD UNet (full)";
 
 /// Arguments of `ldzmask bench`.
 #[derive(Debug, clap::Args)]
@@ -19,6 +26,9 @@ pub struct BenchArgs {
     /// Timed repetitions after one warm-up pass.
     #[arg(long, default_value_t = 2)]
     pub runs: usize,
+    /// Stop after loading the weights (with `--weights`: measures load time and memory).
+    #[arg(long)]
+    pub load_only: bool,
 }
 
 fn peak_rss_mb() -> Option<f64> {
@@ -35,32 +45,97 @@ fn time<T>(device: &Device, f: impl FnOnce() -> T) -> (T, Duration) {
     (out, start.elapsed())
 }
 
-/// Runs the benchmark with random full-size weights.
+/// The networks a forward pass runs, with random or loaded weights.
+struct Networks {
+    configs: ModelConfigs,
+    vae: VaeEncoder,
+    clip: CLIPTextTransformer,
+    /// The SD UNet up to the last feature LD-ZNet reads, as the pipeline builds it.
+    sd_truncated: UNetModel,
+    /// The whole SD UNet, for comparison (random weights only).
+    sd_full: Option<UNetModel>,
+    ldznet: UNetModel,
+}
+
+/// Full-size networks with random weights (created lazily, on first use).
+fn random_networks(device: &Device) -> Networks {
+    let configs = ModelConfigs::official();
+    Networks {
+        vae: configs.vae.init(device),
+        clip: configs.clip.init(device),
+        sd_truncated: configs.sd_feature_unet().init(device),
+        sd_full: Some(configs.sd_unet.init(device)),
+        ldznet: configs.ldznet_unet.init(device),
+        configs,
+    }
+}
+
+/// The networks loaded from the weights found at `weights` (checkpoints or a bundle), exactly
+/// as the app loads them; reports the time and memory it took.
+fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<Networks> {
+    let found = find_weights(Some(weights))?;
+    let start = Instant::now();
+    let files = WeightFiles::open(&found.files)?;
+    let opened = start.elapsed();
+    let configs = found.configs;
+    let (vae, _) = files.load_vae(&configs.vae, device)?;
+    let (clip, _) = files.load_clip(&configs.clip, device)?;
+    let (sd_truncated, _) = files.load_sd_unet(&configs.sd_feature_unet(), device)?;
+    let (ldznet, _) = files.load_ldznet_unet(&configs.ldznet_unet, device)?;
+    let _ = device.sync();
+    println!(
+        "loaded {} in {:.1} s (indexing the files {:.1} s); peak RSS {:.0} MB",
+        found
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        start.elapsed().as_secs_f64(),
+        opened.as_secs_f64(),
+        peak_rss_mb().unwrap_or(0.0)
+    );
+    Ok(Networks {
+        configs,
+        vae,
+        clip,
+        sd_truncated,
+        sd_full: None,
+        ldznet,
+    })
+}
+
+/// Runs the benchmark with random full-size weights, or with the weights given by `--weights`.
 pub fn run(
     args: BenchArgs,
-    _weights: Option<&Path>,
+    weights: Option<&Path>,
     device: DeviceChoice,
 ) -> anyhow::Result<ExitCode> {
     let selected = select_device(device);
     let device = selected.device.clone();
     println!("device: {}", selected.description);
-    let c = ModelConfigs::official();
     let start = Instant::now();
-    let vae = c.vae.init(&device);
-    let clip = c.clip.init(&device);
+    let nets = match weights {
+        Some(weights) => load_networks(weights, &device)?,
+        None => {
+            let nets = random_networks(&device);
+            println!(
+                "built full-size networks (random weights are created on first use) in {:.1} s",
+                start.elapsed().as_secs_f64()
+            );
+            nets
+        }
+    };
+    if args.load_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = &nets.configs;
     let last = c
         .ldznet_unet
         .ldznet_feature_indices()
         .into_iter()
         .max()
         .unwrap_or(0);
-    let sd_full = c.sd_unet.init(&device);
-    let sd_truncated = c.sd_feature_unet().init(&device);
-    let ldznet = c.ldznet_unet.init(&device);
-    println!(
-        "built full-size networks (random weights are created on first use) in {:.1} s",
-        start.elapsed().as_secs_f64()
-    );
     let s = args.size;
     let latent = s / 8;
     let request = FeatureRequest {
@@ -75,7 +150,7 @@ pub fn run(
         ("VAE encoder", vec![]),
         ("CLIP text", vec![]),
         ("SD UNet (truncated after output_blocks.5)", vec![]),
-        ("SD UNet (full)", vec![]),
+        (SD_FULL, vec![]),
         ("LD-ZNet UNet", vec![]),
     ];
     for run in 0..=args.runs {
@@ -84,23 +159,26 @@ pub fn run(
             burn::tensor::Distribution::Uniform(-1.0, 1.0),
             &device,
         );
-        let (posterior, t_vae) = time(&device, || vae.encode(x));
+        let (posterior, t_vae) = time(&device, || nets.vae.encode(x));
         let z = posterior.mean_scaled();
         let ids =
             Tensor::<2, Int>::from_data(TensorData::new(vec![49406i64; 77], [1, 77]), &device);
-        let (context, t_clip) = time(&device, || clip.forward(ids));
+        let (context, t_clip) = time(&device, || nets.clip.forward(ids));
         let (features, t_sd) = time(&device, || {
-            sd_truncated
+            nets.sd_truncated
                 .forward_features(z.clone(), &[400], context.clone(), &request)
                 .features
         });
         let (_, t_sd_full) = time(&device, || {
-            sd_full
-                .forward_features(z.clone(), &[400], context.clone(), &full_request)
-                .features
+            nets.sd_full.as_ref().map(|sd_full| {
+                sd_full
+                    .forward_features(z.clone(), &[400], context.clone(), &full_request)
+                    .features
+            })
         });
         let (logits, t_ldz) = time(&device, || {
-            ldznet.forward_ldznet(z.clone(), context.clone(), &features)
+            nets.ldznet
+                .forward_ldznet(z.clone(), context.clone(), &features)
         });
         let dims = logits.dims();
         if run == 0 {
@@ -119,6 +197,9 @@ pub fn run(
         args.runs
     );
     for (name, times) in &rows {
+        if *name == SD_FULL && nets.sd_full.is_none() {
+            continue;
+        }
         let best = times.iter().min().copied().unwrap_or_default();
         let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
         println!(

@@ -178,12 +178,12 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     for (network, expected) in expected_by_network(&found.configs) {
         match files.key_plan(&[(network, expected)]) {
-            Ok((plan, _)) => {
-                let n: usize = plan.iter().map(|(_, keys)| keys.len()).sum();
+            Ok(plan) => {
+                let n: usize = plan.networks.iter().map(|p| p.keys.len()).sum();
                 let from = plan
+                    .networks
                     .first()
-                    .and_then(|(_, keys)| keys.first())
-                    .and_then(|key| files.files().iter().find(|f| f.tensor(key).is_some()))
+                    .and_then(|p| files.files().get(p.file))
                     .map(|f| f.path().display().to_string())
                     .unwrap_or_default();
                 println!("  ok       {}: {n} tensors from {from}", network.name());

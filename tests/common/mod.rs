@@ -228,3 +228,34 @@ pub fn write_png_from_tensor(golden: &Golden, path: &Path) {
         .save(path)
         .expect("write png");
 }
+
+/// The entries (key, shape, dtype) of a full-size key manifest in `fixtures/manifests/`, in the
+/// file's order (the state_dict order of the official module tree).
+pub fn manifest_entries(name: &str) -> Vec<(String, Vec<usize>, burn::tensor::DType)> {
+    use burn::tensor::DType;
+    let path = fixtures_dir().join("manifests").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let mut parts = line.split('\t');
+            let name = parts.next().expect("name").to_string();
+            let shape: Vec<usize> = parts
+                .next()
+                .expect("shape")
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().parse().expect("shape"))
+                .collect();
+            let dtype = match parts.next().expect("dtype").trim() {
+                "float32" => DType::F32,
+                "float16" => DType::F16,
+                "int64" => DType::I64,
+                "int32" => DType::I32,
+                other => panic!("{}: dtype {other}", path.display()),
+            };
+            (name, shape, dtype)
+        })
+        .collect()
+}
