@@ -392,7 +392,8 @@ pub struct Checkpoint {
     path: PathBuf,
     tensors: BTreeMap<String, PackTensor>,
     kind: CheckpointKind,
-    /// An ldzmask bundle (`weights convert`): its LD-ZNet UNet already holds the EMA weights.
+    /// An ldzmask bundle (`weights convert`): its LD-ZNet UNet already holds the EMA weights,
+    /// and its tensors are in burn's layout (Linear weights `[in, out]`).
     bundle: bool,
 }
 
@@ -460,8 +461,10 @@ fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize
 
 /// Metadata key that marks an ldzmask bundle (`weights convert`), value [`BUNDLE_FORMAT`].
 pub const BUNDLE_FORMAT_KEY: &str = "ldzmask.format";
-/// Format tag of ldzmask bundles.
-pub const BUNDLE_FORMAT: &str = "ldzmask-bundle-v1";
+/// Format tag of ldzmask bundles. v2 stores tensors in burn's layout (Linear weights
+/// `[in, out]`), so loading copies each tensor once, without transposing; v1 (PyTorch layout)
+/// bundles are refused with a request to convert again.
+pub const BUNDLE_FORMAT: &str = "ldzmask-bundle-v2";
 /// Metadata key with the bundle's network configs (JSON of `ModelConfigs::to_json`).
 pub const BUNDLE_CONFIGS_KEY: &str = "ldzmask.configs";
 /// Metadata key with the bundle's resize rule (JSON).
@@ -614,7 +617,7 @@ pub fn bundle_metadata(path: &Path) -> Option<BTreeMap<String, String>> {
     let header = read_safetensors_header(path).ok()?;
     let meta: BTreeMap<String, String> =
         serde_json::from_value(header.get("__metadata__")?.clone()).ok()?;
-    (meta.get(BUNDLE_FORMAT_KEY).map(String::as_str) == Some(BUNDLE_FORMAT)).then_some(meta)
+    meta.contains_key(BUNDLE_FORMAT_KEY).then_some(meta)
 }
 
 impl Checkpoint {
@@ -650,7 +653,16 @@ impl Checkpoint {
             return Err(format_err("the file contains no tensors".into()));
         }
         let kind = identify(tensors.keys().map(String::as_str));
-        let bundle = bundle_metadata(path).is_some();
+        let bundle = match bundle_metadata(path) {
+            None => false,
+            Some(meta) if meta[BUNDLE_FORMAT_KEY] == BUNDLE_FORMAT => true,
+            Some(meta) => {
+                return Err(format_err(format!(
+                    "an ldzmask bundle in an older format ({}); rebuild it from the original files with `ldzmask weights convert --overwrite`",
+                    meta[BUNDLE_FORMAT_KEY]
+                )));
+            }
+        };
         log::info!(
             "opened {} ({} tensors): {kind}{}",
             path.display(),
@@ -738,10 +750,30 @@ impl Checkpoint {
 pub struct ExpectedParam {
     /// Module path with PyTorch leaf names (`…in_norm.weight`).
     pub module_path: String,
+    /// Module path as burn names it (`…in_norm.gamma`).
+    pub burn_path: String,
+    /// A Linear weight: PyTorch stores `[out, in]`, burn (and a bundle) `[in, out]`.
+    pub linear: bool,
     /// Checkpoint key relative to the network's prefix (`…in_layers.0.weight`).
     pub key: String,
     /// Shape as stored by PyTorch (Linear `[out, in]`).
     pub shape: Vec<usize>,
+}
+
+impl ExpectedParam {
+    /// The shape this parameter has in `file`: PyTorch's, or burn's in a bundle.
+    fn shape_in(&self, file: &Checkpoint) -> Vec<usize> {
+        self.stored_shape(file.bundle)
+    }
+
+    /// The shape in PyTorch's layout, or in burn's (`burn_layout`: Linear weights transposed).
+    fn stored_shape(&self, burn_layout: bool) -> Vec<usize> {
+        let mut shape = self.shape.clone();
+        if burn_layout && self.linear {
+            shape.reverse();
+        }
+        shape
+    }
 }
 
 /// Lists a module's float parameters with paths and shapes, without initialising them.
@@ -775,7 +807,9 @@ impl ModuleVisitor for ExpectedVisitor {
             .map(String::as_str)
             .unwrap_or("");
         let mut path = self.path.clone();
+        let burn_path = path.join(".");
         let mut shape = param.lazy_shape().to_vec();
+        let mut linear = false;
         let is_norm = matches!(module_type, "Struct:GroupNorm" | "Struct:LayerNorm");
         if let Some(leaf) = path.last_mut() {
             if is_norm && leaf == "gamma" {
@@ -784,12 +818,15 @@ impl ModuleVisitor for ExpectedVisitor {
                 *leaf = "bias".into();
             } else if module_type == "Struct:Linear" && leaf == "weight" && shape.len() == 2 {
                 shape.swap(0, 1);
+                linear = true;
             }
         }
         let module_path = path.join(".");
         self.params.push(ExpectedParam {
             key: module_path_to_key(&module_path),
             module_path,
+            burn_path,
+            linear,
             shape,
         });
     }
@@ -991,7 +1028,7 @@ impl WeightFiles {
                         format!("{}{}", source.prefix, param.key)
                     };
                     let found = tensor.shape.to_vec();
-                    if found == param.shape {
+                    if found == param.shape_in(source.file) {
                         matches.push(Match {
                             param,
                             key,
@@ -999,7 +1036,9 @@ impl WeightFiles {
                             from_ema,
                         });
                     } else {
-                        problems.mismatched.push((key, param.shape.clone(), found));
+                        problems
+                            .mismatched
+                            .push((key, param.shape_in(source.file), found));
                     }
                 }
             }
@@ -1019,8 +1058,10 @@ impl WeightFiles {
         &self,
         network: Network,
         expected: &[ExpectedParam],
-    ) -> Result<(Vec<PackTensor>, LoadReport), LoadError> {
+    ) -> Result<(Vec<PackTensor>, LoadReport, bool), LoadError> {
         let (source, matches) = self.resolve(network, expected)?;
+        // Bundles hold burn's names and layout; checkpoints PyTorch's (adapted at load).
+        let burn_layout = source.file.bundle;
         let ema_tensors = matches.iter().filter(|m| m.from_ema).count();
         if network == Network::LdznetUnet && ema_tensors < expected.len() && !source.file.bundle {
             log::warn!(
@@ -1034,7 +1075,11 @@ impl WeightFiles {
             .into_iter()
             .map(|m| {
                 let mut tensor = m.tensor.clone();
-                tensor.name = m.param.module_path.clone();
+                tensor.name = if burn_layout {
+                    m.param.burn_path.clone()
+                } else {
+                    m.param.module_path.clone()
+                };
                 tensor
             })
             .collect();
@@ -1045,7 +1090,7 @@ impl WeightFiles {
             tensors: tensors.len(),
             ema_tensors,
         };
-        Ok((tensors, report))
+        Ok((tensors, report, burn_layout))
     }
 
     fn load_into<M: Module>(
@@ -1054,9 +1099,12 @@ impl WeightFiles {
         mut module: M,
     ) -> Result<(M, LoadReport), LoadError> {
         let expected = expected_params(&module);
-        let (tensors, report) = self.gather(network, &expected)?;
-        let adapter: Box<dyn ModuleAdapter> =
-            Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)));
+        let (tensors, report, burn_layout) = self.gather(network, &expected)?;
+        let adapter: Box<dyn ModuleAdapter> = if burn_layout {
+            Box::new(FloatCastAdapter::to(DType::F32))
+        } else {
+            Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+        };
         let result = module.apply(tensors, None, Some(adapter), true);
         if !result.errors.is_empty() || !result.missing.is_empty() {
             let mut details: Vec<String> = result.errors.iter().map(|e| e.to_string()).collect();
@@ -1321,8 +1369,10 @@ pub struct BundleEntry {
     pub file: usize,
     /// Key in that file.
     pub source_key: String,
-    /// Shape.
+    /// Shape in the bundle (burn's layout).
     pub shape: Vec<usize>,
+    /// A Linear weight read in PyTorch's layout: transposed to burn's as it is written.
+    pub transpose: bool,
 }
 
 impl WeightFiles {
@@ -1336,11 +1386,13 @@ impl WeightFiles {
         let mut entries = Vec::new();
         for (planned, (_, expected)) in plan.networks.iter().zip(modules) {
             for (source_key, param) in planned.keys.iter().zip(expected) {
+                let from_bundle = self.files[planned.file].bundle;
                 entries.push(BundleEntry {
                     name: format!("{}{}", bundle_prefix(planned.network), param.key),
                     file: planned.file,
                     source_key: source_key.clone(),
-                    shape: param.shape.clone(),
+                    shape: param.stored_shape(true),
+                    transpose: param.linear && !from_bundle,
                 });
             }
         }
@@ -1464,6 +1516,19 @@ impl BundleView<'_, '_> {
                 self.elements()
             ));
         }
+        let values = if self.entry.transpose {
+            // PyTorch `[out, in]` → burn `[in, out]` (the bundle's shape).
+            let (inputs, outputs) = (self.entry.shape[0], self.entry.shape[1]);
+            let mut t = vec![0f32; values.len()];
+            for o in 0..outputs {
+                for i in 0..inputs {
+                    t[i * outputs + o] = values[o * inputs + i];
+                }
+            }
+            t
+        } else {
+            values
+        };
         Ok(match self.precision {
             BundlePrecision::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
             BundlePrecision::F16 => values

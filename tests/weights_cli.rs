@@ -278,3 +278,47 @@ fn separate_sd_and_pruned_ldznet_files_load_and_convert_like_the_combined_file()
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+#[test]
+fn bundles_of_an_older_format_ask_to_convert_again() {
+    use safetensors::SafeTensors;
+    use safetensors::tensor::TensorView;
+    let dir = tiny_weights_dir("old-bundle");
+    let bundle_dir = temp_dir("old-bundle-out");
+    let out = bundle_dir.join("ldzmask-bundle.safetensors");
+    let (code, text) = ldzmask(
+        &[
+            "weights",
+            "convert",
+            "--out",
+            out.to_str().expect("utf8"),
+            "--weights",
+        ],
+        &[&dir],
+    );
+    assert_eq!(code, 0, "{text}");
+    // The same bundle, tagged with the previous format (PyTorch layout).
+    let bytes = std::fs::read(&out).expect("read bundle");
+    let (_, header) = SafeTensors::read_metadata(&bytes).expect("header");
+    let mut meta = header.metadata().clone().expect("bundle metadata");
+    meta.insert("ldzmask.format".into(), "ldzmask-bundle-v1".into());
+    let st = SafeTensors::deserialize(&bytes).expect("parse");
+    let views: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let view = TensorView::new(v.dtype(), v.shape().to_vec(), v.data()).expect("view");
+            (n, view)
+        })
+        .collect();
+    safetensors::serialize_to_file(views, Some(meta), &out).expect("rewrite");
+    let (code, text) = ldzmask(&["weights", "check"], &[&bundle_dir]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("older format") && text.contains("weights convert --overwrite"),
+        "{text}"
+    );
+    for d in [dir, bundle_dir] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
