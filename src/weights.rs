@@ -1448,6 +1448,13 @@ impl WeightFiles {
             });
         }
         std::fs::rename(&tmp, out).map_err(io)?;
+        // safetensors writes through a private temporary file (mode 0600); a bundle is a model
+        // file like the checkpoints it came from, readable by others.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+        }
         Ok(())
     }
 }

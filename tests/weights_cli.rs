@@ -172,6 +172,15 @@ fn converted_bundles_reproduce_the_original_outputs() {
             .expect("size")
             .len();
         let bundle_size = std::fs::metadata(&out).expect("bundle").len();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&out)
+                .expect("bundle")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "bundle readable like a checkpoint");
+        }
         println!(
             "{precision} bundle: {bundle_size} bytes (original combined file {original_size})"
         );
