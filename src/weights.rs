@@ -529,7 +529,9 @@ pub fn read_safetensors_header(
 /// This replaces burn-store's `SafetensorsStore`, which parses the whole header again for every
 /// tensor it reads (quadratic in the tensor count) and widens f16 through a generic cast with
 /// extra copies: an f16 bundle loaded in 28 s that way, see weights/README.md for the numbers now.
-fn index_safetensors(path: &Path) -> Result<BTreeMap<String, PackTensor>, LoadError> {
+///
+/// Returns the tensors and the file's `__metadata__`.
+fn index_safetensors(path: &Path) -> Result<SafetensorsIndex, LoadError> {
     use safetensors::Dtype as St;
     let format = |reason: String| LoadError::Format {
         path: path.to_path_buf(),
@@ -558,26 +560,31 @@ fn index_safetensors(path: &Path) -> Result<BTreeMap<String, PackTensor>, LoadEr
             data_start + info.data_offsets.0,
             data_start + info.data_offsets.1,
         );
-        // Floating-point tensors are produced as f32; other dtypes as they are stored (none of
-        // them is loaded into a network: they are position ids and EMA counters).
-        let (dtype, byte_len) = match info.dtype {
-            St::F32 | St::F16 | St::BF16 => (DType::F32, info.shape.iter().product::<usize>() * 4),
-            St::F64 => (DType::F64, end - start),
-            St::I64 => (DType::I64, end - start),
-            St::I32 => (DType::I32, end - start),
-            St::I16 => (DType::I16, end - start),
-            St::I8 => (DType::I8, end - start),
-            _ => (DType::U8, end - start),
+        let stored = match info.dtype {
+            St::F32 => DType::F32,
+            St::F16 => DType::F16,
+            St::BF16 => DType::BF16,
+            St::F64 => DType::F64,
+            St::I64 => DType::I64,
+            St::I32 => DType::I32,
+            St::I16 => DType::I16,
+            St::I8 => DType::I8,
+            _ => DType::U8,
         };
-        let stored = info.dtype;
+        // f32/f16/bf16 tensors are produced as f32; other dtypes as they are stored (none of
+        // them is loaded into a network: they are position ids and EMA counters).
+        let widen = matches!(stored, DType::F32 | DType::F16 | DType::BF16);
+        let (dtype, byte_len) = if widen {
+            (DType::F32, info.shape.iter().product::<usize>() * 4)
+        } else {
+            (stored, end - start)
+        };
         let map = map.clone();
         let provider = move || {
             let bytes = &map[start..end];
-            Ok(match stored {
-                St::F32 => Bytes::from_elems(bytemuck::pod_collect_to_vec::<u8, f32>(bytes)),
-                St::F16 => Bytes::from_elems(widen_16_bit::<half::f16>(bytes)),
-                St::BF16 => Bytes::from_elems(widen_16_bit::<half::bf16>(bytes)),
-                _ => Bytes::from_bytes_vec(bytes.to_vec()),
+            Ok(match float_values(bytes, stored).filter(|_| widen) {
+                Some(values) => Bytes::from_elems(values),
+                None => Bytes::from_bytes_vec(bytes.to_vec()),
             })
         };
         let shape = info.shape.clone();
@@ -586,7 +593,27 @@ fn index_safetensors(path: &Path) -> Result<BTreeMap<String, PackTensor>, LoadEr
             PackTensor::deferred(name, dtype, shape, None, byte_len, provider),
         );
     }
-    Ok(tensors)
+    Ok((tensors, metadata.metadata().clone()))
+}
+
+/// The tensors of a safetensors file and its `__metadata__`.
+type SafetensorsIndex = (
+    BTreeMap<String, PackTensor>,
+    Option<std::collections::HashMap<String, String>>,
+);
+
+/// Little-endian floats of `dtype` as f32 values; `None` for a non-float dtype.
+fn float_values(bytes: &[u8], dtype: DType) -> Option<Vec<f32>> {
+    Some(match dtype {
+        DType::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(bytes),
+        DType::F16 => widen_16_bit::<half::f16>(bytes),
+        DType::BF16 => widen_16_bit::<half::bf16>(bytes),
+        DType::F64 => bytemuck::pod_collect_to_vec::<u8, f64>(bytes)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect(),
+        _ => return None,
+    })
 }
 
 /// Little-endian 16-bit floats (`f16` or `bf16`) widened to f32 — with `half`'s SIMD slice
@@ -620,6 +647,20 @@ pub fn bundle_metadata(path: &Path) -> Option<BTreeMap<String, String>> {
     meta.contains_key(BUNDLE_FORMAT_KEY).then_some(meta)
 }
 
+/// Whether a safetensors `__metadata__` marks a bundle ldzmask can load; a bundle of another
+/// format is an error that says how to rebuild it.
+fn is_current_bundle<'a>(
+    mut meta: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Result<bool, String> {
+    match meta.find(|(k, _)| *k == BUNDLE_FORMAT_KEY) {
+        None => Ok(false),
+        Some((_, format)) if format == BUNDLE_FORMAT => Ok(true),
+        Some((_, format)) => Err(format!(
+            "an ldzmask bundle in an older format ({format}); rebuild it from the original files with `ldzmask weights convert --overwrite`"
+        )),
+    }
+}
+
 impl Checkpoint {
     /// Opens a checkpoint (safetensors or PyTorch pickle) and indexes its tensors without
     /// reading their data.
@@ -629,10 +670,12 @@ impl Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
-        let tensors = match sniff_format(path)? {
+        let (tensors, bundle) = match sniff_format(path)? {
             FileFormat::Safetensors => {
                 read_safetensors_header(path)?;
-                index_safetensors(path)?
+                let (tensors, meta) = index_safetensors(path)?;
+                let bundle = is_current_bundle(meta.iter().flatten()).map_err(format_err)?;
+                (tensors, bundle)
             }
             FileFormat::TorchZip | FileFormat::TorchLegacy => {
                 let read = |key: Option<&str>| {
@@ -642,27 +685,18 @@ impl Checkpoint {
                     }
                     store.get_all_tensors().cloned()
                 };
-                match read(Some("state_dict")) {
+                let tensors = match read(Some("state_dict")) {
                     Ok(tensors) if !tensors.is_empty() => tensors,
                     _ => read(None)
                         .map_err(|e| format_err(format!("cannot read PyTorch checkpoint: {e}")))?,
-                }
+                };
+                (tensors, false)
             }
         };
         if tensors.is_empty() {
             return Err(format_err("the file contains no tensors".into()));
         }
         let kind = identify(tensors.keys().map(String::as_str));
-        let bundle = match bundle_metadata(path) {
-            None => false,
-            Some(meta) if meta[BUNDLE_FORMAT_KEY] == BUNDLE_FORMAT => true,
-            Some(meta) => {
-                return Err(format_err(format!(
-                    "an ldzmask bundle in an older format ({}); rebuild it from the original files with `ldzmask weights convert --overwrite`",
-                    meta[BUNDLE_FORMAT_KEY]
-                )));
-            }
-        };
         log::info!(
             "opened {} ({} tensors): {kind}{}",
             path.display(),
@@ -1489,32 +1523,12 @@ impl BundleView<'_, '_> {
             .to_bytes()
             .map_err(|e| format!("reading `{}`: {e:?}", self.entry.source_key))?;
         let bytes: &[u8] = &bytes;
-        let values: Vec<f32> = match tensor.dtype {
-            DType::F32 => bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            DType::F16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            DType::BF16 => bytes
-                .chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-            DType::F64 => bytes
-                .chunks_exact(8)
-                .map(|c| {
-                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                })
-                .collect(),
-            other => {
-                return Err(format!(
-                    "`{}` has dtype {other:?}, expected a float tensor",
-                    self.entry.source_key
-                ));
-            }
-        };
+        let values = float_values(bytes, tensor.dtype).ok_or_else(|| {
+            format!(
+                "`{}` has dtype {:?}, expected a float tensor",
+                self.entry.source_key, tensor.dtype
+            )
+        })?;
         if values.len() != self.elements() {
             return Err(format!(
                 "`{}` holds {} values, expected {}",

@@ -32,6 +32,14 @@ fn ldzmask(args: &[&str], dirs: &[&Path]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// `ldzmask weights convert --out OUT FLAGS… --weights DIR`.
+fn convert(dir: &Path, out: &Path, flags: &[&str]) -> (i32, String) {
+    let mut args = vec!["weights", "convert", "--out", out.to_str().expect("utf8")];
+    args.extend_from_slice(flags);
+    args.push("--weights");
+    ldzmask(&args, &[dir])
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ldzmask-wcli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -99,16 +107,7 @@ fn convert_fails_cleanly_on_broken_inputs() {
     )
     .expect("copy");
     let out = dir.join("bundle.safetensors");
-    let (code, text) = ldzmask(
-        &[
-            "weights",
-            "convert",
-            "--out",
-            out.to_str().expect("utf8"),
-            "--weights",
-        ],
-        &[&dir],
-    );
+    let (code, text) = convert(&dir, &out, &[]);
     assert_ne!(code, 0);
     assert!(text.contains("truncated"), "{text}");
     assert!(!out.exists(), "no bundle is left behind");
@@ -160,13 +159,10 @@ fn converted_bundles_reproduce_the_original_outputs() {
         "original files vs golden logits: {:.3e}",
         max_abs(&original, golden)
     );
-    for (precision, flag) in [("f32", Some("--f32")), ("f16", None)] {
+    for (precision, flag) in [("f32", &["--f32"][..]), ("f16", &[])] {
         let bundle_dir = temp_dir(&format!("bundle-{precision}"));
         let out = bundle_dir.join("ldzmask-bundle.safetensors");
-        let mut args = vec!["weights", "convert", "--out", out.to_str().expect("utf8")];
-        args.extend(flag);
-        args.push("--weights");
-        let (code, text) = ldzmask(&args, &[&dir]);
+        let (code, text) = convert(&dir, &out, flag);
         assert_eq!(code, 0, "{text}");
         let original_size = std::fs::metadata(dir.join("weights.safetensors"))
             .expect("size")
@@ -218,14 +214,12 @@ fn converted_bundles_reproduce_the_original_outputs() {
 /// the same shapes, so only the file kind tells which UNet is which.
 fn split_like_the_release_files(dir: &Path) {
     use safetensors::SafeTensors;
-    use safetensors::tensor::TensorView;
     let combined = dir.join("weights.safetensors");
     let bytes = std::fs::read(&combined).expect("read combined");
     let st = SafeTensors::deserialize(&bytes).expect("parse combined");
     let mut ldznet = Vec::new();
     let mut sd = Vec::new();
     for (name, view) in st.tensors() {
-        let view = TensorView::new(view.dtype(), view.shape().to_vec(), view.data()).expect("view");
         if name.starts_with("model.diffusion_model.") || name.starts_with("model_ema.") {
             ldznet.push((name, view));
         } else if let Some(rest) = name.strip_prefix("sd_features_stage_model.model.") {
@@ -266,17 +260,7 @@ fn separate_sd_and_pruned_ldznet_files_load_and_convert_like_the_combined_file()
     );
     let bundle_dir = temp_dir("split-bundle");
     let out = bundle_dir.join("ldzmask-bundle.safetensors");
-    let (code, text) = ldzmask(
-        &[
-            "weights",
-            "convert",
-            "--f32",
-            "--out",
-            out.to_str().expect("utf8"),
-            "--weights",
-        ],
-        &[&dir],
-    );
+    let (code, text) = convert(&dir, &out, &["--f32"]);
     assert_eq!(code, 0, "{text}");
     let (logits, _) = case0_logits(&bundle_dir);
     assert_eq!(
@@ -291,20 +275,10 @@ fn separate_sd_and_pruned_ldznet_files_load_and_convert_like_the_combined_file()
 #[test]
 fn bundles_of_an_older_format_ask_to_convert_again() {
     use safetensors::SafeTensors;
-    use safetensors::tensor::TensorView;
     let dir = tiny_weights_dir("old-bundle");
     let bundle_dir = temp_dir("old-bundle-out");
     let out = bundle_dir.join("ldzmask-bundle.safetensors");
-    let (code, text) = ldzmask(
-        &[
-            "weights",
-            "convert",
-            "--out",
-            out.to_str().expect("utf8"),
-            "--weights",
-        ],
-        &[&dir],
-    );
+    let (code, text) = convert(&dir, &out, &[]);
     assert_eq!(code, 0, "{text}");
     // The same bundle, tagged with the previous format (PyTorch layout).
     let bytes = std::fs::read(&out).expect("read bundle");
@@ -312,15 +286,7 @@ fn bundles_of_an_older_format_ask_to_convert_again() {
     let mut meta = header.metadata().clone().expect("bundle metadata");
     meta.insert("ldzmask.format".into(), "ldzmask-bundle-v1".into());
     let st = SafeTensors::deserialize(&bytes).expect("parse");
-    let views: Vec<_> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, v)| {
-            let view = TensorView::new(v.dtype(), v.shape().to_vec(), v.data()).expect("view");
-            (n, view)
-        })
-        .collect();
-    safetensors::serialize_to_file(views, Some(meta), &out).expect("rewrite");
+    safetensors::serialize_to_file(st.tensors(), Some(meta), &out).expect("rewrite");
     let (code, text) = ldzmask(&["weights", "check"], &[&bundle_dir]);
     assert_eq!(code, 1, "{text}");
     assert!(
