@@ -2,11 +2,13 @@
 
 mod cli;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ldzmask::device::DeviceChoice;
+use ldzmask::runtime::{InferencePool, Role, retain_freed_memory};
 
 /// Text-based masking for inpainting with LD-ZNet.
 #[derive(Debug, Parser)]
@@ -24,6 +26,11 @@ struct Cli {
     /// LDZMASK_DEVICE, else auto).
     #[arg(long, global = true, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
+
+    /// CPU threads for inference (default: LDZMASK_THREADS, else every core for `segment` and
+    /// `bench`, every core but one in the app so the interface stays smooth).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<NonZeroUsize>,
 
     /// App: a phrase to add as a mask layer once the image is open (repeatable).
     #[arg(long = "phrase", value_name = "TEXT")]
@@ -54,6 +61,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: glibc's allocator settings are process-wide.
+    let retained = retain_freed_memory();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn,ldzmask=info",
@@ -68,10 +77,28 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    log::debug!("freed memory kept for reuse: {retained}");
+    let role = match cli.command {
+        None => Role::Interactive,
+        Some(_) => Role::Headless,
+    };
+    let pool = match InferencePool::for_role(cli.threads, role) {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let weights = cli.weights.as_deref();
     let result = match cli.command {
-        Some(Command::Segment(args)) => cli::segment::run(args, cli.weights.as_deref(), device),
-        Some(Command::Weights(cmd)) => cli::weights::run(cmd, cli.weights.as_deref()),
-        Some(Command::Bench(args)) => cli::bench::run(args, cli.weights.as_deref(), device),
+        Some(Command::Segment(args)) => {
+            pool.install(|| cli::segment::run(args, weights, device))
+        }
+        Some(Command::Weights(cmd)) => pool.install(|| cli::weights::run(cmd, weights)),
+        Some(Command::Bench(args)) => {
+            let threads = pool.threads();
+            pool.install(|| cli::bench::run(args, weights, device, threads))
+        }
         None => cli::app::run(ldzmask::app::Options {
             image: cli.image,
             weights: cli.weights,

@@ -38,6 +38,26 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Minor page faults of this process so far (Linux; field 10 of `/proc/self/stat`).
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3.
+    let after_name = stat.rsplit_once(')')?.1;
+    after_name.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// The median of `times` (the mean of the two middle ones for an even count; zero when empty).
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
+    }
+}
+
 fn time<T>(device: &Device, f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let out = f();
@@ -110,10 +130,12 @@ pub fn run(
     args: BenchArgs,
     weights: Option<&Path>,
     device: DeviceChoice,
+    threads: usize,
 ) -> anyhow::Result<ExitCode> {
     let selected = select_device(device);
     let device = selected.device.clone();
     println!("device: {}", selected.description);
+    println!("inference threads: {threads}");
     let start = Instant::now();
     let nets = match weights {
         Some(weights) => load_networks(weights, &device)?,
@@ -201,11 +223,10 @@ pub fn run(
             continue;
         }
         let best = times.iter().min().copied().unwrap_or_default();
-        let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
         println!(
-            "  {name:<44} best {:8.1} ms   mean {:8.1} ms",
+            "  {name:<44} best {:8.1} ms   median {:8.1} ms",
             best.as_secs_f64() * 1e3,
-            mean.as_secs_f64() * 1e3
+            median(times).as_secs_f64() * 1e3
         );
     }
     let pipeline: Duration = [0usize, 1, 2, 4]
@@ -219,5 +240,31 @@ pub fn run(
     if let Some(rss) = peak_rss_mb() {
         println!("peak RSS: {rss:.0} MB");
     }
+    if let Some(faults) = minor_faults() {
+        println!("minor page faults: {faults}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty_lists() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(&[ms(30), ms(10), ms(20)]), ms(20));
+        assert_eq!(median(&[ms(40), ms(10), ms(20), ms(30)]), ms(25));
+        assert_eq!(median(&[]), Duration::ZERO);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn minor_faults_are_read_and_grow_when_fresh_pages_are_touched() {
+        let before = minor_faults().expect("readable on Linux");
+        let pages = vec![1u8; 64 << 20];
+        let after = minor_faults().expect("readable on Linux");
+        assert!(pages.iter().step_by(4096).all(|&b| b == 1));
+        assert!(after > before, "{before} -> {after}");
+    }
 }
