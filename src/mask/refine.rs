@@ -751,3 +751,374 @@ fn downsample_rgb(image: RgbView<'_>, factor: usize) -> (usize, usize, Vec<u8>) 
         .collect();
     (r.w, r.h, pixels)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
+mod tests {
+    use super::*;
+
+    /// Deterministic pseudo-random values in `0..1` (an LCG; no crate needed).
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (s >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect()
+    }
+
+    /// Naive clipped-window mean, O(N r²).
+    fn naive_box(data: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
+        let mut out = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let (mut sum, mut n) = (0.0f64, 0.0f64);
+                for yy in y.saturating_sub(r)..=(y + r).min(h - 1) {
+                    for xx in x.saturating_sub(r)..=(x + r).min(w - 1) {
+                        sum += f64::from(data[yy * w + xx]);
+                        n += 1.0;
+                    }
+                }
+                out[y * w + x] = (sum / n) as f32;
+            }
+        }
+        out
+    }
+
+    /// Gaussian elimination with partial pivoting, for the reference guided filter.
+    fn solve3(mut m: [[f64; 3]; 3], mut v: [f64; 3]) -> [f64; 3] {
+        for col in 0..3 {
+            let piv = (col..3)
+                .max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs()))
+                .unwrap();
+            m.swap(col, piv);
+            v.swap(col, piv);
+            for row in col + 1..3 {
+                let f = m[row][col] / m[col][col];
+                for k in col..3 {
+                    m[row][k] -= f * m[col][k];
+                }
+                v[row] -= f * v[col];
+            }
+        }
+        let mut x = [0.0; 3];
+        for row in (0..3).rev() {
+            let s: f64 = (row + 1..3).map(|k| m[row][k] * x[k]).sum();
+            x[row] = (v[row] - s) / m[row][row];
+        }
+        x
+    }
+
+    /// He et al. 2010 Algorithm 1 (colour guide), written out naively.
+    fn naive_guided(rgb: &[u8], p: &[f32], w: usize, h: usize, r: usize, eps: f64) -> Vec<f32> {
+        let chan = |c: usize| -> Vec<f32> {
+            rgb.iter()
+                .skip(c)
+                .step_by(3)
+                .map(|&v| f32::from(v) / 255.0)
+                .collect()
+        };
+        let i = [chan(0), chan(1), chan(2)];
+        let mean = |d: &[f32]| naive_box(d, w, h, r);
+        let mul =
+            |a: &[f32], b: &[f32]| -> Vec<f32> { a.iter().zip(b).map(|(x, y)| x * y).collect() };
+        let mi = [mean(&i[0]), mean(&i[1]), mean(&i[2])];
+        let mp = mean(p);
+        let mip = [0, 1, 2].map(|c| mean(&mul(&i[c], p)));
+        let mii: Vec<Vec<Vec<f32>>> = (0..3)
+            .map(|c| (0..3).map(|d| mean(&mul(&i[c], &i[d]))).collect())
+            .collect();
+        let mut a = vec![vec![0.0f32; w * h]; 3];
+        let mut b = vec![0.0f32; w * h];
+        for k in 0..w * h {
+            let mut sigma = [[0.0f64; 3]; 3];
+            for c in 0..3 {
+                for d in 0..3 {
+                    sigma[c][d] =
+                        f64::from(mii[c][d][k]) - f64::from(mi[c][k]) * f64::from(mi[d][k]);
+                }
+                sigma[c][c] += eps;
+            }
+            let cov =
+                [0, 1, 2].map(|c| f64::from(mip[c][k]) - f64::from(mi[c][k]) * f64::from(mp[k]));
+            let ak = solve3(sigma, cov);
+            for c in 0..3 {
+                a[c][k] = ak[c] as f32;
+            }
+            b[k] = (f64::from(mp[k]) - (0..3).map(|c| ak[c] * f64::from(mi[c][k])).sum::<f64>())
+                as f32;
+        }
+        let ma: Vec<Vec<f32>> = a.iter().map(|a| mean(a)).collect();
+        let mb = mean(&b);
+        (0..w * h)
+            .map(|k| mb[k] + (0..3).map(|c| ma[c][k] * i[c][k]).sum::<f32>())
+            .collect()
+    }
+
+    fn random_rgb(w: usize, h: usize, seed: u64) -> Vec<u8> {
+        noise(w * h * 3, seed)
+            .iter()
+            .map(|&v| (v * 255.0) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn box_mean_matches_naive() {
+        for (w, h, r) in [
+            (13, 9, 0),
+            (13, 9, 1),
+            (13, 9, 4),
+            (7, 5, 10),
+            (40, 3, 2),
+            (1, 1, 3),
+        ] {
+            let data = noise(w * h, (w * h + r) as u64);
+            let got = box_mean(
+                &Plane {
+                    w,
+                    h,
+                    data: data.clone(),
+                },
+                r,
+            );
+            let want = naive_box(&data, w, h, r);
+            for (g, e) in got.data.iter().zip(&want) {
+                assert!((g - e).abs() < 1e-5, "{w}×{h} r={r}: {g} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn guided_filter_matches_naive_reference() {
+        let (w, h) = (23, 17);
+        let rgb = random_rgb(w, h, 3);
+        let p = noise(w * h, 4);
+        let view = RgbView {
+            width: w as u32,
+            height: h as u32,
+            pixels: &rgb,
+        };
+        let soft = MaskBuf::from_vec(w as u32, h as u32, p.clone()).unwrap();
+        for (r, eps) in [(1, 1e-2), (3, 1e-3), (5, 1e-4)] {
+            let got = guided_filter_mask(view, &soft, r, eps, 1).unwrap();
+            let want = naive_guided(&rgb, &p, w, h, r as usize, f64::from(eps));
+            for (g, e) in got.data.iter().zip(&want) {
+                assert!((g - e).abs() < 2e-4, "r={r} eps={eps}: {g} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn constant_image_gives_box_filtered_input() {
+        // A flat guide has no colour variance: a = 0, b = mean(p), so q = box(box(p)).
+        let (w, h) = (19, 11);
+        let rgb: Vec<u8> = [90u8, 140, 200].repeat(w * h);
+        let p = noise(w * h, 9);
+        let view = RgbView {
+            width: w as u32,
+            height: h as u32,
+            pixels: &rgb,
+        };
+        let soft = MaskBuf::from_vec(w as u32, h as u32, p.clone()).unwrap();
+        let got = guided_filter_mask(view, &soft, 2, 1e-3, 1).unwrap();
+        let want = naive_box(&naive_box(&p, w, h, 2), w, h, 2);
+        for (g, e) in got.data.iter().zip(&want) {
+            assert!((g - e).abs() < 1e-5, "{g} vs {e}");
+        }
+    }
+
+    /// A vertical colour edge at `edge` and a soft mask whose ramp is centred elsewhere.
+    fn step_case(
+        w: usize,
+        h: usize,
+        edge: usize,
+        ramp_centre: f32,
+        ramp: f32,
+    ) -> (Vec<u8>, MaskBuf) {
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        let mut p = Vec::with_capacity(w * h);
+        for y in 0..h {
+            for x in 0..w {
+                // Foreground orange with some texture, background blue-grey.
+                let t = ((x * 7 + y * 13) % 11) as u8;
+                rgb.extend_from_slice(&if x < edge {
+                    [220 - t, 120 + t, 40]
+                } else {
+                    [70, 90 + t, 130 - t]
+                });
+                p.push((0.5 - (x as f32 + 0.5 - ramp_centre) / ramp).clamp(0.0, 1.0));
+            }
+        }
+        (rgb, MaskBuf::from_vec(w as u32, h as u32, p).unwrap())
+    }
+
+    /// Column where row `y` of `m` first drops below 0.5.
+    fn crossing(m: &MaskBuf, y: u32) -> u32 {
+        (0..m.width)
+            .find(|&x| m.get(x, y).unwrap() < 0.5)
+            .unwrap_or(m.width)
+    }
+
+    #[test]
+    fn step_edge_snaps_the_mask_edge() {
+        let (w, h) = (96, 48);
+        for ramp_centre in [34.0, 58.0] {
+            let (rgb, soft) = step_case(w, h, 48, ramp_centre, 24.0);
+            assert_eq!(
+                crossing(&soft, 20).abs_diff(48),
+                (ramp_centre - 48.0).abs() as u32
+            );
+            let view = RgbView {
+                width: w as u32,
+                height: h as u32,
+                pixels: &rgb,
+            };
+            let settings = RefineSettings {
+                radius: Some(16),
+                ..RefineSettings::default()
+            };
+            let out = refine(view, &soft, None, &settings).unwrap();
+            for y in [0, 20, 47] {
+                assert_eq!(crossing(&out, y), 48, "ramp at {ramp_centre}, row {y}");
+            }
+            // Away from the edge the mask is clean.
+            assert!(out.get(10, 20).unwrap() > 0.95 && out.get(90, 20).unwrap() < 0.05);
+        }
+    }
+
+    #[test]
+    fn output_stays_in_unit_range() {
+        let (w, h) = (64, 40);
+        let rgb = random_rgb(w, h, 11);
+        let soft = MaskBuf::from_vec(w as u32, h as u32, noise(w * h, 12)).unwrap();
+        let view = RgbView {
+            width: w as u32,
+            height: h as u32,
+            pixels: &rgb,
+        };
+        for settings in [
+            RefineSettings::default(),
+            RefineSettings {
+                radius: Some(3),
+                coarse_eps: 1e-6,
+                fine_eps: 1e-6,
+                ..RefineSettings::default()
+            },
+            RefineSettings {
+                max_side: Some(20),
+                ..RefineSettings::default()
+            },
+        ] {
+            let out = refine(view, &soft, None, &settings).unwrap();
+            assert_eq!(out.size(), (w as u32, h as u32));
+            assert!(
+                out.data.iter().all(|v| (0.0..=1.0).contains(v)),
+                "{settings:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn band_mask_lets_matting_recover_a_strand() {
+        // Foreground left of x = 32, and a 2-px foreground-coloured strand at x = 48..50 that
+        // the soft mask misses entirely (exactly 0 there, so outside the uncertain band).
+        let (w, h) = (80, 40);
+        let (mut rgb, soft) = step_case(w, h, 32, 32.0, 2.0);
+        for y in 0..h {
+            for x in 48..50 {
+                rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[215, 125, 40]);
+            }
+        }
+        let view = RgbView {
+            width: w as u32,
+            height: h as u32,
+            pixels: &rgb,
+        };
+        let settings = RefineSettings {
+            radius: Some(8),
+            ..RefineSettings::default()
+        };
+        let plain = refine(view, &soft, None, &settings).unwrap();
+        assert!(plain.get(48, 20).unwrap() < 0.1);
+        let mut band = MaskBuf::new(w as u32, h as u32);
+        for y in 0..h as u32 {
+            for x in 40..60 {
+                band.set(x, y, 1.0);
+            }
+        }
+        let out = refine(view, &soft, Some(&band), &settings).unwrap();
+        assert!(
+            out.get(48, 20).unwrap() > 0.8,
+            "{}",
+            out.get(48, 20).unwrap()
+        );
+        assert!(out.get(55, 20).unwrap() < 0.1, "background stays out");
+    }
+
+    #[test]
+    fn preview_is_close_to_full_resolution() {
+        let (w, h) = (200, 120);
+        let (rgb, soft) = step_case(w, h, 90, 110.0, 40.0);
+        let view = RgbView {
+            width: w as u32,
+            height: h as u32,
+            pixels: &rgb,
+        };
+        let full = refine(view, &soft, None, &RefineSettings::default()).unwrap();
+        let preview = refine(
+            view,
+            &soft,
+            None,
+            &RefineSettings {
+                max_side: Some(64),
+                ..RefineSettings::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(preview.size(), full.size());
+        assert!(crossing(&preview, 60).abs_diff(crossing(&full, 60)) <= 3);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let rgb = vec![0u8; 4 * 3 * 3];
+        let view = RgbView {
+            width: 4,
+            height: 3,
+            pixels: &rgb,
+        };
+        let s = RefineSettings::default();
+        assert!(matches!(
+            refine(view, &MaskBuf::new(3, 4), None, &s),
+            Err(RefineError::SizeMismatch { what: "mask", .. })
+        ));
+        assert!(matches!(
+            refine(view, &MaskBuf::new(4, 3), Some(&MaskBuf::new(2, 2)), &s),
+            Err(RefineError::SizeMismatch {
+                what: "band mask",
+                ..
+            })
+        ));
+        let short = RgbView {
+            pixels: &rgb[1..],
+            ..view
+        };
+        assert!(matches!(
+            refine(short, &MaskBuf::new(4, 3), None, &s),
+            Err(RefineError::BadImage { .. })
+        ));
+        let empty = RgbView {
+            width: 0,
+            height: 0,
+            pixels: &[],
+        };
+        assert!(
+            refine(empty, &MaskBuf::new(0, 0), None, &s)
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
