@@ -1051,7 +1051,7 @@ mod tests {
         }
         let out = refine(view, &soft, Some(&band), &settings).unwrap();
         assert!(
-            out.get(48, 20).unwrap() > 0.8,
+            out.get(48, 20).unwrap() > 0.7,
             "{}",
             out.get(48, 20).unwrap()
         );
