@@ -51,6 +51,8 @@ enum Command {
     /// Time each stage of one full-size forward pass (random weights unless --weights is given)
     /// and report peak memory.
     Bench(cli::bench::BenchArgs),
+    /// Refine any mask along the image's edges (guided filter + matting), as a soft 8-bit PNG.
+    Refine(cli::refine::RefineArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
         Some(Command::Segment(args)) => cli::segment::run(args, cli.weights.as_deref(), device),
         Some(Command::Weights(cmd)) => cli::weights::run(cmd, cli.weights.as_deref()),
         Some(Command::Bench(args)) => cli::bench::run(args, cli.weights.as_deref(), device),
+        Some(Command::Refine(args)) => cli::refine::run(args),
         None => cli::app::run(ldzmask::app::Options {
             image: cli.image,
             weights: cli.weights,
