@@ -168,8 +168,9 @@ pub fn refine(
     }
     let long = width.max(height);
     if let Some(max_side) = settings.max_side.filter(|&m| m > 0 && long > m) {
-        // Preview: an integer block-average keeps every colour exact and is cheap; the radius
-        // is scaled with the image so the result matches the full-resolution one in shape.
+        // Preview: an integer block average is cheap and anti-aliased; an explicit radius is
+        // scaled with the image (the default one follows the image size by itself), so the
+        // result matches the full-resolution one in shape.
         let factor = long.div_ceil(max_side) as usize;
         let small = downsample_rgb(image, factor);
         let small_view = RgbView {
@@ -604,7 +605,8 @@ struct ColourStats {
     w: usize,
     h: usize,
     /// Per level pixel: `[F r, g, b, F spread, B r, g, b, B spread]`; spread = mean squared
-    /// distance to the mean colour. NaN colour when the window has no confident pixel.
+    /// distance to the mean colour. NaN colour when even the largest window (4 cells) holds
+    /// too few samples of that side.
     planes: Vec<Plane>,
 }
 
