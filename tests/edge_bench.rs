@@ -324,11 +324,9 @@ fn metrics(pred: &MaskBuf, truth: &MaskBuf) -> [f64; 3] {
     let matched = |from: &[bool], to: &[bool]| -> (usize, usize) {
         let mut hit = 0;
         let mut total = 0;
-        for i in 0..w * h {
-            if from[i] {
-                total += 1;
-                hit += usize::from(near(to, i));
-            }
+        for (i, _) in from.iter().enumerate().filter(|(_, e)| **e) {
+            total += 1;
+            hit += usize::from(near(to, i));
         }
         (hit, total)
     };

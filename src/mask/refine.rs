@@ -637,8 +637,8 @@ impl ColourStats {
                     Some(mut have) => {
                         for i in 0..p.data.len() {
                             if have[0].data[i].is_nan() {
-                                for k in 0..4 {
-                                    have[k].data[i] = next[k].data[i];
+                                for (have, next) in have.iter_mut().zip(&next) {
+                                    have.data[i] = next.data[i];
                                 }
                             }
                         }
@@ -791,6 +791,7 @@ mod tests {
     }
 
     /// Gaussian elimination with partial pivoting, for the reference guided filter.
+    #[allow(clippy::needless_range_loop)] // textbook index form, easiest to check by eye
     fn solve3(mut m: [[f64; 3]; 3], mut v: [f64; 3]) -> [f64; 3] {
         for col in 0..3 {
             let piv = (col..3)
@@ -815,6 +816,7 @@ mod tests {
     }
 
     /// He et al. 2010 Algorithm 1 (colour guide), written out naively.
+    #[allow(clippy::needless_range_loop)] // textbook index form, easiest to check by eye
     fn naive_guided(rgb: &[u8], p: &[f32], w: usize, h: usize, r: usize, eps: f64) -> Vec<f32> {
         let chan = |c: usize| -> Vec<f32> {
             rgb.iter()
