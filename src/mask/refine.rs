@@ -38,6 +38,10 @@ use super::buffer::MaskBuf;
 /// it, `long side / LATENT_GRID` pixels.
 pub const LATENT_GRID: u32 = 48;
 
+/// Matting passes: the first samples F and B from the filtered mask, each next one from the
+/// previous matte.
+const MATTING_PASSES: usize = 3;
+
 /// A borrowed 8-bit RGB image: `pixels[(y * width + x) * 3 + channel]`.
 #[derive(Clone, Copy, Debug)]
 pub struct RgbView<'a> {
@@ -227,24 +231,35 @@ pub fn refine(
 
     let strength = settings.matting.clamp(0.0, 1.0);
     let data = if strength > 0.0 {
-        // 3. Matting in the uncertain band, F/B statistics on the coarse grid.
-        let (lo, hi) = settings.band;
-        let stats = ColourStats::new(
-            &coarse_level,
-            &fine.downsample(coarse_step),
-            radius.div_ceil(coarse_step),
-            settings.samples.0,
-            settings.samples.1,
-        );
-        matte_band(
-            &guide,
-            &stats,
+        // 3. Matting in the uncertain band, F/B statistics on the coarse grid. Each pass takes
+        // its samples from the previous pass's matte, so samples contaminated by a misplaced
+        // input edge (a mix of both colours, hence low trust) get purer pass by pass.
+        let columns = band_columns(
+            guide.w,
             &soft.data,
             &fine.data,
             band.map(|b| b.data.as_slice()),
-            (lo, hi),
-            strength,
-        )
+            settings.band,
+        );
+        let mut matte = fine.clone();
+        for _ in 0..MATTING_PASSES {
+            let stats = ColourStats::new(
+                &coarse_level,
+                &matte.downsample(coarse_step),
+                radius.div_ceil(coarse_step),
+                settings.samples.0,
+                settings.samples.1,
+            );
+            matte_band(
+                &guide,
+                &stats,
+                &fine.data,
+                &columns,
+                strength,
+                &mut matte.data,
+            );
+        }
+        matte.data
     } else {
         fine.data
     };
@@ -694,49 +709,72 @@ fn side_stats(level: &Level, norm2: &Plane, side: &Plane, r: usize) -> [Plane; 4
     [r_, g, b, spread]
 }
 
-/// Step 3: in the uncertain band, blends the colour-line alpha into the filtered mask.
+/// The columns of each row that the matting step re-estimates: uncertain in the input or in the
+/// filtered mask, or marked in the caller's band mask.
+fn band_columns(
+    w: usize,
+    soft: &[f32],
+    filtered: &[f32],
+    band: Option<&[f32]>,
+    (lo, hi): (f32, f32),
+) -> Vec<Vec<u32>> {
+    let uncertain = |v: f32| v > lo && v < hi;
+    (0..soft.len() / w.max(1))
+        .into_par_iter()
+        .map(|y| {
+            (0..w)
+                .filter(|&x| {
+                    let i = y * w + x;
+                    band.is_some_and(|b| b[i] > 0.5) || uncertain(soft[i]) || uncertain(filtered[i])
+                })
+                .map(|x| x as u32)
+                .collect()
+        })
+        .collect()
+}
+
+/// Step 3, one pass: at the band's pixels, `matte = filtered + strength · trust · (α − filtered)`
+/// with the colour-line α; other pixels are left as they are.
 ///
 /// Nearest-cell lookup of the statistics: they are window means, smooth at cell scale, and a
 /// bilinear mix across a NaN (no sample) cell would poison its neighbours.
 fn matte_band(
     guide: &Guide<'_>,
     stats: &ColourStats,
-    soft: &[f32],
     filtered: &[f32],
-    band: Option<&[f32]>,
-    (lo, hi): (f32, f32),
+    columns: &[Vec<u32>],
     strength: f32,
-) -> Vec<f32> {
+    matte: &mut [f32],
+) {
     let w = guide.w;
-    let mut out = filtered.to_vec();
-    out.par_chunks_mut(w).enumerate().for_each(|(y, out)| {
-        let ly = (y / stats.step).min(stats.h - 1);
-        let row = &guide.pixels[y * w * 3..(y + 1) * w * 3];
-        for (x, (o, px)) in out.iter_mut().zip(row.chunks_exact(3)).enumerate() {
-            let i = y * w + x;
-            let uncertain = |v: f32| v > lo && v < hi;
-            let forced = band.is_some_and(|b| b[i] > 0.5);
-            if !(forced || uncertain(soft[i]) || uncertain(filtered[i])) {
-                continue;
+    matte
+        .par_chunks_mut(w)
+        .zip(columns)
+        .enumerate()
+        .for_each(|(y, (out, columns))| {
+            let ly = (y / stats.step).min(stats.h - 1);
+            for &x in columns {
+                let x = x as usize;
+                let li = ly * stats.w + (x / stats.step).min(stats.w - 1);
+                let s = |k: usize| stats.planes[k].data[li];
+                let (f, b) = ([s(0), s(1), s(2)], [s(4), s(5), s(6)]);
+                let base = filtered[y * w + x];
+                if f[0].is_nan() || b[0].is_nan() {
+                    out[x] = base;
+                    continue;
+                }
+                let px = &guide.pixels[(y * w + x) * 3..(y * w + x) * 3 + 3];
+                let c = [0, 1, 2].map(|k| f32::from(px[k]) / 255.0);
+                let d = [f[0] - b[0], f[1] - b[1], f[2] - b[2]];
+                let dd = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                let proj = ((c[0] - b[0]) * d[0] + (c[1] - b[1]) * d[1] + (c[2] - b[2]) * d[2])
+                    / dd.max(1e-6);
+                let alpha = proj.clamp(0.0, 1.0);
+                // Trust: the F–B distance against the spread of each side's colours.
+                let trust = dd / (dd + 2.0 * (s(3) + s(7)) + 1e-3);
+                out[x] = base + strength * trust * (alpha - base);
             }
-            let li = ly * stats.w + (x / stats.step).min(stats.w - 1);
-            let s = |k: usize| stats.planes[k].data[li];
-            let (f, b) = ([s(0), s(1), s(2)], [s(4), s(5), s(6)]);
-            if f[0].is_nan() || b[0].is_nan() {
-                continue;
-            }
-            let c = [0, 1, 2].map(|k| f32::from(px[k]) / 255.0);
-            let d = [f[0] - b[0], f[1] - b[1], f[2] - b[2]];
-            let dd = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
-            let proj =
-                ((c[0] - b[0]) * d[0] + (c[1] - b[1]) * d[1] + (c[2] - b[2]) * d[2]) / dd.max(1e-6);
-            let alpha = proj.clamp(0.0, 1.0);
-            // Trust: the F–B distance against the spread of each side's colours.
-            let trust = dd / (dd + 2.0 * (s(3) + s(7)) + 1e-3);
-            *o += strength * trust * (alpha - *o);
-        }
-    });
-    out
+        });
 }
 
 /// Block-average of an RGB image by an integer factor: `(width, height, pixels)`.
