@@ -31,11 +31,12 @@ fn refine(image: &Path, mask: &Path, out: &Path) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
-/// 96×64 photo-like image: textured orange left of x = 48, textured blue-grey right of it.
+/// 480×320 photo-like image: textured orange left of x = 240, textured blue-grey right of it.
+/// (The default radius is one latent cell, 480 / 48 = 10 px.)
 fn write_image(path: &Path) {
-    let img = image::RgbImage::from_fn(96, 64, |x, y| {
+    let img = image::RgbImage::from_fn(480, 320, |x, y| {
         let t = ((x * 7 + y * 13) % 11) as u8;
-        if x < 48 {
+        if x < 240 {
             image::Rgb([220 - t, 120 + t, 40])
         } else {
             image::Rgb([70, 90 + t, 130 - t])
@@ -65,26 +66,27 @@ fn refine_moves_a_grey_mask_edge_to_the_image_edge() {
         dir.join("out.png"),
     );
     write_image(&image);
-    // Half-size grey mask whose edge sits at x = 2 × 19 = 38 in image pixels, 10 px off.
-    image::GrayImage::from_fn(48, 32, |x, _| image::Luma([step(x, 19.0, 8.0)]))
+    // Half-size grey mask whose edge sits at x = 2 × 110 = 220 in image pixels: 20 px (two
+    // latent cells) off and blurred over 60 px, as an upsampled model map would be.
+    image::GrayImage::from_fn(240, 160, |x, _| image::Luma([step(x, 110.0, 30.0)]))
         .save(&mask)
         .expect("save mask");
     let (code, text) = refine(&image, &mask, &out);
     assert_eq!(code, 0, "{text}");
     let result = image::open(&out).expect("read output");
-    assert_eq!((result.width(), result.height()), (96, 64));
+    assert_eq!((result.width(), result.height()), (480, 320));
     assert_eq!(result.color(), image::ColorType::L8);
     let result = result.to_luma8();
     let before = image::imageops::resize(
         &image::open(&mask).expect("mask").to_luma8(),
-        96,
-        64,
+        480,
+        320,
         image::imageops::FilterType::Triangle,
     );
-    for y in [5, 32, 60] {
+    for y in [5, 160, 315] {
         let (was, now) = (crossing(&before, y), crossing(&result, y));
         assert!(
-            now.abs_diff(48) < was.abs_diff(48) && now.abs_diff(48) <= 1,
+            now.abs_diff(240) < was.abs_diff(240) && now.abs_diff(240) <= 1,
             "row {y}: {was} → {now}"
         );
     }
@@ -105,9 +107,9 @@ fn refine_reads_the_mask_from_alpha() {
     );
     write_image(&image);
     // A cut-out: white RGB everywhere (luma would select all), the mask in alpha at full size,
-    // its edge at x = 58, 10 px right of the image edge.
-    image::RgbaImage::from_fn(96, 64, |x, _| {
-        image::Rgba([255, 255, 255, step(x, 58.0, 16.0)])
+    // its edge at x = 260, 20 px right of the image edge.
+    image::RgbaImage::from_fn(480, 320, |x, _| {
+        image::Rgba([255, 255, 255, step(x, 260.0, 48.0)])
     })
     .save(&mask)
     .expect("save mask");
@@ -115,11 +117,11 @@ fn refine_reads_the_mask_from_alpha() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("alpha"), "{text}");
     let result = image::open(&out).expect("read output").to_luma8();
-    assert_eq!(result.dimensions(), (96, 64));
+    assert_eq!(result.dimensions(), (480, 320));
     assert!(
-        crossing(&result, 32).abs_diff(48) <= 1,
+        crossing(&result, 160).abs_diff(240) <= 1,
         "{}",
-        crossing(&result, 32)
+        crossing(&result, 160)
     );
     std::fs::remove_dir_all(dir).expect("cleanup");
 }
