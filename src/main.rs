@@ -58,6 +58,8 @@ enum Command {
     /// Time each stage of one full-size forward pass (random weights unless --weights is given)
     /// and report peak memory.
     Bench(cli::bench::BenchArgs),
+    /// Refine any mask along the image's edges (guided filter + matting), as a soft 8-bit PNG.
+    Refine(cli::refine::RefineArgs),
 }
 
 fn main() -> ExitCode {
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
             let threads = pool.threads();
             pool.install(|| cli::bench::run(args, weights, device, threads))
         }
+        Some(Command::Refine(args)) => pool.install(|| cli::refine::run(args)),
         None => cli::app::run(ldzmask::app::Options {
             image: cli.image,
             weights: cli.weights,

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod refine;
 pub mod segment;
 pub mod weights;
 

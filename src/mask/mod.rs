@@ -10,6 +10,8 @@
 //! * [`edits`]: [`EditBuf`], a layer's `add`/`erase` brush planes, kept apart from the model's
 //!   probabilities so a model re-run keeps the touch-ups; incremental [`ActiveStroke`].
 //! * [`ops`]: anti-aliased threshold, exact Euclidean grow/shrink, Gaussian feather.
+//! * [`refine`]: edge-aware refinement of a soft mask guided by the image (guided filter +
+//!   colour-line matting in the uncertain band).
 //! * [`layer`]: [`MaskLayer`] and its composite order
 //!   (threshold → invert → brush edits → grow/shrink → feather).
 //! * [`mod@combine`]: folding layers with union / subtract / intersect.
@@ -27,6 +29,7 @@ pub mod export;
 pub mod history;
 pub mod layer;
 pub mod ops;
+pub mod refine;
 pub mod session;
 pub mod stroke;
 
