@@ -498,7 +498,7 @@ impl Segmenter {
             let probs: Vec<f32> = sigmoid(logits)
                 .into_data()
                 .convert::<f32>()
-                .into_vec::<f32>()
+                .try_into_vec::<f32>()
                 .map_err(|e| SegmentError::Readback(e.to_string()))?;
             let probabilities = preprocess::resize_bilinear_f32(
                 &probs,

@@ -77,8 +77,11 @@ const CMD_SHIFT: Modifiers = Modifiers {
     command: true,
 };
 
-const fn key(modifiers: Modifiers, key: Key) -> KeyboardShortcut {
-    KeyboardShortcut::new(modifiers, key)
+/// `keys![CMD O, NONE F1]`: a static list of shortcuts.
+macro_rules! keys {
+    ($($modifiers:ident $key:ident),+) => {
+        &[$(KeyboardShortcut { modifiers: $modifiers, logical_key: Key::$key }),+]
+    };
 }
 
 impl UiAction {
@@ -115,39 +118,33 @@ impl UiAction {
     /// The keyboard shortcuts, the preferred one first.
     pub fn shortcuts(self) -> &'static [KeyboardShortcut] {
         match self {
-            Self::Open => &[key(CMD, Key::O)],
-            Self::SaveSession => &[key(CMD, Key::S)],
-            Self::ImportMask => &[key(CMD, Key::M)],
-            Self::Export => &[key(CMD, Key::E)],
-            Self::Quit => &[key(CMD, Key::Q)],
-            Self::NewLayer => &[key(CMD_SHIFT, Key::N)],
-            Self::Rerun => &[key(CMD, Key::R)],
-            Self::Invert => &[key(CMD, Key::I), key(CMD_SHIFT, Key::I)],
-            Self::DeleteLayer => &[key(NONE, Key::Delete)],
-            Self::Undo => &[key(CMD, Key::Z)],
-            Self::Redo => &[key(CMD_SHIFT, Key::Z), key(CMD, Key::Y)],
-            Self::Brush => &[key(NONE, Key::B)],
-            Self::Eraser => &[key(NONE, Key::E)],
-            Self::SwapTool => &[key(NONE, Key::X)],
-            Self::Smaller => &[key(NONE, Key::OpenBracket)],
-            Self::Larger => &[key(NONE, Key::CloseBracket)],
+            Self::Open => keys![CMD O],
+            Self::SaveSession => keys![CMD S],
+            Self::ImportMask => keys![CMD M],
+            Self::Export => keys![CMD E],
+            Self::Quit => keys![CMD Q],
+            Self::NewLayer => keys![CMD_SHIFT N],
+            Self::Rerun => keys![CMD R],
+            Self::Invert => keys![CMD I, CMD_SHIFT I],
+            Self::DeleteLayer => keys![NONE Delete],
+            Self::Undo => keys![CMD Z],
+            Self::Redo => keys![CMD_SHIFT Z, CMD Y],
+            Self::Brush => keys![NONE B],
+            Self::Eraser => keys![NONE E],
+            Self::SwapTool => keys![NONE X],
+            Self::Smaller => keys![NONE OpenBracket],
+            Self::Larger => keys![NONE CloseBracket],
             // `{` `}` are what Shift+[ / Shift+] type on layouts that report the shifted key.
-            Self::Softer => &[
-                key(SHIFT, Key::OpenBracket),
-                key(NONE, Key::OpenCurlyBracket),
-            ],
-            Self::Harder => &[
-                key(SHIFT, Key::CloseBracket),
-                key(NONE, Key::CloseCurlyBracket),
-            ],
-            Self::Cancel => &[key(NONE, Key::Escape)],
-            Self::ZoomIn => &[key(NONE, Key::Plus), key(NONE, Key::Equals)],
-            Self::ZoomOut => &[key(NONE, Key::Minus)],
-            Self::Fit => &[key(NONE, Key::F), key(CMD, Key::Num0)],
-            Self::ActualPixels => &[key(NONE, Key::Num1), key(CMD, Key::Num1)],
-            Self::ToggleOverlays => &[key(NONE, Key::H)],
-            Self::ToggleOutlines => &[key(NONE, Key::O)],
-            Self::Help => &[key(NONE, Key::F1), key(NONE, Key::Questionmark)],
+            Self::Softer => keys![SHIFT OpenBracket, NONE OpenCurlyBracket],
+            Self::Harder => keys![SHIFT CloseBracket, NONE CloseCurlyBracket],
+            Self::Cancel => keys![NONE Escape],
+            Self::ZoomIn => keys![NONE Plus, NONE Equals],
+            Self::ZoomOut => keys![NONE Minus],
+            Self::Fit => keys![NONE F, CMD Num0],
+            Self::ActualPixels => keys![NONE Num1, CMD Num1],
+            Self::ToggleOverlays => keys![NONE H],
+            Self::ToggleOutlines => keys![NONE O],
+            Self::Help => keys![NONE F1, NONE Questionmark],
         }
     }
 

@@ -70,7 +70,7 @@ impl Canvas {
     }
 
     /// Draws the canvas and turns pointer input into commands and view changes.
-    pub fn ui(&mut self, ui: &mut egui::Ui, mut cx: CanvasCx<'_>) -> Vec<Command> {
+    pub fn ui(&mut self, ui: &mut egui::Ui, cx: CanvasCx<'_>) -> Vec<Command> {
         let mut out = Vec::new();
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
         self.canvas_in_ui = Some(rect);
