@@ -711,3 +711,37 @@ fn settings_persist_between_runs() {
     assert_eq!(h.state().state.settings, settings);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_pasted_image_is_saved_next_to_its_session() {
+    let (dir, mut h) = app_without_weights("pasted");
+    let image = egui::ColorImage::new(
+        [24, 16],
+        vec![egui::Color32::from_rgb(10, 200, 30); 24 * 16],
+    );
+    h.state_mut()
+        .queue(Command::PasteImage(std::sync::Arc::new(image)));
+    wait_for(&mut h, "the pasted image", Duration::from_secs(20), |app| {
+        app.document().is_some() && !app.is_busy()
+    });
+    assert_eq!(h.state().document().unwrap().source, None);
+    let session = dir.join("pasted.ldzmask.json");
+    h.state_mut().queue(Command::SaveSession(session.clone()));
+    h.step();
+    idle(&mut h);
+    let png = dir.join("pasted.ldzmask.png");
+    assert_eq!(
+        h.state().document().unwrap().source.as_deref(),
+        Some(png.as_path())
+    );
+    let written = image::open(&png).unwrap().to_rgba8();
+    assert_eq!(written.dimensions(), (24, 16));
+    assert_eq!(written.get_pixel(3, 3).0, [10, 200, 30, 255]);
+    // The session reopens with its image.
+    open(&mut h, &gradient_image(&dir, 40, 30));
+    h.state_mut().queue(Command::OpenSession(session));
+    wait_for(&mut h, "the session", Duration::from_secs(30), |app| {
+        app.document().is_some_and(|d| d.size() == (24, 16)) && !app.is_busy()
+    });
+    std::fs::remove_dir_all(dir).unwrap();
+}
