@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use ldzmask::device::{DeviceChoice, select_device};
 use ldzmask::discovery::find_weights;
-use ldzmask::model::clip::CLIPTextTransformer;
 use ldzmask::model::configs::ModelConfigs;
 use ldzmask::model::unet::{FeatureRequest, UNetModel};
-use ldzmask::model::vae::VaeEncoder;
+use ldzmask::pipeline::Networks;
 use ldzmask::weights::WeightFiles;
 
 const SD_FULL: &str = "SD UNet (full)";
@@ -66,42 +65,33 @@ fn time<T>(device: &Device, f: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 /// The networks a forward pass runs, with random or loaded weights.
-struct Networks {
+struct BenchNetworks {
     configs: ModelConfigs,
-    vae: VaeEncoder,
-    clip: CLIPTextTransformer,
-    /// The SD UNet up to the last feature LD-ZNet reads, as the pipeline builds it.
-    sd_truncated: UNetModel,
+    /// The networks as the pipeline builds them (the SD UNet truncated after the last feature
+    /// LD-ZNet reads).
+    nets: Networks,
     /// The whole SD UNet, for comparison (random weights only).
     sd_full: Option<UNetModel>,
-    ldznet: UNetModel,
 }
 
 /// Full-size networks with random weights (created lazily, on first use).
-fn random_networks(device: &Device) -> Networks {
+fn random_networks(device: &Device) -> BenchNetworks {
     let configs = ModelConfigs::official();
-    Networks {
-        vae: configs.vae.init(device),
-        clip: configs.clip.init(device),
-        sd_truncated: configs.sd_feature_unet().init(device),
+    BenchNetworks {
+        nets: Networks::init(&configs, device),
         sd_full: Some(configs.sd_unet.init(device)),
-        ldznet: configs.ldznet_unet.init(device),
         configs,
     }
 }
 
 /// The networks loaded from the weights found at `weights` (checkpoints or a bundle), exactly
 /// as the app loads them; reports the time and memory it took.
-fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<Networks> {
+fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<BenchNetworks> {
     let found = find_weights(Some(weights))?;
     let start = Instant::now();
     let files = WeightFiles::open(&found.files)?;
     let opened = start.elapsed();
-    let configs = found.configs;
-    let (vae, _) = files.load_vae(&configs.vae, device)?;
-    let (clip, _) = files.load_clip(&configs.clip, device)?;
-    let (sd_truncated, _) = files.load_sd_unet(&configs.sd_feature_unet(), device)?;
-    let (ldznet, _) = files.load_ldznet_unet(&configs.ldznet_unet, device)?;
+    let nets = Networks::load(&files, &found.configs, device, &mut |_, _, _| {})?;
     let _ = device.sync();
     println!(
         "loaded {} in {:.1} s (indexing the files {:.1} s); peak RSS {:.0} MB",
@@ -115,13 +105,10 @@ fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<Networks> {
         opened.as_secs_f64(),
         peak_rss_mb().unwrap_or(0.0)
     );
-    Ok(Networks {
-        configs,
-        vae,
-        clip,
-        sd_truncated,
+    Ok(BenchNetworks {
+        configs: found.configs,
+        nets,
         sd_full: None,
-        ldznet,
     })
 }
 
@@ -181,13 +168,14 @@ pub fn run(
             burn::tensor::Distribution::Uniform(-1.0, 1.0),
             &device,
         );
-        let (posterior, t_vae) = time(&device, || nets.vae.encode(x));
+        let (posterior, t_vae) = time(&device, || nets.nets.vae.encode(x));
         let z = posterior.mean_scaled();
         let ids =
             Tensor::<2, Int>::from_data(TensorData::new(vec![49406i64; 77], [1, 77]), &device);
-        let (context, t_clip) = time(&device, || nets.clip.forward(ids));
+        let (context, t_clip) = time(&device, || nets.nets.clip.forward(ids));
         let (features, t_sd) = time(&device, || {
-            nets.sd_truncated
+            nets.nets
+                .sd_unet
                 .forward_features(z.clone(), &[400], context.clone(), &request)
                 .features
         });
@@ -199,7 +187,8 @@ pub fn run(
             })
         });
         let (logits, t_ldz) = time(&device, || {
-            nets.ldznet
+            nets.nets
+                .ldznet
                 .forward_ldznet(z.clone(), context.clone(), &features)
         });
         let dims = logits.dims();

@@ -8,12 +8,9 @@ pub mod weights;
 
 use std::path::Path;
 
-use anyhow::Context;
 use ldzmask::device::{DeviceChoice, SelectedDevice, select_device};
 use ldzmask::discovery::{FoundWeights, find_weights};
 use ldzmask::pipeline::Segmenter;
-use ldzmask::tokenizer::ClipTokenizer;
-use ldzmask::weights::WeightFiles;
 
 /// Finds the weights, picks the device and loads the segmenter, reporting progress on stderr.
 pub fn load_segmenter(
@@ -35,19 +32,10 @@ pub fn load_segmenter(
     );
     let selected = select_device(device);
     eprintln!("device: {}", selected.description);
-    let files = WeightFiles::open(&found.files)?;
-    let tokenizer = ClipTokenizer::bundled().context("loading the CLIP tokenizer")?;
     let start = std::time::Instant::now();
-    let segmenter = Segmenter::load(
-        &files,
-        found.configs.clone(),
-        found.preprocess,
-        tokenizer,
-        &selected.device,
-        &mut |step, total, what| {
-            eprintln!("loading [{step}/{total}] {what}");
-        },
-    )?;
+    let segmenter = Segmenter::from_found(&found, &selected.device, &mut |step, total, what| {
+        eprintln!("loading [{step}/{total}] {what}");
+    })?;
     eprintln!("models loaded in {:.1} s", start.elapsed().as_secs_f64());
     Ok((segmenter, found, selected))
 }
