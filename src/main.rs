@@ -80,28 +80,9 @@ fn main() -> ExitCode {
         }
     };
     log::debug!("freed memory kept for reuse: {retained}");
-    let role = match cli.command {
-        None => Role::Interactive,
-        Some(_) => Role::Headless,
-    };
-    let pool = match InferencePool::for_role(cli.threads, role) {
-        Ok(pool) => pool,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let weights = cli.weights.as_deref();
     let result = match cli.command {
-        Some(Command::Segment(args)) => {
-            pool.install(|| cli::segment::run(args, weights, device))
-        }
-        Some(Command::Weights(cmd)) => pool.install(|| cli::weights::run(cmd, weights)),
-        Some(Command::Bench(args)) => {
-            let threads = pool.threads();
-            pool.install(|| cli::bench::run(args, weights, device, threads))
-        }
-        Some(Command::Refine(args)) => pool.install(|| cli::refine::run(args)),
+        // The app sizes its own pool (every core but one) inside its inference worker.
         None => cli::app::run(ldzmask::app::Options {
             image: cli.image,
             weights: cli.weights,
@@ -111,7 +92,24 @@ fn main() -> ExitCode {
             phrases: cli.phrases,
             masks: cli.masks,
             config_dir: None,
+            threads: cli.threads,
         }),
+        Some(command) => {
+            let pool = match InferencePool::for_role(cli.threads, Role::Headless) {
+                Ok(pool) => pool,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let threads = pool.threads();
+            pool.install(|| match command {
+                Command::Segment(args) => cli::segment::run(args, weights, device),
+                Command::Weights(cmd) => cli::weights::run(cmd, weights),
+                Command::Bench(args) => cli::bench::run(args, weights, device, threads),
+                Command::Refine(args) => cli::refine::run(args),
+            })
+        }
     };
     match result {
         Ok(code) => code,

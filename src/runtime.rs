@@ -143,7 +143,10 @@ mod tests {
 
     #[test]
     fn the_environment_wins_over_the_default() {
-        assert_eq!(thread_count(None, Some(" 5 "), Role::Interactive, 8), Ok(n(5)));
+        assert_eq!(
+            thread_count(None, Some(" 5 "), Role::Interactive, 8),
+            Ok(n(5))
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::device::SelectedDevice;
 use crate::mask::RectInImage;
+use crate::runtime::{Role, THREADS_ENV, available_cores, thread_count};
 
 use super::Options;
 use super::commands::Command;
@@ -107,15 +108,28 @@ impl App {
             .map(|d| d.description.clone())
             .unwrap_or_else(|| "not selected yet".to_owned());
         let repaint_ctx = ctx.clone();
-        let worker = match WorkerHandle::start(device, move || repaint_ctx.request_repaint()) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                let msg = format!("cannot start the inference thread: {e}");
-                log::error!("{msg}");
-                toasts.push(Level::Error, msg);
-                None
-            }
-        };
+        let threads = thread_count(
+            options.threads,
+            std::env::var(THREADS_ENV).ok().as_deref(),
+            Role::Interactive,
+            available_cores(),
+        )
+        .unwrap_or_else(|e| {
+            log::warn!("{e}; using the default");
+            toasts.push(Level::Warning, e.clone());
+            let fallback = thread_count(None, None, Role::Interactive, available_cores());
+            fallback.unwrap_or(std::num::NonZeroUsize::MIN)
+        });
+        let worker =
+            match WorkerHandle::start(device, threads, move || repaint_ctx.request_repaint()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    let msg = format!("cannot start the inference thread: {e}");
+                    log::error!("{msg}");
+                    toasts.push(Level::Error, msg);
+                    None
+                }
+            };
         let mut app = Self {
             state: AppState {
                 settings: settings.clone(),

@@ -62,6 +62,8 @@ pub struct Options {
     pub masks: Vec<PathBuf>,
     /// Settings folder (tests); `None` = `LDZMASK_CONFIG_DIR`, else the platform folder.
     pub config_dir: Option<PathBuf>,
+    /// Inference threads (`--threads`); `None` = `LDZMASK_THREADS`, else every core but one.
+    pub threads: Option<std::num::NonZeroUsize>,
 }
 
 impl Options {

@@ -17,6 +17,8 @@ use crate::mask::MaskBuf;
 use crate::pipeline::{
     Mode, Randomness, RgbImage, Segmenter, SetupError, StageTimings, weights_label,
 };
+use crate::runtime::InferencePool;
+use std::num::NonZeroUsize;
 
 /// Where the model stands, as the UI sees it through the worker's events.
 #[derive(Clone, Debug, PartialEq)]
@@ -175,11 +177,16 @@ impl WorkerHandle {
     /// asked to load. `repaint` is called after every event.
     pub fn start(
         device: Option<SelectedDevice>,
+        threads: NonZeroUsize,
         repaint: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(JOB_QUEUE);
         let (event_tx, event_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
         let device = device.map(|d| (d.device, d.description));
+        // The CPU kernels split their work over the current rayon pool: the job loop runs inside
+        // a pool of `threads` threads (one core fewer than the machine by default, for the UI).
+        let pool = InferencePool::new(threads)?;
+        log::info!("inference threads: {}", pool.threads());
         std::thread::Builder::new()
             .name("ldzmask-inference".into())
             .spawn(move || {
@@ -189,7 +196,7 @@ impl WorkerHandle {
                     events: event_tx,
                     repaint: Box::new(repaint),
                 };
-                worker.run(&job_rx);
+                pool.install(move || worker.run(&job_rx));
                 log::debug!("inference worker stopped");
             })?;
         Ok(Self {
