@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::buffer::{MaskBuf, RectInImage};
 use super::combine::{CombineOp, combine};
-use super::edits::{ActiveStroke, EditBuf, EditPatch};
+use super::edits::{ActiveStroke, EditBuf};
 use super::history::History;
 use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
 use super::session::{self, SessionError, SessionSnapshot};

@@ -53,7 +53,7 @@ impl DocStep {
 }
 
 /// What an undo or redo step touches, so a viewer can refresh just that (see
-/// [`MaskDocument::undo_scope`]).
+/// [`super::MaskDocument::undo_scope`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StepScope {
     /// The layer the step changes; `None` for adding, deleting or moving a layer.

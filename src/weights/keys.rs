@@ -2,9 +2,10 @@
 //! checkpoint keys and module fields (the table in the `weights` module docs), the EMA key rule,
 //! what a file is from its keys, and why a key that no network reads can be left unread.
 //!
-//! The names are those of the LDM code that wrote the checkpoints: `LatentDiffusion` in
-//! CompVis/stable-diffusion `ldm/models/diffusion/ddpm.py` (`first_stage_model`,
-//! `cond_stage_model`, `model.diffusion_model`, `model_ema`, the schedule buffers) and LD-ZNet's
+//! The names are those of the LDM code that wrote the checkpoints: `DDPM` and
+//! `LatentDiffusion` in CompVis/stable-diffusion `ldm/models/diffusion/ddpm.py`
+//! (`first_stage_model`, `cond_stage_model`, `model.diffusion_model`, the schedule buffers),
+//! `LitEma` in `ldm/modules/ema.py` (`model_ema.*`, names without dots), and LD-ZNet's
 //! `LatentSeg` (`sd_features_stage_model`).
 
 use std::fmt;
