@@ -632,7 +632,6 @@ impl MaskDocument {
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 pub(super) mod tests {
     use super::super::buffer::u16_to_unit;
-    use super::super::export::tests::temp_dir;
     use super::*;
 
     fn hard(r: f32) -> Brush {
