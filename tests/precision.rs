@@ -394,24 +394,13 @@ fn kernel_cache_persists_across_processes() {
         std::env::temp_dir().join(format!("ldzmask-cache-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache_home);
     let run = || {
-        let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "kernel_cache_persists_across_processes",
-                "--nocapture",
-            ])
-            .env(CACHE_CHILD, "1")
-            .env("XDG_CACHE_HOME", &cache_home)
-            .env("RUST_LOG", "info")
-            .output()
-            .expect("run child");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "child failed:\n{text}");
-        text
+        run_child(
+            "kernel_cache_persists_across_processes",
+            &[
+                (CACHE_CHILD, "1".as_ref()),
+                ("XDG_CACHE_HOME", cache_home.as_os_str()),
+            ],
+        )
     };
     let first = run();
     if first.contains("child: no GPU") {
@@ -444,4 +433,99 @@ fn kernel_cache_persists_across_processes() {
             .any(|l| !l.contains("Loaded 0 autotune cached entries")),
         "the second process loaded no autotune result:\n{second}"
     );
+}
+
+/// Runs this test binary's `test` alone in a child process with `env`, returning its output
+/// (stdout then stderr); fails if the child fails.
+fn run_child(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
+    let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    command.args(["--exact", test, "--nocapture"]);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().expect("run child");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "child {test} failed:\n{text}");
+    text
+}
+
+const MEMORY_CHILD: &str = "LDZMASK_TEST_GPU_MEMORY_CHILD";
+
+/// `gpu_memory` sees a 64 MiB tensor, and dropping it then `free_gpu_memory` gives pages back;
+/// a 40 GiB allocation (more than any adapter here holds) ends in a `DeviceFault`, not an
+/// abort. Runs in a child process so that the failed allocation cannot disturb other tests.
+#[test]
+fn gpu_memory_and_faults() {
+    use ldzmask::device::{
+        DeviceChoice, catch_device_fault, free_gpu_memory, gpu_memory, select_device,
+    };
+    if std::env::var_os(MEMORY_CHILD).is_none() {
+        let out = run_child("gpu_memory_and_faults", &[(MEMORY_CHILD, "1".as_ref())]);
+        println!("{out}");
+        if out.contains("child: no GPU") {
+            assert!(
+                !gpu_required(),
+                "LDZMASK_REQUIRE_GPU is set but no GPU was found"
+            );
+        } else {
+            assert!(out.contains("child: done"), "child did not finish:\n{out}");
+        }
+        return;
+    }
+    let selected = select_device(DeviceChoice::Gpu);
+    if !selected.on_gpu() {
+        println!("child: no GPU");
+        return;
+    }
+    let device = selected.device.clone();
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    let report = |when: &str| {
+        let m = gpu_memory(&device).expect("wgpu reports its pools");
+        println!(
+            "child: {when}: in use {:.1} MiB, reserved {:.1} MiB",
+            mib(m.in_use),
+            mib(m.reserved)
+        );
+        m
+    };
+    let before = report("start");
+    let big = Tensor::<1>::ones([16 << 20], &device); // 64 MiB of f32
+    device.sync().expect("sync");
+    let with = report("with a 64 MiB tensor");
+    assert!(
+        with.in_use >= before.in_use + (64 << 20),
+        "the tensor is not counted"
+    );
+    drop(big);
+    free_gpu_memory(&device).expect("free");
+    let after = report("dropped, after free_gpu_memory");
+    assert!(
+        after.in_use < with.in_use,
+        "the dropped tensor is still in use"
+    );
+    assert!(after.reserved <= with.reserved, "cleanup reserved more");
+
+    let huge = catch_device_fault(&device, || {
+        Tensor::<1>::ones([10 << 30], &device) // 40 GiB of f32
+            .sum()
+            .into_data()
+    });
+    match &huge {
+        Ok(_) => println!("child: the 40 GiB allocation succeeded"),
+        Err(fault) => println!("child: 40 GiB allocation: {fault}"),
+    }
+    assert!(huge.is_err(), "a 40 GiB allocation did not fail");
+    let small = catch_device_fault(&device, || {
+        Tensor::<1>::ones([4], &device)
+            .sum()
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+    });
+    println!("child: a small op after the fault: {small:?}");
+    println!("child: done");
 }
