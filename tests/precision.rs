@@ -84,7 +84,7 @@ fn half<M: Module>(module: M) -> M {
 fn values<const D: usize>(tensor: Tensor<D>) -> (Vec<usize>, Vec<f32>) {
     let shape = tensor.dims().to_vec();
     let data = tensor.into_data().convert::<f32>();
-    (shape, data.to_vec::<f32>().expect("f32 values"))
+    (shape, data.try_to_vec::<f32>().expect("f32 values"))
 }
 
 /// `max|a-e| / max|e|` (infinite for a NaN or a shape mismatch); prints it.
@@ -243,15 +243,18 @@ fn pipeline_mask_f16() {
     let cfg = config(&dir);
     let configs = ModelConfigs::from_json(&cfg).expect("pipeline configs");
     let files = weights(&dir);
-    let load = |e: ldzmask::weights::LoadError| panic!("{e}");
-    let (vae, _) = files.load_vae(&configs.vae, &device).unwrap_or_else(load);
-    let (clip, _) = files.load_clip(&configs.clip, &device).unwrap_or_else(load);
+    let (vae, _) = files
+        .load_vae(&configs.vae, &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (clip, _) = files
+        .load_clip(&configs.clip, &device)
+        .unwrap_or_else(|e| panic!("{e}"));
     let (sd_unet, _) = files
         .load_sd_unet(&configs.sd_feature_unet(), &device)
-        .unwrap_or_else(load);
+        .unwrap_or_else(|e| panic!("{e}"));
     let (ldznet, _) = files
         .load_ldznet_unet(&configs.ldznet_unet, &device)
-        .unwrap_or_else(load);
+        .unwrap_or_else(|e| panic!("{e}"));
     let segmenter = Segmenter::from_parts(
         device.clone(),
         configs,
@@ -387,7 +390,7 @@ fn kernel_cache_persists_across_processes() {
         let a = Tensor::<2>::ones([96, 160], &selected.device);
         let b = Tensor::<2>::ones([160, 224], &selected.device);
         let sum = a.matmul(b).sum().into_data().convert::<f32>();
-        println!("child: matmul sum {:?}", sum.to_vec::<f32>());
+        println!("child: matmul sum {:?}", sum.try_to_vec::<f32>());
         return;
     }
     let cache_home =
@@ -524,7 +527,7 @@ fn gpu_memory_and_faults() {
             .sum()
             .into_data()
             .convert::<f32>()
-            .to_vec::<f32>()
+            .try_to_vec::<f32>()
     });
     println!("child: a small op after the fault: {small:?}");
     println!("child: done");
