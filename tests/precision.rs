@@ -28,7 +28,7 @@ use common::{Golden, Io, config, fixtures_dir};
 use ldzmask::device::gpu_required;
 use ldzmask::model::configs::{ModelConfigs, clip_from_json, unet_from_json, vae_from_json};
 use ldzmask::model::unet::FeatureRequest;
-use ldzmask::pipeline::{Draws, PROMPT_TEMPLATES, PreprocessConfig, Segmenter};
+use ldzmask::pipeline::{Draws, Networks, PROMPT_TEMPLATES, PreprocessConfig, Segmenter};
 use ldzmask::precision::{Precision, cast_floats, configure_precision};
 use ldzmask::tokenizer::ClipTokenizer;
 use ldzmask::weights::WeightFiles;
@@ -263,10 +263,12 @@ fn pipeline_mask_f16() {
         configs,
         PreprocessConfig::default(),
         ClipTokenizer::bundled().expect("bundled tokenizer"),
-        half(vae),
-        half(clip),
-        half(sd_unet),
-        half(ldznet),
+        Networks {
+            vae: half(vae),
+            clip: half(clip),
+            sd_unet: half(sd_unet),
+            ldznet: half(ldznet),
+        },
     );
     let io = Io::open(&dir.join("io.safetensors"));
     let mut deviations = Vec::new();
