@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ldzmask::device::DeviceChoice;
+use ldzmask::precision::Precision;
 use ldzmask::runtime::{InferencePool, Role, retain_freed_memory};
 
 /// Text-based masking for inpainting with LD-ZNet.
@@ -26,6 +27,11 @@ struct Cli {
     /// LDZMASK_DEVICE, else auto).
     #[arg(long, global = true, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
+
+    /// Float precision: auto (f16 on a GPU, f32 on the CPU), f32, f16 or flex32 (default:
+    /// LDZMASK_PRECISION, else auto).
+    #[arg(long, global = true, value_name = "PRECISION")]
+    precision: Option<Precision>,
 
     /// CPU threads for inference (default: LDZMASK_THREADS, else every core for `segment` and
     /// `bench`, every core but one in the app so the interface stays smooth).
@@ -79,6 +85,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let precision = match Precision::resolve(cli.precision) {
+        Ok(precision) => precision,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     log::debug!("freed memory kept for reuse: {retained}");
     let weights = cli.weights.as_deref();
     let result = match cli.command {
@@ -93,6 +106,7 @@ fn main() -> ExitCode {
             masks: cli.masks,
             config_dir: None,
             threads: cli.threads,
+            precision,
         }),
         Some(command) => {
             let pool = match InferencePool::for_role(cli.threads, Role::Headless) {
@@ -104,9 +118,9 @@ fn main() -> ExitCode {
             };
             let threads = pool.threads();
             pool.install(|| match command {
-                Command::Segment(args) => cli::segment::run(args, weights, device),
+                Command::Segment(args) => cli::segment::run(args, weights, device, precision),
                 Command::Weights(cmd) => cli::weights::run(cmd, weights),
-                Command::Bench(args) => cli::bench::run(args, weights, device, threads),
+                Command::Bench(args) => cli::bench::run(args, weights, device, precision, threads),
                 Command::Refine(args) => cli::refine::run(args),
             })
         }

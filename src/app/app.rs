@@ -120,16 +120,17 @@ impl App {
             let fallback = thread_count(None, None, Role::Interactive, available_cores());
             fallback.unwrap_or(std::num::NonZeroUsize::MIN)
         });
-        let worker =
-            match WorkerHandle::start(device, threads, move || repaint_ctx.request_repaint()) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    let msg = format!("cannot start the inference thread: {e}");
-                    log::error!("{msg}");
-                    toasts.push(Level::Error, msg);
-                    None
-                }
-            };
+        let worker = match WorkerHandle::start(device, threads, options.precision, move || {
+            repaint_ctx.request_repaint()
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                let msg = format!("cannot start the inference thread: {e}");
+                log::error!("{msg}");
+                toasts.push(Level::Error, msg);
+                None
+            }
+        };
         let mut app = Self {
             state: AppState {
                 settings: settings.clone(),

@@ -64,6 +64,8 @@ pub struct Options {
     pub config_dir: Option<PathBuf>,
     /// Inference threads (`--threads`); `None` = `LDZMASK_THREADS`, else every core but one.
     pub threads: Option<std::num::NonZeroUsize>,
+    /// Float precision of the model (`--precision` / `LDZMASK_PRECISION`).
+    pub precision: crate::precision::Precision,
 }
 
 impl Options {
@@ -89,7 +91,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     };
     // Chosen before the window exists so that a GPU device can be shared with eframe: the
     // model's tensors and the canvas then live on the same wgpu device.
-    let selected = crate::device::select_device(choice);
+    let mut selected = crate::device::select_device(choice);
+    if let Err(e) = selected.apply_precision(options.precision) {
+        log::warn!("{e}; the model runs in f32");
+    }
     let mut native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("ldzmask")

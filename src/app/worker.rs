@@ -17,6 +17,7 @@ use crate::mask::MaskBuf;
 use crate::pipeline::{
     Mode, Randomness, RgbImage, Segmenter, SetupError, StageTimings, weights_label,
 };
+use crate::precision::Precision;
 use crate::runtime::InferencePool;
 use std::num::NonZeroUsize;
 
@@ -178,6 +179,7 @@ impl WorkerHandle {
     pub fn start(
         device: Option<SelectedDevice>,
         threads: NonZeroUsize,
+        precision: Precision,
         repaint: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(JOB_QUEUE);
@@ -192,6 +194,7 @@ impl WorkerHandle {
             .spawn(move || {
                 let mut worker = Worker {
                     device,
+                    precision,
                     segmenter: None,
                     events: event_tx,
                     repaint: Box::new(repaint),
@@ -275,6 +278,8 @@ fn coalesce(jobs: &mut std::collections::VecDeque<Job>) {
 
 struct Worker {
     device: Option<(burn::prelude::Device, String)>,
+    /// Applied to a device the worker selects itself.
+    precision: Precision,
     segmenter: Option<Segmenter>,
     events: SyncSender<Event>,
     repaint: Box<dyn Fn() + Send>,
@@ -361,7 +366,10 @@ impl Worker {
         let (device, description) = match &self.device {
             Some(d) => d.clone(),
             None => {
-                let selected = crate::device::select_device(choice);
+                let mut selected = crate::device::select_device(choice);
+                if let Err(e) = selected.apply_precision(self.precision) {
+                    log::warn!("{e}; the model runs in f32");
+                }
                 let d = (selected.device, selected.description);
                 self.device = Some(d.clone());
                 d

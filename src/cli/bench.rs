@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
-use ldzmask::device::{DeviceChoice, select_device};
+use ldzmask::device::{DeviceChoice, gpu_memory};
 use ldzmask::discovery::find_weights;
 use ldzmask::model::configs::ModelConfigs;
 use ldzmask::model::unet::{FeatureRequest, UNetModel};
 use ldzmask::pipeline::Networks;
+use ldzmask::precision::{Precision, float_dtype};
 use ldzmask::weights::WeightFiles;
 
 const SD_FULL: &str = "SD UNet (full)";
@@ -117,12 +118,14 @@ pub fn run(
     args: BenchArgs,
     weights: Option<&Path>,
     device: DeviceChoice,
+    precision: Precision,
     threads: usize,
 ) -> anyhow::Result<ExitCode> {
-    let selected = select_device(device);
+    let selected = super::select_with_precision(device, precision)?;
     let device = selected.device.clone();
     println!("device: {}", selected.description);
     println!("inference threads: {threads}");
+    println!("precision: {:?}", float_dtype(&device));
     let start = Instant::now();
     let nets = match weights {
         Some(weights) => load_networks(weights, &device)?,
@@ -135,6 +138,13 @@ pub fn run(
             nets
         }
     };
+    if let Some(memory) = gpu_memory(&device) {
+        println!(
+            "GPU memory after loading (weights): in use {:.0} MB, reserved {:.0} MB",
+            memory.in_use as f64 / 1e6,
+            memory.reserved as f64 / 1e6
+        );
+    }
     if args.load_only {
         return Ok(ExitCode::SUCCESS);
     }
@@ -228,6 +238,14 @@ pub fn run(
     );
     if let Some(rss) = peak_rss_mb() {
         println!("peak RSS: {rss:.0} MB");
+    }
+    if let Some(memory) = gpu_memory(&device) {
+        println!(
+            // The pools keep what they reserved, so "reserved" after the passes is their peak.
+            "GPU memory: in use {:.0} MB, reserved {:.0} MB",
+            memory.in_use as f64 / 1e6,
+            memory.reserved as f64 / 1e6
+        );
     }
     if let Some(faults) = minor_faults() {
         println!("minor page faults: {faults}");

@@ -8,14 +8,18 @@ pub mod weights;
 
 use std::path::Path;
 
+use anyhow::Context;
+
 use ldzmask::device::{DeviceChoice, SelectedDevice, select_device};
 use ldzmask::discovery::{FoundWeights, find_weights};
 use ldzmask::pipeline::Segmenter;
+use ldzmask::precision::Precision;
 
 /// Finds the weights, picks the device and loads the segmenter, reporting progress on stderr.
 pub fn load_segmenter(
     weights: Option<&Path>,
     device: DeviceChoice,
+    precision: Precision,
 ) -> anyhow::Result<(Segmenter, FoundWeights, SelectedDevice)> {
     let found = find_weights(weights)?;
     eprintln!(
@@ -30,7 +34,7 @@ pub fn load_segmenter(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let selected = select_device(device);
+    let selected = select_with_precision(device, precision)?;
     eprintln!("device: {}", selected.description);
     let start = std::time::Instant::now();
     let segmenter = Segmenter::from_found(&found, &selected.device, &mut |step, total, what| {
@@ -38,4 +42,16 @@ pub fn load_segmenter(
     })?;
     eprintln!("models loaded in {:.1} s", start.elapsed().as_secs_f64());
     Ok((segmenter, found, selected))
+}
+
+/// Picks the device and sets its float precision before any tensor exists on it.
+pub fn select_with_precision(
+    device: DeviceChoice,
+    precision: Precision,
+) -> anyhow::Result<SelectedDevice> {
+    let mut selected = select_device(device);
+    selected
+        .apply_precision(precision)
+        .with_context(|| format!("precision {precision} on {}", selected.description))?;
+    Ok(selected)
 }

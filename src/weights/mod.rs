@@ -241,10 +241,15 @@ impl WeightFiles {
     ) -> Result<(M, LoadReport), LoadError> {
         let expected = expected_params(&module);
         let (tensors, report, burn_layout) = self.gather(network, &expected)?;
+        // Floats arrive in the device's precision (f16 on a GPU run in f16), so an f16 file is
+        // never widened to f32 on its way to the GPU.
+        let dtype: DType = module.devices().first().map_or(DType::F32, |device| {
+            crate::precision::float_dtype(device).into()
+        });
         let adapter: Box<dyn ModuleAdapter> = if burn_layout {
-            Box::new(FloatCastAdapter::to(DType::F32))
+            Box::new(FloatCastAdapter::to(dtype))
         } else {
-            Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
+            Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))
         };
         let result = module.apply(tensors, None, Some(adapter), true);
         if !result.errors.is_empty() || !result.missing.is_empty() {
