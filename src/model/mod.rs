@@ -5,6 +5,7 @@ pub mod attention_pool;
 pub mod blocks;
 pub mod clip;
 pub mod configs;
+pub mod kernels;
 pub mod ldznet;
 pub mod schedule;
 pub mod unet;
