@@ -220,7 +220,7 @@ mod tests {
         let device = Device::flex();
         assert!(is_flex(&device));
         let t = Tensor::<2>::ones([2, 3], &device);
-        let primitive = into_flex_f32(t).ok().expect("a Flex f32 tensor");
+        let primitive = into_flex_f32(t).expect("a Flex f32 tensor");
         assert_eq!(slice(&primitive), &[1.0; 6]);
         let ints = Tensor::<2>::ones([2, 3], &device).cast(DType::F64);
         assert!(into_flex_f32(ints).is_err());
