@@ -20,8 +20,14 @@ use rayon::prelude::*;
 use super::flex::{self, MatMut, MatRef, Strided};
 use super::math;
 
-/// Query rows per task at most: a 64 × 2304 score block is 590 KB, inside L2.
+/// Query rows per task at most, for heads up to 128 wide: a 64 × 2304 score block is 590 KB,
+/// inside L2.
 const MAX_QUERY_BLOCK: usize = 64;
+
+/// Query rows per task at most for wider heads (the VAE's single 512-wide head), where each
+/// task's repacking of K and V (the full `context × dim_head` per block) would dominate smaller
+/// blocks.
+const MAX_QUERY_BLOCK_WIDE: usize = 256;
 
 /// Splits `[batch, tokens, heads·dim_head]` into heads (channel = head·dim_head + d), runs
 /// scaled dot-product attention (scale `dim_head^-0.5`; with `causal`, query `i` sees keys
@@ -69,7 +75,7 @@ pub fn multi_head_attention(
     let dim_head = inner / heads;
     let scale = (1.0 / (dim_head as f64).sqrt()) as f32;
     let causal_offset = context_tokens as isize - tokens as isize;
-    let block = query_block(batch, tokens);
+    let block = query_block(batch, tokens, dim_head);
 
     let mut out = vec![0.0f32; batch * tokens * inner];
     if context_tokens == 0 || out.is_empty() {
@@ -187,11 +193,15 @@ fn head_view<'a>(
     }
 }
 
-/// Query rows per task: up to [`MAX_QUERY_BLOCK`], smaller when that would leave fewer than
+/// Query rows per task: up to [`MAX_QUERY_BLOCK`] (or [`MAX_QUERY_BLOCK_WIDE`]), smaller when that would leave fewer than
 /// four tasks per thread (CLIP's 77 tokens, small maps).
-fn query_block(batch: usize, tokens: usize) -> usize {
+fn query_block(batch: usize, tokens: usize, dim_head: usize) -> usize {
     let wanted_tasks = 4 * rayon::current_num_threads();
-    let mut block = MAX_QUERY_BLOCK;
+    let mut block = if dim_head > 128 {
+        MAX_QUERY_BLOCK_WIDE
+    } else {
+        MAX_QUERY_BLOCK
+    };
     while block > 8 && batch * tokens.div_ceil(block) < wanted_tasks {
         block /= 2;
     }

@@ -124,6 +124,7 @@ fn bench_conv3x3() {
         (640, 640, 24),
         (1280, 640, 24),
         (320, 320, 48),
+        (512, 512, 48),
     ] {
         let conv = Conv2dConfig::new([cin, cout], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))

@@ -57,17 +57,17 @@ pub fn group_norm<const D: usize>(norm: &GroupNorm, x: Tensor<D>, silu: bool) ->
     let group_len = channels_per_group * spatial;
     let eps = norm.epsilon;
 
-    let normalize_group = |index: usize, xs: &mut [f32]| {
-        let first_channel = (index % groups) * channels_per_group;
-        let (mean, var) = math::mean_var(xs);
+    // Per-channel `scale = γ / sqrt(var + eps)` and `shift = β` of group `index`, and its mean.
+    let affine = |index: usize, (mean, var): (f64, f64)| {
+        let channels =
+            (index % groups) * channels_per_group..(index % groups + 1) * channels_per_group;
         let inv_std = 1.0 / (var + eps).sqrt();
-        let channels = first_channel..first_channel + channels_per_group;
         let scale: Vec<f32> = channels
             .clone()
             .map(|c| (f64::from(gamma.map_or(1.0, |g| g[c])) * inv_std) as f32)
             .collect();
         let shift: Vec<f32> = channels.map(|c| beta.map_or(0.0, |b| b[c])).collect();
-        math::normalize_planes(xs, spatial, mean as f32, &scale, &shift, silu);
+        (mean as f32, scale, shift)
     };
 
     let mut x = x;
@@ -75,20 +75,22 @@ pub fn group_norm<const D: usize>(norm: &GroupNorm, x: Tensor<D>, silu: bool) ->
         storage
             .par_chunks_mut(group_len)
             .enumerate()
-            .for_each(|(index, xs)| normalize_group(index, xs));
+            .for_each(|(index, xs)| {
+                let (mean, scale, shift) = affine(index, math::mean_var(xs));
+                math::normalize_planes(xs, spatial, mean, &scale, &shift, silu);
+            });
         return flex::from_flex(x);
     }
-    // Shared input (e.g. also the residual): write a new buffer, copying one group at a time so
-    // the copy is still cached when the group is normalised.
+    // Shared input (e.g. also the residual): read it, write a new buffer.
     let x = flex::contiguous(x);
     let src = flex::slice(&x);
     let mut out = vec![0.0f32; batch * channels * spatial];
     out.par_chunks_mut(group_len)
         .zip(src.par_chunks(group_len))
         .enumerate()
-        .for_each(|(index, (xs, src))| {
-            xs.copy_from_slice(src);
-            normalize_group(index, xs);
+        .for_each(|(index, (dst, src))| {
+            let (mean, scale, shift) = affine(index, math::mean_var(src));
+            math::normalize_planes_into(src, dst, spatial, mean, &scale, &shift, silu);
         });
     flex::from_vec(out, shape)
 }

@@ -39,9 +39,11 @@ pub(super) fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     p = p * r * r + r + 1.0;
-    // n is in [-126, 127], so the biased exponent n + 127 is a normal number's.
-    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
-    p * f32::from_bits(((n_int + 127) as u32) << 23)
+    // n is in [-126, 127], so the biased exponent n + 127 is a normal number's. Wrapping
+    // arithmetic (which cannot wrap here) keeps overflow checks of debug builds out of the loop,
+    // where they would stop it from vectorising.
+    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    p * f32::from_bits(n_int.wrapping_add(127) << 23)
 }
 
 /// `x · sigmoid(x)` = `x / (1 + e^-x)`.
@@ -125,8 +127,15 @@ pub(super) fn mean_var<S: Simd>(xs: &[f32]) -> (f64, f64) {
     }
 }
 
+/// `(x - mean) · scale + shift`, followed by SiLU when `apply_silu`.
+#[inline(always)]
+fn normalize(x: f32, mean: f32, scale: f32, shift: f32, apply_silu: bool) -> f32 {
+    let y = (x - mean) * scale + shift;
+    if apply_silu { silu(y) } else { y }
+}
+
 /// Normalises the planes of one group in place: plane `c` (of `plane_len` elements) becomes
-/// `(x - mean) · scale[c] + shift[c]`, followed by SiLU when `silu`.
+/// `(x - mean) · scale[c] + shift[c]`, followed by SiLU when `apply_silu`.
 #[macerator::with_simd]
 pub(super) fn normalize_planes<S: Simd>(
     xs: &mut [f32],
@@ -137,14 +146,37 @@ pub(super) fn normalize_planes<S: Simd>(
     apply_silu: bool,
 ) {
     for ((plane, &a), &b) in xs.chunks_mut(plane_len).zip(scale).zip(shift) {
+        // Two loops, so that the test on `apply_silu` is outside the vectorised one.
         if apply_silu {
-            for x in plane.iter_mut() {
-                *x = silu((*x - mean) * a + b);
-            }
+            plane
+                .iter_mut()
+                .for_each(|x| *x = normalize(*x, mean, a, b, true));
         } else {
-            for x in plane.iter_mut() {
-                *x = (*x - mean) * a + b;
-            }
+            plane
+                .iter_mut()
+                .for_each(|x| *x = normalize(*x, mean, a, b, false));
+        }
+    }
+}
+
+/// [`normalize_planes`] reading `src` and writing `dst` (same length).
+#[macerator::with_simd]
+pub(super) fn normalize_planes_into<S: Simd>(
+    src: &[f32],
+    dst: &mut [f32],
+    plane_len: usize,
+    mean: f32,
+    scale: &[f32],
+    shift: &[f32],
+    apply_silu: bool,
+) {
+    let planes = dst.chunks_mut(plane_len).zip(src.chunks(plane_len));
+    for (((out, plane), &a), &b) in planes.zip(scale).zip(shift) {
+        let pairs = out.iter_mut().zip(plane);
+        if apply_silu {
+            pairs.for_each(|(y, &x)| *y = normalize(x, mean, a, b, true));
+        } else {
+            pairs.for_each(|(y, &x)| *y = normalize(x, mean, a, b, false));
         }
     }
 }
