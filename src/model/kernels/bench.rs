@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the kernels against burn's own ops at the networks' real shapes (384²
-//! input: latent 48², VAE levels 384²…48²). Ignored by default; run in release for meaningful
-//! numbers: `cargo test --release --lib model::kernels::bench -- --ignored --nocapture
+//! input: latent 48², VAE levels 384²…48²). Ignored by default; this crate must be optimised
+//! for meaningful numbers (`--release`, or a local uncommitted `[profile.dev.package.ldzmask]
+//! opt-level = 3`): `cargo test --lib model::kernels::bench -- --ignored --nocapture
 //! --test-threads 1` (rayon uses every core; `RAYON_NUM_THREADS` sets the count).
 
 use std::time::Instant;
