@@ -2,15 +2,50 @@
 //! (`auto`, `cpu`, `gpu`). `auto` takes a hardware wgpu adapter when there is one and the CPU
 //! backend (burn `flex`) otherwise — a software wgpu adapter such as lavapipe is much slower
 //! than `flex`, so `auto` never picks it; `gpu` forces wgpu whatever the adapter.
+//!
+//! Before the wgpu device is created, cubecl's kernel and autotune cache is rooted in the
+//! platform cache directory (see [`configure_kernel_cache`]), so kernels compiled and tuned once
+//! are reused by later launches. The device's float dtype is set by [`crate::precision`].
+//!
+//! How a GPU fails in burn 0.22 / cubecl 0.11 (wgpu):
+//! - no adapter: `init_with_setup` returns `Err(WgpuInitError::AdapterUnavailable)` (or
+//!   `RequestDevice`), never a panic — [`select_device`] falls back to the CPU;
+//! - out of memory: an allocation is lazy; its error is attached to the buffer and reported at
+//!   the next sync point, i.e. `Device::sync()`/`Tensor::try_into_data()` return `Err`, and
+//!   `Tensor::into_data()` panics with it;
+//! - device lost (driver reset, timeout): every later sync returns
+//!   `ExecutionError::DevicePoisoned` and the device stays unusable until the process restarts;
+//! - a wgpu validation error panics (cubecl keeps wgpu's panicking uncaptured-error handler).
+//!
+//! Inference on a GPU therefore runs under [`catch_device_fault`], which turns both panics and
+//! errors into a [`DeviceFault`] the caller can answer by moving to the CPU.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use burn::prelude::*;
+use burn::tensor::FloatDType;
 use burn::tensor::wgpu::WgpuSetup;
+use cubecl_runtime::config::cache::CacheConfig;
+use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
+
+use crate::precision::{Precision, PrecisionError, configure_precision};
 
 /// Environment variable that chooses the device when no flag is given.
 pub const DEVICE_ENV: &str = "LDZMASK_DEVICE";
+
+/// Environment variable that makes GPU tests (and `tests/tools/gpu_bench.sh`) fail instead of
+/// skipping when no wgpu adapter can be initialised: `1` requires one.
+pub const REQUIRE_GPU_ENV: &str = "LDZMASK_REQUIRE_GPU";
+
+/// Whether `LDZMASK_REQUIRE_GPU` is set to a true value (`1`, `true`, `yes`).
+pub fn gpu_required() -> bool {
+    std::env::var(REQUIRE_GPU_ENV)
+        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+        .unwrap_or(false)
+}
 
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -73,6 +108,24 @@ pub struct SelectedDevice {
     pub wgpu: Option<WgpuSetup>,
 }
 
+impl SelectedDevice {
+    /// Whether this is a wgpu device.
+    pub fn on_gpu(&self) -> bool {
+        self.wgpu.is_some()
+    }
+
+    /// Sets the float dtype of the device (see [`crate::precision`]) and notes it in the
+    /// description. Call it right after [`select_device`], before any model is created.
+    pub fn apply_precision(&mut self, precision: Precision) -> Result<FloatDType, PrecisionError> {
+        let on_gpu = self.on_gpu();
+        let dtype = configure_precision(&mut self.device, precision, on_gpu)?;
+        if dtype != FloatDType::F32 {
+            self.description = format!("{}, {dtype:?}", self.description);
+        }
+        Ok(dtype)
+    }
+}
+
 impl fmt::Debug for SelectedDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SelectedDevice")
@@ -92,6 +145,9 @@ pub fn cpu() -> SelectedDevice {
 
 /// Chooses the device (see the module docs) and logs the choice.
 pub fn select_device(choice: DeviceChoice) -> SelectedDevice {
+    if choice != DeviceChoice::Cpu {
+        configure_kernel_cache();
+    }
     let selected = match choice {
         DeviceChoice::Cpu => cpu(),
         DeviceChoice::Gpu | DeviceChoice::Auto => match Device::wgpu_options().init_with_setup() {
@@ -131,4 +187,118 @@ pub fn select_device(choice: DeviceChoice) -> SelectedDevice {
     };
     log::info!("compute device: {}", selected.description);
     selected
+}
+
+/// Where ldzmask keeps regenerable data: `<platform cache dir>/ldzmask` (`~/.cache/ldzmask` on
+/// Linux, `~/Library/Caches/ldzmask` on macOS, `%LOCALAPPDATA%\ldzmask` on Windows).
+pub fn cache_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|dir| dir.join("ldzmask"))
+}
+
+/// Roots cubecl's persistent cache (compiled kernels and autotune results, one database file
+/// `default.db`) in [`cache_dir`]. cubecl's own default is `target/environment` of the outermost
+/// Cargo project above the working directory, or `<cache>/cubecl` outside one — so a run from a
+/// source checkout and an installed app would otherwise keep separate caches. A `cubecl.toml`
+/// (or `[cubecl]` in `burn.toml`) that names its own `environment.path` wins, as do cubecl's
+/// `CUBECL_*` variables. Takes effect only before cubecl reads its configuration (the first
+/// wgpu device), which [`select_device`] guarantees; later calls change nothing. Returns the
+/// directory in use when this call set it.
+pub fn configure_kernel_cache() -> Option<PathBuf> {
+    let dir = cache_dir()?;
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    if !matches!(config.environment.path, CacheConfig::Target) {
+        return None;
+    }
+    config.environment.path = CacheConfig::Directory(dir.clone());
+    if CubeClRuntimeConfig::try_set(config) {
+        log::info!("kernel cache: {}", dir.display());
+        Some(dir)
+    } else {
+        None
+    }
+}
+
+/// What a device's memory pools hold, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GpuMemory {
+    /// Bytes used by live tensors.
+    pub in_use: u64,
+    /// Bytes the allocator holds on the device (in use plus pages kept for reuse).
+    pub reserved: u64,
+}
+
+/// The memory `device` holds, or `None` for a backend without pools (the CPU's `flex`).
+pub fn gpu_memory(device: &Device) -> Option<GpuMemory> {
+    device.memory_pool_usage().map(|usage| GpuMemory {
+        in_use: usage.bytes_in_use,
+        reserved: usage.bytes_reserved,
+    })
+}
+
+/// Returns the pages no live tensor uses to the driver (the "Free GPU memory" action): waits
+/// for queued work, then asks the allocator to clean up. Memory of models still alive stays;
+/// drop them first to free theirs.
+pub fn free_gpu_memory(device: &Device) -> Result<(), DeviceFault> {
+    device
+        .sync()
+        .map_err(|e| DeviceFault::Error(e.to_string()))?;
+    device.memory_cleanup();
+    Ok(())
+}
+
+/// A GPU failure caught by [`catch_device_fault`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceFault {
+    /// The work panicked (e.g. a wgpu validation error, `into_data` on a failed read).
+    #[error("the GPU work failed: {0}")]
+    Panic(String),
+    /// The device reported an error at a sync point (out of memory, device lost).
+    #[error("the GPU reported an error: {0}")]
+    Error(String),
+}
+
+/// Runs `work` on `device` and waits for it, turning a panic inside it or an error the device
+/// reports at the sync into a [`DeviceFault`], so the caller can fall back to the CPU. `work`
+/// must not leave shared state half-updated when it panics (`AssertUnwindSafe`): give it owned
+/// inputs and take its result only on `Ok`.
+pub fn catch_device_fault<T>(device: &Device, work: impl FnOnce() -> T) -> Result<T, DeviceFault> {
+    let out = catch_unwind(AssertUnwindSafe(work)).map_err(|payload| {
+        DeviceFault::Panic(
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string()),
+        )
+    })?;
+    device
+        .sync()
+        .map_err(|e| DeviceFault::Error(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_dir_is_under_the_platform_cache() {
+        if let (Some(dir), Some(base)) = (cache_dir(), dirs::cache_dir()) {
+            assert_eq!(dir, base.join("ldzmask"));
+        }
+    }
+
+    #[test]
+    fn a_panic_becomes_a_fault() {
+        let device = Device::flex();
+        let fault = catch_device_fault(&device, || -> u32 { panic!("lost") });
+        assert_eq!(fault, Err(DeviceFault::Panic("lost".to_string())));
+        assert_eq!(catch_device_fault(&device, || 7), Ok(7));
+    }
+
+    #[test]
+    fn the_cpu_reports_no_pools() {
+        assert_eq!(gpu_memory(&Device::flex()), None);
+        assert_eq!(free_gpu_memory(&Device::flex()), Ok(()));
+    }
 }

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::model::configs::{ConfigError, ModelConfigs};
-use crate::pipeline::PreprocessConfig;
+use crate::preprocess::PreprocessConfig;
 use crate::weights::{self, BUNDLE_CONFIGS_KEY, BUNDLE_PREPROCESS_KEY};
 
 /// Environment variable with the weights location.
@@ -73,6 +73,17 @@ pub enum DiscoveryError {
         /// What is wrong.
         reason: String,
     },
+}
+
+impl DiscoveryError {
+    /// True when no weights exist where they were looked for (nothing found, a missing path, an
+    /// empty folder), as opposed to weights that are present but unusable.
+    pub fn is_missing(&self) -> bool {
+        matches!(
+            self,
+            Self::NothingFound { .. } | Self::Missing { .. } | Self::Empty { .. }
+        )
+    }
 }
 
 /// One place weights may be.
@@ -314,11 +325,21 @@ mod tests {
         let err =
             find_weights(Some(Path::new("/nonexistent/ldzmask-weights"))).expect_err("missing");
         assert!(matches!(err, DiscoveryError::Missing { .. }), "{err}");
+        assert!(err.is_missing());
         let dir = std::env::temp_dir().join(format!("ldzmask-empty-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp");
         std::fs::write(dir.join("notes.txt"), "x").expect("write");
         let err = find_weights(Some(&dir)).expect_err("empty");
         assert!(matches!(err, DiscoveryError::Empty { .. }), "{err}");
+        assert!(err.is_missing());
+        let unreadable = DiscoveryError::Config {
+            path: dir.join("ldzmask-config.json"),
+            reason: "bad".into(),
+        };
+        assert!(
+            !unreadable.is_missing(),
+            "a broken config is not missing weights"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,7 +3,8 @@
 //! Layers: [`model`] (burn networks) ← [`pipeline`] (image + phrases → probability maps) ←
 //! `app` (the egui editor); [`mask`] holds the mask editing logic used by both. [`weights`] is the
 //! only place that knows checkpoint formats and key names; [`device`] the only place that picks
-//! the compute device.
+//! the compute device; [`precision`] its float dtype; [`runtime`] how inference uses the CPU's
+//! threads and memory.
 
 pub mod app;
 pub mod device;
@@ -13,6 +14,8 @@ pub mod imageio;
 pub mod mask;
 pub mod model;
 pub mod pipeline;
+pub mod precision;
 pub mod preprocess;
+pub mod runtime;
 pub mod tokenizer;
 pub mod weights;

@@ -2,11 +2,14 @@
 
 mod cli;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use ldzmask::device::DeviceChoice;
+use ldzmask::precision::Precision;
+use ldzmask::runtime::{InferencePool, Role, retain_freed_memory};
 
 /// Text-based masking for inpainting with LD-ZNet.
 #[derive(Debug, Parser)]
@@ -24,6 +27,16 @@ struct Cli {
     /// LDZMASK_DEVICE, else auto).
     #[arg(long, global = true, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
+
+    /// Float precision: auto (f16 on a GPU, f32 on the CPU), f32, f16 or flex32 (default:
+    /// LDZMASK_PRECISION, else auto).
+    #[arg(long, global = true, value_name = "PRECISION")]
+    precision: Option<Precision>,
+
+    /// CPU threads for inference (default: LDZMASK_THREADS, else every core for `segment` and
+    /// `bench`, every core but one in the app so the interface stays smooth).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<NonZeroUsize>,
 
     /// App: a phrase to add as a mask layer once the image is open (repeatable).
     #[arg(long = "phrase", value_name = "TEXT")]
@@ -51,9 +64,13 @@ enum Command {
     /// Time each stage of one full-size forward pass (random weights unless --weights is given)
     /// and report peak memory.
     Bench(cli::bench::BenchArgs),
+    /// Refine any mask along the image's edges (guided filter + matting), as a soft 8-bit PNG.
+    Refine(cli::refine::RefineArgs),
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: glibc's allocator settings are process-wide.
+    let retained = retain_freed_memory();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn,ldzmask=info",
@@ -68,10 +85,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let precision = match Precision::resolve(cli.precision) {
+        Ok(precision) => precision,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    log::debug!("freed memory kept for reuse: {retained}");
+    let weights = cli.weights.as_deref();
     let result = match cli.command {
-        Some(Command::Segment(args)) => cli::segment::run(args, cli.weights.as_deref(), device),
-        Some(Command::Weights(cmd)) => cli::weights::run(cmd, cli.weights.as_deref()),
-        Some(Command::Bench(args)) => cli::bench::run(args, cli.weights.as_deref(), device),
+        // The app sizes its own pool (every core but one) inside its inference worker.
         None => cli::app::run(ldzmask::app::Options {
             image: cli.image,
             weights: cli.weights,
@@ -81,7 +105,25 @@ fn main() -> ExitCode {
             phrases: cli.phrases,
             masks: cli.masks,
             config_dir: None,
+            threads: cli.threads,
+            precision,
         }),
+        Some(command) => {
+            let pool = match InferencePool::for_role(cli.threads, Role::Headless) {
+                Ok(pool) => pool,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let threads = pool.threads();
+            pool.install(|| match command {
+                Command::Segment(args) => cli::segment::run(args, weights, device, precision),
+                Command::Weights(cmd) => cli::weights::run(cmd, weights),
+                Command::Bench(args) => cli::bench::run(args, weights, device, precision, threads),
+                Command::Refine(args) => cli::refine::run(args),
+            })
+        }
     };
     match result {
         Ok(code) => code,

@@ -15,11 +15,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::discovery::{DiscoveryError, FoundWeights};
 use crate::model::clip::CLIPTextTransformer;
 use crate::model::configs::ModelConfigs;
 use crate::model::schedule::NoiseSchedule;
 use crate::model::unet::{FeatureRequest, UNetModel};
 use crate::model::vae::{Posterior, VaeEncoder};
+pub use crate::preprocess::PreprocessConfig;
 use crate::preprocess::{self, PreprocessError};
 use crate::tokenizer::{ClipTokenizer, TokenizerError};
 use crate::weights::{LoadError, WeightFiles};
@@ -63,24 +65,6 @@ impl std::str::FromStr for Mode {
             other => Err(format!(
                 "unknown mode `{other}` (expected deterministic or official)"
             )),
-        }
-    }
-}
-
-/// Image pre-processing rule: the official target-area resize (sides floored to a multiple).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PreprocessConfig {
-    /// Side of the target area (384 for the real model).
-    pub target_side: u32,
-    /// Both sides are floored to a multiple of this (64 for the real model).
-    pub multiple: u32,
-}
-
-impl Default for PreprocessConfig {
-    fn default() -> Self {
-        Self {
-            target_side: 384,
-            multiple: 64,
         }
     }
 }
@@ -160,6 +144,9 @@ pub enum SegmentError {
         /// Latent element count.
         expected: usize,
     },
+    /// The probabilities could not be read back from the device.
+    #[error("cannot read the model output back from the device: {0}")]
+    Readback(String),
     /// An empty phrase.
     #[error("the phrase is empty: type what to mask, e.g. \"the red hat\"")]
     EmptyPhrase,
@@ -226,16 +213,89 @@ struct CachedLatent {
     posterior: Posterior,
 }
 
+/// The four networks a segmenter runs, loaded or built.
+pub struct Networks {
+    /// VAE encoder (image → latent).
+    pub vae: VaeEncoder,
+    /// CLIP text encoder (prompt → context).
+    pub clip: CLIPTextTransformer,
+    /// The SD UNet, as far as LD-ZNet reads its features.
+    pub sd_unet: UNetModel,
+    /// The LD-ZNet UNet (latent + SD features → logits).
+    pub ldznet: UNetModel,
+}
+
+impl Networks {
+    /// The networks of `configs` with random weights (benchmarks, shape checks).
+    pub fn init(configs: &ModelConfigs, device: &Device) -> Self {
+        Self {
+            vae: configs.vae.init(device),
+            clip: configs.clip.init(device),
+            sd_unet: configs.sd_feature_unet().init(device),
+            ldznet: configs.ldznet_unet.init(device),
+        }
+    }
+
+    /// Loads the networks of `configs` from `weights`, reporting one step per network. The SD
+    /// UNet is built and loaded only up to the last feature LD-ZNet reads.
+    pub fn load(
+        weights: &WeightFiles,
+        configs: &ModelConfigs,
+        device: &Device,
+        progress: LoadProgress<'_>,
+    ) -> Result<Self, LoadError> {
+        progress(0, LOAD_STEPS, "VAE encoder");
+        let (vae, _) = weights.load_vae(&configs.vae, device)?;
+        progress(1, LOAD_STEPS, "CLIP text encoder");
+        let (clip, _) = weights.load_clip(&configs.clip, device)?;
+        progress(2, LOAD_STEPS, "SD UNet");
+        let (sd_unet, _) = weights.load_sd_unet(&configs.sd_feature_unet(), device)?;
+        progress(3, LOAD_STEPS, "LD-ZNet UNet");
+        let (ldznet, _) = weights.load_ldznet_unet(&configs.ldznet_unet, device)?;
+        progress(LOAD_STEPS, LOAD_STEPS, "ready");
+        Ok(Self {
+            vae,
+            clip,
+            sd_unet,
+            ldznet,
+        })
+    }
+}
+
+/// Why a segmenter could not be set up from the weights on disk.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No usable weights location (or its config is invalid).
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// Weights were found but could not be read or do not fit the networks.
+    #[error("{weights}: {source}")]
+    Load {
+        /// Where the weights came from (folder and origin).
+        weights: String,
+        /// Cause.
+        source: LoadError,
+    },
+    /// The bundled CLIP tokenizer could not be built.
+    #[error("cannot load the CLIP tokenizer: {0}")]
+    Tokenizer(#[from] TokenizerError),
+}
+
+impl SetupError {
+    /// True when no weights were found at all (as opposed to broken ones): the app then offers
+    /// manual masking instead of reporting an error.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Self::Discovery(e) if e.is_missing())
+    }
+}
+
 /// The loaded networks and the per-image latent cache.
 pub struct Segmenter {
     device: Device,
     configs: ModelConfigs,
     preprocess: PreprocessConfig,
     tokenizer: ClipTokenizer,
-    vae: VaeEncoder,
-    clip: CLIPTextTransformer,
-    sd_unet: UNetModel,
-    ldznet: UNetModel,
+    networks: Networks,
     schedule: NoiseSchedule,
     feature_request: FeatureRequest,
     cache: Option<CachedLatent>,
@@ -252,7 +312,43 @@ impl std::fmt::Debug for Segmenter {
 /// Progress callback of [`Segmenter::load`]: (step, total, what).
 pub type LoadProgress<'a> = &'a mut dyn FnMut(usize, usize, &str);
 
+/// Steps reported by [`Segmenter::load`] (one per network).
+pub const LOAD_STEPS: usize = 4;
+
+/// `"<folder> (<origin>)"`: where found weights came from, for messages.
+pub fn weights_label(found: &FoundWeights) -> String {
+    format!(
+        "{} ({})",
+        found.location.path.display(),
+        found.location.origin
+    )
+}
+
 impl Segmenter {
+    /// Opens the weights `found` by discovery and loads the segmenter on `device` with the
+    /// bundled tokenizer: the one loading path of the CLI and the app.
+    pub fn from_found(
+        found: &FoundWeights,
+        device: &Device,
+        progress: LoadProgress<'_>,
+    ) -> Result<Self, SetupError> {
+        let load_error = |source| SetupError::Load {
+            weights: weights_label(found),
+            source,
+        };
+        let files = WeightFiles::open(&found.files).map_err(load_error)?;
+        let tokenizer = ClipTokenizer::bundled()?;
+        Self::load(
+            &files,
+            found.configs.clone(),
+            found.preprocess,
+            tokenizer,
+            device,
+            progress,
+        )
+        .map_err(load_error)
+    }
+
     /// Loads the four networks from `weights` on `device`.
     pub fn load(
         weights: &WeightFiles,
@@ -262,44 +358,27 @@ impl Segmenter {
         device: &Device,
         progress: LoadProgress<'_>,
     ) -> Result<Self, LoadError> {
-        progress(0, 4, "VAE encoder");
-        let (vae, _) = weights.load_vae(&configs.vae, device)?;
-        progress(1, 4, "CLIP text encoder");
-        let (clip, _) = weights.load_clip(&configs.clip, device)?;
-        progress(2, 4, "SD UNet");
-        // Only the blocks up to the last feature LD-ZNet reads are built and loaded.
-        let sd_config = configs.sd_feature_unet();
-        let (sd_unet, _) = weights.load_sd_unet(&sd_config, device)?;
-        progress(3, 4, "LD-ZNet UNet");
-        let (ldznet, _) = weights.load_ldznet_unet(&configs.ldznet_unet, device)?;
-        progress(4, 4, "ready");
+        let networks = Networks::load(weights, &configs, device, progress)?;
         Ok(Self::from_parts(
             device.clone(),
             configs,
             preprocess,
             tokenizer,
-            vae,
-            clip,
-            sd_unet,
-            ldznet,
+            networks,
         ))
     }
 
     /// Assembles a segmenter from loaded networks.
-    #[allow(clippy::too_many_arguments)]
     pub fn from_parts(
         device: Device,
         configs: ModelConfigs,
         preprocess: PreprocessConfig,
         tokenizer: ClipTokenizer,
-        vae: VaeEncoder,
-        clip: CLIPTextTransformer,
-        sd_unet: UNetModel,
-        ldznet: UNetModel,
+        networks: Networks,
     ) -> Self {
         // Only the features read by LD-ZNet transformers are kept, and the SD UNet stops right
         // after the last of them (output_blocks.5 for the real model).
-        let needed = ldznet.ldznet_transformer_indices();
+        let needed = networks.ldznet.ldznet_transformer_indices();
         let feature_request = FeatureRequest {
             stop_after: needed.iter().max().copied(),
             keep: Some(needed),
@@ -309,10 +388,7 @@ impl Segmenter {
             configs,
             preprocess,
             tokenizer,
-            vae,
-            clip,
-            sd_unet,
-            ldznet,
+            networks,
             schedule: NoiseSchedule::sd_v1(),
             feature_request,
             cache: None,
@@ -378,7 +454,7 @@ impl Segmenter {
                 &self.device,
             )
             .reshape([1, 3, model_h as usize, model_w as usize]);
-            let posterior = self.vae.encode(x);
+            let posterior = self.networks.vae.encode(x);
             self.cache = Some(CachedLatent {
                 key,
                 model_size: (model_w, model_h),
@@ -416,24 +492,21 @@ impl Segmenter {
                 self.logits_with_draws(&posterior, phrase, &draws)?;
             timings.vae = if i == 0 { vae_time } else { Duration::ZERO };
             let post_start = Instant::now();
+            // The logits come at the VAE's upsampled latent grid: the model input size for the
+            // real VAE (8× the latent), whatever grid a test VAE produces.
+            let [_, _, grid_h, grid_w] = logits.dims();
             let probs: Vec<f32> = sigmoid(logits)
                 .into_data()
                 .convert::<f32>()
-                .try_to_vec::<f32>()
-                .unwrap_or_default();
-            let [lh, lw] = [model_h as usize, model_w as usize];
-            let probabilities = if probs.len() == lh * lw {
-                preprocess::resize_bilinear_f32(&probs, model_w, model_h, image.width, image.height)
-            } else {
-                // A model whose logits are not at the input size (e.g. a tiny test VAE with /4):
-                // resample from whatever grid it produced.
-                let side = (probs.len() as f64 / (lh * lw) as f64).sqrt();
-                let (gw, gh) = (
-                    (lw as f64 * side).round() as u32,
-                    (lh as f64 * side).round() as u32,
-                );
-                preprocess::resize_bilinear_f32(&probs, gw, gh, image.width, image.height)
-            };
+                .try_into_vec::<f32>()
+                .map_err(|e| SegmentError::Readback(e.to_string()))?;
+            let probabilities = preprocess::resize_bilinear_f32(
+                &probs,
+                grid_w as u32,
+                grid_h as u32,
+                image.width,
+                image.height,
+            );
             timings.post = post_start.elapsed();
             out.push(PhraseMask {
                 phrase: phrase.to_string(),
@@ -452,7 +525,7 @@ impl Segmenter {
     /// # Shapes
     /// - `x`: `[1, 3, H, W]`
     pub fn encode(&self, x: Tensor<4>) -> Posterior {
-        self.vae.encode(x)
+        self.networks.vae.encode(x)
     }
 
     /// One phrase with explicit draws: returns the logits, the prompt and the stage timings.
@@ -490,13 +563,14 @@ impl Segmenter {
         let (a, b) = self.schedule.coefficients(t as usize);
         let z_noisy = z.clone() * a + latent_tensor(&draws.noise_sd) * b;
         let features = self
+            .networks
             .sd_unet
             .forward_features(z_noisy, &[t], context.clone(), &self.feature_request)
             .features;
         timings.sd_unet = sync_elapsed(&self.device, start);
 
         let start = Instant::now();
-        let logits = self.ldznet.forward_ldznet(z, context, &features);
+        let logits = self.networks.ldznet.forward_ldznet(z, context, &features);
         timings.ldznet = sync_elapsed(&self.device, start);
         Ok((logits, prompt, timings))
     }
@@ -511,7 +585,7 @@ impl Segmenter {
         let len = ids.len();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [len]), &self.device)
             .reshape([1, len]);
-        Ok(self.clip.forward(ids))
+        Ok(self.networks.clip.forward(ids))
     }
 }
 

@@ -18,6 +18,24 @@
 
 use thiserror::Error;
 
+/// Image pre-processing rule: the official target-area resize (sides floored to a multiple).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PreprocessConfig {
+    /// Side of the target area (384 for the real model).
+    pub target_side: u32,
+    /// Both sides are floored to a multiple of this (64 for the real model).
+    pub multiple: u32,
+}
+
+impl Default for PreprocessConfig {
+    fn default() -> Self {
+        Self {
+            target_side: MODEL_TARGET_SIDE,
+            multiple: MODEL_SIZE_MULTIPLE,
+        }
+    }
+}
+
 /// Side of the square area the official rule aims at: the 384×384 training resolution.
 pub const MODEL_TARGET_SIDE: u32 = 384;
 

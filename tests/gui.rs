@@ -90,6 +90,20 @@ fn wait_for(h: &mut Harness<'_, App>, what: &str, timeout: Duration, done: impl 
     }
 }
 
+/// A scratch folder and an app without weights in it.
+fn app_without_weights(name: &str) -> (PathBuf, Harness<'static, App>) {
+    let dir = scratch(name);
+    let h = harness(no_weights(&dir));
+    (dir, h)
+}
+
+/// Adds an empty layer (the active one) and waits for its plane.
+fn add_empty_layer(h: &mut Harness<'_, App>) {
+    h.state_mut().queue(Command::AddEmptyLayer);
+    h.step();
+    idle(h);
+}
+
 fn open(h: &mut Harness<'_, App>, path: &Path) {
     let before = h.state().document().map(|d| d.image_id);
     h.state_mut().queue(Command::OpenImage(path.to_path_buf()));
@@ -291,8 +305,7 @@ fn phrase_layer_gets_its_mask_from_the_tiny_model() {
 
 #[test]
 fn painting_changes_pixels_and_undo_redo_restore_them() {
-    let dir = scratch("paint");
-    let mut h = harness(no_weights(&dir));
+    let (dir, mut h) = app_without_weights("paint");
     open(&mut h, &gradient_image(&dir, 200, 150));
     h.get_by_label("Empty layer").click();
     h.step();
@@ -386,12 +399,9 @@ fn painting_changes_pixels_and_undo_redo_restore_them() {
 
 #[test]
 fn export_writes_files_at_image_size_and_asks_before_overwriting() {
-    let dir = scratch("export");
-    let mut h = harness(no_weights(&dir));
+    let (dir, mut h) = app_without_weights("export");
     open(&mut h, &gradient_image(&dir, 120, 90));
-    h.state_mut().queue(Command::AddEmptyLayer);
-    h.step();
-    idle(&mut h);
+    add_empty_layer(&mut h);
     h.state_mut().settings_mut().brush.radius_px = 10.0;
     h.state_mut().settings_mut().brush.hardness = 1.0;
     stroke(&mut h, &[(30.0, 30.0), (60.0, 30.0)]);
@@ -478,12 +488,9 @@ fn export_writes_files_at_image_size_and_asks_before_overwriting() {
 
 #[test]
 fn a_broken_image_leaves_the_current_work_untouched() {
-    let dir = scratch("broken");
-    let mut h = harness(no_weights(&dir));
+    let (dir, mut h) = app_without_weights("broken");
     open(&mut h, &gradient_image(&dir, 80, 60));
-    h.state_mut().queue(Command::AddEmptyLayer);
-    h.step();
-    idle(&mut h);
+    add_empty_layer(&mut h);
     stroke(&mut h, &[(20.0, 20.0)]);
     idle(&mut h);
     let image_id = h.state().document().unwrap().image_id;
@@ -525,8 +532,7 @@ fn a_broken_image_leaves_the_current_work_untouched() {
 
 #[test]
 fn without_weights_a_dismissible_notice_explains_what_to_do() {
-    let dir = scratch("notice");
-    let mut h = harness(no_weights(&dir));
+    let (dir, mut h) = app_without_weights("notice");
     wait_for(&mut h, "discovery", Duration::from_secs(20), |app| {
         matches!(app.model_status(), ModelStatus::Missing { .. })
     });
@@ -556,8 +562,7 @@ fn without_weights_a_dismissible_notice_explains_what_to_do() {
 
 #[test]
 fn help_overlay_opens_with_f1_and_lists_the_shortcuts() {
-    let dir = scratch("help");
-    let mut h = harness(no_weights(&dir));
+    let (dir, mut h) = app_without_weights("help");
     h.step();
     assert!(h.query_by_label("Keyboard shortcuts").is_none());
     h.key_press(Key::F1);
@@ -636,9 +641,7 @@ fn wgpu_canvas_draws_image_overlay_and_outline() {
         .build_eframe(move |cc| App::new(cc, options));
     assert_eq!(h.state().renderer_name(), "wgpu");
     open(&mut h, &gradient_image(&dir, 100, 100));
-    h.state_mut().queue(Command::AddEmptyLayer);
-    h.step();
-    idle(&mut h);
+    add_empty_layer(&mut h);
     let colour = {
         let doc = h.state().document().unwrap();
         doc.masks
@@ -688,8 +691,7 @@ fn wgpu_canvas_draws_image_overlay_and_outline() {
 
 #[test]
 fn settings_persist_between_runs() {
-    let dir = scratch("settings");
-    let mut h = harness(no_weights(&dir));
+    let (dir, mut h) = app_without_weights("settings");
     h.step();
     // Brush size from the keyboard, outlines off from the keyboard: both are settings.
     let r = h.state().state.settings.brush.radius_px;
@@ -707,5 +709,39 @@ fn settings_persist_between_runs() {
     drop(h);
     let h = harness(no_weights(&dir));
     assert_eq!(h.state().state.settings, settings);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_pasted_image_is_saved_next_to_its_session() {
+    let (dir, mut h) = app_without_weights("pasted");
+    let image = egui::ColorImage::new(
+        [24, 16],
+        vec![egui::Color32::from_rgb(10, 200, 30); 24 * 16],
+    );
+    h.state_mut()
+        .queue(Command::PasteImage(std::sync::Arc::new(image)));
+    wait_for(&mut h, "the pasted image", Duration::from_secs(20), |app| {
+        app.document().is_some() && !app.is_busy()
+    });
+    assert_eq!(h.state().document().unwrap().source, None);
+    let session = dir.join("pasted.ldzmask.json");
+    h.state_mut().queue(Command::SaveSession(session.clone()));
+    h.step();
+    idle(&mut h);
+    let png = dir.join("pasted.ldzmask.png");
+    assert_eq!(
+        h.state().document().unwrap().source.as_deref(),
+        Some(png.as_path())
+    );
+    let written = image::open(&png).unwrap().to_rgba8();
+    assert_eq!(written.dimensions(), (24, 16));
+    assert_eq!(written.get_pixel(3, 3).0, [10, 200, 30, 255]);
+    // The session reopens with its image.
+    open(&mut h, &gradient_image(&dir, 40, 30));
+    h.state_mut().queue(Command::OpenSession(session));
+    wait_for(&mut h, "the session", Duration::from_secs(30), |app| {
+        app.document().is_some_and(|d| d.size() == (24, 16)) && !app.is_busy()
+    });
     std::fs::remove_dir_all(dir).unwrap();
 }

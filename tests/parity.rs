@@ -3,7 +3,8 @@
 //! compared with `|a - e| <= 1e-4 * max|e| + 1e-5` per tensor (token ids exactly). A directory
 //! that holds an `io.safetensors` of an unknown component fails the run.
 //!
-//! `cargo test --test parity -- --nocapture` prints the max error of every tensor.
+//! `cargo test --test parity -- --nocapture` prints the max error of every tensor. The wgpu run
+//! is skipped without an adapter unless `LDZMASK_REQUIRE_GPU=1`, which makes that a failure.
 
 mod common;
 
@@ -78,6 +79,9 @@ fn parity_wgpu() {
         Ok((device, setup)) => {
             let info = setup.adapter.get_info();
             run_all(&device, &format!("wgpu {} ({:?})", info.name, info.backend));
+        }
+        Err(e) if ldzmask::device::gpu_required() => {
+            panic!("LDZMASK_REQUIRE_GPU is set but no wgpu adapter could be initialised: {e}")
         }
         Err(e) => println!("no wgpu adapter on this machine ({e}); wgpu parity not run"),
     }

@@ -1,14 +1,33 @@
-//! Everything the UI asks the app to do (conventions §7): UI functions return [`Command`]s and
-//! [`super::app::App::apply`] applies them in one `match` per frame, so every document change
-//! goes through one place (and one undo step in [`crate::mask::MaskDocument`]).
+//! Everything the UI asks the app to do: UI functions return [`Command`]s and
+//! [`super::App::apply`] applies them in one `match` per frame, so every change to the
+//! document, the settings and the view goes through one place (and one undo step in
+//! [`crate::mask::MaskDocument`]). The shape is rerun's (`re_viewer`'s `SystemCommand`s,
+//! applied in `app/command_handling.rs`) and egui's `WrapApp` (`fn backend_panel(..) -> Command`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::mask::{CombineOp, LayerOps, LayerProps};
 
-use super::state::ExportSettings;
+use super::state::{ExportSettings, Settings};
 use super::tasks::ExportRequest;
+use super::ui_action::UiAction;
+use super::view::ViewRequest;
+
+/// A question or window the user closes without acting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialog {
+    /// The keyboard shortcut overlay.
+    Help,
+    /// The export window.
+    Export,
+    /// "Replace the existing file?" (cancelled).
+    Overwrite,
+    /// "Discard unsaved masks?" (cancelled).
+    Discard,
+    /// The no-weights notice.
+    ModelNotice,
+}
 
 /// A request from the UI.
 #[derive(Clone, Debug)]
@@ -100,7 +119,15 @@ pub enum Command {
     /// Redo the last undone edit.
     Redo,
 
-    // ---- window ----
+    // ---- settings, view, window ----
+    /// Replace the settings (a menu or tool bar control changed one).
+    SetSettings(Box<Settings>),
+    /// Change the zoom or position of the canvas.
+    View(ViewRequest),
+    /// Do what a key, menu item or tool button stands for.
+    Perform(UiAction),
+    /// Close a window or answer "cancel" to a question.
+    Close(Dialog),
     /// Close the app.
     Quit,
     /// Run a command that would discard unsaved masks, without asking again (the user

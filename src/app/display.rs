@@ -3,9 +3,8 @@
 //!
 //! The app writes here when a layer's composite changes (a whole layer after a model result
 //! or an op change, computed off the UI thread; only the touched rectangle during a brush
-//! stroke); the renderer — the wgpu paint callback ([`super::overlay`]) or the egui-texture
-//! fallback ([`super::ui::canvas`]) — uploads just the dirty part. Zoom and pan never touch
-//! this data.
+//! stroke); the renderer ([`super::render`]: the wgpu paint callback or the egui-texture
+//! fallback) uploads just the dirty part. Zoom and pan never touch this data.
 //!
 //! Images larger than the GPU's texture limit are shown downsampled by an integer `factor`
 //! (box filter); masks and exports stay at full resolution in [`crate::mask`].

@@ -1,36 +1,46 @@
 //! The desktop app (eframe/egui, wgpu renderer) over the segmentation pipeline and
 //! [`crate::mask`].
 //!
-//! Structure (conventions §7–§10):
+//! Structure (conventions §7–§10), top to bottom of the import graph (no file imports one
+//! above it):
 //! * [`run`] picks the compute device, shares a wgpu device with eframe when the model runs on
 //!   the GPU, and opens the window.
-//! * [`App`] (in `app.rs`): runtime wiring — worker channels, background tasks, textures,
-//!   the overlay renderer — and the eframe `logic`/`ui` split; UI functions return
-//!   [`commands::Command`]s applied in one `match`.
+//! * [`App`] (in `app.rs`): runtime wiring — worker channels, background tasks, the renderer —
+//!   and the eframe `logic`/`ui` split. Its methods are spread by concern: `layout.rs` (which
+//!   panel goes where), `apply.rs` (every [`commands::Command`] and [`ui_action::UiAction`]
+//!   applied in one `match`), `edit.rs` (layers, strokes and their display), `files.rs`
+//!   (open, import, export, sessions, dialogs).
+//! * `ui/`: panels and windows; each gets a context and returns commands, none knows `App`.
+//! * [`layer_runtime`]: the per-layer state machine from a typed phrase to its overlay.
+//! * [`render`]: the canvas renderers (WGSL shader `shaders/overlay.wgsl`, egui fallback).
 //! * [`state`]: [`state::AppState`] (saved settings + the document).
 //! * [`worker`]: the `ldzmask-inference` thread owning the `Segmenter`.
-//! * [`tasks`]: one-off background jobs (decode, composite, export).
-//! * [`display`] + [`overlay`]: the pixels the canvas shows and the WGSL renderer
-//!   (`shaders/overlay.wgsl`); `ui/canvas.rs` has the egui-texture fallback.
-//! * [`view`]: zoom and pan (`ui_from_image`).
-//! * `ui/`: panels and windows.
+//! * [`tasks`]: one-off background jobs (decode, composite, export, save).
+//! * [`display`]: the pixels the canvas shows; [`view`]: zoom and pan (`ui_from_image`).
 
 // `app::app::App`: the file layout the project's conventions prescribe (mod.rs runs the
 // window, app.rs holds the App).
 #[allow(clippy::module_inception)]
 pub mod app;
+mod apply;
 pub mod commands;
 pub mod display;
-pub mod overlay;
+mod edit;
+mod files;
+pub mod layer_runtime;
+mod layout;
+pub mod render;
 pub mod state;
 pub mod tasks;
 pub mod ui;
+pub mod ui_action;
 pub mod view;
 pub mod worker;
 
 use std::path::PathBuf;
 
-pub use app::{App, ModelStatus};
+pub use app::App;
+pub use worker::ModelStatus;
 
 use crate::device::DeviceChoice;
 
@@ -52,6 +62,10 @@ pub struct Options {
     pub masks: Vec<PathBuf>,
     /// Settings folder (tests); `None` = `LDZMASK_CONFIG_DIR`, else the platform folder.
     pub config_dir: Option<PathBuf>,
+    /// Inference threads (`--threads`); `None` = `LDZMASK_THREADS`, else every core but one.
+    pub threads: Option<std::num::NonZeroUsize>,
+    /// Float precision of the model (`--precision` / `LDZMASK_PRECISION`).
+    pub precision: crate::precision::Precision,
 }
 
 impl Options {
@@ -77,7 +91,10 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     };
     // Chosen before the window exists so that a GPU device can be shared with eframe: the
     // model's tensors and the canvas then live on the same wgpu device.
-    let selected = crate::device::select_device(choice);
+    let mut selected = crate::device::select_device(choice);
+    if let Err(e) = selected.apply_precision(options.precision) {
+        log::warn!("{e}; the model runs in f32");
+    }
     let mut native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("ldzmask")

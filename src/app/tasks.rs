@@ -154,6 +154,15 @@ pub fn open_session(path: &Path) -> Result<(MaskDocument, LoadedImage), String> 
     Ok((doc, image))
 }
 
+/// Writes an image that has no file (a pasted one) as a PNG next to its session, so the
+/// session can reopen it.
+pub fn write_pasted_image(image: &LoadedImage, path: &Path) -> Result<(), String> {
+    let rgba = image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone())
+        .ok_or_else(|| "bad image buffer".to_owned())?;
+    crate::mask::export::write_png(&image::DynamicImage::ImageRgba8(rgba), path, false)
+        .map_err(|e| format!("cannot save the pasted image next to the session: {e}"))
+}
+
 /// Turns a pasted clipboard image into a loaded image.
 pub fn loaded_from_color_image(image: &egui::ColorImage) -> Result<LoadedImage, String> {
     let [w, h] = image.size;
@@ -224,6 +233,8 @@ pub enum TaskResult {
         image_id: u64,
         /// The document's edit mark at the snapshot.
         mark: (usize, usize, usize),
+        /// Where a pasted image (one without a file) was written next to the session.
+        pasted_image: Option<PathBuf>,
         /// Done, or why not.
         result: Result<(), String>,
     },

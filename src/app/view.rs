@@ -11,6 +11,18 @@ use egui::{Pos2, Rect, Vec2};
 /// Largest zoom, in physical pixels per image pixel.
 pub const MAX_PIXELS_PER_IMAGE_PIXEL: f32 = 64.0;
 
+/// A change of view asked for by a key, menu item or tool button (applied with the canvas
+/// rectangle of the last frame).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ViewRequest {
+    /// Fit the image in the canvas (and keep fitting as the window resizes).
+    Fit,
+    /// One image pixel per physical pixel, around the cursor or the canvas centre.
+    ActualPixels,
+    /// Zoom by this factor around the cursor or the canvas centre.
+    Zoom(f32),
+}
+
 /// Zoom step of the + / − keys.
 pub const KEY_ZOOM_STEP: f32 = 1.25;
 

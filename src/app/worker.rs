@@ -14,7 +14,68 @@ use std::time::{Duration, Instant};
 
 use crate::device::{DeviceChoice, SelectedDevice};
 use crate::mask::MaskBuf;
-use crate::pipeline::{Mode, Randomness, RgbImage, Segmenter, StageTimings};
+use crate::pipeline::{
+    Mode, Randomness, RgbImage, Segmenter, SetupError, StageTimings, weights_label,
+};
+use crate::precision::Precision;
+use crate::runtime::InferencePool;
+use std::num::NonZeroUsize;
+
+/// Where the model stands, as the UI sees it through the worker's events.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelStatus {
+    /// Loading has not started.
+    NotStarted,
+    /// Loading step `step` of `total`.
+    Loading {
+        /// Steps done.
+        step: usize,
+        /// Steps in all.
+        total: usize,
+        /// What is loading.
+        what: String,
+    },
+    /// Ready to segment.
+    Ready {
+        /// Where the weights came from.
+        weights: String,
+        /// Load time.
+        load_time: Duration,
+    },
+    /// No weights were found: manual masking only.
+    Missing {
+        /// The discovery error (what was searched).
+        message: String,
+    },
+    /// Weights were found but could not be loaded.
+    Failed {
+        /// The error.
+        message: String,
+    },
+}
+
+impl ModelStatus {
+    /// True when phrases can be segmented.
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Self::Ready { .. })
+    }
+
+    /// True while the model may still become ready.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, Self::NotStarted | Self::Loading { .. })
+    }
+}
+
+/// The last model run, for the status bar.
+#[derive(Clone, Debug)]
+pub struct LastRun {
+    /// The phrase.
+    pub phrase: String,
+    /// Per-stage timings.
+    pub timings: StageTimings,
+    /// Whole request, as the worker measured it.
+    pub elapsed: Duration,
+}
 
 /// Jobs queued for the worker before the UI keeps them itself (`try_send`).
 const JOB_QUEUE: usize = 8;
@@ -117,21 +178,28 @@ impl WorkerHandle {
     /// asked to load. `repaint` is called after every event.
     pub fn start(
         device: Option<SelectedDevice>,
+        threads: NonZeroUsize,
+        precision: Precision,
         repaint: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(JOB_QUEUE);
         let (event_tx, event_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
         let device = device.map(|d| (d.device, d.description));
+        // The CPU kernels split their work over the current rayon pool: the job loop runs inside
+        // a pool of `threads` threads (one core fewer than the machine by default, for the UI).
+        let pool = InferencePool::new(threads)?;
+        log::info!("inference threads: {}", pool.threads());
         std::thread::Builder::new()
             .name("ldzmask-inference".into())
             .spawn(move || {
                 let mut worker = Worker {
                     device,
+                    precision,
                     segmenter: None,
                     events: event_tx,
                     repaint: Box::new(repaint),
                 };
-                worker.run(&job_rx);
+                pool.install(move || worker.run(&job_rx));
                 log::debug!("inference worker stopped");
             })?;
         Ok(Self {
@@ -210,6 +278,8 @@ fn coalesce(jobs: &mut std::collections::VecDeque<Job>) {
 
 struct Worker {
     device: Option<(burn::prelude::Device, String)>,
+    /// Applied to a device the worker selects itself.
+    precision: Precision,
     segmenter: Option<Segmenter>,
     events: SyncSender<Event>,
     repaint: Box<dyn Fn() + Send>,
@@ -291,49 +361,18 @@ impl Worker {
         self.segmenter = None;
         let found = match crate::discovery::find_weights(weights.as_deref()) {
             Ok(found) => found,
-            Err(e) => {
-                let missing = matches!(
-                    e,
-                    crate::discovery::DiscoveryError::NothingFound { .. }
-                        | crate::discovery::DiscoveryError::Missing { .. }
-                        | crate::discovery::DiscoveryError::Empty { .. }
-                );
-                return self.emit(Event::LoadFailed {
-                    message: e.to_string(),
-                    missing,
-                });
-            }
+            Err(e) => return self.emit_setup_error(&SetupError::from(e)),
         };
         let (device, description) = match &self.device {
             Some(d) => d.clone(),
             None => {
-                let selected = crate::device::select_device(choice);
+                let mut selected = crate::device::select_device(choice);
+                if let Err(e) = selected.apply_precision(self.precision) {
+                    log::warn!("{e}; the model runs in f32");
+                }
                 let d = (selected.device, selected.description);
                 self.device = Some(d.clone());
                 d
-            }
-        };
-        let weights_label = format!(
-            "{} ({})",
-            found.location.path.display(),
-            found.location.origin
-        );
-        let files = match crate::weights::WeightFiles::open(&found.files) {
-            Ok(f) => f,
-            Err(e) => {
-                return self.emit(Event::LoadFailed {
-                    message: format!("{weights_label}: {e}"),
-                    missing: false,
-                });
-            }
-        };
-        let tokenizer = match crate::tokenizer::ClipTokenizer::bundled() {
-            Ok(t) => t,
-            Err(e) => {
-                return self.emit(Event::LoadFailed {
-                    message: format!("cannot load the CLIP tokenizer: {e}"),
-                    missing: false,
-                });
             }
         };
         let events = self.events.clone();
@@ -347,27 +386,24 @@ impl Worker {
             });
             repaint();
         };
-        match Segmenter::load(
-            &files,
-            found.configs.clone(),
-            found.preprocess,
-            tokenizer,
-            &device,
-            &mut progress,
-        ) {
+        match Segmenter::from_found(&found, &device, &mut progress) {
             Ok(segmenter) => {
                 self.segmenter = Some(segmenter);
                 self.emit(Event::Loaded {
                     device: description,
-                    weights: weights_label,
+                    weights: weights_label(&found),
                     elapsed: start.elapsed(),
                 })
             }
-            Err(e) => self.emit(Event::LoadFailed {
-                message: format!("{weights_label}: {e}"),
-                missing: false,
-            }),
+            Err(e) => self.emit_setup_error(&e),
         }
+    }
+
+    fn emit_setup_error(&self, e: &SetupError) -> bool {
+        self.emit(Event::LoadFailed {
+            message: e.to_string(),
+            missing: e.is_missing(),
+        })
     }
 
     /// Sends an event and asks for a repaint; false when the UI is gone.

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use burn::prelude::*;
-use ldzmask::device::{DeviceChoice, select_device};
+use ldzmask::device::{DeviceChoice, gpu_memory};
 use ldzmask::discovery::find_weights;
-use ldzmask::model::clip::CLIPTextTransformer;
 use ldzmask::model::configs::ModelConfigs;
 use ldzmask::model::unet::{FeatureRequest, UNetModel};
-use ldzmask::model::vae::VaeEncoder;
+use ldzmask::pipeline::Networks;
+use ldzmask::precision::{Precision, float_dtype};
 use ldzmask::weights::WeightFiles;
 
 const SD_FULL: &str = "SD UNet (full)";
@@ -38,6 +38,26 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Minor page faults of this process so far (Linux; field 10 of `/proc/self/stat`).
+fn minor_faults() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis
+    // start at field 3.
+    let after_name = stat.rsplit_once(')')?.1;
+    after_name.split_whitespace().nth(7)?.parse().ok()
+}
+
+/// The median of `times` (the mean of the two middle ones for an even count; zero when empty).
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    match sorted.len() {
+        0 => Duration::ZERO,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2,
+    }
+}
+
 fn time<T>(device: &Device, f: impl FnOnce() -> T) -> (T, Duration) {
     let start = Instant::now();
     let out = f();
@@ -46,42 +66,33 @@ fn time<T>(device: &Device, f: impl FnOnce() -> T) -> (T, Duration) {
 }
 
 /// The networks a forward pass runs, with random or loaded weights.
-struct Networks {
+struct BenchNetworks {
     configs: ModelConfigs,
-    vae: VaeEncoder,
-    clip: CLIPTextTransformer,
-    /// The SD UNet up to the last feature LD-ZNet reads, as the pipeline builds it.
-    sd_truncated: UNetModel,
+    /// The networks as the pipeline builds them (the SD UNet truncated after the last feature
+    /// LD-ZNet reads).
+    nets: Networks,
     /// The whole SD UNet, for comparison (random weights only).
     sd_full: Option<UNetModel>,
-    ldznet: UNetModel,
 }
 
 /// Full-size networks with random weights (created lazily, on first use).
-fn random_networks(device: &Device) -> Networks {
+fn random_networks(device: &Device) -> BenchNetworks {
     let configs = ModelConfigs::official();
-    Networks {
-        vae: configs.vae.init(device),
-        clip: configs.clip.init(device),
-        sd_truncated: configs.sd_feature_unet().init(device),
+    BenchNetworks {
+        nets: Networks::init(&configs, device),
         sd_full: Some(configs.sd_unet.init(device)),
-        ldznet: configs.ldznet_unet.init(device),
         configs,
     }
 }
 
 /// The networks loaded from the weights found at `weights` (checkpoints or a bundle), exactly
 /// as the app loads them; reports the time and memory it took.
-fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<Networks> {
+fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<BenchNetworks> {
     let found = find_weights(Some(weights))?;
     let start = Instant::now();
     let files = WeightFiles::open(&found.files)?;
     let opened = start.elapsed();
-    let configs = found.configs;
-    let (vae, _) = files.load_vae(&configs.vae, device)?;
-    let (clip, _) = files.load_clip(&configs.clip, device)?;
-    let (sd_truncated, _) = files.load_sd_unet(&configs.sd_feature_unet(), device)?;
-    let (ldznet, _) = files.load_ldznet_unet(&configs.ldznet_unet, device)?;
+    let nets = Networks::load(&files, &found.configs, device, &mut |_, _, _| {})?;
     let _ = device.sync();
     println!(
         "loaded {} in {:.1} s (indexing the files {:.1} s); peak RSS {:.0} MB",
@@ -95,13 +106,10 @@ fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<Networks> {
         opened.as_secs_f64(),
         peak_rss_mb().unwrap_or(0.0)
     );
-    Ok(Networks {
-        configs,
-        vae,
-        clip,
-        sd_truncated,
+    Ok(BenchNetworks {
+        configs: found.configs,
+        nets,
         sd_full: None,
-        ldznet,
     })
 }
 
@@ -110,10 +118,14 @@ pub fn run(
     args: BenchArgs,
     weights: Option<&Path>,
     device: DeviceChoice,
+    precision: Precision,
+    threads: usize,
 ) -> anyhow::Result<ExitCode> {
-    let selected = select_device(device);
+    let selected = super::select_with_precision(device, precision)?;
     let device = selected.device.clone();
     println!("device: {}", selected.description);
+    println!("inference threads: {threads}");
+    println!("precision: {:?}", float_dtype(&device));
     let start = Instant::now();
     let nets = match weights {
         Some(weights) => load_networks(weights, &device)?,
@@ -126,6 +138,13 @@ pub fn run(
             nets
         }
     };
+    if let Some(memory) = gpu_memory(&device) {
+        println!(
+            "GPU memory after loading (weights): in use {:.0} MB, reserved {:.0} MB",
+            memory.in_use as f64 / 1e6,
+            memory.reserved as f64 / 1e6
+        );
+    }
     if args.load_only {
         return Ok(ExitCode::SUCCESS);
     }
@@ -159,13 +178,14 @@ pub fn run(
             burn::tensor::Distribution::Uniform(-1.0, 1.0),
             &device,
         );
-        let (posterior, t_vae) = time(&device, || nets.vae.encode(x));
+        let (posterior, t_vae) = time(&device, || nets.nets.vae.encode(x));
         let z = posterior.mean_scaled();
         let ids =
             Tensor::<2, Int>::from_data(TensorData::new(vec![49406i64; 77], [1, 77]), &device);
-        let (context, t_clip) = time(&device, || nets.clip.forward(ids));
+        let (context, t_clip) = time(&device, || nets.nets.clip.forward(ids));
         let (features, t_sd) = time(&device, || {
-            nets.sd_truncated
+            nets.nets
+                .sd_unet
                 .forward_features(z.clone(), &[400], context.clone(), &request)
                 .features
         });
@@ -177,7 +197,8 @@ pub fn run(
             })
         });
         let (logits, t_ldz) = time(&device, || {
-            nets.ldznet
+            nets.nets
+                .ldznet
                 .forward_ldznet(z.clone(), context.clone(), &features)
         });
         let dims = logits.dims();
@@ -201,11 +222,10 @@ pub fn run(
             continue;
         }
         let best = times.iter().min().copied().unwrap_or_default();
-        let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
         println!(
-            "  {name:<44} best {:8.1} ms   mean {:8.1} ms",
+            "  {name:<44} best {:8.1} ms   median {:8.1} ms",
             best.as_secs_f64() * 1e3,
-            mean.as_secs_f64() * 1e3
+            median(times).as_secs_f64() * 1e3
         );
     }
     let pipeline: Duration = [0usize, 1, 2, 4]
@@ -219,5 +239,39 @@ pub fn run(
     if let Some(rss) = peak_rss_mb() {
         println!("peak RSS: {rss:.0} MB");
     }
+    if let Some(memory) = gpu_memory(&device) {
+        println!(
+            // The pools keep what they reserved, so "reserved" after the passes is their peak.
+            "GPU memory: in use {:.0} MB, reserved {:.0} MB",
+            memory.in_use as f64 / 1e6,
+            memory.reserved as f64 / 1e6
+        );
+    }
+    if let Some(faults) = minor_faults() {
+        println!("minor page faults: {faults}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_even_and_empty_lists() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(&[ms(30), ms(10), ms(20)]), ms(20));
+        assert_eq!(median(&[ms(40), ms(10), ms(20), ms(30)]), ms(25));
+        assert_eq!(median(&[]), Duration::ZERO);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn minor_faults_are_read_and_grow_when_fresh_pages_are_touched() {
+        let before = minor_faults().expect("readable on Linux");
+        let pages = vec![1u8; 64 << 20];
+        let after = minor_faults().expect("readable on Linux");
+        assert!(pages.iter().step_by(4096).all(|&b| b == 1));
+        assert!(after > before, "{before} -> {after}");
+    }
 }

@@ -2,22 +2,24 @@
 
 pub mod app;
 pub mod bench;
+pub mod refine;
 pub mod segment;
 pub mod weights;
 
 use std::path::Path;
 
 use anyhow::Context;
+
 use ldzmask::device::{DeviceChoice, SelectedDevice, select_device};
 use ldzmask::discovery::{FoundWeights, find_weights};
 use ldzmask::pipeline::Segmenter;
-use ldzmask::tokenizer::ClipTokenizer;
-use ldzmask::weights::WeightFiles;
+use ldzmask::precision::Precision;
 
 /// Finds the weights, picks the device and loads the segmenter, reporting progress on stderr.
 pub fn load_segmenter(
     weights: Option<&Path>,
     device: DeviceChoice,
+    precision: Precision,
 ) -> anyhow::Result<(Segmenter, FoundWeights, SelectedDevice)> {
     let found = find_weights(weights)?;
     eprintln!(
@@ -32,21 +34,24 @@ pub fn load_segmenter(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let selected = select_device(device);
+    let selected = select_with_precision(device, precision)?;
     eprintln!("device: {}", selected.description);
-    let files = WeightFiles::open(&found.files)?;
-    let tokenizer = ClipTokenizer::bundled().context("loading the CLIP tokenizer")?;
     let start = std::time::Instant::now();
-    let segmenter = Segmenter::load(
-        &files,
-        found.configs.clone(),
-        found.preprocess,
-        tokenizer,
-        &selected.device,
-        &mut |step, total, what| {
-            eprintln!("loading [{step}/{total}] {what}");
-        },
-    )?;
+    let segmenter = Segmenter::from_found(&found, &selected.device, &mut |step, total, what| {
+        eprintln!("loading [{step}/{total}] {what}");
+    })?;
     eprintln!("models loaded in {:.1} s", start.elapsed().as_secs_f64());
     Ok((segmenter, found, selected))
+}
+
+/// Picks the device and sets its float precision before any tensor exists on it.
+pub fn select_with_precision(
+    device: DeviceChoice,
+    precision: Precision,
+) -> anyhow::Result<SelectedDevice> {
+    let mut selected = select_device(device);
+    selected
+        .apply_precision(precision)
+        .with_context(|| format!("precision {precision} on {}", selected.description))?;
+    Ok(selected)
 }

@@ -10,6 +10,7 @@ use ldzmask::imageio::load_image;
 use ldzmask::mask::MaskBuf;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
 use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness};
+use ldzmask::precision::Precision;
 
 /// Arguments of `ldzmask segment`.
 #[derive(Debug, clap::Args)]
@@ -67,6 +68,7 @@ pub fn run(
     args: SegmentArgs,
     weights: Option<&Path>,
     device: DeviceChoice,
+    precision: Precision,
 ) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&args.threshold) {
         bail!(
@@ -96,7 +98,7 @@ pub fn run(
         Some(spec) => Randomness::Fixed(read_draws(spec)?),
         None => Randomness::seeded(args.mode, args.seed),
     };
-    let (mut segmenter, _, _) = super::load_segmenter(weights, device)?;
+    let (mut segmenter, _, _) = super::load_segmenter(weights, device, precision)?;
     let phrases: Vec<&str> = args.phrases.iter().map(String::as_str).collect();
     let mut failed = 0;
     for (i, path) in images.iter().enumerate() {

@@ -1,5 +1,5 @@
-//! [`MaskDocument`]: the image's layers, every edit recorded in an undo history, and the
-//! session file.
+//! [`MaskDocument`]: the image's layers, every edit recorded in an undo history, saved to and
+//! opened from a session file (its format and codec in [`super::session`]).
 //!
 //! Every mutating method records exactly one undoable step ([`DocStep`]): a stroke, an op
 //! change, a model result arriving, a layer added, deleted, renamed, recoloured, hidden or
@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use super::buffer::{MaskBuf, RectInImage};
 use super::combine::{CombineOp, combine};
-use super::edits::{ActiveStroke, EditBuf, EditPatch};
-use super::export::write_atomic;
-use super::history::{History, HistoryStep};
-use super::layer::{LayerOps, MaskLayer};
-use super::session::{self, SESSION_FORMAT, SESSION_VERSION, SessionError};
+use super::edits::{ActiveStroke, EditBuf};
+use super::history::History;
+use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
+use super::session::{self, SessionError, SessionSnapshot};
+use super::step::{DocStep, StepKind, StepScope};
 use super::stroke::{Brush, BrushMode, Stroke};
 
 /// Distinct overlay colours given to new layers in turn (Sasha Trubetskoy's 20-colour list,
@@ -34,34 +34,6 @@ pub const LAYER_PALETTE: [[u8; 3]; 8] = [
     [70, 240, 240],
     [240, 50, 230],
 ];
-
-/// Display and combine settings of a layer (everything but the pixels).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LayerProps {
-    /// Name shown in the layer list.
-    pub name: String,
-    /// Text sent to the model; empty for painted or imported layers (nothing to run).
-    pub phrase: String,
-    /// Overlay colour (sRGB).
-    pub colour: [u8; 3],
-    /// Hidden layers are neither drawn nor exported (no invisible "ghost" masks).
-    pub visible: bool,
-    /// Overlay opacity in `0..=1`. Display only: it does not scale the exported mask.
-    pub opacity: f32,
-    /// How this layer joins the layers before it in the export.
-    pub combine: CombineOp,
-}
-
-/// One layer of the document.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LayerEntry {
-    /// Stable id, unique within the document (and its saved sessions).
-    pub id: u64,
-    /// Name, phrase, colour, visibility, opacity, combine op.
-    pub props: LayerProps,
-    /// Probabilities, brush edits and ops (threshold, invert, grow, feather).
-    pub layer: MaskLayer,
-}
 
 /// Errors from document edits.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,163 +53,6 @@ pub enum DocumentError {
         /// Document height.
         want_h: u32,
     },
-}
-
-/// One undoable step. Each holds "the other version" of what it changed, and applying it
-/// swaps that version with the document's, so the same call undoes and redoes.
-#[derive(Debug)]
-pub struct DocStep(StepKind);
-
-#[derive(Debug)]
-enum StepKind {
-    /// A brush stroke: the touched rectangle of both edit planes.
-    Stroke { layer_id: u64, patch: EditPatch },
-    /// Whole edit planes (clear edits, import a mask into a layer).
-    Edits { layer_id: u64, edits: Box<EditBuf> },
-    /// Threshold/invert/grow/feather.
-    Ops { layer_id: u64, ops: LayerOps },
-    /// Name/phrase/colour/visibility/opacity/combine.
-    Props { layer_id: u64, props: LayerProps },
-    /// A model result arriving (or being cleared).
-    Probabilities {
-        layer_id: u64,
-        probabilities: Option<MaskBuf>,
-    },
-    /// A layer added (stash `None` while present) or deleted (stash holds it).
-    Presence {
-        index: usize,
-        stash: Option<Box<LayerEntry>>,
-    },
-    /// A layer moved from `from` to `to`; the fields swap after each application.
-    Move { from: usize, to: usize },
-}
-
-impl DocStep {
-    /// Short description for menus ("Undo stroke").
-    pub fn label(&self) -> &'static str {
-        match &self.0 {
-            StepKind::Stroke { .. } => "stroke",
-            StepKind::Edits { .. } => "edit layer",
-            StepKind::Ops { .. } => "mask settings",
-            StepKind::Props { .. } => "layer settings",
-            StepKind::Probabilities { .. } => "model result",
-            StepKind::Presence { stash: None, .. } => "add layer",
-            StepKind::Presence { stash: Some(_), .. } => "delete layer",
-            StepKind::Move { .. } => "move layer",
-        }
-    }
-}
-
-/// What an undo or redo step touches, so a viewer can refresh just that (see
-/// [`MaskDocument::undo_scope`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StepScope {
-    /// The layer the step changes; `None` for adding, deleting or moving a layer.
-    pub layer_id: Option<u64>,
-    /// True if the layer's mask may change (strokes, ops, model results, edits); false for
-    /// name, phrase, colour, visibility, opacity and combine-op changes.
-    pub pixels: bool,
-    /// For strokes: the image rectangle the step rewrites.
-    pub rect: Option<RectInImage>,
-}
-
-impl DocStep {
-    /// What this step touches.
-    pub fn scope(&self) -> StepScope {
-        let layer = |id: &u64, pixels: bool, rect: Option<RectInImage>| StepScope {
-            layer_id: Some(*id),
-            pixels,
-            rect,
-        };
-        match &self.0 {
-            StepKind::Stroke { layer_id, patch } => layer(layer_id, true, patch.bounds()),
-            StepKind::Edits { layer_id, .. }
-            | StepKind::Ops { layer_id, .. }
-            | StepKind::Probabilities { layer_id, .. } => layer(layer_id, true, None),
-            StepKind::Props { layer_id, .. } => layer(layer_id, false, None),
-            StepKind::Presence { .. } | StepKind::Move { .. } => StepScope {
-                layer_id: None,
-                pixels: false,
-                rect: None,
-            },
-        }
-    }
-}
-
-impl HistoryStep for DocStep {
-    fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + match &self.0 {
-                StepKind::Stroke { patch, .. } => patch.size_bytes(),
-                StepKind::Edits { edits, .. } => edits.size_bytes(),
-                StepKind::Ops { .. } | StepKind::Move { .. } => 0,
-                StepKind::Props { props, .. } => props.name.len() + props.phrase.len(),
-                StepKind::Probabilities { probabilities, .. } => {
-                    probabilities.as_ref().map_or(0, MaskBuf::size_bytes)
-                }
-                StepKind::Presence { stash, .. } => stash.as_ref().map_or(0, |e| {
-                    e.layer.size_bytes() + e.props.name.len() + e.props.phrase.len()
-                }),
-            }
-    }
-}
-
-/// A copy of a document's session data (see [`MaskDocument::session_snapshot`]).
-#[derive(Clone, Debug)]
-pub struct SessionSnapshot {
-    image_path: Option<PathBuf>,
-    width: u32,
-    height: u32,
-    next_id: u64,
-    layers: Vec<LayerEntry>,
-}
-
-impl SessionSnapshot {
-    /// Encodes and writes the session file atomically (replacing an existing file).
-    pub fn write(&self, path: &Path) -> Result<(), SessionError> {
-        let (w, h) = (self.width, self.height);
-        let session_dir = path.parent().filter(|d| d.is_absolute());
-        let image_path_relative = match (&self.image_path, session_dir) {
-            (Some(img), Some(dir)) => img.strip_prefix(dir).ok().map(Path::to_path_buf),
-            _ => None,
-        };
-        let file = session::SessionFile {
-            format: SESSION_FORMAT.to_owned(),
-            version: SESSION_VERSION,
-            created_by: format!("ldzmask {}", env!("CARGO_PKG_VERSION")),
-            image_path: self.image_path.clone(),
-            image_path_relative,
-            width: w,
-            height: h,
-            next_layer_id: self.next_id,
-            layers: self
-                .layers
-                .iter()
-                .map(|e| session::SessionLayer {
-                    id: e.id,
-                    name: e.props.name.clone(),
-                    phrase: e.props.phrase.clone(),
-                    colour: e.props.colour,
-                    visible: e.props.visible,
-                    opacity: e.props.opacity,
-                    combine: e.props.combine,
-                    ops: e.layer.ops,
-                    probabilities_png: e
-                        .layer
-                        .probabilities()
-                        .and_then(session::encode_probabilities),
-                    edit_add_png: session::encode_plane_u8(w, h, e.layer.edits.add_plane()),
-                    edit_erase_png: session::encode_plane_u8(w, h, e.layer.edits.erase_plane()),
-                })
-                .collect(),
-        };
-        let json = serde_json::to_vec_pretty(&file).map_err(|source| SessionError::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        write_atomic(path, &json, true)?;
-        Ok(())
-    }
 }
 
 /// All masks of one image, with undo history and an optional in-progress stroke.
@@ -798,84 +613,25 @@ impl MaskDocument {
         }
     }
 
-    /// Opens a session saved by [`Self::save_session`], with a fresh undo history.
-    ///
-    /// The image path is taken as stored if that file exists, else relative to the session's
-    /// folder (so a project folder can be moved), else as stored (the GUI reports it missing).
+    /// Opens a session saved by [`Self::save_session`] (read by [`session::read`]), with a
+    /// fresh undo history.
     pub fn load_session(path: &Path) -> Result<Self, SessionError> {
-        let bytes = std::fs::read(path).map_err(|source| SessionError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let json_err = |source| SessionError::Json {
-            path: path.to_path_buf(),
-            source,
-        };
-        let header: session::SessionHeader = serde_json::from_slice(&bytes).map_err(json_err)?;
-        if header.format != SESSION_FORMAT {
-            return Err(SessionError::NotASession {
-                path: path.to_path_buf(),
-                found: header.format,
-            });
-        }
-        if header.version > SESSION_VERSION {
-            return Err(SessionError::UnsupportedVersion {
-                path: path.to_path_buf(),
-                found: header.version,
-            });
-        }
-        let file: session::SessionFile = serde_json::from_slice(&bytes).map_err(json_err)?;
-        let (w, h) = (file.width, file.height);
-        let mut doc = Self::new(w, h, None);
-        doc.image_path = match (&file.image_path, &file.image_path_relative, path.parent()) {
-            (Some(abs), _, _) if abs.exists() => Some(abs.clone()),
-            (_, Some(rel), Some(dir)) if dir.join(rel).exists() => Some(dir.join(rel)),
-            (abs, _, _) => abs.clone(),
-        };
-        let mut max_id = 0;
-        for l in file.layers {
-            let bad = |problem: String| SessionError::BadLayer {
-                path: path.to_path_buf(),
-                layer: l.name.clone(),
-                problem,
-            };
-            let add = session::decode_plane_u8(l.edit_add_png.as_deref(), w, h).map_err(bad)?;
-            let erase = session::decode_plane_u8(l.edit_erase_png.as_deref(), w, h).map_err(bad)?;
-            let probabilities = match l.probabilities_png.as_deref() {
-                Some(t) => Some(session::decode_probabilities(t, w, h).map_err(bad)?),
-                None => None,
-            };
-            let mut layer = MaskLayer::new(w, h);
-            layer.edits = EditBuf::from_planes(w, h, add, erase).map_err(|e| bad(e.to_string()))?;
-            layer.swap_probabilities(probabilities);
-            layer.ops = l.ops;
-            if doc.layers.iter().any(|e| e.id == l.id) {
-                return Err(bad(format!("duplicate layer id {}", l.id)));
-            }
-            max_id = max_id.max(l.id);
-            doc.layers.push(LayerEntry {
-                id: l.id,
-                props: LayerProps {
-                    name: l.name,
-                    phrase: l.phrase,
-                    colour: l.colour,
-                    visible: l.visible,
-                    opacity: l.opacity,
-                    combine: l.combine,
-                },
-                layer,
-            });
-        }
-        doc.next_id = file.next_layer_id.max(max_id + 1);
-        Ok(doc)
+        session::read(path).map(Self::from_session)
+    }
+
+    /// A document holding a session's image and layers, with a fresh undo history.
+    pub fn from_session(session: SessionSnapshot) -> Self {
+        let mut doc = Self::new(session.width, session.height, session.image_path);
+        doc.layers = session.layers;
+        doc.next_id = session.next_id;
+        doc
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
-mod tests {
+pub(super) mod tests {
     use super::super::buffer::u16_to_unit;
-    use super::super::export::tests::temp_dir;
     use super::*;
 
     fn hard(r: f32) -> Brush {
@@ -885,7 +641,8 @@ mod tests {
         }
     }
 
-    fn sample_doc() -> (MaskDocument, u64, u64) {
+    /// A 64×48 document with two layers: model probabilities on one, a stroke on the other.
+    pub(in crate::mask) fn sample_doc() -> (MaskDocument, u64, u64) {
         let mut doc = MaskDocument::new(64, 48, Some(PathBuf::from("/nowhere/photo.png")));
         let sky = doc.add_layer("sky");
         let hat = doc.add_layer("the red hat");
@@ -1162,75 +919,5 @@ mod tests {
             doc.layer(imported).unwrap().layer.binary().get(7, 7),
             Some(1.0)
         );
-    }
-
-    #[test]
-    fn session_save_load_is_exact() {
-        let dir = temp_dir("session");
-        let (mut doc, _, _) = sample_doc();
-        let path = dir.join("work.ldzmask.json");
-        doc.save_session(&path).unwrap();
-        let back = MaskDocument::load_session(&path).unwrap();
-        assert_eq!(back.layers(), doc.layers());
-        assert_eq!(back.size(), doc.size());
-        assert_eq!(back.image_path(), doc.image_path());
-        assert_eq!(back.combined_mask(), doc.combined_mask());
-        // Saving again replaces the file atomically.
-        doc.save_session(&path).unwrap();
-        // New layers after reload get fresh ids.
-        let mut back = back;
-        let new_id = back.add_layer("new");
-        assert!(doc.layers().iter().all(|e| e.id != new_id));
-
-        // A newer version and a foreign JSON are refused with clear errors.
-        let text = std::fs::read_to_string(&path).unwrap();
-        let newer = dir.join("newer.json");
-        std::fs::write(
-            &newer,
-            text.replacen("\"version\": 1", "\"version\": 99", 1),
-        )
-        .unwrap();
-        assert!(matches!(
-            MaskDocument::load_session(&newer),
-            Err(SessionError::UnsupportedVersion { found: 99, .. })
-        ));
-        let foreign = dir.join("foreign.json");
-        std::fs::write(&foreign, "{\"hello\": 1}").unwrap();
-        assert!(matches!(
-            MaskDocument::load_session(&foreign),
-            Err(SessionError::NotASession { .. })
-        ));
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn session_snapshot_writes_the_same_file() {
-        let dir = temp_dir("snapshot");
-        let (mut doc, _, _) = sample_doc();
-        let a = dir.join("a.json");
-        let b = dir.join("b.json");
-        doc.save_session(&a).unwrap();
-        let snap = doc.session_snapshot();
-        // Edits after the snapshot do not reach the file written from it.
-        doc.add_layer("later");
-        snap.write(&b).unwrap();
-        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn session_image_path_follows_a_moved_folder() {
-        let dir = temp_dir("moved");
-        let image = dir.join("photo.png");
-        std::fs::write(&image, b"stand-in").unwrap();
-        let mut doc = MaskDocument::new(4, 4, Some(image.clone()));
-        doc.add_layer("x");
-        doc.save_session(&dir.join("s.json")).unwrap();
-        let moved = dir.with_extension("moved");
-        let _ = std::fs::remove_dir_all(&moved);
-        std::fs::rename(&dir, &moved).unwrap();
-        let back = MaskDocument::load_session(&moved.join("s.json")).unwrap();
-        assert_eq!(back.image_path(), Some(moved.join("photo.png").as_path()));
-        std::fs::remove_dir_all(moved).unwrap();
     }
 }

@@ -1,4 +1,5 @@
-//! [`MaskLayer`]: one phrase's mask = model probabilities + brush edits + non-destructive ops.
+//! [`MaskLayer`]: one phrase's mask = model probabilities + brush edits + non-destructive ops;
+//! [`LayerEntry`]: such a mask as a document holds it, with its id and [`LayerProps`].
 //!
 //! # Composite order (what [`MaskLayer::composite`] computes)
 //!
@@ -24,6 +25,7 @@
 //! equals the hard result of the same pipeline.
 
 use super::buffer::{MaskBuf, RectInImage, u16_to_unit, unit_to_u16};
+use super::combine::CombineOp;
 use super::edits::EditBuf;
 use super::ops;
 
@@ -220,6 +222,34 @@ impl MaskLayer {
             + self.probabilities.as_ref().map_or(0, MaskBuf::size_bytes)
             + self.edits.size_bytes()
     }
+}
+
+/// Display and combine settings of a layer (everything but the pixels).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerProps {
+    /// Name shown in the layer list.
+    pub name: String,
+    /// Text sent to the model; empty for painted or imported layers (nothing to run).
+    pub phrase: String,
+    /// Overlay colour (sRGB).
+    pub colour: [u8; 3],
+    /// Hidden layers are neither drawn nor exported (no invisible "ghost" masks).
+    pub visible: bool,
+    /// Overlay opacity in `0..=1`. Display only: it does not scale the exported mask.
+    pub opacity: f32,
+    /// How this layer joins the layers before it in the export.
+    pub combine: CombineOp,
+}
+
+/// One layer of the document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerEntry {
+    /// Stable id, unique within the document (and its saved sessions).
+    pub id: u64,
+    /// Name, phrase, colour, visibility, opacity, combine op.
+    pub props: LayerProps,
+    /// Probabilities, brush edits and ops (threshold, invert, grow, feather).
+    pub layer: MaskLayer,
 }
 
 #[cfg(test)]

@@ -10,12 +10,15 @@
 //! * [`edits`]: [`EditBuf`], a layer's `add`/`erase` brush planes, kept apart from the model's
 //!   probabilities so a model re-run keeps the touch-ups; incremental [`ActiveStroke`].
 //! * [`ops`]: anti-aliased threshold, exact Euclidean grow/shrink, Gaussian feather.
+//! * [`refine`]: edge-aware refinement of a soft mask guided by the image (guided filter +
+//!   colour-line matting in the uncertain band).
 //! * [`layer`]: [`MaskLayer`] and its composite order
-//!   (threshold → invert → brush edits → grow/shrink → feather).
+//!   (threshold → invert → brush edits → grow/shrink → feather); [`LayerEntry`], [`LayerProps`].
 //! * [`mod@combine`]: folding layers with union / subtract / intersect.
 //! * [`history`]: undo/redo of swap steps under a byte budget.
+//! * [`step`]: [`DocStep`], the document's undoable step, and [`StepScope`].
 //! * [`document`]: [`MaskDocument`], the layers with every edit undoable, session save/load.
-//! * [`session`]: the session JSON format.
+//! * [`session`]: the session JSON format, written and read ([`SessionSnapshot`]).
 //! * [`export`]: binary / soft / cut-out / inpainting PNGs (atomic, no silent overwrite) and
 //!   mask import.
 
@@ -27,18 +30,18 @@ pub mod export;
 pub mod history;
 pub mod layer;
 pub mod ops;
+pub mod refine;
 pub mod session;
+pub mod step;
 pub mod stroke;
 
 pub use buffer::{MaskBuf, RectInImage};
 pub use combine::{CombineOp, combine};
-pub use document::{
-    DocStep, DocumentError, LAYER_PALETTE, LayerEntry, LayerProps, MaskDocument, SessionSnapshot,
-    StepScope,
-};
+pub use document::{DocumentError, LAYER_PALETTE, MaskDocument};
 pub use edits::{ActiveStroke, EditBuf, EditPatch, PatchTile};
 pub use export::{ExportError, ImportError, ImportedMask, import_mask};
 pub use history::{History, HistoryStep};
-pub use layer::{LayerOps, MaskLayer};
-pub use session::SessionError;
+pub use layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
+pub use session::{SessionError, SessionSnapshot};
+pub use step::{DocStep, StepScope};
 pub use stroke::{Brush, BrushMode, Stroke};

@@ -28,14 +28,14 @@
 //! document order (index 0 first). Unknown fields are ignored; a newer `version` is refused
 //! with a clear error rather than half-loaded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GrayImage, ImageBuffer, ImageFormat, Luma};
 
 use super::buffer::{MaskBuf, u16_to_unit, unit_to_u16};
-use super::combine::CombineOp;
-use super::export::ExportError;
-use super::layer::LayerOps;
+use super::edits::EditBuf;
+use super::export::{ExportError, write_atomic};
+use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
 
 /// Value of the `format` field.
 pub const SESSION_FORMAT: &str = "ldzmask-session";
@@ -95,47 +95,176 @@ pub enum SessionError {
     },
 }
 
+/// What a session file holds: a document's image and layers, copied out of a
+/// [`super::MaskDocument`] ([`super::MaskDocument::session_snapshot`]) to be written, or read
+/// from a file ([`read`]) to build one ([`super::MaskDocument::from_session`]).
+#[derive(Clone, Debug)]
+pub struct SessionSnapshot {
+    /// The image, as opened (or, when read, as found: see [`read`]).
+    pub(super) image_path: Option<PathBuf>,
+    /// Image width in pixels.
+    pub(super) width: u32,
+    /// Image height in pixels.
+    pub(super) height: u32,
+    /// The id the next new layer gets.
+    pub(super) next_id: u64,
+    /// The layers in document order.
+    pub(super) layers: Vec<LayerEntry>,
+}
+
+impl SessionSnapshot {
+    /// Encodes and writes the session file atomically (replacing an existing file); see [`write`].
+    pub fn write(&self, path: &Path) -> Result<(), SessionError> {
+        write(self, path)
+    }
+}
+
+/// Encodes `session` and writes it to `path` atomically (replacing an existing file). This is
+/// the slow part of saving (PNG-encoding every plane), so it runs off the UI thread.
+pub fn write(session: &SessionSnapshot, path: &Path) -> Result<(), SessionError> {
+    let (w, h) = (session.width, session.height);
+    let session_dir = path.parent().filter(|d| d.is_absolute());
+    let image_path_relative = match (&session.image_path, session_dir) {
+        (Some(img), Some(dir)) => img.strip_prefix(dir).ok().map(Path::to_path_buf),
+        _ => None,
+    };
+    let file = SessionFile {
+        format: SESSION_FORMAT.to_owned(),
+        version: SESSION_VERSION,
+        created_by: format!("ldzmask {}", env!("CARGO_PKG_VERSION")),
+        image_path: session.image_path.clone(),
+        image_path_relative,
+        width: w,
+        height: h,
+        next_layer_id: session.next_id,
+        layers: session
+            .layers
+            .iter()
+            .map(|e| SessionLayer {
+                id: e.id,
+                props: e.props.clone(),
+                ops: e.layer.ops,
+                probabilities_png: e.layer.probabilities().and_then(encode_probabilities),
+                edit_add_png: encode_plane_u8(w, h, e.layer.edits.add_plane()),
+                edit_erase_png: encode_plane_u8(w, h, e.layer.edits.erase_plane()),
+            })
+            .collect(),
+    };
+    let json = serde_json::to_vec_pretty(&file).map_err(|source| SessionError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, &json, true)?;
+    Ok(())
+}
+
+/// Reads and checks a session file written by [`write`].
+///
+/// The image path is taken as stored if that file exists, else relative to the session's
+/// folder (so a project folder can be moved), else as stored (the GUI reports it missing).
+pub fn read(path: &Path) -> Result<SessionSnapshot, SessionError> {
+    let bytes = std::fs::read(path).map_err(|source| SessionError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let json_err = |source| SessionError::Json {
+        path: path.to_path_buf(),
+        source,
+    };
+    let header: SessionHeader = serde_json::from_slice(&bytes).map_err(json_err)?;
+    if header.format != SESSION_FORMAT {
+        return Err(SessionError::NotASession {
+            path: path.to_path_buf(),
+            found: header.format,
+        });
+    }
+    if header.version > SESSION_VERSION {
+        return Err(SessionError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: header.version,
+        });
+    }
+    let file: SessionFile = serde_json::from_slice(&bytes).map_err(json_err)?;
+    let (w, h) = (file.width, file.height);
+    let image_path = match (&file.image_path, &file.image_path_relative, path.parent()) {
+        (Some(abs), _, _) if abs.exists() => Some(abs.clone()),
+        (_, Some(rel), Some(dir)) if dir.join(rel).exists() => Some(dir.join(rel)),
+        (abs, _, _) => abs.clone(),
+    };
+    let mut layers: Vec<LayerEntry> = Vec::with_capacity(file.layers.len());
+    for l in file.layers {
+        let bad = |problem: String| SessionError::BadLayer {
+            path: path.to_path_buf(),
+            layer: l.props.name.clone(),
+            problem,
+        };
+        let add = decode_plane_u8(l.edit_add_png.as_deref(), w, h).map_err(bad)?;
+        let erase = decode_plane_u8(l.edit_erase_png.as_deref(), w, h).map_err(bad)?;
+        let probabilities = match l.probabilities_png.as_deref() {
+            Some(t) => Some(decode_probabilities(t, w, h).map_err(bad)?),
+            None => None,
+        };
+        let mut layer = MaskLayer::new(w, h);
+        layer.edits = EditBuf::from_planes(w, h, add, erase).map_err(|e| bad(e.to_string()))?;
+        layer.swap_probabilities(probabilities);
+        layer.ops = l.ops;
+        if layers.iter().any(|e| e.id == l.id) {
+            return Err(bad(format!("duplicate layer id {}", l.id)));
+        }
+        layers.push(LayerEntry {
+            id: l.id,
+            props: l.props,
+            layer,
+        });
+    }
+    let max_id = layers.iter().map(|e| e.id).max().unwrap_or(0);
+    Ok(SessionSnapshot {
+        image_path,
+        width: w,
+        height: h,
+        next_id: file.next_layer_id.max(max_id + 1),
+        layers,
+    })
+}
+
 /// Just enough of the file to check it before the full parse.
 #[derive(serde::Deserialize)]
-pub(crate) struct SessionHeader {
+struct SessionHeader {
     /// Must be [`SESSION_FORMAT`].
     #[serde(default)]
-    pub format: String,
+    format: String,
     /// Must be at most [`SESSION_VERSION`].
     #[serde(default)]
-    pub version: u32,
+    version: u32,
 }
 
 /// The whole session file.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct SessionFile {
-    pub format: String,
-    pub version: u32,
+struct SessionFile {
+    format: String,
+    version: u32,
     #[serde(default)]
-    pub created_by: String,
-    pub image_path: Option<PathBuf>,
+    created_by: String,
+    image_path: Option<PathBuf>,
     #[serde(default)]
-    pub image_path_relative: Option<PathBuf>,
-    pub width: u32,
-    pub height: u32,
-    pub next_layer_id: u64,
-    pub layers: Vec<SessionLayer>,
+    image_path_relative: Option<PathBuf>,
+    width: u32,
+    height: u32,
+    next_layer_id: u64,
+    layers: Vec<SessionLayer>,
 }
 
-/// One layer in the session file.
+/// One layer in the session file: its props inline (`name`, `phrase`, `colour`, `visible`,
+/// `opacity`, `combine`, as the module docs show), then its ops and planes.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub(crate) struct SessionLayer {
-    pub id: u64,
-    pub name: String,
-    pub phrase: String,
-    pub colour: [u8; 3],
-    pub visible: bool,
-    pub opacity: f32,
-    pub combine: CombineOp,
-    pub ops: LayerOps,
-    pub probabilities_png: Option<String>,
-    pub edit_add_png: Option<String>,
-    pub edit_erase_png: Option<String>,
+struct SessionLayer {
+    id: u64,
+    #[serde(flatten)]
+    props: LayerProps,
+    ops: LayerOps,
+    probabilities_png: Option<String>,
+    edit_add_png: Option<String>,
+    edit_erase_png: Option<String>,
 }
 
 /// Base64 (RFC 4648, standard alphabet, padded). Hand-written (40 lines) rather than adding a
@@ -143,7 +272,7 @@ pub(crate) struct SessionLayer {
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Encodes bytes as padded standard base64.
-pub(crate) fn base64_encode(bytes: &[u8]) -> String {
+fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -164,7 +293,7 @@ pub(crate) fn base64_encode(bytes: &[u8]) -> String {
 }
 
 /// Decodes padded standard base64 (whitespace ignored); `None` if malformed.
-pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() / 4 * 3);
     let mut acc = 0u32;
     let mut bits = 0u32;
@@ -197,7 +326,7 @@ pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Encodes an 8-bit plane as a base64 grey PNG; `None` for an all-zero plane.
-pub(crate) fn encode_plane_u8(width: u32, height: u32, plane: &[u8]) -> Option<String> {
+fn encode_plane_u8(width: u32, height: u32, plane: &[u8]) -> Option<String> {
     if plane.iter().all(|&v| v == 0) {
         return None;
     }
@@ -206,7 +335,7 @@ pub(crate) fn encode_plane_u8(width: u32, height: u32, plane: &[u8]) -> Option<S
 }
 
 /// Encodes a probability map as a base64 16-bit grey PNG.
-pub(crate) fn encode_probabilities(mask: &MaskBuf) -> Option<String> {
+fn encode_probabilities(mask: &MaskBuf) -> Option<String> {
     let raw: Vec<u16> = mask.data.iter().map(|&v| unit_to_u16(v)).collect();
     let img: ImageBuffer<Luma<u16>, Vec<u16>> =
         ImageBuffer::from_raw(mask.width, mask.height, raw)?;
@@ -240,11 +369,7 @@ fn decode_png(text: &str, width: u32, height: u32) -> Result<DynamicImage, Strin
 }
 
 /// Decodes an 8-bit plane (`None` in the file = all zero).
-pub(crate) fn decode_plane_u8(
-    text: Option<&str>,
-    width: u32,
-    height: u32,
-) -> Result<Vec<u8>, String> {
+fn decode_plane_u8(text: Option<&str>, width: u32, height: u32) -> Result<Vec<u8>, String> {
     match text {
         None => Ok(vec![0; width as usize * height as usize]),
         Some(t) => Ok(decode_png(t, width, height)?.into_luma8().into_raw()),
@@ -252,7 +377,7 @@ pub(crate) fn decode_plane_u8(
 }
 
 /// Decodes a 16-bit probability map.
-pub(crate) fn decode_probabilities(text: &str, width: u32, height: u32) -> Result<MaskBuf, String> {
+fn decode_probabilities(text: &str, width: u32, height: u32) -> Result<MaskBuf, String> {
     let raw = decode_png(text, width, height)?.into_luma16().into_raw();
     MaskBuf::from_vec(width, height, raw.into_iter().map(u16_to_unit).collect())
         .map_err(|e| e.to_string())
@@ -261,6 +386,10 @@ pub(crate) fn decode_probabilities(text: &str, width: u32, height: u32) -> Resul
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
+    use super::super::combine::CombineOp;
+    use super::super::document::MaskDocument;
+    use super::super::document::tests::sample_doc;
+    use super::super::export::tests::temp_dir;
     use super::*;
 
     #[test]
@@ -293,5 +422,147 @@ mod tests {
         let p = MaskBuf::from_vec(3, 1, vec![0.0, u16_to_unit(12345), 1.0]).unwrap();
         let enc = encode_probabilities(&p).unwrap();
         assert_eq!(decode_probabilities(&enc, 3, 1).unwrap(), p);
+    }
+
+    #[test]
+    fn session_save_load_is_exact() {
+        let dir = temp_dir("session");
+        let (mut doc, _, _) = sample_doc();
+        let path = dir.join("work.ldzmask.json");
+        doc.save_session(&path).unwrap();
+        let back = MaskDocument::load_session(&path).unwrap();
+        assert_eq!(back.layers(), doc.layers());
+        assert_eq!(back.size(), doc.size());
+        assert_eq!(back.image_path(), doc.image_path());
+        assert_eq!(back.combined_mask(), doc.combined_mask());
+        // Saving again replaces the file atomically.
+        doc.save_session(&path).unwrap();
+        // New layers after reload get fresh ids.
+        let mut back = back;
+        let new_id = back.add_layer("new");
+        assert!(doc.layers().iter().all(|e| e.id != new_id));
+
+        // A newer version and a foreign JSON are refused with clear errors.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let newer = dir.join("newer.json");
+        std::fs::write(
+            &newer,
+            text.replacen("\"version\": 1", "\"version\": 99", 1),
+        )
+        .unwrap();
+        assert!(matches!(
+            MaskDocument::load_session(&newer),
+            Err(SessionError::UnsupportedVersion { found: 99, .. })
+        ));
+        let foreign = dir.join("foreign.json");
+        std::fs::write(&foreign, "{\"hello\": 1}").unwrap();
+        assert!(matches!(
+            MaskDocument::load_session(&foreign),
+            Err(SessionError::NotASession { .. })
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn session_snapshot_writes_the_same_file() {
+        let dir = temp_dir("snapshot");
+        let (mut doc, _, _) = sample_doc();
+        let a = dir.join("a.json");
+        let b = dir.join("b.json");
+        doc.save_session(&a).unwrap();
+        let snap = doc.session_snapshot();
+        // Edits after the snapshot do not reach the file written from it.
+        doc.add_layer("later");
+        snap.write(&b).unwrap();
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn session_image_path_follows_a_moved_folder() {
+        let dir = temp_dir("moved");
+        let image = dir.join("photo.png");
+        std::fs::write(&image, b"stand-in").unwrap();
+        let mut doc = MaskDocument::new(4, 4, Some(image.clone()));
+        doc.add_layer("x");
+        doc.save_session(&dir.join("s.json")).unwrap();
+        let moved = dir.with_extension("moved");
+        let _ = std::fs::remove_dir_all(&moved);
+        std::fs::rename(&dir, &moved).unwrap();
+        let back = MaskDocument::load_session(&moved.join("s.json")).unwrap();
+        assert_eq!(back.image_path(), Some(moved.join("photo.png").as_path()));
+        std::fs::remove_dir_all(moved).unwrap();
+    }
+
+    #[test]
+    fn reads_layers_written_field_by_field() {
+        // The layout sessions had before `SessionLayer` flattened `LayerProps`: the same keys,
+        // listed one by one. It must keep loading.
+        let dir = temp_dir("layout");
+        let path = dir.join("old.json");
+        std::fs::write(
+            &path,
+            r#"{
+  "format": "ldzmask-session",
+  "version": 1,
+  "created_by": "ldzmask 0.1.0",
+  "image_path": null,
+  "width": 2,
+  "height": 1,
+  "next_layer_id": 3,
+  "layers": [
+    {
+      "id": 2,
+      "name": "sky",
+      "phrase": "the sky",
+      "colour": [230, 25, 75],
+      "visible": false,
+      "opacity": 0.25,
+      "combine": "Subtract",
+      "ops": { "threshold": 0.4, "invert": true, "grow_px": 1, "feather_px": 0.5 },
+      "probabilities_png": null,
+      "edit_add_png": null,
+      "edit_erase_png": null
+    }
+  ]
+}"#,
+        )
+        .unwrap();
+        let session = read(&path).unwrap();
+        assert_eq!(session.next_id, 3);
+        let entry = &session.layers[0];
+        assert_eq!(entry.id, 2);
+        assert_eq!(
+            entry.props,
+            LayerProps {
+                name: "sky".into(),
+                phrase: "the sky".into(),
+                colour: [230, 25, 75],
+                visible: false,
+                opacity: 0.25,
+                combine: CombineOp::Subtract,
+            }
+        );
+        assert!(entry.layer.ops.invert);
+        assert_eq!(entry.layer.ops.grow_px, 1);
+        // Written again, the layer has the same keys in the same order.
+        write(&session, &dir.join("new.json")).unwrap();
+        let text = std::fs::read_to_string(dir.join("new.json")).unwrap();
+        let keys = [
+            "\"id\"",
+            "\"name\"",
+            "\"phrase\"",
+            "\"colour\"",
+            "\"visible\"",
+            "\"opacity\"",
+            "\"combine\"",
+            "\"ops\"",
+            "\"probabilities_png\"",
+            "\"edit_add_png\"",
+            "\"edit_erase_png\"",
+        ];
+        let at: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -12,7 +12,7 @@ use burn::nn::Initializer;
 use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::prelude::*;
 
-use super::blocks::multi_head_attention;
+use super::attention::multi_head_attention;
 
 /// Cubic convolution constant of PyTorch's bicubic interpolation.
 const BICUBIC_A: f32 = -0.75;

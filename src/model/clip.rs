@@ -6,7 +6,7 @@ use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, L
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use super::blocks::multi_head_attention;
+use super::attention::multi_head_attention;
 
 /// `CLIPTextConfig` fields that matter for inference (quick-GELU is fixed).
 #[derive(Config, Debug)]
@@ -179,8 +179,16 @@ impl CLIPTextTransformer {
     /// `last_hidden_state`.
     ///
     /// # Shapes
-    /// - `input_ids`: `[batch, 77]` → `[batch, 77, hidden]`
+    /// - `input_ids`: `[batch, 77]` → `[batch, 77, hidden]` (77 = `max_position_embeddings`; SD
+    ///   always pads the prompt to the full context)
     pub fn forward(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        let [max_positions, _] = self
+            .embeddings
+            .position_embedding
+            .weight
+            .lazy_shape()
+            .dims();
+        assert_shape!(input_ids, [_, max_positions]);
         self.forward_with_hidden_states(input_ids).0
     }
 
@@ -200,5 +208,19 @@ impl CLIPTextTransformer {
             hidden.push(h.clone());
         }
         (self.final_layer_norm.forward(h), hidden)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "axis 1 expected 77, got 5")]
+    fn forward_refuses_unpadded_ids() {
+        let device = Device::flex();
+        let clip = CLIPTextConfig::new(100, 32, 64, 1, 2, 77).init(&device);
+        let ids = Tensor::<2, Int>::zeros([1, 5], &device);
+        clip.forward(ids);
     }
 }

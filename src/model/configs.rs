@@ -6,7 +6,8 @@
 use serde_json::Value;
 
 use super::clip::CLIPTextConfig;
-use super::unet::{LdzSite, UNetModelConfig, official_ldznet_sites};
+use super::ldznet::{LdzSite, official_ldznet_sites};
+use super::unet::UNetModelConfig;
 use super::vae::VaeEncoderConfig;
 
 /// Errors of reading a config.

@@ -12,21 +12,13 @@ use burn::nn::{GroupNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
-use super::blocks::{
-    Downsample, ResBlock, SpatialTransformer, UNET_GROUP_NORM_EPS, Upsample, conv3x3, group_norm,
-    timestep_embedding,
+use super::embeddings::timestep_embedding;
+use super::layers::{UNET_GROUP_NORM_EPS, conv3x3, group_norm};
+use super::ldznet::{FinalHead, FinalHeadConfig, LdzSite, official_ldznet_sites};
+use super::resnet::{
+    Downsample, DownsampleConfig, ResBlock, ResBlockConfig, Upsample, UpsampleConfig,
 };
-use super::ldznet::FinalHead;
-
-/// An LD-ZNet spatial transformer site: the block (e.g. `input_blocks.8`, `middle_block`,
-/// `output_blocks.3`) and the training grid side of its attention pool.
-#[derive(Config, Debug, PartialEq)]
-pub struct LdzSite {
-    /// `input_blocks.N`, `middle_block` or `output_blocks.N`.
-    pub block: String,
-    /// Attention-pool grid side (12 at input/output levels, 6 in the middle at 384 px).
-    pub pool_spacial_dim: usize,
-}
+use super::transformer::{SpatialTransformer, SpatialTransformerConfig};
 
 /// Hyper-parameters of a `UNetModel` (openaimodel.py argument names).
 #[derive(Config, Debug)]
@@ -69,7 +61,8 @@ impl UNetModelConfig {
     }
 
     /// LD-ZNet UNet (`configs/ldznet/phrasecut.yaml`): SD v1 hyper-parameters, `out_channels` 1,
-    /// LD-ZNet transformers where the official code puts them.
+    /// LD-ZNet transformers where the official code puts them
+    /// ([`official_ldznet_sites`]) and the `final` head.
     pub fn ldznet() -> Self {
         let base = Self::new(4, 320, 1, 2, vec![4, 2, 1], vec![1, 2, 4, 4], 8, 768);
         let sites = official_ldznet_sites(
@@ -154,15 +147,12 @@ impl UNetModelConfig {
         let ted = self.time_embed_dim();
         let depth = self.transformer_depth;
         let st = |ch: usize, block: &str| {
-            SpatialTransformer::new(
-                ch,
-                self.num_heads,
-                depth,
-                self.context_dim,
-                self.pool_at(block),
-                device,
-            )
+            SpatialTransformerConfig::new(ch, self.num_heads, depth, self.context_dim)
+                .with_pool_spacial_dim(self.pool_at(block))
+                .init(device)
         };
+        let res_block =
+            |ch: usize, out_ch: usize| ResBlockConfig::new(ch, ted, out_ch).init(device);
         let mut input_blocks = vec![vec![UNetLayer::Conv(conv3x3(self.in_channels, mc, device))]];
         let mut input_block_chans = vec![mc];
         let mut ch = mc;
@@ -170,12 +160,7 @@ impl UNetModelConfig {
         for (level, &mult) in self.channel_mult.iter().enumerate() {
             for _ in 0..self.num_res_blocks {
                 let name = format!("input_blocks.{}", input_blocks.len());
-                let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(
-                    ch,
-                    mult * mc,
-                    ted,
-                    device,
-                ))];
+                let mut layers = vec![UNetLayer::ResBlock(res_block(ch, mult * mc))];
                 ch = mult * mc;
                 if self.attention_resolutions.contains(&ds) {
                     layers.push(UNetLayer::SpatialTransformer(st(ch, &name)));
@@ -184,15 +169,17 @@ impl UNetModelConfig {
                 input_block_chans.push(ch);
             }
             if level + 1 != self.channel_mult.len() {
-                input_blocks.push(vec![UNetLayer::Downsample(Downsample::new(ch, device))]);
+                input_blocks.push(vec![UNetLayer::Downsample(
+                    DownsampleConfig::new(ch).init(device),
+                )]);
                 input_block_chans.push(ch);
                 ds *= 2;
             }
         }
         let middle_block = vec![
-            UNetLayer::ResBlock(ResBlock::new(ch, ch, ted, device)),
+            UNetLayer::ResBlock(res_block(ch, ch)),
             UNetLayer::SpatialTransformer(st(ch, "middle_block")),
-            UNetLayer::ResBlock(ResBlock::new(ch, ch, ted, device)),
+            UNetLayer::ResBlock(res_block(ch, ch)),
         ];
         let mut output_blocks = Vec::new();
         let keep = self.keep_output_blocks.unwrap_or(usize::MAX);
@@ -203,12 +190,7 @@ impl UNetModelConfig {
                 }
                 let name = format!("output_blocks.{}", output_blocks.len());
                 let skip_ch = input_block_chans.pop().unwrap_or(mc);
-                let mut layers = vec![UNetLayer::ResBlock(ResBlock::new(
-                    ch + skip_ch,
-                    mc * mult,
-                    ted,
-                    device,
-                ))];
+                let mut layers = vec![UNetLayer::ResBlock(res_block(ch + skip_ch, mc * mult))];
                 ch = mc * mult;
                 if self.attention_resolutions.contains(&ds) {
                     layers.push(UNetLayer::SpatialTransformer(st(ch, &name)));
@@ -218,7 +200,7 @@ impl UNetModelConfig {
                 let last_kept = output_blocks.len() + 1 == keep;
                 if level > 0 && i == self.num_res_blocks {
                     if !last_kept {
-                        layers.push(UNetLayer::Upsample(Upsample::new(ch, device)));
+                        layers.push(UNetLayer::Upsample(UpsampleConfig::new(ch).init(device)));
                     }
                     ds /= 2;
                 }
@@ -240,56 +222,10 @@ impl UNetModelConfig {
             }),
             final_head: self
                 .ldznet_head
-                .then(|| FinalHead::new(self.out_channels, device)),
+                .then(|| FinalHeadConfig::new(self.out_channels).init(device)),
             model_channels: mc,
         }
     }
-}
-
-/// Where the official code puts LD-ZNet transformers (`ldznet_UNet.py`): the last input ResBlock
-/// of level 2 when its multiplier is 4 (pool 12), the middle block (pool 6), and every output
-/// block of level 2 (pool 12) — provided those blocks have a SpatialTransformer at all.
-pub fn official_ldznet_sites(
-    channel_mult: &[usize],
-    num_res_blocks: usize,
-    attention_resolutions: &[usize],
-) -> Vec<LdzSite> {
-    const LDZ_LEVEL: usize = 2;
-    const LEVEL_POOL: usize = 12;
-    const MIDDLE_POOL: usize = 6;
-    let mut sites = Vec::new();
-    let mut index = 1;
-    let mut ds = 1;
-    let mut level_ds = Vec::new();
-    for (level, &mult) in channel_mult.iter().enumerate() {
-        level_ds.push(ds);
-        for nr in 0..num_res_blocks {
-            if level == LDZ_LEVEL
-                && mult == 4
-                && nr + 1 == num_res_blocks
-                && attention_resolutions.contains(&ds)
-            {
-                sites.push(LdzSite::new(format!("input_blocks.{index}"), LEVEL_POOL));
-            }
-            index += 1;
-        }
-        if level + 1 != channel_mult.len() {
-            index += 1;
-            ds *= 2;
-        }
-    }
-    // The middle block always has a transformer (whatever `attention_resolutions` says).
-    sites.push(LdzSite::new("middle_block".to_string(), MIDDLE_POOL));
-    let mut index = 0;
-    for level in (0..channel_mult.len()).rev() {
-        for _ in 0..=num_res_blocks {
-            if level == LDZ_LEVEL && attention_resolutions.contains(&level_ds[level]) {
-                sites.push(LdzSite::new(format!("output_blocks.{index}"), LEVEL_POOL));
-            }
-            index += 1;
-        }
-    }
-    sites
 }
 
 /// One layer of a `TimestepEmbedSequential` block (the enum variant is not part of the key).
@@ -461,6 +397,8 @@ impl UNetModel {
         context: Tensor<3>,
         request: &FeatureRequest,
     ) -> UNetFeatures {
+        let [batch, _, _, _] = x.dims();
+        assert_shape!(context, [batch, _, _]);
         let device = x.device();
         let mut pass = Pass {
             emb: self.time_embedding(timesteps, &device),
@@ -541,8 +479,12 @@ impl UNetModel {
                 sd_features.len()
             );
         }
+        let [batch, _, _, _] = z.dims();
+        assert_shape!(context, [batch, _, _]);
+        for feature in sd_features.iter().flatten() {
+            assert_shape!(feature, [batch, _, _, _]);
+        }
         let device = z.device();
-        let [batch, ..] = z.dims();
         let mut pass = Pass {
             emb: self.time_embedding(&vec![0; batch], &device),
             context,

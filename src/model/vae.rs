@@ -7,7 +7,8 @@ use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
-use super::blocks::{conv1x1, conv3x3, group_norm, multi_head_attention};
+use super::attention::multi_head_attention;
+use super::layers::{conv1x1, conv3x3, group_norm};
 
 /// SD's latent scale factor.
 pub const LATENT_SCALE: f32 = 0.18215;

@@ -1,13 +1,31 @@
-//! The layer panel: a phrase box to add layers, the layer list (visibility, colour, name,
-//! computing spinner, combine op, order, re-run, delete) and the active layer's settings
-//! (phrase with live re-run, threshold, opacity, invert, grow/shrink, feather). Every change is
-//! returned as a [`Command`].
+//! The layer panel: a phrase box to add layers ([`LayersPanel::phrase_box`]), the layer list
+//! ([`layer_row`]: visibility, colour, name, computing spinner, combine op, order, re-run,
+//! delete) and the active layer's settings ([`active_layer_settings`]: phrase with live
+//! re-run, threshold, opacity, invert, grow/shrink, feather). It reads what it shows from a
+//! [`LayersCx`] and returns every change as a [`Command`].
 
 use egui::{RichText, Ui};
 
-use super::super::app::{App, ModelStatus};
 use super::super::commands::Command;
-use crate::mask::{CombineOp, LayerOps};
+use super::super::layer_runtime::{LayerRuntime, LayerRuntimes};
+use super::super::worker::ModelStatus;
+use crate::mask::{CombineOp, LayerEntry, LayerOps, LayerProps, MaskDocument};
+
+/// What the layer panel shows.
+pub struct LayersCx<'a> {
+    /// The open document's layers and its active layer, if an image is open.
+    pub document: Option<(&'a MaskDocument, Option<u64>)>,
+    /// Model requests and errors per layer.
+    pub runtimes: &'a LayerRuntimes,
+    /// Where the model stands.
+    pub model: &'a ModelStatus,
+}
+
+/// The layer panel and its state between frames (the phrase being typed).
+#[derive(Debug, Default)]
+pub struct LayersPanel {
+    new_phrase: String,
+}
 
 fn combine_label(op: CombineOp) -> &'static str {
     match op {
@@ -17,19 +35,63 @@ fn combine_label(op: CombineOp) -> &'static str {
     }
 }
 
-impl App {
+/// [`Command::SetProps`] for `e` with one field changed by `edit`.
+fn props_cmd(e: &LayerEntry, edit: impl FnOnce(&mut LayerProps), merge: bool) -> Command {
+    let mut props = e.props.clone();
+    edit(&mut props);
+    Command::SetProps {
+        id: e.id,
+        props,
+        merge,
+    }
+}
+
+impl LayersPanel {
     /// Draws the layer panel.
-    pub(crate) fn layers_ui(&mut self, ui: &mut Ui) {
+    pub fn ui(&mut self, ui: &mut Ui, cx: &LayersCx<'_>) -> Vec<Command> {
         let mut out = Vec::new();
         ui.add_space(4.0);
         ui.heading("Layers");
-        let has_doc = self.state.document.is_some();
-        let model_ready = self.model.is_ready();
+        self.phrase_box(ui, cx, &mut out);
+        ui.separator();
 
-        // ---- new phrase ----
-        ui.add_enabled_ui(has_doc, |ui| {
+        let Some((masks, active)) = cx.document else {
+            ui.weak("No image open.");
+            return out;
+        };
+        let layers = masks.layers();
+        if layers.is_empty() {
+            ui.weak("No layers yet. Type a phrase above, or add an empty layer and paint.");
+        } else {
+            ui.weak("Combined top to bottom into the export mask.");
+        }
+        egui::ScrollArea::vertical()
+            .id_salt("layer-list")
+            .max_height(ui.available_height() * 0.45)
+            .auto_shrink([false, true])
+            .show(ui, |ui| {
+                for (index, e) in layers.iter().enumerate() {
+                    let row = LayerRow {
+                        index,
+                        count: layers.len(),
+                        selected: active == Some(e.id),
+                        runtime: cx.runtimes.get(e.id),
+                        model: cx.model,
+                    };
+                    layer_row(ui, e, &row, &mut out);
+                }
+            });
+        if let Some(e) = active.and_then(|id| masks.layer(id)) {
+            active_layer_settings(ui, e, &mut out);
+        }
+        out
+    }
+
+    /// The phrase box and the buttons that add layers.
+    fn phrase_box(&mut self, ui: &mut Ui, cx: &LayersCx<'_>, out: &mut Vec<Command>) {
+        ui.add_enabled_ui(cx.document.is_some(), |ui| {
             let label = ui.label("New phrase");
-            let hint = match &self.model {
+            let hint = match cx.model {
                 ModelStatus::Ready { .. } => "what to mask, e.g. the red hat",
                 ModelStatus::Missing { .. } | ModelStatus::Failed { .. } => {
                     "no model: layers can be painted"
@@ -38,7 +100,7 @@ impl App {
             };
             let mut submit = false;
             ui.horizontal(|ui| {
-                let edit = egui::TextEdit::singleline(&mut self.ui.new_phrase)
+                let edit = egui::TextEdit::singleline(&mut self.new_phrase)
                     .hint_text(hint)
                     .desired_width(ui.available_width() - 64.0);
                 let r = ui.add(edit).labelled_by(label.id);
@@ -47,19 +109,16 @@ impl App {
                     r.request_focus(); // keep typing the next phrase
                 }
                 if ui
-                    .add_enabled(
-                        !self.ui.new_phrase.trim().is_empty(),
-                        egui::Button::new("Add"),
-                    )
+                    .add_enabled(!self.new_phrase.trim().is_empty(), egui::Button::new("Add"))
                     .on_hover_text("Add the phrase as a new layer (Enter)")
                     .clicked()
                 {
                     submit = true;
                 }
             });
-            if submit && !self.ui.new_phrase.trim().is_empty() {
+            if submit && !self.new_phrase.trim().is_empty() {
                 out.push(Command::AddPhraseLayer(std::mem::take(
-                    &mut self.ui.new_phrase,
+                    &mut self.new_phrase,
                 )));
             }
             ui.horizontal(|ui| {
@@ -77,7 +136,7 @@ impl App {
                 {
                     out.push(Command::ImportMaskDialog);
                 }
-                if model_ready
+                if cx.model.is_ready()
                     && ui
                         .button("Re-run all")
                         .on_hover_text("Run every phrase again")
@@ -87,302 +146,256 @@ impl App {
                 }
             });
         });
-        ui.separator();
-
-        let Some(doc) = &self.state.document else {
-            ui.weak("No image open.");
-            self.commands.extend(out);
-            return;
-        };
-        let layers = doc.masks.layers();
-        if layers.is_empty() {
-            ui.weak("No layers yet. Type a phrase above, or add an empty layer and paint.");
-        } else {
-            ui.weak("Combined top to bottom into the export mask.");
-        }
-        let active = doc.active_layer;
-        let n = layers.len();
-        egui::ScrollArea::vertical()
-            .id_salt("layer-list")
-            .max_height(ui.available_height() * 0.45)
-            .auto_shrink([false, true])
-            .show(ui, |ui| {
-                for (index, e) in layers.iter().enumerate() {
-                    let rt = self.layers_rt.get(&e.id);
-                    let selected = active == Some(e.id);
-                    let frame = egui::Frame::group(ui.style()).fill(if selected {
-                        ui.visuals().selection.bg_fill.gamma_multiply(0.35)
-                    } else {
-                        ui.visuals().faint_bg_color
-                    });
-                    frame.show(ui, |ui| {
-                        ui.set_width(ui.available_width());
-                        ui.horizontal(|ui| {
-                            let mut visible = e.props.visible;
-                            if ui
-                                .checkbox(&mut visible, "")
-                                .on_hover_text("Show / hide (hidden layers are not exported)")
-                                .changed()
-                            {
-                                let mut props = e.props.clone();
-                                props.visible = visible;
-                                out.push(Command::SetProps {
-                                    id: e.id,
-                                    props,
-                                    merge: false,
-                                });
-                            }
-                            let mut colour = e.props.colour;
-                            if egui::color_picker::color_edit_button_srgb(ui, &mut colour)
-                                .on_hover_text("Overlay colour")
-                                .changed()
-                            {
-                                let mut props = e.props.clone();
-                                props.colour = colour;
-                                out.push(Command::SetProps {
-                                    id: e.id,
-                                    props,
-                                    merge: true,
-                                });
-                            }
-                            let name = if e.props.name.is_empty() {
-                                "(unnamed)"
-                            } else {
-                                e.props.name.as_str()
-                            };
-                            let mut text = RichText::new(name);
-                            if !e.props.visible {
-                                text = text.weak();
-                            }
-                            if ui
-                                .selectable_label(selected, text)
-                                .on_hover_text("Paint on this layer")
-                                .clicked()
-                            {
-                                out.push(Command::SelectLayer(e.id));
-                            }
-                            if rt.is_some_and(|r| r.computing() && !r.waiting_for_model) {
-                                ui.add(egui::Spinner::new())
-                                    .on_hover_text("The model is computing this layer");
-                            } else if rt.is_some_and(|r| r.waiting_for_model) {
-                                ui.weak("waiting")
-                                    .on_hover_text(if self.model.is_pending() {
-                                        "Waits for the model to load"
-                                    } else {
-                                        "Needs the model (see Model › Weights…)"
-                                    });
-                            } else if let Some(err) = rt.and_then(|r| r.error.as_deref()) {
-                                ui.colored_label(ui.visuals().error_fg_color, "error")
-                                    .on_hover_text(err);
-                            }
-                        });
-                        ui.horizontal(|ui| {
-                            egui::ComboBox::from_id_salt(("combine", e.id))
-                                .width(96.0)
-                                .selected_text(combine_label(e.props.combine))
-                                .show_ui(ui, |ui| {
-                                    for op in [
-                                        CombineOp::Union,
-                                        CombineOp::Subtract,
-                                        CombineOp::Intersect,
-                                    ] {
-                                        if ui
-                                            .selectable_label(
-                                                e.props.combine == op,
-                                                combine_label(op),
-                                            )
-                                            .clicked()
-                                            && e.props.combine != op
-                                        {
-                                            out.push(Command::SetCombine(e.id, op));
-                                        }
-                                    }
-                                })
-                                .response
-                                .on_hover_text("How this layer joins the layers above it");
-                            if ui
-                                .add_enabled(index > 0, egui::Button::new("Up").small())
-                                .on_hover_text("Move up")
-                                .clicked()
-                            {
-                                out.push(Command::MoveLayer(e.id, index - 1));
-                            }
-                            if ui
-                                .add_enabled(index + 1 < n, egui::Button::new("Down").small())
-                                .on_hover_text("Move down")
-                                .clicked()
-                            {
-                                out.push(Command::MoveLayer(e.id, index + 1));
-                            }
-                            let can_run = !e.props.phrase.trim().is_empty()
-                                && (model_ready || self.model.is_pending());
-                            if ui
-                                .add_enabled(can_run, egui::Button::new("Run").small())
-                                .on_hover_text("Run the phrase again (Ctrl+R)")
-                                .clicked()
-                            {
-                                out.push(Command::RerunLayer(e.id));
-                            }
-                            if ui
-                                .add(egui::Button::new("Delete").small())
-                                .on_hover_text("Delete the layer (undoable)")
-                                .clicked()
-                            {
-                                out.push(Command::DeleteLayer(e.id));
-                            }
-                        });
-                    });
-                }
-            });
-
-        // ---- active layer settings ----
-        if let Some(e) = active.and_then(|id| doc.masks.layer(id)) {
-            ui.separator();
-            ui.strong(format!("Active layer: {}", e.props.name));
-            egui::Grid::new("layer-settings")
-                .num_columns(2)
-                .spacing([8.0, 6.0])
-                .show(ui, |ui| {
-                    let name_label = ui.label("Name");
-                    let mut name = e.props.name.clone();
-                    if ui
-                        .add(egui::TextEdit::singleline(&mut name).desired_width(170.0))
-                        .labelled_by(name_label.id)
-                        .changed()
-                    {
-                        let mut props = e.props.clone();
-                        props.name = name;
-                        out.push(Command::SetProps {
-                            id: e.id,
-                            props,
-                            merge: true,
-                        });
-                    }
-                    ui.end_row();
-
-                    let phrase_label = ui.label("Phrase");
-                    let mut phrase = e.props.phrase.clone();
-                    if ui
-                        .add(
-                            egui::TextEdit::singleline(&mut phrase)
-                                .desired_width(170.0)
-                                .hint_text("(painted layer)"),
-                        )
-                        .labelled_by(phrase_label.id)
-                        .on_hover_text("The mask follows as you type")
-                        .changed()
-                    {
-                        let mut props = e.props.clone();
-                        // The name follows the phrase until the layer is renamed.
-                        if props.name == props.phrase || props.name.is_empty() {
-                            props.name.clone_from(&phrase);
-                        }
-                        props.phrase = phrase;
-                        out.push(Command::SetProps {
-                            id: e.id,
-                            props,
-                            merge: true,
-                        });
-                    }
-                    ui.end_row();
-
-                    let mut ops = e.layer.ops;
-                    let mut changed = None;
-                    let merge_of = |r: &egui::Response| r.dragged() && !r.drag_started();
-
-                    ui.label("Threshold");
-                    let r = ui.add(
-                        egui::Slider::new(&mut ops.threshold, 0.01..=0.99)
-                            .fixed_decimals(2)
-                            .text(""),
-                    );
-                    let r = r.on_hover_text("Probability cut: lower selects more");
-                    if r.changed() {
-                        changed = Some(merge_of(&r));
-                    }
-                    ui.end_row();
-
-                    ui.label("Grow / shrink");
-                    let r = ui
-                        .add(
-                            egui::DragValue::new(&mut ops.grow_px)
-                                .range(-500..=500)
-                                .suffix(" px"),
-                        )
-                        .on_hover_text("Grow (+) or shrink (−) the mask edge, in image pixels");
-                    if r.changed() {
-                        changed = Some(merge_of(&r));
-                    }
-                    ui.end_row();
-
-                    ui.label("Feather");
-                    let r = ui
-                        .add(
-                            egui::DragValue::new(&mut ops.feather_px)
-                                .range(0.0..=500.0)
-                                .speed(0.25)
-                                .suffix(" px"),
-                        )
-                        .on_hover_text("Soft edge width, in image pixels");
-                    if r.changed() {
-                        changed = Some(merge_of(&r));
-                    }
-                    ui.end_row();
-
-                    ui.label("Invert");
-                    if ui
-                        .checkbox(&mut ops.invert, "")
-                        .on_hover_text("Select everything but the model's selection (Ctrl+I)")
-                        .changed()
-                    {
-                        changed = Some(false);
-                    }
-                    ui.end_row();
-
-                    if let Some(merge) = changed
-                        && ops != e.layer.ops
-                    {
-                        out.push(Command::SetOps {
-                            id: e.id,
-                            ops: sanitise_ops(ops),
-                            merge,
-                        });
-                    }
-
-                    ui.label("Opacity");
-                    let mut opacity = e.props.opacity;
-                    let r = ui
-                        .add(egui::Slider::new(&mut opacity, 0.0..=1.0).fixed_decimals(2))
-                        .on_hover_text("Overlay opacity (display only)");
-                    if r.changed() {
-                        let mut props = e.props.clone();
-                        props.opacity = opacity;
-                        out.push(Command::SetProps {
-                            id: e.id,
-                            props,
-                            merge: true,
-                        });
-                    }
-                    ui.end_row();
-                });
-            ui.horizontal(|ui| {
-                if ui
-                    .button("Clear brush edits")
-                    .on_hover_text("Remove what was painted on this layer")
-                    .clicked()
-                {
-                    out.push(Command::ClearEdits(e.id));
-                }
-                let source = match (e.layer.probabilities().is_some(), e.props.phrase.is_empty()) {
-                    (true, _) => "model mask + brush",
-                    (false, true) => "painted / imported",
-                    (false, false) => "no model result yet",
-                };
-                ui.weak(source);
-            });
-        }
-        self.commands.extend(out);
     }
+}
+
+/// Where a layer sits in the list and what runs for it.
+struct LayerRow<'a> {
+    index: usize,
+    count: usize,
+    selected: bool,
+    runtime: Option<&'a LayerRuntime>,
+    model: &'a ModelStatus,
+}
+
+/// One layer of the list.
+fn layer_row(ui: &mut Ui, e: &LayerEntry, row: &LayerRow<'_>, out: &mut Vec<Command>) {
+    let frame = egui::Frame::group(ui.style()).fill(if row.selected {
+        ui.visuals().selection.bg_fill.gamma_multiply(0.35)
+    } else {
+        ui.visuals().faint_bg_color
+    });
+    frame.show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.horizontal(|ui| {
+            let mut visible = e.props.visible;
+            if ui
+                .checkbox(&mut visible, "")
+                .on_hover_text("Show / hide (hidden layers are not exported)")
+                .changed()
+            {
+                out.push(props_cmd(e, |p| p.visible = visible, false));
+            }
+            let mut colour = e.props.colour;
+            if egui::color_picker::color_edit_button_srgb(ui, &mut colour)
+                .on_hover_text("Overlay colour")
+                .changed()
+            {
+                out.push(props_cmd(e, |p| p.colour = colour, true));
+            }
+            let name = if e.props.name.is_empty() {
+                "(unnamed)"
+            } else {
+                e.props.name.as_str()
+            };
+            let mut text = RichText::new(name);
+            if !e.props.visible {
+                text = text.weak();
+            }
+            if ui
+                .selectable_label(row.selected, text)
+                .on_hover_text("Paint on this layer")
+                .clicked()
+            {
+                out.push(Command::SelectLayer(e.id));
+            }
+            let rt = row.runtime;
+            if rt.is_some_and(|r| r.computing() && !r.waiting_for_model) {
+                ui.add(egui::Spinner::new())
+                    .on_hover_text("The model is computing this layer");
+            } else if rt.is_some_and(|r| r.waiting_for_model) {
+                ui.weak("waiting").on_hover_text(if row.model.is_pending() {
+                    "Waits for the model to load"
+                } else {
+                    "Needs the model (see Model › Weights…)"
+                });
+            } else if let Some(err) = rt.and_then(|r| r.error.as_deref()) {
+                ui.colored_label(ui.visuals().error_fg_color, "error")
+                    .on_hover_text(err);
+            }
+        });
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_id_salt(("combine", e.id))
+                .width(96.0)
+                .selected_text(combine_label(e.props.combine))
+                .show_ui(ui, |ui| {
+                    for op in [CombineOp::Union, CombineOp::Subtract, CombineOp::Intersect] {
+                        if ui
+                            .selectable_label(e.props.combine == op, combine_label(op))
+                            .clicked()
+                            && e.props.combine != op
+                        {
+                            out.push(Command::SetCombine(e.id, op));
+                        }
+                    }
+                })
+                .response
+                .on_hover_text("How this layer joins the layers above it");
+            let index = row.index;
+            if ui
+                .add_enabled(index > 0, egui::Button::new("Up").small())
+                .on_hover_text("Move up")
+                .clicked()
+            {
+                out.push(Command::MoveLayer(e.id, index - 1));
+            }
+            if ui
+                .add_enabled(index + 1 < row.count, egui::Button::new("Down").small())
+                .on_hover_text("Move down")
+                .clicked()
+            {
+                out.push(Command::MoveLayer(e.id, index + 1));
+            }
+            let can_run = !e.props.phrase.trim().is_empty()
+                && (row.model.is_ready() || row.model.is_pending());
+            if ui
+                .add_enabled(can_run, egui::Button::new("Run").small())
+                .on_hover_text("Run the phrase again (Ctrl+R)")
+                .clicked()
+            {
+                out.push(Command::RerunLayer(e.id));
+            }
+            if ui
+                .add(egui::Button::new("Delete").small())
+                .on_hover_text("Delete the layer (undoable)")
+                .clicked()
+            {
+                out.push(Command::DeleteLayer(e.id));
+            }
+        });
+    });
+}
+
+/// The active layer's name, phrase, ops and opacity.
+fn active_layer_settings(ui: &mut Ui, e: &LayerEntry, out: &mut Vec<Command>) {
+    ui.separator();
+    ui.strong(format!("Active layer: {}", e.props.name));
+    egui::Grid::new("layer-settings")
+        .num_columns(2)
+        .spacing([8.0, 6.0])
+        .show(ui, |ui| {
+            let name_label = ui.label("Name");
+            let mut name = e.props.name.clone();
+            if ui
+                .add(egui::TextEdit::singleline(&mut name).desired_width(170.0))
+                .labelled_by(name_label.id)
+                .changed()
+            {
+                out.push(props_cmd(e, |p| p.name = name, true));
+            }
+            ui.end_row();
+
+            let phrase_label = ui.label("Phrase");
+            let mut phrase = e.props.phrase.clone();
+            if ui
+                .add(
+                    egui::TextEdit::singleline(&mut phrase)
+                        .desired_width(170.0)
+                        .hint_text("(painted layer)"),
+                )
+                .labelled_by(phrase_label.id)
+                .on_hover_text("The mask follows as you type")
+                .changed()
+            {
+                let edit = |p: &mut LayerProps| {
+                    // The name follows the phrase until the layer is renamed.
+                    if p.name == p.phrase || p.name.is_empty() {
+                        p.name.clone_from(&phrase);
+                    }
+                    p.phrase = phrase;
+                };
+                out.push(props_cmd(e, edit, true));
+            }
+            ui.end_row();
+
+            let mut ops = e.layer.ops;
+            let mut changed = None;
+            let merge_of = |r: &egui::Response| r.dragged() && !r.drag_started();
+
+            ui.label("Threshold");
+            let r = ui.add(
+                egui::Slider::new(&mut ops.threshold, 0.01..=0.99)
+                    .fixed_decimals(2)
+                    .text(""),
+            );
+            let r = r.on_hover_text("Probability cut: lower selects more");
+            if r.changed() {
+                changed = Some(merge_of(&r));
+            }
+            ui.end_row();
+
+            ui.label("Grow / shrink");
+            let r = ui
+                .add(
+                    egui::DragValue::new(&mut ops.grow_px)
+                        .range(-500..=500)
+                        .suffix(" px"),
+                )
+                .on_hover_text("Grow (+) or shrink (−) the mask edge, in image pixels");
+            if r.changed() {
+                changed = Some(merge_of(&r));
+            }
+            ui.end_row();
+
+            ui.label("Feather");
+            let r = ui
+                .add(
+                    egui::DragValue::new(&mut ops.feather_px)
+                        .range(0.0..=500.0)
+                        .speed(0.25)
+                        .suffix(" px"),
+                )
+                .on_hover_text("Soft edge width, in image pixels");
+            if r.changed() {
+                changed = Some(merge_of(&r));
+            }
+            ui.end_row();
+
+            ui.label("Invert");
+            if ui
+                .checkbox(&mut ops.invert, "")
+                .on_hover_text("Select everything but the model's selection (Ctrl+I)")
+                .changed()
+            {
+                changed = Some(false);
+            }
+            ui.end_row();
+
+            if let Some(merge) = changed
+                && ops != e.layer.ops
+            {
+                out.push(Command::SetOps {
+                    id: e.id,
+                    ops: sanitise_ops(ops),
+                    merge,
+                });
+            }
+
+            ui.label("Opacity");
+            let mut opacity = e.props.opacity;
+            let r = ui
+                .add(egui::Slider::new(&mut opacity, 0.0..=1.0).fixed_decimals(2))
+                .on_hover_text("Overlay opacity (display only)");
+            if r.changed() {
+                out.push(props_cmd(e, |p| p.opacity = opacity, true));
+            }
+            ui.end_row();
+        });
+    ui.horizontal(|ui| {
+        if ui
+            .button("Clear brush edits")
+            .on_hover_text("Remove what was painted on this layer")
+            .clicked()
+        {
+            out.push(Command::ClearEdits(e.id));
+        }
+        let source = match (e.layer.probabilities().is_some(), e.props.phrase.is_empty()) {
+            (true, _) => "model mask + brush",
+            (false, true) => "painted / imported",
+            (false, false) => "no model result yet",
+        };
+        ui.weak(source);
+    });
 }
 
 fn sanitise_ops(mut ops: LayerOps) -> LayerOps {

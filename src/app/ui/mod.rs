@@ -1,6 +1,8 @@
-//! The window's layout and the input that is not tied to one widget (dropped files, paste,
-//! shortcuts). Each panel lives in its own file and returns [`Command`]s through
-//! `App::commands`.
+//! Panels and windows. None of them knows the app: each is given what it shows (a context
+//! struct or plain values) and returns what the user asked for as [`Command`]s, which
+//! [`super::App::apply`] applies at the end of the frame (rerun's panels given a
+//! `ViewerContext`; egui's `WrapApp::backend_panel(..) -> Command`). Widgets with state
+//! between frames own it ([`canvas::Canvas`], [`layers::LayersPanel`], [`notices::Toasts`]).
 
 pub mod canvas;
 pub mod export;
@@ -13,8 +15,43 @@ pub mod toolbar;
 
 use std::path::PathBuf;
 
-use super::app::{App, ModelStatus, open_command_for};
 use super::commands::Command;
+use super::tasks::ExportRequest;
+
+/// UI-only state of the app's windows (not saved).
+#[derive(Debug, Default)]
+pub struct UiState {
+    /// Keyboard shortcut overlay.
+    pub show_help: bool,
+    /// Export window.
+    pub show_export: bool,
+    /// The no-weights notice was closed.
+    pub notice_dismissed: bool,
+    /// An export waits for "replace?".
+    pub confirm_overwrite: Option<ExportRequest>,
+    /// Files are dragged over the window.
+    pub hovering_files: bool,
+    /// Overlays hidden (compare with the original).
+    pub hide_overlays: bool,
+    /// The last export's outcome.
+    pub last_export: Option<Result<PathBuf, String>>,
+    /// A command waiting for "discard unsaved masks?".
+    pub confirm_discard: Option<Command>,
+    /// The user agreed to close with unsaved masks.
+    pub close_confirmed: bool,
+}
+
+/// An image file opens as an image, a `.json` file as a session.
+pub fn open_command_for(path: PathBuf) -> Command {
+    let is_session = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_session {
+        Command::OpenSession(path)
+    } else {
+        Command::OpenImage(path)
+    }
+}
 
 /// Strips `file://` from a pasted path and keeps it if it names an existing file.
 pub fn pasted_path(text: &str) -> Option<PathBuf> {
@@ -24,174 +61,68 @@ pub fn pasted_path(text: &str) -> Option<PathBuf> {
     (!line.is_empty() && path.is_file()).then_some(path)
 }
 
-impl App {
-    /// Draws the whole window for one frame (commands are applied by the caller).
-    pub fn draw(&mut self, ui: &mut egui::Ui) {
-        let ctx = ui.ctx().clone();
-        self.window_input(&ctx);
-        shortcuts::handle(self, &ctx);
+/// Input aimed at the whole window this frame: dropped and hovered files, clipboard paste.
+#[derive(Debug, Default)]
+pub struct WindowInput {
+    /// Files are dragged over the window.
+    pub hovering_files: bool,
+    /// What to open.
+    pub commands: Vec<Command>,
+    /// Something without a file path was dropped.
+    pub dropped_without_path: bool,
+}
 
-        egui::Panel::top("menu").show(ui, |ui| self.menu_ui(ui));
-        egui::Panel::top("tools").show(ui, |ui| self.toolbar_ui(ui));
-        egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        egui::Panel::right("layers")
-            .resizable(true)
-            .default_size(320.0)
-            .min_size(260.0)
-            .show(ui, |ui| self.layers_ui(ui));
-        egui::CentralPanel::no_frame().show(ui, |ui| {
-            self.notice_ui(ui);
-            let mut input = std::mem::take(&mut self.canvas_input);
-            self.canvas_ui(ui, &mut input);
-            self.canvas_input = input;
-        });
-
-        self.help_ui(&ctx);
-        self.export_ui(&ctx);
-        self.discard_ui(&ctx);
-        self.toasts.show(&ctx);
-        if self.ui.hovering_files {
-            let rect = ctx.content_rect();
-            let painter = ctx.layer_painter(egui::LayerId::new(
-                egui::Order::Foreground,
-                egui::Id::unique("ldzmask-drop"),
-            ));
-            painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
-            painter.text(
-                rect.center(),
-                egui::Align2::CENTER_CENTER,
-                "Drop to open (image, or .json session)",
-                egui::FontId::proportional(24.0),
-                egui::Color32::WHITE,
-            );
-        }
-    }
-
-    /// Dropped and hovered files, clipboard paste.
-    fn window_input(&mut self, ctx: &egui::Context) {
-        let typing = ctx.text_edit_focused();
-        let (hovering, dropped, pasted) = ctx.input(|i| {
-            let pasted: Vec<Command> = i
-                .events
-                .iter()
-                .filter_map(|e| match e {
-                    egui::Event::PasteImage(image) => Some(Command::PasteImage(image.clone())),
-                    egui::Event::Paste(text) if !typing => pasted_path(text).map(open_command_for),
-                    _ => None,
-                })
-                .collect();
-            (
-                !i.raw.hovered_files.is_empty(),
-                i.raw.dropped_files.clone(),
-                pasted,
-            )
-        });
-        self.ui.hovering_files = hovering;
-        // Only the first dropped file opens: one document at a time.
-        if let Some(file) = dropped.first() {
-            let path = file.path().to_path_buf();
-            if path.as_os_str().is_empty() {
-                self.toasts.push(
-                    notices::Level::Warning,
-                    "The dropped item has no file path.".into(),
-                );
-            } else {
-                self.commands.push(open_command_for(path));
-            }
-        }
-        self.commands.extend(pasted);
-    }
-
-    /// "Discard unsaved masks?" before opening another image or closing.
-    fn discard_ui(&mut self, ctx: &egui::Context) {
-        let Some(pending) = self.ui.confirm_discard.clone() else {
-            return;
-        };
-        let name = self
-            .state
-            .document
-            .as_ref()
-            .map(|d| d.name.clone())
-            .unwrap_or_default();
-        let action = if matches!(pending, Command::Quit) {
-            "Quit"
+/// Reads dropped and hovered files and pasted images or paths.
+pub fn window_input(ctx: &egui::Context) -> WindowInput {
+    let typing = ctx.text_edit_focused();
+    let (hovering_files, dropped, mut commands) = ctx.input(|i| {
+        let pasted: Vec<Command> = i
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                egui::Event::PasteImage(image) => Some(Command::PasteImage(image.clone())),
+                egui::Event::Paste(text) if !typing => pasted_path(text).map(open_command_for),
+                _ => None,
+            })
+            .collect();
+        (
+            !i.raw.hovered_files.is_empty(),
+            i.raw.dropped_files.clone(),
+            pasted,
+        )
+    });
+    let mut input = WindowInput {
+        hovering_files,
+        ..WindowInput::default()
+    };
+    // Only the first dropped file opens: one document at a time.
+    if let Some(file) = dropped.first() {
+        let path = file.path().to_path_buf();
+        if path.as_os_str().is_empty() {
+            input.dropped_without_path = true;
         } else {
-            "Discard and open"
-        };
-        let mut answer = None;
-        egui::Modal::new(egui::Id::unique("ldzmask-discard")).show(ctx, |ui| {
-            ui.heading("Unsaved masks");
-            ui.label(format!(
-                "The masks of {name} changed since they were last saved or exported."
-            ));
-            ui.horizontal(|ui| {
-                if ui.button("Save session…").clicked() {
-                    answer = Some(0);
-                }
-                if ui.button(action).clicked() {
-                    answer = Some(1);
-                }
-                if ui.button("Cancel").clicked() {
-                    answer = Some(2);
-                }
-            });
-        });
-        match answer {
-            Some(0) => {
-                self.ui.confirm_discard = None;
-                self.commands.push(Command::SaveSessionDialog);
-            }
-            Some(1) => self.commands.push(Command::Confirmed(Box::new(pending))),
-            Some(2) => self.ui.confirm_discard = None,
-            _ => {}
+            input.commands.push(open_command_for(path));
         }
     }
+    input.commands.append(&mut commands);
+    input
+}
 
-    /// The non-blocking notice shown when no model is available.
-    fn notice_ui(&mut self, ui: &mut egui::Ui) {
-        let (title, detail) = match &self.model {
-            ModelStatus::Missing { message } => ("No model weights found.", message.clone()),
-            ModelStatus::Failed { message } => {
-                ("The model weights could not be loaded.", message.clone())
-            }
-            _ => return,
-        };
-        if self.ui.notice_dismissed {
-            return;
-        }
-        let mut out = Vec::new();
-        egui::Frame::new()
-            .fill(egui::Color32::from_rgb(58, 50, 24))
-            .inner_margin(egui::Margin::symmetric(10, 6))
-            .show(ui, |ui| {
-                ui.set_width(ui.available_width());
-                ui.horizontal_wrapped(|ui| {
-                    ui.colored_label(egui::Color32::from_rgb(255, 214, 110), title);
-                    ui.colored_label(
-                        egui::Color32::WHITE,
-                        "Text masking is off; painting, mask import and export work. \
-                         Put the checkpoints in a weights folder (see weights/README.md), \
-                         check them with `ldzmask weights check`, then choose the folder here.",
-                    );
-                });
-                ui.horizontal(|ui| {
-                    if ui.button("Choose weights folder…").clicked() {
-                        out.push(Command::ChooseWeightsDialog);
-                    }
-                    if ui.button("Dismiss").clicked() {
-                        self.ui.notice_dismissed = true;
-                    }
-                    ui.collapsing("Details", |ui| {
-                        ui.label(
-                            egui::RichText::new(detail)
-                                .small()
-                                .color(egui::Color32::LIGHT_GRAY),
-                        );
-                    });
-                });
-            });
-        self.commands.extend(out);
-    }
+/// Darkens the window while files are dragged over it.
+pub fn drop_hint(ctx: &egui::Context) {
+    let rect = ctx.content_rect();
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("ldzmask-drop"),
+    ));
+    painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop to open (image, or .json session)",
+        egui::FontId::proportional(24.0),
+        egui::Color32::WHITE,
+    );
 }
 
 #[cfg(test)]
@@ -205,5 +136,17 @@ mod tests {
         let me = std::env::current_exe().expect("exe");
         let text = format!("file://{}\n", me.display());
         assert_eq!(pasted_path(&text), Some(me));
+    }
+
+    #[test]
+    fn json_files_open_as_sessions() {
+        assert!(matches!(
+            open_command_for(PathBuf::from("a/work.JSON")),
+            Command::OpenSession(_)
+        ));
+        assert!(matches!(
+            open_command_for(PathBuf::from("a/photo.png")),
+            Command::OpenImage(_)
+        ));
     }
 }

@@ -1,7 +1,11 @@
 //! Toasts: short messages in the bottom-right corner (errors stay longer), each closable, and
-//! never modal. Every error is shown here once (and logged where it happened).
+//! never modal. Every error is shown here once (and logged where it happened). Also the two
+//! notices that ask something: the no-weights notice and "discard unsaved masks?".
 
 use std::time::{Duration, Instant};
+
+use super::super::commands::{Command, Dialog};
+use super::super::worker::ModelStatus;
 
 /// How important a notice is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,4 +133,76 @@ impl Toasts {
             self.items.remove(i);
         }
     }
+}
+
+/// The non-blocking notice shown when no model is available.
+pub fn model_notice_ui(ui: &mut egui::Ui, model: &ModelStatus) -> Vec<Command> {
+    let mut out = Vec::new();
+    let (title, detail) = match model {
+        ModelStatus::Missing { message } => ("No model weights found.", message.clone()),
+        ModelStatus::Failed { message } => {
+            ("The model weights could not be loaded.", message.clone())
+        }
+        _ => return out,
+    };
+    egui::Frame::new()
+        .fill(egui::Color32::from_rgb(58, 50, 24))
+        .inner_margin(egui::Margin::symmetric(10, 6))
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.horizontal_wrapped(|ui| {
+                ui.colored_label(egui::Color32::from_rgb(255, 214, 110), title);
+                ui.colored_label(
+                    egui::Color32::WHITE,
+                    "Text masking is off; painting, mask import and export work. \
+                     Put the checkpoints in a weights folder (see weights/README.md), \
+                     check them with `ldzmask weights check`, then choose the folder here.",
+                );
+            });
+            ui.horizontal(|ui| {
+                if ui.button("Choose weights folder…").clicked() {
+                    out.push(Command::ChooseWeightsDialog);
+                }
+                if ui.button("Dismiss").clicked() {
+                    out.push(Command::Close(Dialog::ModelNotice));
+                }
+                ui.collapsing("Details", |ui| {
+                    ui.label(
+                        egui::RichText::new(detail)
+                            .small()
+                            .color(egui::Color32::LIGHT_GRAY),
+                    );
+                });
+            });
+        });
+    out
+}
+
+/// "Discard unsaved masks?" before `pending` opens another image or closes the window.
+pub fn discard_ui(ctx: &egui::Context, document_name: &str, pending: &Command) -> Vec<Command> {
+    let action = if matches!(pending, Command::Quit) {
+        "Quit"
+    } else {
+        "Discard and open"
+    };
+    let mut out = Vec::new();
+    egui::Modal::new(egui::Id::unique("ldzmask-discard")).show(ctx, |ui| {
+        ui.heading("Unsaved masks");
+        ui.label(format!(
+            "The masks of {document_name} changed since they were last saved or exported."
+        ));
+        ui.horizontal(|ui| {
+            if ui.button("Save session…").clicked() {
+                out.push(Command::Close(Dialog::Discard));
+                out.push(Command::SaveSessionDialog);
+            }
+            if ui.button(action).clicked() {
+                out.push(Command::Confirmed(Box::new(pending.clone())));
+            }
+            if ui.button("Cancel").clicked() {
+                out.push(Command::Close(Dialog::Discard));
+            }
+        });
+    });
+    out
 }

@@ -5,7 +5,30 @@ use std::time::Duration;
 
 use egui::Ui;
 
-use super::super::app::{App, ModelStatus};
+use super::super::state::Document;
+use super::super::worker::{LastRun, ModelStatus};
+
+/// What the status bar shows.
+pub struct StatusCx<'a> {
+    /// The model's compute device.
+    pub device_label: &'a str,
+    /// The adapter egui renders with, if it runs on wgpu.
+    pub display_adapter: Option<&'a str>,
+    /// "wgpu" or "egui".
+    pub renderer: &'static str,
+    /// Where the model stands.
+    pub model: &'a ModelStatus,
+    /// Background tasks are running.
+    pub working: bool,
+    /// The last model run.
+    pub last_run: Option<&'a LastRun>,
+    /// The open document.
+    pub document: Option<&'a Document>,
+    /// The pointer in image pixels.
+    pub pointer_in_image: Option<egui::Pos2>,
+    /// Zoom in percent of physical pixels per image pixel.
+    pub zoom_percent: f32,
+}
 
 fn secs(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -16,81 +39,75 @@ fn secs(d: Duration) -> String {
     }
 }
 
-impl App {
-    /// Draws the status bar.
-    pub(crate) fn status_ui(&mut self, ui: &mut Ui) {
-        ui.horizontal(|ui| {
-            let display = match &self.display_adapter {
-                Some(a) => format!(
-                    "canvas drawn with wgpu on {a} ({} renderer)",
-                    self.canvas.name()
-                ),
-                None => "canvas drawn with egui textures".to_owned(),
-            };
-            ui.label(format!("Device: {}", self.device_label))
-                .on_hover_text(format!(
-                    "Compute device of the model (Model menu to change); {display}"
-                ));
-            ui.separator();
-            match &self.model {
-                ModelStatus::NotStarted => {
-                    ui.label("Model: not loaded");
-                }
-                ModelStatus::Loading { step, total, what } => {
-                    ui.add(egui::Spinner::new());
-                    let progress = *step as f32 / (*total).max(1) as f32;
-                    ui.add(
-                        egui::ProgressBar::new(progress)
-                            .desired_width(120.0)
-                            .text(format!("{step}/{total}")),
-                    );
-                    ui.label(format!("Loading model: {what}"));
-                }
-                ModelStatus::Ready { load_time, weights } => {
-                    ui.label(format!("Model ready ({})", secs(*load_time)))
-                        .on_hover_text(weights.as_str());
-                }
-                ModelStatus::Missing { .. } => {
-                    ui.label("Model: no weights (manual masking)");
-                }
-                ModelStatus::Failed { message } => {
-                    ui.colored_label(ui.visuals().error_fg_color, "Model: failed to load")
-                        .on_hover_text(message.as_str());
-                }
+/// Draws the status bar.
+pub fn status_ui(ui: &mut Ui, cx: &StatusCx<'_>) {
+    ui.horizontal(|ui| {
+        let display = match cx.display_adapter {
+            Some(a) => format!("canvas drawn with wgpu on {a} ({} renderer)", cx.renderer),
+            None => "canvas drawn with egui textures".to_owned(),
+        };
+        ui.label(format!("Device: {}", cx.device_label))
+            .on_hover_text(format!(
+                "Compute device of the model (Model menu to change); {display}"
+            ));
+        ui.separator();
+        match cx.model {
+            ModelStatus::NotStarted => {
+                ui.label("Model: not loaded");
             }
-            if self.background_tasks() > 0 {
-                ui.separator();
+            ModelStatus::Loading { step, total, what } => {
                 ui.add(egui::Spinner::new());
-                ui.label("Working…");
+                let progress = *step as f32 / (*total).max(1) as f32;
+                ui.add(
+                    egui::ProgressBar::new(progress)
+                        .desired_width(120.0)
+                        .text(format!("{step}/{total}")),
+                );
+                ui.label(format!("Loading model: {what}"));
             }
-            if let Some(run) = &self.last_run {
-                ui.separator();
-                let t = &run.timings;
-                ui.label(format!(
-                    "Last run: VAE {} · CLIP {} · SD UNet {} · LD-ZNet {} · post {} (total {})",
-                    secs(t.vae),
-                    secs(t.clip),
-                    secs(t.sd_unet),
-                    secs(t.ldznet),
-                    secs(t.post),
-                    secs(run.elapsed)
-                ))
-                .on_hover_text(format!(
-                    "“{}”; VAE is 0 when the image latent was cached",
-                    run.phrase
-                ));
+            ModelStatus::Ready { load_time, weights } => {
+                ui.label(format!("Model ready ({})", secs(*load_time)))
+                    .on_hover_text(weights.as_str());
             }
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                let ppp = ui.ctx().pixels_per_point();
-                if let Some(doc) = &self.state.document {
-                    let (w, h) = doc.size();
-                    if let Some(p) = self.ui.pointer_in_image {
-                        ui.monospace(format!("x {:>5} y {:>5}", p.x.floor(), p.y.floor()));
-                    }
-                    ui.label(format!("{:.0} %", self.view.percent(ppp)));
-                    ui.label(format!("{} · {w}×{h}", doc.name));
+            ModelStatus::Missing { .. } => {
+                ui.label("Model: no weights (manual masking)");
+            }
+            ModelStatus::Failed { message } => {
+                ui.colored_label(ui.visuals().error_fg_color, "Model: failed to load")
+                    .on_hover_text(message.as_str());
+            }
+        }
+        if cx.working {
+            ui.separator();
+            ui.add(egui::Spinner::new());
+            ui.label("Working…");
+        }
+        if let Some(run) = cx.last_run {
+            ui.separator();
+            let t = &run.timings;
+            ui.label(format!(
+                "Last run: VAE {} · CLIP {} · SD UNet {} · LD-ZNet {} · post {} (total {})",
+                secs(t.vae),
+                secs(t.clip),
+                secs(t.sd_unet),
+                secs(t.ldznet),
+                secs(t.post),
+                secs(run.elapsed)
+            ))
+            .on_hover_text(format!(
+                "“{}”; VAE is 0 when the image latent was cached",
+                run.phrase
+            ));
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if let Some(doc) = cx.document {
+                let (w, h) = doc.size();
+                if let Some(p) = cx.pointer_in_image {
+                    ui.monospace(format!("x {:>5} y {:>5}", p.x.floor(), p.y.floor()));
                 }
-            });
+                ui.label(format!("{:.0} %", cx.zoom_percent));
+                ui.label(format!("{} · {w}×{h}", doc.name));
+            }
         });
-    }
+    });
 }

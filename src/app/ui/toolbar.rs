@@ -1,240 +1,252 @@
-//! The menu bar and the tool bar (brush / eraser, size, hardness, view buttons).
+//! The menu bar and the tool bar (brush / eraser, size, hardness, view buttons). Items that
+//! stand for a [`UiAction`] take its label and shortcut from it; setting controls edit a copy
+//! of the settings and return it as [`Command::SetSettings`].
 
 use egui::Ui;
 
-use super::super::app::App;
 use super::super::commands::Command;
-use super::super::state::BRUSH_RADIUS_RANGE;
-use super::super::view::KEY_ZOOM_STEP;
+use super::super::state::{BRUSH_RADIUS_RANGE, Settings};
+use super::super::ui_action::UiAction;
 use crate::device::DeviceChoice;
-use crate::mask::BrushMode;
+use crate::mask::{BrushMode, MaskDocument};
 
-impl App {
-    /// File / Edit / View / Model / Help menus.
-    pub(crate) fn menu_ui(&mut self, ui: &mut Ui) {
-        let mut out = Vec::new();
-        let has_doc = self.state.document.is_some();
-        let (can_undo, can_redo, undo_label, redo_label) = match &self.state.document {
-            Some(d) => (
-                d.masks.can_undo(),
-                d.masks.can_redo(),
-                d.masks.undo_label(),
-                d.masks.redo_label(),
-            ),
-            None => (false, false, None, None),
-        };
-        let active = self.state.document.as_ref().and_then(|d| d.active_layer);
-        egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| {
-                if ui.button("Open image or session…  Ctrl+O").clicked() {
-                    out.push(Command::OpenImageDialog);
-                }
-                if ui.button("Open session…").clicked() {
-                    out.push(Command::OpenSessionDialog);
-                }
-                ui.separator();
-                if ui
-                    .add_enabled(has_doc, egui::Button::new("Save session…  Ctrl+S"))
-                    .clicked()
-                {
-                    out.push(Command::SaveSessionDialog);
-                }
-                if ui
-                    .add_enabled(has_doc, egui::Button::new("Import mask as layer…  Ctrl+M"))
-                    .clicked()
-                {
-                    out.push(Command::ImportMaskDialog);
-                }
-                if ui
-                    .add_enabled(has_doc, egui::Button::new("Export…  Ctrl+E"))
-                    .clicked()
-                {
-                    out.push(Command::ShowExport);
-                }
-                ui.separator();
-                if ui.button("Quit  Ctrl+Q").clicked() {
-                    out.push(Command::Quit);
-                }
-            });
-            ui.menu_button("Edit", |ui| {
-                let undo = match undo_label {
-                    Some(l) => format!("Undo {l}  Ctrl+Z"),
-                    None => "Undo  Ctrl+Z".to_owned(),
+/// What the menu bar shows.
+pub struct MenuCx<'a> {
+    /// The open document's layers and its active layer, if an image is open.
+    pub document: Option<(&'a MaskDocument, Option<u64>)>,
+    /// The settings.
+    pub settings: &'a Settings,
+    /// The model can segment.
+    pub model_ready: bool,
+    /// Overlays are hidden.
+    pub hide_overlays: bool,
+    /// The shortcut overlay is open.
+    pub show_help: bool,
+}
+
+/// What an undo or redo step did, if there is one.
+type Label = fn(&MaskDocument) -> Option<&'static str>;
+/// Whether an undo or redo step can run.
+type Can = fn(&MaskDocument) -> bool;
+
+/// A menu button for `action` (its label, its first shortcut on the right).
+fn action_button(ui: &mut Ui, action: UiAction, label: &str, enabled: bool) -> bool {
+    let mut button = egui::Button::new(label);
+    if let Some(shortcut) = action.shortcuts().first() {
+        button = button.shortcut_text(ui.ctx().format_shortcut(shortcut));
+    }
+    ui.add_enabled(enabled, button).clicked()
+}
+
+/// [`action_button`] with the action's own label, returning its command.
+fn action_item(ui: &mut Ui, action: UiAction, enabled: bool, out: &mut Vec<Command>) {
+    if action_button(ui, action, action.label(), enabled) {
+        out.push(Command::Perform(action));
+    }
+}
+
+/// [`Command::SetSettings`] when `edited` differs from `settings`.
+fn settings_cmd(settings: &Settings, edited: Settings, out: &mut Vec<Command>) {
+    if edited != *settings {
+        out.push(Command::SetSettings(Box::new(edited)));
+    }
+}
+
+/// File / Edit / View / Model / Help menus.
+pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
+    let mut out = Vec::new();
+    let masks = cx.document.map(|(m, _)| m);
+    let has_doc = masks.is_some();
+    let active = cx.document.and_then(|(_, a)| a);
+    let mut settings = cx.settings.clone();
+    egui::MenuBar::new().ui(ui, |ui| {
+        ui.menu_button("File", |ui| {
+            action_item(ui, UiAction::Open, true, &mut out);
+            if ui.button("Open session…").clicked() {
+                out.push(Command::OpenSessionDialog);
+            }
+            ui.separator();
+            action_item(ui, UiAction::SaveSession, has_doc, &mut out);
+            action_item(ui, UiAction::ImportMask, has_doc, &mut out);
+            action_item(ui, UiAction::Export, has_doc, &mut out);
+            ui.separator();
+            action_item(ui, UiAction::Quit, true, &mut out);
+        });
+        ui.menu_button("Edit", |ui| {
+            let history: [(UiAction, Command, Label, Can); 2] = [
+                (
+                    UiAction::Undo,
+                    Command::Undo,
+                    MaskDocument::undo_label,
+                    MaskDocument::can_undo,
+                ),
+                (
+                    UiAction::Redo,
+                    Command::Redo,
+                    MaskDocument::redo_label,
+                    MaskDocument::can_redo,
+                ),
+            ];
+            for (action, command, step, can) in history {
+                // "Undo stroke", "Redo threshold"…: what the step did.
+                let label = match masks.and_then(step) {
+                    Some(l) => format!("{} {l}", action.label()),
+                    None => action.label().to_owned(),
                 };
-                if ui.add_enabled(can_undo, egui::Button::new(undo)).clicked() {
-                    out.push(Command::Undo);
+                let can = masks.is_some_and(can);
+                if action_button(ui, action, &label, can) {
+                    out.push(command);
                 }
-                let redo = match redo_label {
-                    Some(l) => format!("Redo {l}  Ctrl+Shift+Z"),
-                    None => "Redo  Ctrl+Shift+Z".to_owned(),
-                };
-                if ui.add_enabled(can_redo, egui::Button::new(redo)).clicked() {
-                    out.push(Command::Redo);
-                }
-                ui.separator();
-                if ui
-                    .add_enabled(active.is_some(), egui::Button::new("Invert layer  Ctrl+I"))
-                    .clicked()
-                {
-                    out.push(Command::InvertActive);
-                }
-                if let Some(id) = active
-                    && ui.button("Clear brush edits of the layer").clicked()
-                {
-                    out.push(Command::ClearEdits(id));
-                }
-                if ui
-                    .add_enabled(has_doc, egui::Button::new("New empty layer  Ctrl+Shift+N"))
-                    .clicked()
-                {
-                    out.push(Command::AddEmptyLayer);
-                }
+            }
+            ui.separator();
+            action_item(ui, UiAction::Invert, active.is_some(), &mut out);
+            if let Some(id) = active
+                && ui.button("Clear brush edits of the layer").clicked()
+            {
+                out.push(Command::ClearEdits(id));
+            }
+            action_item(ui, UiAction::NewLayer, has_doc, &mut out);
+        });
+        ui.menu_button("View", |ui| {
+            for action in [
+                UiAction::Fit,
+                UiAction::ActualPixels,
+                UiAction::ZoomIn,
+                UiAction::ZoomOut,
+            ] {
+                action_item(ui, action, true, &mut out);
+            }
+            ui.separator();
+            let mut show = !cx.hide_overlays;
+            if ui.checkbox(&mut show, "Show overlays  H").changed() {
+                out.push(Command::Perform(UiAction::ToggleOverlays));
+            }
+            ui.checkbox(&mut settings.show_outlines, "Show edge outlines  O");
+            ui.horizontal(|ui| {
+                ui.label("Outline width");
+                ui.add(egui::Slider::new(&mut settings.outline_px, 0.5..=6.0).suffix(" px"));
             });
-            ui.menu_button("View", |ui| {
-                if ui.button("Fit  F").clicked() {
-                    self.ui.fit_requested = true;
-                }
-                if ui.button("Actual pixels (100 %)  1").clicked() {
-                    self.ui.actual_pixels_requested = true;
-                }
-                if ui.button("Zoom in  +").clicked() {
-                    self.ui.zoom_requested = Some(KEY_ZOOM_STEP);
-                }
-                if ui.button("Zoom out  −").clicked() {
-                    self.ui.zoom_requested = Some(1.0 / KEY_ZOOM_STEP);
-                }
-                ui.separator();
-                let mut show = !self.ui.hide_overlays;
-                if ui.checkbox(&mut show, "Show overlays  H").changed() {
-                    self.ui.hide_overlays = !show;
-                }
-                ui.checkbox(
-                    &mut self.state.settings.show_outlines,
-                    "Show edge outlines  O",
-                );
-                ui.horizontal(|ui| {
-                    ui.label("Outline width");
-                    ui.add(
-                        egui::Slider::new(&mut self.state.settings.outline_px, 0.5..=6.0)
-                            .suffix(" px"),
-                    );
-                });
-                ui.horizontal(|ui| {
-                    ui.label("New layer opacity");
-                    ui.add(egui::Slider::new(
-                        &mut self.state.settings.default_opacity,
-                        0.05..=1.0,
-                    ));
-                });
-                ui.menu_button("New layer colours", |ui| {
-                    let mut remove = None;
-                    for (i, c) in self.state.settings.palette.iter_mut().enumerate() {
-                        ui.horizontal(|ui| {
-                            egui::color_picker::color_edit_button_srgb(ui, c);
-                            if ui.small_button("×").clicked() {
-                                remove = Some(i);
-                            }
-                        });
-                    }
-                    if let Some(i) = remove
-                        && self.state.settings.palette.len() > 1
-                    {
-                        self.state.settings.palette.remove(i);
-                    }
-                    if ui.button("Add colour").clicked() {
-                        self.state.settings.palette.push([255, 255, 255]);
-                    }
-                    if ui.button("Reset to defaults").clicked() {
-                        self.state.settings.palette = crate::mask::LAYER_PALETTE.to_vec();
-                    }
-                });
+            ui.horizontal(|ui| {
+                ui.label("New layer opacity");
+                ui.add(egui::Slider::new(&mut settings.default_opacity, 0.05..=1.0));
             });
-            ui.menu_button("Model", |ui| {
-                if ui.button("Choose weights folder…").clicked() {
-                    out.push(Command::ChooseWeightsDialog);
-                }
-                if ui.button("Reload weights").clicked() {
-                    out.push(Command::LoadWeights(
-                        self.state.settings.weights_folder.clone(),
-                    ));
-                }
-                if ui
-                    .add_enabled(
-                        self.model.is_ready() && has_doc,
-                        egui::Button::new("Re-run all phrases"),
-                    )
-                    .clicked()
-                {
-                    out.push(Command::RerunAll);
-                }
-                ui.separator();
-                ui.label("Compute device (next start):");
-                for (choice, label) in [
-                    (DeviceChoice::Auto, "Auto (GPU if present)"),
-                    (DeviceChoice::Gpu, "GPU (wgpu)"),
-                    (DeviceChoice::Cpu, "CPU"),
-                ] {
-                    ui.radio_value(&mut self.state.settings.device, choice, label);
-                }
-                ui.separator();
-                ui.checkbox(
-                    &mut self.state.settings.keep_phrases,
-                    "Keep phrases when opening another image",
-                );
-            });
-            ui.menu_button("Help", |ui| {
-                if ui.button("Keyboard shortcuts  F1").clicked() {
-                    self.ui.show_help = true;
-                }
-                ui.label(format!("ldzmask {}", env!("CARGO_PKG_VERSION")));
+            ui.menu_button("New layer colours", |ui| {
+                palette_ui(ui, &mut settings.palette)
             });
         });
-        self.commands.extend(out);
-    }
+        ui.menu_button("Model", |ui| {
+            if ui.button("Choose weights folder…").clicked() {
+                out.push(Command::ChooseWeightsDialog);
+            }
+            if ui.button("Reload weights").clicked() {
+                out.push(Command::LoadWeights(cx.settings.weights_folder.clone()));
+            }
+            if ui
+                .add_enabled(
+                    cx.model_ready && has_doc,
+                    egui::Button::new("Re-run all phrases"),
+                )
+                .clicked()
+            {
+                out.push(Command::RerunAll);
+            }
+            ui.separator();
+            ui.label("Compute device (next start):");
+            for (choice, label) in [
+                (DeviceChoice::Auto, "Auto (GPU if present)"),
+                (DeviceChoice::Gpu, "GPU (wgpu)"),
+                (DeviceChoice::Cpu, "CPU"),
+            ] {
+                ui.radio_value(&mut settings.device, choice, label);
+            }
+            ui.separator();
+            ui.checkbox(
+                &mut settings.keep_phrases,
+                "Keep phrases when opening another image",
+            );
+        });
+        ui.menu_button("Help", |ui| {
+            if action_button(ui, UiAction::Help, UiAction::Help.label(), true) && !cx.show_help {
+                out.push(Command::Perform(UiAction::Help));
+            }
+            ui.label(format!("ldzmask {}", env!("CARGO_PKG_VERSION")));
+        });
+    });
+    // The outline toggle is also a key (O): both go through the settings.
+    settings_cmd(cx.settings, settings, &mut out);
+    out
+}
 
-    /// Brush / eraser, size, hardness; view buttons.
-    pub(crate) fn toolbar_ui(&mut self, ui: &mut Ui) {
-        let brush = &mut self.state.settings.brush;
+/// The colours new layers take, editable.
+fn palette_ui(ui: &mut Ui, palette: &mut Vec<[u8; 3]>) {
+    let mut remove = None;
+    for (i, c) in palette.iter_mut().enumerate() {
         ui.horizontal(|ui| {
-            ui.selectable_value(&mut brush.tool, BrushMode::Add, "Brush")
-                .on_hover_text("Paint mask onto the active layer (B)");
-            ui.selectable_value(&mut brush.tool, BrushMode::Erase, "Eraser")
-                .on_hover_text("Erase mask from the active layer (E); X swaps");
-            ui.separator();
-            ui.label("Size");
-            ui.add(
-                egui::Slider::new(&mut brush.radius_px, BRUSH_RADIUS_RANGE)
-                    .logarithmic(true)
-                    .fixed_decimals(1)
-                    .suffix(" px"),
-            )
-            .on_hover_text("Brush radius in image pixels ([ and ])");
-            ui.label("Hardness");
-            ui.add(egui::Slider::new(&mut brush.hardness, 0.0..=1.0).fixed_decimals(2))
-                .on_hover_text("Edge hardness (Shift+[ and Shift+])");
-            ui.separator();
-            if ui
-                .button("Fit")
-                .on_hover_text("Fit the image (F)")
-                .clicked()
-            {
-                self.ui.fit_requested = true;
-            }
-            if ui
-                .button("1:1")
-                .on_hover_text("Actual pixels (1)")
-                .clicked()
-            {
-                self.ui.actual_pixels_requested = true;
-            }
-            let mut show = !self.ui.hide_overlays;
-            if ui
-                .checkbox(&mut show, "Overlays")
-                .on_hover_text("Hide to compare with the original (H)")
-                .changed()
-            {
-                self.ui.hide_overlays = !show;
+            egui::color_picker::color_edit_button_srgb(ui, c);
+            if ui.small_button("×").clicked() {
+                remove = Some(i);
             }
         });
     }
+    if let Some(i) = remove
+        && palette.len() > 1
+    {
+        palette.remove(i);
+    }
+    if ui.button("Add colour").clicked() {
+        palette.push([255, 255, 255]);
+    }
+    if ui.button("Reset to defaults").clicked() {
+        *palette = crate::mask::LAYER_PALETTE.to_vec();
+    }
+}
+
+/// Brush / eraser, size, hardness; view buttons.
+pub fn toolbar_ui(ui: &mut Ui, settings: &Settings, hide_overlays: bool) -> Vec<Command> {
+    let mut out = Vec::new();
+    let mut edited = settings.clone();
+    let brush = &mut edited.brush;
+    ui.horizontal(|ui| {
+        ui.selectable_value(&mut brush.tool, BrushMode::Add, "Brush")
+            .on_hover_text("Paint mask onto the active layer (B)");
+        ui.selectable_value(&mut brush.tool, BrushMode::Erase, "Eraser")
+            .on_hover_text("Erase mask from the active layer (E); X swaps");
+        ui.separator();
+        ui.label("Size");
+        ui.add(
+            egui::Slider::new(&mut brush.radius_px, BRUSH_RADIUS_RANGE)
+                .logarithmic(true)
+                .fixed_decimals(1)
+                .suffix(" px"),
+        )
+        .on_hover_text("Brush radius in image pixels ([ and ])");
+        ui.label("Hardness");
+        ui.add(egui::Slider::new(&mut brush.hardness, 0.0..=1.0).fixed_decimals(2))
+            .on_hover_text("Edge hardness (Shift+[ and Shift+])");
+        ui.separator();
+        if ui
+            .button("Fit")
+            .on_hover_text("Fit the image (F)")
+            .clicked()
+        {
+            out.push(Command::Perform(UiAction::Fit));
+        }
+        if ui
+            .button("1:1")
+            .on_hover_text("Actual pixels (1)")
+            .clicked()
+        {
+            out.push(Command::Perform(UiAction::ActualPixels));
+        }
+        let mut show = !hide_overlays;
+        if ui
+            .checkbox(&mut show, "Overlays")
+            .on_hover_text("Hide to compare with the original (H)")
+            .changed()
+        {
+            out.push(Command::Perform(UiAction::ToggleOverlays));
+        }
+    });
+    settings_cmd(settings, edited, &mut out);
+    out
 }

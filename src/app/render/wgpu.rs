@@ -1,48 +1,24 @@
 //! The canvas drawn by wgpu: `shaders/overlay.wgsl` through an `egui_wgpu` paint callback.
 //!
 //! [`OverlayRenderer`] (pipeline, samplers, textures) lives in egui-wgpu's callback resources.
-//! Each frame the canvas adds one [`OverlayCallback`] holding the draw list (image, then each
-//! visible layer with its colour, opacity and outline) and the `ui_from_image` placement;
-//! `prepare` uploads only what changed in [`SharedDisplay`] (the dirty rectangle of a layer
-//! plane, or a whole plane when it was replaced) and writes one small uniform buffer per draw;
-//! `paint` issues one 6-vertex draw per entry. Zoom and pan change only the uniforms.
+//! Each frame the canvas adds one [`OverlayCallback`] holding the [`CanvasFrame`] (the draw
+//! list and the `ui_from_image` placement); `prepare` uploads only what changed in the display
+//! planes ([`super::sync_textures`]) and writes one small uniform buffer per draw; `paint`
+//! issues one 6-vertex draw per entry. Zoom and pan change only the uniforms.
 
 use std::collections::HashMap;
 
 use eframe::egui_wgpu::{self, wgpu};
 
-use super::display::SharedDisplay;
+use super::{CanvasFrame, CanvasTexture, Draw, Uploader, sync_textures};
+use crate::app::display::{DisplayImage, LayerPixels, RectInDisplay};
 
 /// Size of the uniform block in `overlay.wgsl` (5 × vec4<f32>).
 const UNIFORM_BYTES: u64 = 5 * 16;
 
-/// One draw of the canvas.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Draw {
-    /// `None` = the image; `Some(id)` = that layer's overlay.
-    pub layer: Option<u64>,
-    /// sRGB colour (0..1) and opacity.
-    pub colour: [f32; 4],
-    /// Outline width in physical pixels (0 = none).
-    pub outline_px: f32,
-}
-
-/// What one frame of the canvas draws, in egui points.
+/// The paint callback of one canvas frame.
 #[derive(Clone, Debug)]
-pub struct OverlayCallback {
-    /// Pixels shared with the app.
-    pub display: SharedDisplay,
-    /// The canvas rectangle (the callback's viewport).
-    pub canvas_in_ui: egui::Rect,
-    /// The image's rectangle: `ui_from_image` applied to the image bounds.
-    pub image_in_ui: egui::Rect,
-    /// Draws in order: the image first, then layers.
-    pub draws: Vec<Draw>,
-    /// Show the image's pixels (nearest filtering) when zoomed in.
-    pub nearest: bool,
-    /// Physical pixels per point.
-    pub pixels_per_point: f32,
-}
+pub struct OverlayCallback(pub CanvasFrame);
 
 struct GpuTexture {
     texture: wgpu::Texture,
@@ -92,7 +68,7 @@ impl OverlayRenderer {
     fn new(device: &wgpu::Device, queue: &wgpu::Queue, target: wgpu::TextureFormat) -> Self {
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("ldzmask overlay.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/overlay.wgsl").into()),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../../shaders/overlay.wgsl").into()),
         });
         let texture_entry = |binding| wgpu::BindGroupLayoutEntry {
             binding,
@@ -199,80 +175,73 @@ impl OverlayRenderer {
             frame: Vec::new(),
         }
     }
+}
 
-    /// Uploads what changed in `display` (whole textures when replaced or resized, else the
-    /// dirty rectangle) and drops textures of layers that are gone.
-    fn sync(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, display: &SharedDisplay) {
-        let mut data = display.lock();
-        match &mut data.image {
-            Some(img) => {
-                let stale = self
-                    .image
-                    .as_ref()
-                    .is_none_or(|t| t.version != img.image_id || t.size != (img.width, img.height));
-                if stale || img.dirty {
-                    self.image = Some(create_texture(
-                        device,
-                        queue,
-                        wgpu::TextureFormat::Rgba8Unorm,
-                        (img.width, img.height),
-                        &img.rgba,
-                        img.image_id,
-                    ));
-                    img.dirty = false;
-                }
-            }
-            None => self.image = None,
-        }
-        self.layers.retain(|id, _| data.layers.contains_key(id));
-        for (id, plane) in &mut data.layers {
-            let replace = self.layers.get(id).is_none_or(|t| {
-                t.size != (plane.width, plane.height) || t.version != plane.version
-            });
-            if replace {
-                let texture = create_texture(
-                    device,
-                    queue,
-                    wgpu::TextureFormat::R8Unorm,
-                    (plane.width, plane.height),
-                    &plane.data,
-                    plane.version,
-                );
-                self.layers.insert(*id, texture);
-                plane.dirty = None;
-                continue;
-            }
-            if let (Some(rect), Some(tex)) = (plane.dirty.take(), self.layers.get(id)) {
-                let rect = rect.clipped(plane.width, plane.height);
-                if rect.is_empty() {
-                    continue;
-                }
-                let offset = rect.y0 as u64 * u64::from(plane.width) + u64::from(rect.x0);
-                queue.write_texture(
-                    wgpu::TexelCopyTextureInfo {
-                        texture: &tex.texture,
-                        mip_level: 0,
-                        origin: wgpu::Origin3d {
-                            x: rect.x0,
-                            y: rect.y0,
-                            z: 0,
-                        },
-                        aspect: wgpu::TextureAspect::All,
-                    },
-                    &plane.data,
-                    wgpu::TexelCopyBufferLayout {
-                        offset,
-                        bytes_per_row: Some(plane.width),
-                        rows_per_image: Some(plane.height),
-                    },
-                    wgpu::Extent3d {
-                        width: rect.width(),
-                        height: rect.height(),
-                        depth_or_array_layers: 1,
-                    },
-                );
-            }
-        }
+impl CanvasTexture for GpuTexture {
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn size(&self) -> (u32, u32) {
+        self.size
+    }
+}
+
+/// Uploads display pixels into wgpu textures.
+struct WgpuUploader<'a> {
+    device: &'a wgpu::Device,
+    queue: &'a wgpu::Queue,
+}
+
+impl Uploader for WgpuUploader<'_> {
+    type Texture = GpuTexture;
+
+    fn image(&mut self, img: &DisplayImage) -> GpuTexture {
+        create_texture(
+            self.device,
+            self.queue,
+            wgpu::TextureFormat::Rgba8Unorm,
+            (img.width, img.height),
+            &img.rgba,
+            img.image_id,
+        )
+    }
+
+    fn plane(&mut self, _id: u64, plane: &LayerPixels) -> GpuTexture {
+        create_texture(
+            self.device,
+            self.queue,
+            wgpu::TextureFormat::R8Unorm,
+            (plane.width, plane.height),
+            &plane.data,
+            plane.version,
+        )
+    }
+
+    fn update(&mut self, texture: &mut GpuTexture, plane: &LayerPixels, rect: RectInDisplay) {
+        let offset = rect.y0 as u64 * u64::from(plane.width) + u64::from(rect.x0);
+        self.queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &texture.texture,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: rect.x0,
+                    y: rect.y0,
+                    z: 0,
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            &plane.data,
+            wgpu::TexelCopyBufferLayout {
+                offset,
+                bytes_per_row: Some(plane.width),
+                rows_per_image: Some(plane.height),
+            },
+            wgpu::Extent3d {
+                width: rect.width(),
+                height: rect.height(),
+                depth_or_array_layers: 1,
+            },
+        );
     }
 }
 
@@ -360,8 +329,9 @@ fn pollster_block_on<F: std::future::Future>(future: F) -> F::Output {
 impl OverlayCallback {
     /// The uniform block of one draw (layout of `Uniforms` in `overlay.wgsl`).
     fn uniform_bytes(&self, draw: &Draw, srgb_target: bool) -> Vec<u8> {
-        let c = self.canvas_in_ui;
-        let i = self.image_in_ui;
+        let frame = &self.0;
+        let c = frame.canvas_in_ui;
+        let i = frame.image_in_ui;
         let values: [f32; 20] = [
             c.min.x,
             c.min.y,
@@ -378,8 +348,8 @@ impl OverlayCallback {
             if draw.layer.is_some() { 1.0 } else { 0.0 },
             if srgb_target { 1.0 } else { 0.0 },
             draw.outline_px,
-            if self.nearest { 1.0 } else { 0.0 },
-            self.pixels_per_point,
+            if frame.nearest { 1.0 } else { 0.0 },
+            frame.pixels_per_point,
             8.0,
             0.0,
             0.0,
@@ -400,8 +370,15 @@ impl egui_wgpu::CallbackTrait for OverlayCallback {
         let Some(r) = resources.get_mut::<OverlayRenderer>() else {
             return Vec::new();
         };
-        r.sync(device, queue, &self.display);
-        while r.uniforms.len() < self.draws.len() {
+        let mut uploader = WgpuUploader { device, queue };
+        sync_textures(
+            &mut self.0.display.lock(),
+            &mut uploader,
+            &mut r.image,
+            &mut r.layers,
+        );
+        let draws = &self.0.draws;
+        while r.uniforms.len() < draws.len() {
             r.uniforms
                 .push(device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("ldzmask overlay uniforms"),
@@ -410,9 +387,9 @@ impl egui_wgpu::CallbackTrait for OverlayCallback {
                     mapped_at_creation: false,
                 }));
         }
-        let mut frame = Vec::with_capacity(self.draws.len());
+        let mut frame = Vec::with_capacity(draws.len());
         let image_view = r.image.as_ref().map_or(&r.blank_image.view, |t| &t.view);
-        for (draw, buffer) in self.draws.iter().zip(&r.uniforms) {
+        for (draw, buffer) in draws.iter().zip(&r.uniforms) {
             let mask_view = match draw.layer {
                 Some(id) => match r.layers.get(&id) {
                     Some(t) => &t.view,

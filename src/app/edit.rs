@@ -1,0 +1,221 @@
+//! Document edits that need more than one call into [`crate::mask::MaskDocument`]: adding
+//! layers, brush strokes, undo scopes, and keeping the display planes in step with them (a
+//! stroke recomposites its rectangle at once; other changes go through the layer runtimes'
+//! full composites).
+
+use crate::mask::{CombineOp, LayerProps, RectInImage, StepScope};
+
+use super::app::{App, StrokeRuntime};
+use super::display;
+use super::tasks;
+use super::ui::notices::Level;
+
+impl App {
+    // ---- layers --------------------------------------------------------------------------
+
+    /// Adds a layer for `phrase` (colour from the palette) and runs the model on it.
+    pub fn add_phrase_layer(&mut self, phrase: &str) -> Option<u64> {
+        let phrase = phrase.trim();
+        let id = self.add_layer(phrase)?;
+        self.request_segment(id);
+        Some(id)
+    }
+
+    /// Adds a layer (empty `phrase`: a layer to paint) and makes it the active one.
+    pub(super) fn add_layer(&mut self, phrase: &str) -> Option<u64> {
+        self.end_stroke();
+        let settings = &self.state.settings;
+        let Some(doc) = &mut self.state.document else {
+            self.toasts
+                .push(Level::Warning, "Open an image first (File › Open…).".into());
+            return None;
+        };
+        let used: Vec<[u8; 3]> = doc.masks.layers().iter().map(|e| e.props.colour).collect();
+        let name = if phrase.is_empty() {
+            format!("Layer {}", doc.masks.layers().len() + 1)
+        } else {
+            phrase.to_owned()
+        };
+        let id = doc.masks.add_layer_with_props(LayerProps {
+            name,
+            phrase: phrase.to_owned(),
+            colour: settings.next_colour(&used),
+            visible: true,
+            opacity: settings.default_opacity,
+            combine: CombineOp::Union,
+        });
+        doc.active_layer = Some(id);
+        self.sync_layers();
+        Some(id)
+    }
+
+    // ---- layer display -------------------------------------------------------------------
+
+    /// Creates runtime entries and display planes for new layers, drops those of deleted
+    /// ones, and keeps the active layer valid.
+    pub(super) fn sync_layers(&mut self) {
+        let Some(doc) = &mut self.state.document else {
+            self.layer_runtimes.clear();
+            self.display.lock().layers.clear();
+            return;
+        };
+        let ids: Vec<u64> = doc.masks.layers().iter().map(|e| e.id).collect();
+        if doc.active_layer.is_none_or(|a| !ids.contains(&a)) {
+            doc.active_layer = ids.last().copied();
+        }
+        self.layer_runtimes.sync(&ids, &self.display, doc.size());
+    }
+
+    /// The layer's edits changed inside `rect`: recomposite that part now.
+    fn refresh_region(&mut self, id: u64, rect: RectInImage) {
+        let Some(doc) = &self.state.document else {
+            return;
+        };
+        let Some(entry) = doc.masks.layer(id) else {
+            return;
+        };
+        let (w, h) = doc.size();
+        let mut disp = self.display.lock();
+        let factor = disp.factor;
+        let region = rect.expanded(entry.layer.region_margin_px(), w, h);
+        let region = display::align_to_factor(region, factor, w, h);
+        if region.is_empty() {
+            return;
+        }
+        let values = entry.layer.composite_region(region);
+        if let Some(plane) = disp.layers.get_mut(&id) {
+            let written =
+                display::write_mask_region(&mut plane.data, plane.width, factor, region, &values);
+            display::add_dirty(&mut plane.dirty, written);
+        }
+        drop(disp);
+        self.layer_runtimes.touched(id);
+    }
+
+    /// Starts full composites for layers that need one (one task per layer at a time; not
+    /// while the layer is being painted).
+    pub(super) fn schedule_composites(&mut self) {
+        let Some(doc) = &self.state.document else {
+            return;
+        };
+        let painting = self.stroke.as_ref().map(|s| s.layer_id);
+        let factor = self.display.lock().factor;
+        let jobs = self
+            .layer_runtimes
+            .composites_to_start(painting, |id| doc.masks.layer(id).is_some());
+        let image_id = doc.image_id;
+        let jobs: Vec<_> = jobs
+            .into_iter()
+            .filter_map(|(id, generation)| {
+                let layer = doc.masks.layer(id)?.layer.clone();
+                Some((id, layer, generation))
+            })
+            .collect();
+        for (id, layer, generation) in jobs {
+            self.spawn("ldzmask-composite", move || {
+                tasks::composite_task(layer, id, image_id, generation, factor)
+            });
+        }
+    }
+
+    /// After undo/redo: follow the layer list, and redraw what the step changed.
+    pub(super) fn apply_scope(&mut self, scope: Option<StepScope>) {
+        self.sync_layers();
+        let Some(StepScope {
+            layer_id: Some(id),
+            pixels: true,
+            rect,
+        }) = scope
+        else {
+            return;
+        };
+        match rect {
+            Some(r) => self.refresh_region(id, r),
+            None => self.layer_runtimes.changed(id),
+        }
+    }
+
+    // ---- strokes -------------------------------------------------------------------------
+
+    pub(super) fn begin_stroke(&mut self, pos_in_image: [f32; 2]) {
+        self.end_stroke();
+        let brush = self.state.settings.brush;
+        let Some(doc) = &mut self.state.document else {
+            return;
+        };
+        let Some(id) = doc.active_layer else {
+            self.toasts.push(
+                Level::Warning,
+                "Add a layer first: type a phrase or click “Empty layer”.".into(),
+            );
+            return;
+        };
+        if doc.masks.layer(id).is_some_and(|e| !e.props.visible) {
+            self.toasts.push(
+                Level::Warning,
+                "The active layer is hidden: show it to paint on it.".into(),
+            );
+            return;
+        }
+        let b = crate::mask::Brush {
+            radius_px: brush.radius_px,
+            hardness: brush.hardness,
+        };
+        match doc.masks.begin_stroke(id, brush.tool, b, pos_in_image) {
+            Ok(changed) => {
+                self.stroke = Some(StrokeRuntime {
+                    layer_id: id,
+                    touched: changed,
+                });
+                if let Some(r) = changed {
+                    self.refresh_region(id, r);
+                }
+            }
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+
+    pub(super) fn extend_stroke(&mut self, pos_in_image: [f32; 2]) {
+        let Some(stroke) = &mut self.stroke else {
+            return;
+        };
+        let Some(doc) = &mut self.state.document else {
+            return;
+        };
+        if let Some(r) = doc.masks.extend_stroke(pos_in_image) {
+            stroke.touched = Some(stroke.touched.map_or(r, |t| t.union(&r)));
+            let id = stroke.layer_id;
+            self.refresh_region(id, r);
+        }
+    }
+
+    /// Finishes an open stroke (one undo step); model results held back meanwhile apply now.
+    pub fn end_stroke(&mut self) {
+        if self.stroke.take().is_none() {
+            return;
+        }
+        if let Some(doc) = &mut self.state.document {
+            doc.masks.end_stroke();
+        }
+        self.apply_deferred();
+    }
+
+    pub(super) fn cancel_stroke(&mut self) {
+        let Some(stroke) = self.stroke.take() else {
+            return;
+        };
+        if let Some(doc) = &mut self.state.document {
+            doc.masks.cancel_stroke();
+        }
+        if let Some(r) = stroke.touched {
+            self.refresh_region(stroke.layer_id, r);
+        }
+        self.apply_deferred();
+    }
+
+    fn apply_deferred(&mut self) {
+        for event in self.layer_runtimes.take_deferred() {
+            self.handle_event(event);
+        }
+    }
+}

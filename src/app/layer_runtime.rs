@@ -1,0 +1,405 @@
+//! The runtime state machine of every layer (not saved): when its phrase goes to the model,
+//! which model answer is the newest, and when its display plane needs a full composite.
+//!
+//! One loop per layer, from a typed phrase to the overlay:
+//! 1. [`LayerRuntimes::phrase_edited`] starts the typing debounce; [`LayerRuntimes::due`] says
+//!    when it has run out.
+//! 2. [`LayerRuntimes::start_request`] hands out an increasing request id (or parks the layer
+//!    until the model is ready).
+//! 3. [`LayerRuntimes::accept_mask`] takes only the newest request's answer (older ones were
+//!    superseded by further typing), and [`LayerRuntimes::changed`] bumps the layer's generation
+//!    and asks for a full composite.
+//! 4. [`LayerRuntimes::composites_to_start`] hands out one composite job per layer at a time;
+//!    [`LayerRuntimes::accept_composite`] keeps a result only if the layer did not change
+//!    meanwhile (else it asks again).
+//!
+//! Worker events for the layer under the brush wait in [`LayerRuntimes::defer`] until the
+//! stroke ends. The shape follows rerun's long-lived runtime pieces (`re_viewer`'s
+//! `BackgroundTasks`, `TimeControl`): one type, its own tests, no egui.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::display::{self, LayerPixels, SharedDisplay};
+use super::worker::Event;
+
+/// Delay between the last keystroke in a phrase and the model request.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+
+/// Runtime state of one layer.
+#[derive(Clone, Debug, Default)]
+pub struct LayerRuntime {
+    /// Bumped on every change of the layer's pixels.
+    pub generation: u64,
+    /// A full composite is wanted.
+    pub needs_full: bool,
+    /// A full composite task is running.
+    pub composite_in_flight: bool,
+    /// The newest model request for this layer, until it is answered.
+    pub latest_request: Option<u64>,
+    /// A model request fires at this time (typing debounce).
+    pub debounce_until: Option<Instant>,
+    /// A request waits for the model to load.
+    pub waiting_for_model: bool,
+    /// The last model error for this layer.
+    pub error: Option<String>,
+}
+
+impl LayerRuntime {
+    /// True while the model works (or is about to) on this layer.
+    pub fn computing(&self) -> bool {
+        self.latest_request.is_some() || self.debounce_until.is_some()
+    }
+}
+
+/// The runtime state of all layers of the open document, with the counters that must stay
+/// increasing across layers (request ids, plane versions) and the events held back by a stroke.
+#[derive(Debug)]
+pub struct LayerRuntimes {
+    layers: HashMap<u64, LayerRuntime>,
+    next_request_id: u64,
+    next_plane_version: u64,
+    deferred: Vec<Event>,
+}
+
+impl Default for LayerRuntimes {
+    fn default() -> Self {
+        Self {
+            layers: HashMap::new(),
+            next_request_id: 1,
+            next_plane_version: 1,
+            deferred: Vec::new(),
+        }
+    }
+}
+
+impl LayerRuntimes {
+    /// One layer's state.
+    pub fn get(&self, id: u64) -> Option<&LayerRuntime> {
+        self.layers.get(&id)
+    }
+
+    /// Forgets every layer (a new document).
+    pub fn clear(&mut self) {
+        self.layers.clear();
+    }
+
+    /// True while some layer waits for a composite or a model answer (not for the model to
+    /// load).
+    pub fn busy(&self) -> bool {
+        self.layers.values().any(|rt| {
+            rt.needs_full || rt.composite_in_flight || (rt.computing() && !rt.waiting_for_model)
+        })
+    }
+
+    /// True when the layer's request waits for the model to load.
+    pub fn waiting_for_model(&self, id: u64) -> bool {
+        self.layers.get(&id).is_some_and(|rt| rt.waiting_for_model)
+    }
+
+    /// Keeps runtimes and display planes for exactly `ids`; a new layer gets an empty plane
+    /// of the display size and asks for a full composite.
+    pub fn sync(&mut self, ids: &[u64], display: &SharedDisplay, image_size: (u32, u32)) {
+        self.layers.retain(|id, _| ids.contains(id));
+        let mut disp = display.lock();
+        disp.layers.retain(|id, _| ids.contains(id));
+        let (dw, dh) = display::display_size(image_size.0, image_size.1, disp.factor);
+        for &id in ids {
+            if disp.layers.contains_key(&id) {
+                continue;
+            }
+            disp.layers.insert(
+                id,
+                LayerPixels {
+                    width: dw,
+                    height: dh,
+                    data: vec![0; dw as usize * dh as usize],
+                    dirty: None,
+                    version: self.next_plane_version,
+                },
+            );
+            self.next_plane_version += 1;
+            self.changed(id);
+        }
+    }
+
+    // ---- model requests ------------------------------------------------------------------
+
+    /// The layer's phrase changed to a non-empty one: its request fires after [`DEBOUNCE`].
+    pub fn phrase_edited(&mut self, id: u64, now: Instant) {
+        self.layers.entry(id).or_default().debounce_until = Some(now + DEBOUNCE);
+    }
+
+    /// The layer's phrase was emptied: nothing to run, and a pending answer is dropped.
+    pub fn phrase_cleared(&mut self, id: u64) {
+        let rt = self.layers.entry(id).or_default();
+        rt.debounce_until = None;
+        rt.latest_request = None;
+    }
+
+    /// Layers whose debounce has run out at `now`.
+    pub fn due(&self, now: Instant) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .layers
+            .iter()
+            .filter_map(|(id, rt)| rt.debounce_until.filter(|t| *t <= now).map(|_| *id))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// When the next debounce runs out.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.layers
+            .values()
+            .filter_map(|rt| rt.debounce_until)
+            .min()
+    }
+
+    /// A request for the layer is being made now: the debounce ends. With the model ready,
+    /// returns the new request id (older answers will be dropped); otherwise the layer waits
+    /// for the model and `None` is returned.
+    pub fn start_request(&mut self, id: u64, model_ready: bool) -> Option<u64> {
+        let rt = self.layers.entry(id).or_default();
+        rt.debounce_until = None;
+        if !model_ready {
+            rt.waiting_for_model = true;
+            return None;
+        }
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        rt.latest_request = Some(request_id);
+        rt.waiting_for_model = false;
+        rt.error = None;
+        Some(request_id)
+    }
+
+    /// The phrase's request ends without a request (an empty phrase): only the debounce stops.
+    pub fn cancel_debounce(&mut self, id: u64) {
+        self.layers.entry(id).or_default().debounce_until = None;
+    }
+
+    /// The model failed to load: pending debounces will not fire.
+    pub fn model_unavailable(&mut self) {
+        for rt in self.layers.values_mut() {
+            rt.debounce_until = None;
+        }
+    }
+
+    /// A mask arrived for `request_id`: true when it answers the layer's newest request (the
+    /// request is then done); false for a deleted layer or a superseded request.
+    pub fn accept_mask(&mut self, layer_id: u64, request_id: u64) -> bool {
+        let Some(rt) = self.layers.get_mut(&layer_id) else {
+            return false; // layer deleted meanwhile
+        };
+        if rt.latest_request != Some(request_id) {
+            log::debug!("dropping outdated result {request_id} for layer {layer_id}");
+            return false;
+        }
+        rt.latest_request = None;
+        true
+    }
+
+    /// The model failed on `request_id`: true (and the error is kept) when it was the layer's
+    /// newest request, so the failure is worth showing.
+    pub fn segment_failed(&mut self, layer_id: u64, request_id: u64, message: &str) -> bool {
+        match self.layers.get_mut(&layer_id) {
+            Some(rt) if rt.latest_request == Some(request_id) => {
+                rt.latest_request = None;
+                rt.error = Some(message.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Holds an event back until the stroke on its layer ends.
+    pub fn defer(&mut self, event: Event) {
+        self.deferred.push(event);
+    }
+
+    /// The events held back, oldest first.
+    pub fn take_deferred(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.deferred)
+    }
+
+    // ---- composites ----------------------------------------------------------------------
+
+    /// The layer changed in ways that may move pixels anywhere: a full composite is wanted.
+    pub fn changed(&mut self, id: u64) {
+        let rt = self.layers.entry(id).or_default();
+        rt.generation += 1;
+        rt.needs_full = true;
+    }
+
+    /// Part of the layer was recomposited on the spot: a running full composite is stale.
+    pub fn touched(&mut self, id: u64) {
+        self.layers.entry(id).or_default().generation += 1;
+    }
+
+    /// Layers whose full composite can start now, with their generation: those that need one,
+    /// have none running, are not `painting` and still exist (`exists`). They are marked in
+    /// flight.
+    pub fn composites_to_start(
+        &mut self,
+        painting: Option<u64>,
+        exists: impl Fn(u64) -> bool,
+    ) -> Vec<(u64, u64)> {
+        let mut jobs = Vec::new();
+        for (&id, rt) in &mut self.layers {
+            if !rt.needs_full || rt.composite_in_flight || painting == Some(id) || !exists(id) {
+                continue;
+            }
+            rt.needs_full = false;
+            rt.composite_in_flight = true;
+            jobs.push((id, rt.generation));
+        }
+        jobs.sort_unstable();
+        jobs
+    }
+
+    /// A full composite finished: true when it may be shown. It may not when it was for
+    /// another image, or for an older generation or display factor (then a new one is asked
+    /// for).
+    pub fn accept_composite(
+        &mut self,
+        layer_id: u64,
+        generation: u64,
+        same_image: bool,
+        same_factor: bool,
+    ) -> bool {
+        let Some(rt) = self.layers.get_mut(&layer_id) else {
+            return false;
+        };
+        rt.composite_in_flight = false;
+        if !same_image {
+            return false;
+        }
+        if rt.generation != generation || !same_factor {
+            rt.needs_full = true; // changed meanwhile: compute again
+            return false;
+        }
+        true
+    }
+
+    /// A composite task died: no layer may wait for it forever.
+    pub fn composite_lost(&mut self) {
+        for rt in self.layers.values_mut() {
+            rt.composite_in_flight = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typing_debounces_and_only_the_newest_answer_counts() {
+        let mut rts = LayerRuntimes::default();
+        let t0 = Instant::now();
+        rts.phrase_edited(7, t0);
+        assert!(rts.get(7).is_some_and(LayerRuntime::computing));
+        assert!(rts.due(t0).is_empty(), "not before the debounce");
+        assert_eq!(rts.next_due(), Some(t0 + DEBOUNCE));
+        assert_eq!(rts.due(t0 + DEBOUNCE), vec![7]);
+
+        let first = rts.start_request(7, true).expect("model ready");
+        assert_eq!(rts.get(7).and_then(|rt| rt.debounce_until), None);
+        // More typing: a second request supersedes the first.
+        let second = rts.start_request(7, true).expect("model ready");
+        assert!(second > first);
+        assert!(!rts.accept_mask(7, first), "superseded answer dropped");
+        assert!(rts.busy());
+        assert!(rts.accept_mask(7, second));
+        assert!(!rts.accept_mask(7, second), "answered once");
+        assert!(!rts.accept_mask(99, second), "unknown layer");
+        assert!(!rts.get(7).is_some_and(LayerRuntime::computing));
+    }
+
+    #[test]
+    fn requests_wait_for_the_model_and_errors_stick_to_the_newest_request() {
+        let mut rts = LayerRuntimes::default();
+        assert_eq!(rts.start_request(3, false), None);
+        assert!(rts.waiting_for_model(3));
+        assert!(!rts.busy(), "waiting for the model is not background work");
+        let id = rts.start_request(3, true).expect("ready now");
+        assert!(!rts.waiting_for_model(3));
+        assert!(!rts.segment_failed(3, id + 1, "other"), "not this request");
+        assert!(rts.segment_failed(3, id, "boom"));
+        assert_eq!(rts.get(3).and_then(|rt| rt.error.as_deref()), Some("boom"));
+        rts.start_request(3, true);
+        assert_eq!(rts.get(3).and_then(|rt| rt.error.as_deref()), None);
+
+        rts.phrase_edited(3, Instant::now());
+        rts.phrase_cleared(3);
+        assert!(!rts.get(3).is_some_and(LayerRuntime::computing));
+        rts.phrase_edited(4, Instant::now());
+        rts.model_unavailable();
+        assert_eq!(rts.next_due(), None);
+    }
+
+    #[test]
+    fn one_composite_per_layer_and_stale_results_ask_again() {
+        let mut rts = LayerRuntimes::default();
+        rts.changed(1);
+        rts.changed(2);
+        rts.changed(3);
+        let jobs = rts.composites_to_start(Some(2), |id| id != 3);
+        assert_eq!(
+            jobs,
+            vec![(1, 1)],
+            "not the painted layer, not a deleted one"
+        );
+        assert!(
+            rts.composites_to_start(None, |_| true)
+                .iter()
+                .all(|j| j.0 != 1)
+        );
+
+        // The layer changed while its composite ran: the result is dropped and redone.
+        rts.touched(1);
+        assert!(!rts.accept_composite(1, 1, true, true));
+        let again = rts.composites_to_start(None, |_| true);
+        assert!(again.contains(&(1, 2)), "{again:?}");
+        assert!(rts.accept_composite(1, 2, true, true));
+        assert!(!rts.get(1).is_some_and(|rt| rt.needs_full));
+
+        // Another image or display factor: not shown.
+        rts.changed(1);
+        let _ = rts.composites_to_start(None, |_| true);
+        assert!(!rts.accept_composite(1, 3, false, true));
+        assert!(
+            !rts.get(1).is_some_and(|rt| rt.needs_full),
+            "old image: no retry"
+        );
+        rts.changed(1);
+        let _ = rts.composites_to_start(None, |_| true);
+        assert!(!rts.accept_composite(1, 4, true, false));
+        assert!(
+            rts.get(1).is_some_and(|rt| rt.needs_full),
+            "new factor: retry"
+        );
+
+        rts.composite_lost();
+        assert!(!rts.get(2).is_some_and(|rt| rt.composite_in_flight));
+    }
+
+    #[test]
+    fn sync_follows_the_document_layers() {
+        let mut rts = LayerRuntimes::default();
+        let display = SharedDisplay::default();
+        rts.sync(&[1, 2], &display, (4, 3));
+        {
+            let disp = display.lock();
+            assert_eq!(disp.layers.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+            let plane = &disp.layers[&1];
+            assert_eq!((plane.width, plane.height, plane.data.len()), (4, 3, 12));
+            assert_ne!(disp.layers[&1].version, disp.layers[&2].version);
+        }
+        assert!(rts.get(1).is_some_and(|rt| rt.needs_full));
+        rts.sync(&[2], &display, (4, 3));
+        assert!(rts.get(1).is_none());
+        assert_eq!(display.lock().layers.len(), 1);
+    }
+}

@@ -1,0 +1,107 @@
+//! The window layout: which panel goes where. Each panel is given what it shows and returns
+//! [`Command`]s, queued here and applied by [`App::apply_queued`] at the end of the frame.
+
+use super::app::App;
+use super::commands::Command;
+use super::ui::canvas::CanvasCx;
+use super::ui::export::{ExportCx, export_ui};
+use super::ui::help::help_ui;
+use super::ui::layers::LayersCx;
+use super::ui::notices::{Level, discard_ui, model_notice_ui};
+use super::ui::status::{StatusCx, status_ui};
+use super::ui::toolbar::{MenuCx, menu_ui, toolbar_ui};
+use super::ui::{drop_hint, shortcuts, window_input};
+
+impl App {
+    /// Draws the whole window for one frame (commands are applied by the caller).
+    pub fn draw(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        let input = window_input(&ctx);
+        self.ui.hovering_files = input.hovering_files;
+        if input.dropped_without_path {
+            self.toasts
+                .push(Level::Warning, "The dropped item has no file path.".into());
+        }
+        self.commands.extend(input.commands);
+        let actions = shortcuts::pressed(&ctx);
+        self.commands
+            .extend(actions.into_iter().map(Command::Perform));
+
+        let document = self.state.document.as_ref();
+        let masks = document.map(|d| (&d.masks, d.active_layer));
+        let menu = MenuCx {
+            document: masks,
+            settings: &self.state.settings,
+            model_ready: self.model.is_ready(),
+            hide_overlays: self.ui.hide_overlays,
+            show_help: self.ui.show_help,
+        };
+        let mut out = Vec::new();
+        egui::Panel::top("menu").show(ui, |ui| out.extend(menu_ui(ui, &menu)));
+        egui::Panel::top("tools").show(ui, |ui| {
+            out.extend(toolbar_ui(ui, &self.state.settings, self.ui.hide_overlays));
+        });
+        let status = StatusCx {
+            device_label: &self.device_label,
+            display_adapter: self.display_adapter.as_deref(),
+            renderer: self.renderer.name(),
+            model: &self.model,
+            working: self.tasks.running() > 0,
+            last_run: self.last_run.as_ref(),
+            document,
+            pointer_in_image: self.canvas.pointer_in_image(),
+            zoom_percent: self.view.percent(ctx.pixels_per_point()),
+        };
+        egui::Panel::bottom("status").show(ui, |ui| status_ui(ui, &status));
+        let layers = LayersCx {
+            document: masks,
+            runtimes: &self.layer_runtimes,
+            model: &self.model,
+        };
+        let panel = &mut self.layers_panel;
+        egui::Panel::right("layers")
+            .resizable(true)
+            .default_size(320.0)
+            .min_size(260.0)
+            .show(ui, |ui| out.extend(panel.ui(ui, &layers)));
+        let painting = self.stroke.is_some()
+            || self
+                .commands
+                .iter()
+                .chain(&out)
+                .any(|c| matches!(c, Command::BeginStroke(_)));
+        egui::CentralPanel::no_frame().show(ui, |ui| {
+            if !self.ui.notice_dismissed {
+                out.extend(model_notice_ui(ui, &self.model));
+            }
+            let cx = CanvasCx {
+                document,
+                view: &mut self.view,
+                settings: &self.state.settings,
+                display: &self.display,
+                renderer: &mut self.renderer,
+                painting,
+                hide_overlays: self.ui.hide_overlays,
+            };
+            out.extend(self.canvas.ui(ui, cx));
+        });
+
+        out.extend(help_ui(&ctx, self.ui.show_help));
+        let export = ExportCx {
+            open: self.ui.show_export,
+            settings: &self.state.settings,
+            has_active: document.is_some_and(|d| d.active_layer.is_some()),
+            confirm_overwrite: self.ui.confirm_overwrite.as_ref(),
+        };
+        out.extend(export_ui(&ctx, &export));
+        if let Some(pending) = &self.ui.confirm_discard {
+            let name = document.map(|d| d.name.as_str()).unwrap_or_default();
+            out.extend(discard_ui(&ctx, name, pending));
+        }
+        self.toasts.show(&ctx);
+        if self.ui.hovering_files {
+            drop_hint(&ctx);
+        }
+        self.commands.extend(out);
+    }
+}

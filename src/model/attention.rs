@@ -1,0 +1,102 @@
+//! The ground floor of every attention here: `multi_head_attention` (shared by the UNet's
+//! `CrossAttention`, LD-ZNet's `AttentionPool2d`, CLIP's `self_attn` and the VAE's `AttnBlock`)
+//! and `CrossAttention` of `ldm_seg/modules/attention.py`.
+//!
+//! Field names follow the checkpoint key tree; `to_out.0` (an `nn.Sequential` index) is the
+//! field `to_out`, renamed in `weights.rs`.
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+/// Splits `[batch, tokens, heads*dim_head]` into heads (channel = head*dim_head + d), runs
+/// scaled dot-product attention (scale `dim_head^-0.5`) and merges the heads back.
+///
+/// # Shapes
+/// - `q`: `[batch, tokens, inner]`, `k`/`v`: `[batch, context_tokens, inner]`
+/// - output: `[batch, tokens, inner]`
+pub fn multi_head_attention(
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    heads: usize,
+    causal: bool,
+) -> Tensor<3> {
+    let [batch, tokens, inner] = q.dims();
+    let [_, context_tokens, _] = k.dims();
+    let dim_head = inner / heads;
+    let split = |t: Tensor<3>, n: usize| t.reshape([batch, n, heads, dim_head]).swap_dims(1, 2); // [batch, heads, n, dim_head]
+    let options = AttentionModuleOptions {
+        is_causal: causal,
+        ..Default::default()
+    };
+    let out = attention(
+        split(q, tokens),
+        split(k, context_tokens),
+        split(v, context_tokens),
+        None,
+        None,
+        options,
+    );
+    out.swap_dims(1, 2).reshape([batch, tokens, inner]) // [batch, tokens, heads*dim_head]
+}
+
+/// Configuration of a [`CrossAttention`] (attention.py argument names).
+#[derive(Config, Debug)]
+pub struct CrossAttentionConfig {
+    /// Width of the query tokens (and of the output).
+    pub query_dim: usize,
+    /// Width of the context tokens (`query_dim` for self-attention).
+    pub context_dim: usize,
+    /// Number of heads.
+    pub heads: usize,
+    /// Channels per head (inner width `heads * dim_head`).
+    pub dim_head: usize,
+}
+
+impl CrossAttentionConfig {
+    /// Builds the module (parameters are lazily initialised until loaded).
+    pub fn init(&self, device: &Device) -> CrossAttention {
+        let inner = self.heads * self.dim_head;
+        let projection = |input: usize| LinearConfig::new(input, inner).with_bias(false);
+        CrossAttention {
+            to_q: projection(self.query_dim).init(device),
+            to_k: projection(self.context_dim).init(device),
+            to_v: projection(self.context_dim).init(device),
+            to_out: LinearConfig::new(inner, self.query_dim).init(device),
+            heads: self.heads,
+        }
+    }
+}
+
+/// Multi-head (cross-)attention of `attention.py`: q/k/v without bias, `to_out.0` with bias,
+/// scale `dim_head^-0.5`, no mask.
+#[derive(Module, Debug)]
+pub struct CrossAttention {
+    /// `to_q`
+    pub to_q: Linear,
+    /// `to_k`
+    pub to_k: Linear,
+    /// `to_v`
+    pub to_v: Linear,
+    /// `to_out.0`
+    pub to_out: Linear,
+    /// Number of heads.
+    pub heads: usize,
+}
+
+impl CrossAttention {
+    /// # Shapes
+    /// - `x`: `[batch, tokens, query_dim]`
+    /// - `context`: `[batch, context_tokens, context_dim]` (self-attention when `None`)
+    /// - output: `[batch, tokens, query_dim]`
+    pub fn forward(&self, x: Tensor<3>, context: Option<Tensor<3>>) -> Tensor<3> {
+        let context = context.unwrap_or_else(|| x.clone());
+        let q = self.to_q.forward(x);
+        let k = self.to_k.forward(context.clone());
+        let v = self.to_v.forward(context);
+        let out = multi_head_attention(q, k, v, self.heads, false);
+        self.to_out.forward(out)
+    }
+}

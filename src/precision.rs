@@ -1,0 +1,215 @@
+//! Floating-point precision of inference: `--precision` flag or `LDZMASK_PRECISION` (`auto`,
+//! `f32`, `f16`, `flex32`). `auto` is f16 on a GPU that computes in f16 — half the memory of the
+//! ~1.9 G parameters and the only dtype cubecl maps to cooperative-matrix tiles on Vulkan — and
+//! f32 on the CPU, where burn `flex` has no faster reduced-precision path.
+//!
+//! burn 0.22 keeps the default float dtype per device (`Device::configure`, burn-tensor
+//! `device.rs`): it must be set before the first tensor is created on that device, and every
+//! tensor created afterwards from plain data (inputs, randomly initialised parameters) takes it.
+//! Loaded parameters keep the dtype the loader gives them (burn-store `applier.rs`), so weights
+//! loaded as f32 are cast with [`cast_floats`] (or, cheaper, cast by the loader's
+//! `FloatCastAdapter::to(float_dtype(device))` before they reach the device).
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
+
+/// Environment variable that chooses the precision when no flag is given.
+pub const PRECISION_ENV: &str = "LDZMASK_PRECISION";
+
+/// What the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Precision {
+    /// f16 on a GPU that supports it, f32 otherwise.
+    #[default]
+    Auto,
+    /// 32-bit floats everywhere.
+    F32,
+    /// 16-bit floats (IEEE half): weights, activations and storage.
+    F16,
+    /// cubecl's `flex32`: f32 storage, arithmetic the driver may run at reduced precision.
+    Flex32,
+}
+
+impl FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(Self::Auto),
+            "f32" | "fp32" | "float32" | "full" => Ok(Self::F32),
+            "f16" | "fp16" | "float16" | "half" => Ok(Self::F16),
+            "flex32" => Ok(Self::Flex32),
+            other => Err(format!(
+                "unknown precision `{other}` (expected auto, f32, f16 or flex32)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Flex32 => "flex32",
+        })
+    }
+}
+
+/// Why a precision could not be applied to a device.
+#[derive(Debug, thiserror::Error)]
+pub enum PrecisionError {
+    /// The device cannot compute in the requested dtype (e.g. a GPU without `SHADER_F16`).
+    #[error("{precision} is not supported by this device")]
+    Unsupported {
+        /// What was asked for.
+        precision: Precision,
+    },
+    /// The device's dtype is already fixed (a tensor was created on it, or it was configured).
+    #[error("the device already computes in {current:?}; {wanted:?} needs a restart")]
+    AlreadyInitialized {
+        /// The dtype the device is fixed to.
+        current: FloatDType,
+        /// The dtype that was wanted.
+        wanted: FloatDType,
+    },
+}
+
+impl Precision {
+    /// The flag's value if given, else `LDZMASK_PRECISION`, else `auto`.
+    pub fn resolve(flag: Option<Precision>) -> Result<Self, String> {
+        match flag {
+            Some(precision) => Ok(precision),
+            None => match std::env::var(PRECISION_ENV) {
+                Ok(value) => value.parse().map_err(|e| format!("{PRECISION_ENV}: {e}")),
+                Err(_) => Ok(Self::Auto),
+            },
+        }
+    }
+
+    /// The float dtype this precision means on `device`; `on_gpu` says whether it is a wgpu
+    /// device (`auto` only reduces precision there).
+    pub fn float_dtype(self, device: &Device, on_gpu: bool) -> Result<FloatDType, PrecisionError> {
+        let wanted = match self {
+            Self::F32 => return Ok(FloatDType::F32),
+            Self::Auto if !on_gpu => return Ok(FloatDType::F32),
+            Self::Auto => {
+                return Ok(if device.supports_dtype(DType::F16) {
+                    FloatDType::F16
+                } else {
+                    FloatDType::F32
+                });
+            }
+            Self::F16 => FloatDType::F16,
+            Self::Flex32 => FloatDType::Flex32,
+        };
+        if device.supports_dtype(DType::from(wanted)) {
+            Ok(wanted)
+        } else {
+            Err(PrecisionError::Unsupported { precision: self })
+        }
+    }
+}
+
+/// Makes `precision` the default float dtype of `device` and returns that dtype. Call it before
+/// any tensor (or module) is created on the device; asking again for the dtype the device
+/// already has is not an error.
+pub fn configure_precision(
+    device: &mut Device,
+    precision: Precision,
+    on_gpu: bool,
+) -> Result<FloatDType, PrecisionError> {
+    let wanted = precision.float_dtype(device, on_gpu)?;
+    let current = device.settings().float_dtype;
+    if current == wanted {
+        return Ok(wanted);
+    }
+    device
+        .configure(wanted)
+        .map_err(|_| PrecisionError::AlreadyInitialized { current, wanted })?;
+    Ok(wanted)
+}
+
+/// The dtype new float tensors get on `device` (what loaders should cast weights to).
+pub fn float_dtype(device: &Device) -> FloatDType {
+    device.settings().float_dtype
+}
+
+/// Casts every float parameter of `module` to `dtype` (on the device the parameters live on).
+/// Parameters already in `dtype` are left as they are.
+pub fn cast_floats<M: Module>(module: M, dtype: FloatDType) -> M {
+    module.map(&mut CastFloats { dtype })
+}
+
+/// The [`ModuleMapper`] behind [`cast_floats`].
+struct CastFloats {
+    dtype: FloatDType,
+}
+
+impl ModuleMapper for CastFloats {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let dtype = self.dtype;
+        param.map(|tensor| {
+            if tensor.dtype() == DType::from(dtype) {
+                tensor
+            } else {
+                tensor.cast(dtype)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_every_precision() {
+        for p in [
+            Precision::Auto,
+            Precision::F32,
+            Precision::F16,
+            Precision::Flex32,
+        ] {
+            assert_eq!(p.to_string().parse::<Precision>(), Ok(p));
+        }
+        assert_eq!("FP16".parse(), Ok(Precision::F16));
+        assert_eq!(" half ".parse(), Ok(Precision::F16));
+        assert_eq!("".parse(), Ok(Precision::Auto));
+        assert!("bf16".parse::<Precision>().is_err());
+    }
+
+    #[test]
+    fn flag_wins_over_the_environment() {
+        assert_eq!(Precision::resolve(Some(Precision::F32)), Ok(Precision::F32));
+    }
+
+    #[test]
+    fn auto_is_f32_on_the_cpu() {
+        let device = Device::flex();
+        assert_eq!(
+            Precision::Auto.float_dtype(&device, false).ok(),
+            Some(FloatDType::F32)
+        );
+    }
+
+    #[test]
+    fn cast_floats_changes_the_parameter_dtype() {
+        let device = Device::flex();
+        let linear = burn::nn::LinearConfig::new(3, 2).init(&device);
+        assert_eq!(linear.weight.val().dtype(), DType::F32);
+        let half = cast_floats(linear, FloatDType::F16);
+        assert_eq!(half.weight.val().dtype(), DType::F16);
+        assert_eq!(
+            half.bias.as_ref().map(|b| b.val().dtype()),
+            Some(DType::F16)
+        );
+        let x = Tensor::<2>::ones([1, 3], (&device, DType::F16));
+        assert_eq!(half.forward(x).dtype(), DType::F16);
+    }
+}
