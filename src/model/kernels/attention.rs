@@ -10,7 +10,7 @@
 //! there is no rescaling and a single-head attention (VAE) still uses every core.
 //!
 //! The reference (and fallback on other devices) is burn's `attention` on `[batch, heads,
-//! tokens, dim_head]` views, exactly as `multi_head_attention` in `model::blocks` calls it.
+//! tokens, dim_head]` views, exactly as the model code called it before these kernels.
 
 use burn::prelude::*;
 use burn::tensor::module::attention;
