@@ -7,40 +7,10 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
-/// Splits `[batch, tokens, heads*dim_head]` into heads (channel = head*dim_head + d), runs
-/// scaled dot-product attention (scale `dim_head^-0.5`) and merges the heads back.
-///
-/// # Shapes
-/// - `q`: `[batch, tokens, inner]`, `k`/`v`: `[batch, context_tokens, inner]`
-/// - output: `[batch, tokens, inner]`
-pub fn multi_head_attention(
-    q: Tensor<3>,
-    k: Tensor<3>,
-    v: Tensor<3>,
-    heads: usize,
-    causal: bool,
-) -> Tensor<3> {
-    let [batch, tokens, inner] = q.dims();
-    let [_, context_tokens, _] = k.dims();
-    let dim_head = inner / heads;
-    let split = |t: Tensor<3>, n: usize| t.reshape([batch, n, heads, dim_head]).swap_dims(1, 2); // [batch, heads, n, dim_head]
-    let options = AttentionModuleOptions {
-        is_causal: causal,
-        ..Default::default()
-    };
-    let out = attention(
-        split(q, tokens),
-        split(k, context_tokens),
-        split(v, context_tokens),
-        None,
-        None,
-        options,
-    );
-    out.swap_dims(1, 2).reshape([batch, tokens, inner]) // [batch, tokens, heads*dim_head]
-}
+/// `multi_head_attention` lives with the CPU kernels: a fused kernel on the CPU backend, burn's
+/// `attention` on every other device (the reference the kernel is tested against).
+pub use super::kernels::multi_head_attention;
 
 /// Configuration of a [`CrossAttention`] (attention.py argument names).
 #[derive(Config, Debug)]

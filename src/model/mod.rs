@@ -11,13 +11,15 @@
 //! - `unet` (`UNetModel`, SD's and LD-ZNet's), then `configs` (the four configs of one setup).
 //!
 //! Imports only point down this list, so there is no circle. `schedule` (the DDPM noise
-//! schedule) stands apart.
+//! schedule) stands apart; `kernels` holds the fused CPU versions of GroupNorm(+SiLU), attention
+//! and the small-map 3×3 convolution that the blocks call (burn's own ops on any other device).
 
 pub mod attention;
 pub mod attention_pool;
 pub mod clip;
 pub mod configs;
 pub mod embeddings;
+pub mod kernels;
 pub mod layers;
 pub mod ldznet;
 pub mod resnet;

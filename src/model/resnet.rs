@@ -11,6 +11,8 @@ use burn::nn::{GroupNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
+use super::kernels::{conv2d_3x3, group_norm};
+
 use super::layers::{UNET_GROUP_NORM_EPS, conv1x1, conv3x3, group_norm};
 
 /// Configuration of a [`ResBlock`] (openaimodel.py argument names).
@@ -66,13 +68,13 @@ impl ResBlock {
     /// - `emb`: `[batch, emb_channels]`
     /// - output: `[batch, out_channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = self.in_conv.forward(silu(self.in_norm.forward(x.clone())));
+        let h = conv2d_3x3(&self.in_conv, group_norm(&self.in_norm, x.clone(), true));
         let emb_out = self
             .emb_proj
             .forward(silu(emb))
             .unsqueeze_dims::<4>(&[2, 3]); // [batch, out, 1, 1]
         let h = h + emb_out;
-        let h = self.out_conv.forward(silu(self.out_norm.forward(h)));
+        let h = conv2d_3x3(&self.out_conv, group_norm(&self.out_norm, h, true));
         let skip = match &self.skip_connection {
             Some(conv) => conv.forward(x),
             None => x,
@@ -143,7 +145,7 @@ impl Upsample {
     /// # Shapes
     /// - `x`: `[batch, channels, height, width]` → `[batch, channels, 2*height, 2*width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(nearest_upsample_2x(x))
+        conv2d_3x3(&self.conv, nearest_upsample_2x(x))
     }
 }
 

@@ -5,9 +5,9 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 
 use super::attention::multi_head_attention;
+use super::kernels::{conv2d_3x3, group_norm};
 use super::layers::{conv1x1, conv3x3, group_norm};
 
 /// SD's latent scale factor.
@@ -130,8 +130,8 @@ impl ResnetBlock {
     /// # Shapes
     /// - `x`: `[batch, cin, h, w]` → `[batch, cout, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
-        let h = self.conv2.forward(silu(self.norm2.forward(h)));
+        let h = conv2d_3x3(&self.conv1, group_norm(&self.norm1, x.clone(), true));
+        let h = conv2d_3x3(&self.conv2, group_norm(&self.norm2, h, true));
         let skip = match &self.nin_shortcut {
             Some(conv) => conv.forward(x),
             None => x,
@@ -170,7 +170,7 @@ impl AttnBlock {
     /// - `x`, output: `[batch, c, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [batch, c, height, width] = x.dims();
-        let h = self.norm.forward(x.clone());
+        let h = group_norm(&self.norm, x.clone(), false);
         let tokens = |t: Tensor<4>| t.reshape([batch, c, height * width]).swap_dims(1, 2); // [batch, h*w, c]
         let out = multi_head_attention(
             tokens(self.q.forward(h.clone())),
@@ -280,7 +280,7 @@ impl VaeEncoder {
     /// - output: `[batch, 2*embed_dim, H/f, W/f]` moments (f = 8 in SD)
     pub fn moments(&self, x: Tensor<4>) -> Tensor<4> {
         let e = &self.encoder;
-        let mut h = e.conv_in.forward(x);
+        let mut h = conv2d_3x3(&e.conv_in, x);
         for level in &e.down {
             for (i, block) in level.block.iter().enumerate() {
                 h = block.forward(h);
@@ -296,7 +296,7 @@ impl VaeEncoder {
             .mid
             .block_2
             .forward(e.mid.attn_1.forward(e.mid.block_1.forward(h)));
-        h = e.conv_out.forward(silu(e.norm_out.forward(h)));
+        h = conv2d_3x3(&e.conv_out, group_norm(&e.norm_out, h, true));
         self.quant_conv.forward(h)
     }
 

@@ -1,0 +1,58 @@
+//! Fused CPU kernels for the Flex backend: GroupNorm (+SiLU), multi-head attention and the
+//! small-map 3×3 convolution.
+//!
+//! Each public function is a drop-in replacement for the burn composition used by the networks
+//! (same arguments, same results within f32 rounding). On a Flex device with f32 tensors it works
+//! on the tensors' storage directly (through `Tensor::try_into_primitive`, burn's documented
+//! escape hatch for backend extensions) with rayon parallelism, `gemm` for the matrix products
+//! and run-time SIMD dispatch (`macerator`) for the element-wise loops. On any other device
+//! (wgpu, autodiff) or dtype it runs burn's own ops unchanged.
+//!
+//! Why: burn-flex 0.22 composes GroupNorm from ~9 passes with scalar `exp`, runs attention heads
+//! with a scalar `exp` and one head per thread, and re-lays out the weights of every convolution
+//! on each call; see each file's header for the algorithm.
+
+pub mod attention;
+#[cfg(test)]
+mod bench;
+pub mod conv;
+mod flex;
+pub mod group_norm;
+mod math;
+
+pub use attention::multi_head_attention;
+pub use conv::conv2d_3x3;
+pub use group_norm::group_norm;
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    //! Random inputs and the kernels' tolerance check.
+
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+
+    /// A normal random tensor with the given spread and centre.
+    pub fn random<const D: usize>(
+        shape: [usize; D],
+        std: f64,
+        mean: f64,
+        device: &Device,
+    ) -> Tensor<D> {
+        Tensor::random(shape, Distribution::Normal(mean, std), device)
+    }
+
+    /// Asserts equal shapes and `|a - e| ≤ 1e-4·max|e| + 1e-5` everywhere.
+    pub fn assert_close<const D: usize>(actual: Tensor<D>, expected: Tensor<D>) {
+        assert_eq!(actual.dims(), expected.dims(), "shape");
+        let values = |t: Tensor<D>| t.into_data().try_to_vec::<f32>().expect("f32 tensor");
+        let (actual, expected) = (values(actual), values(expected));
+        let scale = expected.iter().fold(0.0f32, |m, e| m.max(e.abs()));
+        let tolerance = 1e-4 * scale + 1e-5;
+        for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
+            assert!(
+                (a - e).abs() <= tolerance,
+                "element {i}: {a} vs {e} (tolerance {tolerance})"
+            );
+        }
+    }
+}
