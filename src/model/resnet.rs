@@ -11,7 +11,7 @@ use burn::nn::{GroupNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
-use super::kernels::{conv2d_3x3, group_norm};
+use super::kernels;
 
 use super::layers::{UNET_GROUP_NORM_EPS, conv1x1, conv3x3, group_norm};
 
@@ -68,13 +68,16 @@ impl ResBlock {
     /// - `emb`: `[batch, emb_channels]`
     /// - output: `[batch, out_channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = conv2d_3x3(&self.in_conv, group_norm(&self.in_norm, x.clone(), true));
+        let h = kernels::conv2d_3x3(
+            &self.in_conv,
+            kernels::group_norm(&self.in_norm, x.clone(), true),
+        );
         let emb_out = self
             .emb_proj
             .forward(silu(emb))
             .unsqueeze_dims::<4>(&[2, 3]); // [batch, out, 1, 1]
         let h = h + emb_out;
-        let h = conv2d_3x3(&self.out_conv, group_norm(&self.out_norm, h, true));
+        let h = kernels::conv2d_3x3(&self.out_conv, kernels::group_norm(&self.out_norm, h, true));
         let skip = match &self.skip_connection {
             Some(conv) => conv.forward(x),
             None => x,
@@ -145,7 +148,7 @@ impl Upsample {
     /// # Shapes
     /// - `x`: `[batch, channels, height, width]` → `[batch, channels, 2*height, 2*width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv2d_3x3(&self.conv, nearest_upsample_2x(x))
+        kernels::conv2d_3x3(&self.conv, nearest_upsample_2x(x))
     }
 }
 

@@ -13,7 +13,7 @@ use burn::tensor::activation::gelu;
 
 use super::attention::{CrossAttention, CrossAttentionConfig};
 use super::attention_pool::{AttentionPool2d, AttentionPool2dConfig};
-use super::kernels::group_norm;
+use super::kernels;
 use super::layers::{ST_GROUP_NORM_EPS, conv1x1, group_norm, layer_norm};
 
 /// Configuration of a [`FeedForward`] (attention.py argument names, `glu=True`).
@@ -219,7 +219,7 @@ impl SpatialTransformer {
         };
         let h = self
             .proj_in
-            .forward(group_norm(&self.norm, x.clone(), false));
+            .forward(kernels::group_norm(&self.norm, x.clone(), false));
         let mut h = h.reshape([batch, channels, height * width]).swap_dims(1, 2); // [batch, h*w, channels]
         for block in &self.transformer_blocks {
             h = block.forward(h, context.clone(), sd_tokens.clone());

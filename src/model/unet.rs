@@ -13,7 +13,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 use super::embeddings::timestep_embedding;
-use super::kernels::{conv2d_3x3, group_norm};
+use super::kernels;
 use super::layers::{UNET_GROUP_NORM_EPS, conv3x3, group_norm};
 use super::ldznet::{FinalHead, FinalHeadConfig, LdzSite, official_ldznet_sites};
 use super::resnet::{
@@ -324,7 +324,7 @@ impl Pass<'_> {
         let mut tapped = None;
         for layer in layers {
             h = match layer {
-                UNetLayer::Conv(conv) => conv2d_3x3(conv, h),
+                UNetLayer::Conv(conv) => kernels::conv2d_3x3(conv, h),
                 UNetLayer::ResBlock(block) => block.forward(h, self.emb.clone()),
                 UNetLayer::SpatialTransformer(st) => {
                     let feature = match (st.is_ldznet(), self.sd_features) {
@@ -513,7 +513,7 @@ impl UNetModel {
 
     fn out_forward(&self, h: Tensor<4>) -> Tensor<4> {
         let Some(head) = &self.out else { return h };
-        let out = conv2d_3x3(&head.conv, group_norm(&head.norm, h, true));
+        let out = kernels::conv2d_3x3(&head.conv, kernels::group_norm(&head.norm, h, true));
         if head.silu_after { silu(out) } else { out }
     }
 }

@@ -7,7 +7,7 @@ use burn::nn::{GroupNorm, PaddingConfig2d};
 use burn::prelude::*;
 
 use super::attention::multi_head_attention;
-use super::kernels::{conv2d_3x3, group_norm};
+use super::kernels;
 use super::layers::{conv1x1, conv3x3, group_norm};
 
 /// SD's latent scale factor.
@@ -130,8 +130,11 @@ impl ResnetBlock {
     /// # Shapes
     /// - `x`: `[batch, cin, h, w]` → `[batch, cout, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = conv2d_3x3(&self.conv1, group_norm(&self.norm1, x.clone(), true));
-        let h = conv2d_3x3(&self.conv2, group_norm(&self.norm2, h, true));
+        let h = kernels::conv2d_3x3(
+            &self.conv1,
+            kernels::group_norm(&self.norm1, x.clone(), true),
+        );
+        let h = kernels::conv2d_3x3(&self.conv2, kernels::group_norm(&self.norm2, h, true));
         let skip = match &self.nin_shortcut {
             Some(conv) => conv.forward(x),
             None => x,
@@ -170,7 +173,7 @@ impl AttnBlock {
     /// - `x`, output: `[batch, c, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [batch, c, height, width] = x.dims();
-        let h = group_norm(&self.norm, x.clone(), false);
+        let h = kernels::group_norm(&self.norm, x.clone(), false);
         let tokens = |t: Tensor<4>| t.reshape([batch, c, height * width]).swap_dims(1, 2); // [batch, h*w, c]
         let out = multi_head_attention(
             tokens(self.q.forward(h.clone())),
@@ -280,7 +283,7 @@ impl VaeEncoder {
     /// - output: `[batch, 2*embed_dim, H/f, W/f]` moments (f = 8 in SD)
     pub fn moments(&self, x: Tensor<4>) -> Tensor<4> {
         let e = &self.encoder;
-        let mut h = conv2d_3x3(&e.conv_in, x);
+        let mut h = kernels::conv2d_3x3(&e.conv_in, x);
         for level in &e.down {
             for (i, block) in level.block.iter().enumerate() {
                 h = block.forward(h);
@@ -296,7 +299,7 @@ impl VaeEncoder {
             .mid
             .block_2
             .forward(e.mid.attn_1.forward(e.mid.block_1.forward(h)));
-        h = conv2d_3x3(&e.conv_out, group_norm(&e.norm_out, h, true));
+        h = kernels::conv2d_3x3(&e.conv_out, kernels::group_norm(&e.norm_out, h, true));
         self.quant_conv.forward(h)
     }
 
