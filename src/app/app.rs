@@ -6,7 +6,8 @@
 //! model requests, starts layer composites and saves changed settings; `ui` draws the panels
 //! (`layout.rs`), which return [`Command`]s, then [`App::apply`] (`apply.rs`) applies them in
 //! one `match`. Document edits and their display live in `edit.rs`, file work in `files.rs`,
-//! the per-layer state machine in [`LayerRuntimes`].
+//! worker events and task results in `events.rs`, the per-layer state machine in
+//! [`LayerRuntimes`].
 //!
 //! Layer display pipeline: every layer has a generation counter. A change that can move
 //! pixels anywhere (model result, threshold/grow/feather, import, undo of such a step) asks
@@ -16,7 +17,6 @@
 //! on a 4096² image.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::device::SelectedDevice;
@@ -25,17 +25,17 @@ use crate::runtime::{Role, THREADS_ENV, available_cores, thread_count};
 
 use super::Options;
 use super::commands::Command;
-use super::display::{self, SharedDisplay};
+use super::display::SharedDisplay;
 use super::layer_runtime::{LayerRuntime, LayerRuntimes};
 use super::render::CanvasRenderer;
 use super::state::{AppState, Document, Settings};
-use super::tasks::{ExportFailure, ExportRequest, TaskResult, Tasks};
+use super::tasks::{ExportRequest, Tasks};
 use super::ui::UiState;
 use super::ui::canvas::Canvas;
 use super::ui::layers::LayersPanel;
 use super::ui::notices::{Level, Toasts};
 use super::view::View;
-use super::worker::{Event, Job, LastRun, ModelStatus, WorkerHandle};
+use super::worker::{Job, LastRun, ModelStatus, WorkerHandle};
 
 /// An open brush stroke.
 #[derive(Debug)]
@@ -364,244 +364,6 @@ impl App {
         if let Err(e) = self.state.settings.save(path) {
             log::warn!("{e}");
             self.toasts.push(Level::Warning, e.to_string());
-        }
-    }
-
-    // ---- worker events -------------------------------------------------------------------
-
-    pub(super) fn handle_event(&mut self, event: Event) {
-        match event {
-            Event::LoadProgress { step, total, what } => {
-                self.model = ModelStatus::Loading { step, total, what };
-            }
-            Event::Loaded {
-                device,
-                weights,
-                elapsed,
-            } => {
-                log::info!("model ready on {device} in {:.1} s", elapsed.as_secs_f64());
-                self.device_label = device;
-                self.model = ModelStatus::Ready {
-                    weights,
-                    load_time: elapsed,
-                };
-                self.ui.notice_dismissed = false;
-                let runtimes = &self.layer_runtimes;
-                let pending = self.phrase_layers(|e| {
-                    e.layer.probabilities().is_none() || runtimes.waiting_for_model(e.id)
-                });
-                for id in pending {
-                    self.request_segment(id);
-                }
-            }
-            Event::LoadFailed { message, missing } => {
-                if missing {
-                    log::warn!("no model: {message}");
-                    self.model = ModelStatus::Missing { message };
-                } else {
-                    log::error!("model not loaded: {message}");
-                    self.toasts.push(
-                        Level::Error,
-                        format!("The model could not be loaded: {message}"),
-                    );
-                    self.model = ModelStatus::Failed { message };
-                }
-                self.layer_runtimes.model_unavailable();
-            }
-            Event::Mask { layer_id, .. }
-                if self.stroke.as_ref().is_some_and(|s| s.layer_id == layer_id) =>
-            {
-                // Applying it now would end the stroke under the artist's pen.
-                self.layer_runtimes.defer(event);
-            }
-            Event::Mask {
-                request_id,
-                layer_id,
-                image_id,
-                probabilities,
-                timings,
-                elapsed,
-            } => {
-                if !self.layer_runtimes.accept_mask(layer_id, request_id) {
-                    return;
-                }
-                let Some(doc) = &mut self.state.document else {
-                    return;
-                };
-                if doc.image_id != image_id {
-                    return;
-                }
-                let phrase = doc
-                    .masks
-                    .layer(layer_id)
-                    .map(|e| e.props.phrase.clone())
-                    .unwrap_or_default();
-                match doc.masks.set_probabilities(layer_id, Some(probabilities)) {
-                    Ok(()) => self.layer_runtimes.changed(layer_id),
-                    Err(e) => log::warn!("model result not applied: {e}"),
-                }
-                self.last_run = Some(LastRun {
-                    phrase,
-                    timings,
-                    elapsed,
-                });
-            }
-            Event::SegmentFailed {
-                request_id,
-                layer_id,
-                message,
-            } => {
-                if self
-                    .layer_runtimes
-                    .segment_failed(layer_id, request_id, &message)
-                {
-                    log::warn!("segmentation failed: {message}");
-                    self.toasts.push(Level::Error, message);
-                }
-            }
-        }
-    }
-
-    /// Ids of the document's layers with a phrase that pass `keep`.
-    pub(super) fn phrase_layers(
-        &self,
-        keep: impl Fn(&crate::mask::LayerEntry) -> bool,
-    ) -> Vec<u64> {
-        self.state
-            .document
-            .as_ref()
-            .map(|d| {
-                d.masks
-                    .layers()
-                    .iter()
-                    .filter(|e| !e.props.phrase.trim().is_empty() && keep(e))
-                    .map(|e| e.id)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Sends the layer's phrase to the model (now, or when the model is ready).
-    pub(super) fn request_segment(&mut self, id: u64) {
-        let Some(doc) = &self.state.document else {
-            return;
-        };
-        let Some(entry) = doc.masks.layer(id) else {
-            return;
-        };
-        let phrase = entry.props.phrase.trim().to_owned();
-        if phrase.is_empty() {
-            self.layer_runtimes.cancel_debounce(id);
-            return;
-        }
-        let ready = self.model.is_ready();
-        let Some(request_id) = self.layer_runtimes.start_request(id, ready) else {
-            return;
-        };
-        if let Some(worker) = &mut self.worker {
-            worker.send(Job::Segment {
-                request_id,
-                layer_id: id,
-                image_id: doc.image_id,
-                image: Arc::clone(&doc.rgb),
-                phrase,
-            });
-        }
-    }
-
-    // ---- tasks ---------------------------------------------------------------------------
-
-    pub(super) fn spawn(&mut self, name: &str, job: impl FnOnce() -> TaskResult + Send + 'static) {
-        let ctx = self.ctx.clone();
-        if let Err(e) = self.tasks.spawn(name, &ctx, job) {
-            log::error!("{e}");
-            self.toasts.push(Level::Error, e);
-        }
-    }
-
-    fn handle_task(&mut self, result: TaskResult) {
-        match result {
-            TaskResult::ImageOpened { path, name, result } => match result {
-                Ok(image) => self.install_image(*image, path, name, None),
-                Err(e) => {
-                    log::error!("{e}");
-                    self.toasts
-                        .push(Level::Error, format!("Cannot open {name}: {e}"));
-                }
-            },
-            TaskResult::SessionOpened { path, result } => self.finish_open_session(path, result),
-            TaskResult::MaskImported {
-                path,
-                image_id,
-                result,
-            } => self.finish_import(&path, image_id, result),
-            TaskResult::Composited {
-                layer_id,
-                image_id,
-                generation,
-                factor,
-                data,
-            } => {
-                let current = self.state.document.as_ref().map(|d| d.image_id);
-                let mut disp = self.display.lock();
-                let same_factor = disp.factor == factor;
-                if !self.layer_runtimes.accept_composite(
-                    layer_id,
-                    generation,
-                    current == Some(image_id),
-                    same_factor,
-                ) {
-                    return;
-                }
-                if let Some(plane) = disp.layers.get_mut(&layer_id)
-                    && plane.data.len() == data.len()
-                {
-                    plane.data = data;
-                    let full = RectInImage::full(plane.width, plane.height);
-                    display::add_dirty(&mut plane.dirty, full);
-                }
-            }
-            TaskResult::SessionSaved {
-                path,
-                image_id,
-                mark,
-                pasted_image,
-                result,
-            } => self.finish_save_session(path, image_id, mark, pasted_image, result),
-            TaskResult::Panicked { task } => {
-                let msg = format!("Internal error in {task}; see the log");
-                log::error!("{msg}");
-                self.toasts.push(Level::Error, msg);
-                // A composite that died must not block its layer forever.
-                if task == "ldzmask-composite" {
-                    self.layer_runtimes.composite_lost();
-                }
-            }
-            TaskResult::Exported { request, result } => match result {
-                Ok((w, h)) => {
-                    let msg = format!(
-                        "Exported {} ({w}×{h}) to {}",
-                        request.settings.kind.file_suffix(),
-                        request.path.display()
-                    );
-                    log::info!("{msg}");
-                    self.toasts.push(Level::Info, msg);
-                    self.remember_folder(&request.path);
-                    if let Some(doc) = &mut self.state.document {
-                        doc.mark_saved(); // the work is out: no "unsaved" warning
-                    }
-                    self.ui.last_export = Some(Ok(request.path));
-                }
-                Err(ExportFailure::Exists(_)) => {
-                    self.ui.confirm_overwrite = Some(request);
-                }
-                Err(ExportFailure::Other(e)) => {
-                    log::error!("export failed: {e}");
-                    self.toasts
-                        .push(Level::Error, format!("Export failed: {e}"));
-                    self.ui.last_export = Some(Err(e));
-                }
-            },
         }
     }
 }

@@ -26,6 +26,7 @@ mod apply;
 pub mod commands;
 pub mod display;
 mod edit;
+mod events;
 mod files;
 pub mod layer_runtime;
 mod layout;

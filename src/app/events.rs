@@ -1,0 +1,253 @@
+//! What comes back from the background: the inference worker's events (model loaded, a layer's
+//! mask, a failure) and the task threads' results (composites, saves, exports), each applied to
+//! the [`App`] once, on the UI thread, from [`App::tick`].
+
+use std::sync::Arc;
+
+use crate::mask::RectInImage;
+
+use super::app::App;
+use super::display;
+use super::tasks::{ExportFailure, TaskResult};
+use super::ui::notices::Level;
+use super::worker::{Event, Job, LastRun, ModelStatus};
+
+impl App {
+    // ---- worker events -------------------------------------------------------------------
+
+    pub(super) fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::LoadProgress { step, total, what } => {
+                self.model = ModelStatus::Loading { step, total, what };
+            }
+            Event::Loaded {
+                device,
+                weights,
+                elapsed,
+            } => {
+                log::info!("model ready on {device} in {:.1} s", elapsed.as_secs_f64());
+                self.device_label = device;
+                self.model = ModelStatus::Ready {
+                    weights,
+                    load_time: elapsed,
+                };
+                self.ui.notice_dismissed = false;
+                let runtimes = &self.layer_runtimes;
+                let pending = self.phrase_layers(|e| {
+                    e.layer.probabilities().is_none() || runtimes.waiting_for_model(e.id)
+                });
+                for id in pending {
+                    self.request_segment(id);
+                }
+            }
+            Event::LoadFailed { message, missing } => {
+                if missing {
+                    log::warn!("no model: {message}");
+                    self.model = ModelStatus::Missing { message };
+                } else {
+                    log::error!("model not loaded: {message}");
+                    self.toasts.push(
+                        Level::Error,
+                        format!("The model could not be loaded: {message}"),
+                    );
+                    self.model = ModelStatus::Failed { message };
+                }
+                self.layer_runtimes.model_unavailable();
+            }
+            Event::Mask { layer_id, .. }
+                if self.stroke.as_ref().is_some_and(|s| s.layer_id == layer_id) =>
+            {
+                // Applying it now would end the stroke under the artist's pen.
+                self.layer_runtimes.defer(event);
+            }
+            Event::Mask {
+                request_id,
+                layer_id,
+                image_id,
+                probabilities,
+                timings,
+                elapsed,
+            } => {
+                if !self.layer_runtimes.accept_mask(layer_id, request_id) {
+                    return;
+                }
+                let Some(doc) = &mut self.state.document else {
+                    return;
+                };
+                if doc.image_id != image_id {
+                    return;
+                }
+                let phrase = doc
+                    .masks
+                    .layer(layer_id)
+                    .map(|e| e.props.phrase.clone())
+                    .unwrap_or_default();
+                match doc.masks.set_probabilities(layer_id, Some(probabilities)) {
+                    Ok(()) => self.layer_runtimes.changed(layer_id),
+                    Err(e) => log::warn!("model result not applied: {e}"),
+                }
+                self.last_run = Some(LastRun {
+                    phrase,
+                    timings,
+                    elapsed,
+                });
+            }
+            Event::SegmentFailed {
+                request_id,
+                layer_id,
+                message,
+            } => {
+                if self
+                    .layer_runtimes
+                    .segment_failed(layer_id, request_id, &message)
+                {
+                    log::warn!("segmentation failed: {message}");
+                    self.toasts.push(Level::Error, message);
+                }
+            }
+        }
+    }
+
+    /// Ids of the document's layers with a phrase that pass `keep`.
+    pub(super) fn phrase_layers(
+        &self,
+        keep: impl Fn(&crate::mask::LayerEntry) -> bool,
+    ) -> Vec<u64> {
+        self.state
+            .document
+            .as_ref()
+            .map(|d| {
+                d.masks
+                    .layers()
+                    .iter()
+                    .filter(|e| !e.props.phrase.trim().is_empty() && keep(e))
+                    .map(|e| e.id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Sends the layer's phrase to the model (now, or when the model is ready).
+    pub(super) fn request_segment(&mut self, id: u64) {
+        let Some(doc) = &self.state.document else {
+            return;
+        };
+        let Some(entry) = doc.masks.layer(id) else {
+            return;
+        };
+        let phrase = entry.props.phrase.trim().to_owned();
+        if phrase.is_empty() {
+            self.layer_runtimes.cancel_debounce(id);
+            return;
+        }
+        let ready = self.model.is_ready();
+        let Some(request_id) = self.layer_runtimes.start_request(id, ready) else {
+            return;
+        };
+        if let Some(worker) = &mut self.worker {
+            worker.send(Job::Segment {
+                request_id,
+                layer_id: id,
+                image_id: doc.image_id,
+                image: Arc::clone(&doc.rgb),
+                phrase,
+            });
+        }
+    }
+
+    // ---- tasks ---------------------------------------------------------------------------
+
+    pub(super) fn spawn(&mut self, name: &str, job: impl FnOnce() -> TaskResult + Send + 'static) {
+        let ctx = self.ctx.clone();
+        if let Err(e) = self.tasks.spawn(name, &ctx, job) {
+            log::error!("{e}");
+            self.toasts.push(Level::Error, e);
+        }
+    }
+
+    pub(super) fn handle_task(&mut self, result: TaskResult) {
+        match result {
+            TaskResult::ImageOpened { path, name, result } => match result {
+                Ok(image) => self.install_image(*image, path, name, None),
+                Err(e) => {
+                    log::error!("{e}");
+                    self.toasts
+                        .push(Level::Error, format!("Cannot open {name}: {e}"));
+                }
+            },
+            TaskResult::SessionOpened { path, result } => self.finish_open_session(path, result),
+            TaskResult::MaskImported {
+                path,
+                image_id,
+                result,
+            } => self.finish_import(&path, image_id, result),
+            TaskResult::Composited {
+                layer_id,
+                image_id,
+                generation,
+                factor,
+                data,
+            } => {
+                let current = self.state.document.as_ref().map(|d| d.image_id);
+                let mut disp = self.display.lock();
+                let same_factor = disp.factor == factor;
+                if !self.layer_runtimes.accept_composite(
+                    layer_id,
+                    generation,
+                    current == Some(image_id),
+                    same_factor,
+                ) {
+                    return;
+                }
+                if let Some(plane) = disp.layers.get_mut(&layer_id)
+                    && plane.data.len() == data.len()
+                {
+                    plane.data = data;
+                    let full = RectInImage::full(plane.width, plane.height);
+                    display::add_dirty(&mut plane.dirty, full);
+                }
+            }
+            TaskResult::SessionSaved {
+                path,
+                image_id,
+                mark,
+                pasted_image,
+                result,
+            } => self.finish_save_session(path, image_id, mark, pasted_image, result),
+            TaskResult::Panicked { task } => {
+                let msg = format!("Internal error in {task}; see the log");
+                log::error!("{msg}");
+                self.toasts.push(Level::Error, msg);
+                // A composite that died must not block its layer forever.
+                if task == "ldzmask-composite" {
+                    self.layer_runtimes.composite_lost();
+                }
+            }
+            TaskResult::Exported { request, result } => match result {
+                Ok((w, h)) => {
+                    let msg = format!(
+                        "Exported {} ({w}×{h}) to {}",
+                        request.settings.kind.file_suffix(),
+                        request.path.display()
+                    );
+                    log::info!("{msg}");
+                    self.toasts.push(Level::Info, msg);
+                    self.remember_folder(&request.path);
+                    if let Some(doc) = &mut self.state.document {
+                        doc.mark_saved(); // the work is out: no "unsaved" warning
+                    }
+                    self.ui.last_export = Some(Ok(request.path));
+                }
+                Err(ExportFailure::Exists(_)) => {
+                    self.ui.confirm_overwrite = Some(request);
+                }
+                Err(ExportFailure::Other(e)) => {
+                    log::error!("export failed: {e}");
+                    self.toasts
+                        .push(Level::Error, format!("Export failed: {e}"));
+                    self.ui.last_export = Some(Err(e));
+                }
+            },
+        }
+    }
+}
