@@ -91,10 +91,18 @@ impl InferencePool {
     }
 }
 
+/// Environment variable that, set to `0`, leaves the allocator as the C library configures it
+/// (to measure what [`retain_freed_memory`] gains).
+pub const RETAIN_MEMORY_ENV: &str = "LDZMASK_RETAIN_MEMORY";
+
 /// Keeps freed memory in the process for reuse instead of returning it to the kernel (glibc
-/// only; other C libraries and platforms keep their allocator's own policy). Call once, early in
-/// `main`, before threads start. Returns whether the setting was applied.
+/// only; other C libraries and platforms keep their allocator's own policy), unless
+/// `LDZMASK_RETAIN_MEMORY=0`. Call once, early in `main`, before threads start. Returns whether
+/// the setting was applied.
 pub fn retain_freed_memory() -> bool {
+    if std::env::var(RETAIN_MEMORY_ENV).is_ok_and(|v| v.trim() == "0") {
+        return false;
+    }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         glibc::retain_freed_memory()

@@ -125,6 +125,12 @@ pub fn run(
     let device = selected.device.clone();
     println!("device: {}", selected.description);
     println!("inference threads: {threads}");
+    let retained =
+        std::env::var(ldzmask::runtime::RETAIN_MEMORY_ENV).map_or(true, |v| v.trim() != "0");
+    println!(
+        "freed memory kept for reuse: {}",
+        if retained { "yes" } else { "no" }
+    );
     println!("precision: {:?}", float_dtype(&device));
     let start = Instant::now();
     let nets = match weights {
