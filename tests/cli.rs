@@ -92,6 +92,53 @@ fn segment_writes_the_fixture_mask() {
             "cut-out keeps RGB"
         );
     }
+    // --refine gives what `ldzmask refine` gives on the same (8-bit) mask, at the image's size.
+    let input = weights.join("case0.png");
+    let refined = weights.join("case0-refined.png");
+    let draws = format!(
+        "{}:case0.",
+        fixtures_dir().join("pipeline/io.safetensors").display()
+    );
+    let (code, text) = run(ldzmask()
+        .arg("segment")
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--image")
+        .arg(&input)
+        .args([
+            "--phrase",
+            cfg["cases"][0]["phrase"].as_str().expect("phrase"),
+        ])
+        .args(["--soft", "--refine", "--draws", &draws])
+        .arg("--out")
+        .arg(&refined));
+    assert_eq!(code, 0, "{text}");
+    let by_refine = weights.join("case0-refine-cli.png");
+    let (code, text) = run(ldzmask()
+        .arg("refine")
+        .arg("--image")
+        .arg(&input)
+        .arg("--mask")
+        .arg(weights.join("case0-mask.png"))
+        .arg("--out")
+        .arg(&by_refine));
+    assert_eq!(code, 0, "{text}");
+    let a = image::open(&refined).expect("refined").to_luma8();
+    let b = image::open(&by_refine).expect("refine cli").to_luma8();
+    let source = image::open(&input).expect("input");
+    assert_eq!(a.dimensions(), (source.width(), source.height()));
+    assert_eq!(a.dimensions(), b.dimensions());
+    let mean_diff = a
+        .pixels()
+        .zip(b.pixels())
+        .map(|(x, y)| f64::from(x.0[0].abs_diff(y.0[0])))
+        .sum::<f64>()
+        / f64::from(a.width() * a.height());
+    // The only difference is the 8-bit rounding of the mask `refine` reads.
+    assert!(
+        mean_diff < 2.0,
+        "segment --refine vs refine: mean |diff| {mean_diff} / 255"
+    );
     // Existing outputs are not overwritten without --overwrite.
     let input = weights.join("case0.png");
     let out = weights.join("case0-mask.png");
@@ -210,6 +257,9 @@ fn segment_help_documents_every_flag() {
         "--seed",
         "--draws",
         "--overwrite",
+        "--refine",
+        "--precision",
+        "--threads",
         "--device",
         "--weights",
     ] {

@@ -9,7 +9,8 @@ use ldzmask::device::DeviceChoice;
 use ldzmask::imageio::load_image;
 use ldzmask::mask::MaskBuf;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
-use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness};
+use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
+use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage};
 use ldzmask::precision::Precision;
 
 /// Arguments of `ldzmask segment`.
@@ -41,6 +42,10 @@ pub struct SegmentArgs {
     /// Write the soft 8-bit probability map instead of a binary mask.
     #[arg(long)]
     pub soft: bool,
+    /// Snap each mask's edges to the image before thresholding or writing it (guided filter +
+    /// matting at full resolution, as `ldzmask refine` does with its default settings).
+    #[arg(long)]
+    pub refine: bool,
     /// Also write an RGBA cut-out (`…-cutout.png`): the image with the mask as alpha.
     #[arg(long)]
     pub cutout: bool,
@@ -112,7 +117,7 @@ pub fn run(
                         .map(DynamicImage::ImageRgba8)
                         .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
                 for mask in &masks {
-                    write_outputs(&args, path, &image, mask)?;
+                    write_outputs(&args, path, &image, &loaded.rgb, mask)?;
                 }
                 Ok(masks)
             });
@@ -261,9 +266,18 @@ fn write_outputs(
     args: &SegmentArgs,
     image_path: &Path,
     image: &DynamicImage,
+    rgb: &RgbImage,
     mask: &PhraseMask,
 ) -> anyhow::Result<()> {
-    let probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities.clone())?;
+    let mut probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities.clone())?;
+    if args.refine {
+        let view = RgbView {
+            width: rgb.width,
+            height: rgb.height,
+            pixels: &rgb.pixels,
+        };
+        probabilities = refine(view, &probabilities, None, &RefineSettings::default())?;
+    }
     let output = if args.soft {
         probabilities
     } else {
