@@ -126,6 +126,9 @@ fn bench_conv3x3() {
         (1280, 640, 24),
         (320, 320, 48),
         (512, 512, 48),
+        (512, 512, 96),
+        (256, 256, 192),
+        (128, 128, 384),
     ] {
         let conv = Conv2dConfig::new([cin, cout], [3, 3])
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
