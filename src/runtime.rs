@@ -116,10 +116,11 @@ pub fn retain_freed_memory() -> bool {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod glibc {
     /// Never serve an allocation with its own `mmap` (so freeing never `munmap`s), never
-    /// trim the heap top, and keep every thread in the main arena: freed blocks stay mapped and are reused by the next allocation of the
-    /// same size, which for a network's activations is the next forward pass. This is what
-    /// `GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=…:glibc.malloc.arena_max=1` does, set from
-    /// inside the process.
+    /// trim the heap top, and keep every thread in the main arena: freed blocks stay mapped
+    /// and are reused by the next allocation of the same size, which for a network's
+    /// activations is the next forward pass. This is what `GLIBC_TUNABLES=` with
+    /// `glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=…:glibc.malloc.arena_max=1` does,
+    /// set from inside the process.
     #[allow(unsafe_code)]
     pub(super) fn retain_freed_memory() -> bool {
         // SAFETY: `mallopt` only changes glibc's allocator parameters; it is called with valid
