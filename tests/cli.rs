@@ -266,3 +266,55 @@ fn segment_help_documents_every_flag() {
         assert!(text.contains(flag), "`segment --help` lacks {flag}");
     }
 }
+
+/// `segment --precision f16` and `--precision f32` on the GPU give the same soft mask within
+/// 0.01 mean |difference| (lavapipe in CI; skipped without a wgpu adapter unless
+/// `LDZMASK_REQUIRE_GPU=1`, which makes that a failure).
+#[test]
+fn segment_f16_and_f32_agree_on_the_gpu() {
+    if let Err(e) = burn::prelude::Device::wgpu_options().init_with_setup() {
+        assert!(
+            !ldzmask::device::gpu_required(),
+            "LDZMASK_REQUIRE_GPU is set but no wgpu adapter could be initialised: {e}"
+        );
+        println!("no wgpu adapter on this machine ({e}); f16/f32 comparison not run");
+        return;
+    }
+    let weights = tiny_weights_dir("cli-precision");
+    let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
+    let cfg = common::config(&fixtures_dir().join("pipeline"));
+    let phrase = cfg["cases"][0]["phrase"].as_str().expect("phrase");
+    let input = weights.join("case0.png");
+    write_png_from_tensor(io.get("case0.image"), &input);
+    let mask = |precision: &str| {
+        let out = weights.join(format!("mask-{precision}.png"));
+        let (code, text) = run(ldzmask()
+            .env("LDZMASK_DEVICE", "gpu")
+            .arg("segment")
+            .arg("--weights")
+            .arg(&weights)
+            .arg("--image")
+            .arg(&input)
+            .args(["--phrase", phrase, "--soft", "--precision", precision])
+            .arg("--out")
+            .arg(&out));
+        assert_eq!(code, 0, "{text}");
+        let label = if precision == "f16" { "F16" } else { "GPU" };
+        assert!(
+            text.contains(label),
+            "the device line names {label}: {text}"
+        );
+        image::open(&out).expect("mask png").to_luma8()
+    };
+    let (half, full) = (mask("f16"), mask("f32"));
+    assert_eq!(half.dimensions(), full.dimensions());
+    let mean_diff = half
+        .pixels()
+        .zip(full.pixels())
+        .map(|(a, b)| f64::from(a.0[0].abs_diff(b.0[0])) / 255.0)
+        .sum::<f64>()
+        / f64::from(half.width() * half.height());
+    println!("segment f16 vs f32 on the GPU: mean |diff| {mean_diff:.5}");
+    assert!(mean_diff < 0.01, "mean |diff| {mean_diff}");
+    let _ = std::fs::remove_dir_all(&weights);
+}
