@@ -41,11 +41,16 @@ pub fn thread_count(
             format!("{THREADS_ENV}=`{value}`: expected a whole number of threads, 1 or more")
         });
     }
+    Ok(default_threads(role, cores))
+}
+
+/// The role's default: every core headless, every core but one (at least one) in the app.
+pub fn default_threads(role: Role, cores: usize) -> NonZeroUsize {
     let n = match role {
         Role::Headless => cores,
         Role::Interactive => cores.saturating_sub(1),
     };
-    Ok(NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN))
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
 }
 
 /// The cores this process may use (1 when the OS cannot tell).

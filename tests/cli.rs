@@ -14,6 +14,19 @@ fn ldzmask() -> Command {
     cmd
 }
 
+/// `ldzmask segment --weights W --image I --out O` on the CPU; the caller adds the rest.
+fn segment(weights: &Path, image: &Path, out: &Path) -> Command {
+    let mut cmd = ldzmask();
+    cmd.arg("segment")
+        .arg("--weights")
+        .arg(weights)
+        .arg("--image")
+        .arg(image)
+        .arg("--out")
+        .arg(out);
+    cmd
+}
+
 fn run(cmd: &mut Command) -> (i32, String) {
     let out = cmd.output().expect("run ldzmask");
     let text = format!(
@@ -40,15 +53,8 @@ fn segment_writes_the_fixture_mask() {
             "{}:{name}.",
             fixtures_dir().join("pipeline/io.safetensors").display()
         );
-        let (code, text) = run(ldzmask()
-            .arg("segment")
-            .arg("--weights")
-            .arg(&weights)
-            .arg("--image")
-            .arg(&input)
-            .args(["--phrase", phrase, "--soft", "--cutout", "--draws", &draws])
-            .arg("--out")
-            .arg(&out));
+        let (code, text) = run(segment(&weights, &input, &out)
+            .args(["--phrase", phrase, "--soft", "--cutout", "--draws", &draws]));
         assert_eq!(code, 0, "{text}");
         let mask = image::open(&out).expect("mask png").to_luma8();
         let expected = io.get(&format!("{name}.mask"));
@@ -99,19 +105,12 @@ fn segment_writes_the_fixture_mask() {
         "{}:case0.",
         fixtures_dir().join("pipeline/io.safetensors").display()
     );
-    let (code, text) = run(ldzmask()
-        .arg("segment")
-        .arg("--weights")
-        .arg(&weights)
-        .arg("--image")
-        .arg(&input)
+    let (code, text) = run(segment(&weights, &input, &refined)
         .args([
             "--phrase",
             cfg["cases"][0]["phrase"].as_str().expect("phrase"),
         ])
-        .args(["--soft", "--refine", "--draws", &draws])
-        .arg("--out")
-        .arg(&refined));
+        .args(["--soft", "--refine", "--draws", &draws]));
     assert_eq!(code, 0, "{text}");
     let by_refine = weights.join("case0-refine-cli.png");
     let (code, text) = run(ldzmask()
@@ -142,15 +141,7 @@ fn segment_writes_the_fixture_mask() {
     // Existing outputs are not overwritten without --overwrite.
     let input = weights.join("case0.png");
     let out = weights.join("case0-mask.png");
-    let (code, text) = run(ldzmask()
-        .arg("segment")
-        .arg("--weights")
-        .arg(&weights)
-        .arg("--image")
-        .arg(&input)
-        .args(["--phrase", "x"])
-        .arg("--out")
-        .arg(&out));
+    let (code, text) = run(segment(&weights, &input, &out).args(["--phrase", "x"]));
     assert_ne!(code, 0);
     assert!(text.contains("already exists"), "{text}");
     let _ = std::fs::remove_dir_all(&weights);
@@ -288,16 +279,9 @@ fn segment_f16_and_f32_agree_on_the_gpu() {
     write_png_from_tensor(io.get("case0.image"), &input);
     let mask = |precision: &str| {
         let out = weights.join(format!("mask-{precision}.png"));
-        let (code, text) = run(ldzmask()
+        let (code, text) = run(segment(&weights, &input, &out)
             .env("LDZMASK_DEVICE", "gpu")
-            .arg("segment")
-            .arg("--weights")
-            .arg(&weights)
-            .arg("--image")
-            .arg(&input)
-            .args(["--phrase", phrase, "--soft", "--precision", precision])
-            .arg("--out")
-            .arg(&out));
+            .args(["--phrase", phrase, "--soft", "--precision", precision]));
         assert_eq!(code, 0, "{text}");
         let label = if precision == "f16" { "F16" } else { "GPU" };
         assert!(

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use crate::device::SelectedDevice;
 use crate::mask::RectInImage;
-use crate::runtime::{Role, THREADS_ENV, available_cores, thread_count};
+use crate::runtime::{Role, THREADS_ENV, available_cores, default_threads, thread_count};
 
 use super::Options;
 use super::commands::Command;
@@ -116,9 +116,8 @@ impl App {
         )
         .unwrap_or_else(|e| {
             log::warn!("{e}; using the default");
-            toasts.push(Level::Warning, e.clone());
-            let fallback = thread_count(None, None, Role::Interactive, available_cores());
-            fallback.unwrap_or(std::num::NonZeroUsize::MIN)
+            toasts.push(Level::Warning, e);
+            default_threads(Role::Interactive, available_cores())
         });
         let worker = match WorkerHandle::start(device, threads, options.precision, move || {
             repaint_ctx.request_repaint()

@@ -207,13 +207,7 @@ impl App {
                     display::add_dirty(&mut plane.dirty, full);
                 }
             }
-            TaskResult::SessionSaved {
-                path,
-                image_id,
-                mark,
-                pasted_image,
-                result,
-            } => self.finish_save_session(path, image_id, mark, pasted_image, result),
+            TaskResult::SessionSaved(saved) => self.finish_save_session(saved),
             TaskResult::Panicked { task } => {
                 let msg = format!("Internal error in {task}; see the log");
                 log::error!("{msg}");

@@ -13,7 +13,7 @@ use super::app::App;
 use super::commands::Command;
 use super::display::{self, DisplayImage};
 use super::state::{Document, ExportSettings, ExportSource};
-use super::tasks::{self, ExportRequest, MaskSnapshot, TaskResult};
+use super::tasks::{self, ExportRequest, MaskSnapshot, SessionSaved, TaskResult};
 use super::ui::notices::Level;
 use super::ui::open_command_for;
 use super::view::ViewRequest;
@@ -398,24 +398,24 @@ impl App {
             let result = pasted
                 .map_or(Ok(()), |(image, png)| tasks::write_pasted_image(image, png))
                 .and_then(|()| snapshot.write(&path).map_err(|e| e.to_string()));
-            TaskResult::SessionSaved {
+            TaskResult::SessionSaved(SessionSaved {
                 path,
                 image_id,
                 mark,
                 pasted_image,
                 result,
-            }
+            })
         });
     }
 
-    pub(super) fn finish_save_session(
-        &mut self,
-        path: PathBuf,
-        image_id: u64,
-        mark: (usize, usize, usize),
-        pasted_image: Option<PathBuf>,
-        result: Result<(), String>,
-    ) {
+    pub(super) fn finish_save_session(&mut self, saved: SessionSaved) {
+        let SessionSaved {
+            path,
+            image_id,
+            mark,
+            pasted_image,
+            result,
+        } = saved;
         match result {
             Ok(()) => {
                 if let Some(doc) = &mut self.state.document

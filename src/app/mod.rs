@@ -92,10 +92,7 @@ pub fn run(options: Options) -> anyhow::Result<()> {
     };
     // Chosen before the window exists so that a GPU device can be shared with eframe: the
     // model's tensors and the canvas then live on the same wgpu device.
-    let mut selected = crate::device::select_device(choice);
-    if let Err(e) = selected.apply_precision(options.precision) {
-        log::warn!("{e}; the model runs in f32");
-    }
+    let selected = worker::select_device(choice, options.precision);
     let mut native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("ldzmask")

@@ -184,6 +184,21 @@ pub fn loaded_from_color_image(image: &egui::ColorImage) -> Result<LoadedImage, 
     ))
 }
 
+/// The outcome of a session save, applied by `App::finish_save_session`.
+#[derive(Debug)]
+pub struct SessionSaved {
+    /// The session file.
+    pub path: PathBuf,
+    /// The document it was saved from.
+    pub image_id: u64,
+    /// The document's edit mark at the snapshot.
+    pub mark: (usize, usize, usize),
+    /// Where a pasted image (one without a file) was written next to the session.
+    pub pasted_image: Option<PathBuf>,
+    /// Done, or why not.
+    pub result: Result<(), String>,
+}
+
 /// Results of background tasks.
 #[derive(Debug)]
 pub enum TaskResult {
@@ -226,18 +241,7 @@ pub enum TaskResult {
         data: Vec<u8>,
     },
     /// A session file was written.
-    SessionSaved {
-        /// The session file.
-        path: PathBuf,
-        /// The document it was saved from.
-        image_id: u64,
-        /// The document's edit mark at the snapshot.
-        mark: (usize, usize, usize),
-        /// Where a pasted image (one without a file) was written next to the session.
-        pasted_image: Option<PathBuf>,
-        /// Done, or why not.
-        result: Result<(), String>,
-    },
+    SessionSaved(SessionSaved),
     /// A task panicked (a bug; reported so the app does not wait for it forever).
     Panicked {
         /// The task's thread name.

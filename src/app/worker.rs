@@ -7,6 +7,7 @@
 //! Loading happens here too (discovery, tokenizer, the four networks), with progress events,
 //! so the window never waits for the model.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
@@ -19,7 +20,6 @@ use crate::pipeline::{
 };
 use crate::precision::Precision;
 use crate::runtime::InferencePool;
-use std::num::NonZeroUsize;
 
 /// Where the model stands, as the UI sees it through the worker's events.
 #[derive(Clone, Debug, PartialEq)]
@@ -276,6 +276,16 @@ fn coalesce(jobs: &mut std::collections::VecDeque<Job>) {
     });
 }
 
+/// The device for `choice` with `precision` applied; a precision the device cannot run is
+/// logged and the model runs in f32 (the app starts whatever the setting).
+pub(super) fn select_device(choice: DeviceChoice, precision: Precision) -> SelectedDevice {
+    let mut selected = crate::device::select_device(choice);
+    if let Err(e) = selected.apply_precision(precision) {
+        log::warn!("{e}; the model runs in f32");
+    }
+    selected
+}
+
 struct Worker {
     device: Option<(burn::prelude::Device, String)>,
     /// Applied to a device the worker selects itself.
@@ -366,10 +376,7 @@ impl Worker {
         let (device, description) = match &self.device {
             Some(d) => d.clone(),
             None => {
-                let mut selected = crate::device::select_device(choice);
-                if let Err(e) = selected.apply_precision(self.precision) {
-                    log::warn!("{e}; the model runs in f32");
-                }
+                let selected = select_device(choice, self.precision);
                 let d = (selected.device, selected.description);
                 self.device = Some(d.clone());
                 d

@@ -47,6 +47,18 @@ fn minor_faults() -> Option<u64> {
     after_name.split_whitespace().nth(7)?.parse().ok()
 }
 
+/// Prints `GPU memory<when>: in use X MB, reserved Y MB` on a GPU device (the format
+/// `tests/tools/gpu_bench.sh` reads); nothing on the CPU.
+fn print_gpu_memory(device: &Device, when: &str) {
+    if let Some(memory) = gpu_memory(device) {
+        println!(
+            "GPU memory{when}: in use {:.0} MB, reserved {:.0} MB",
+            memory.in_use as f64 / 1e6,
+            memory.reserved as f64 / 1e6
+        );
+    }
+}
+
 /// The median of `times` (the mean of the two middle ones for an even count; zero when empty).
 fn median(times: &[Duration]) -> Duration {
     let mut sorted = times.to_vec();
@@ -144,13 +156,7 @@ pub fn run(
             nets
         }
     };
-    if let Some(memory) = gpu_memory(&device) {
-        println!(
-            "GPU memory after loading (weights): in use {:.0} MB, reserved {:.0} MB",
-            memory.in_use as f64 / 1e6,
-            memory.reserved as f64 / 1e6
-        );
-    }
+    print_gpu_memory(&device, " after loading (weights)");
     if args.load_only {
         return Ok(ExitCode::SUCCESS);
     }
@@ -249,14 +255,8 @@ pub fn run(
     if let Some(rss) = peak_rss_mb() {
         println!("peak RSS: {rss:.0} MB");
     }
-    if let Some(memory) = gpu_memory(&device) {
-        println!(
-            // The pools keep what they reserved, so "reserved" after the passes is their peak.
-            "GPU memory: in use {:.0} MB, reserved {:.0} MB",
-            memory.in_use as f64 / 1e6,
-            memory.reserved as f64 / 1e6
-        );
-    }
+    // The pools keep what they reserved, so "reserved" after the passes is their peak.
+    print_gpu_memory(&device, "");
     if let Some(faults) = minor_faults() {
         println!("minor page faults: {faults}");
         if let Some(warm) = faults_after_warm_up {
