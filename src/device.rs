@@ -1,7 +1,9 @@
 //! The one place where the compute device is chosen: `--device` flag or `LDZMASK_DEVICE`
 //! (`auto`, `cpu`, `gpu`). `auto` takes a hardware wgpu adapter when there is one and the CPU
 //! backend (burn `flex`) otherwise — a software wgpu adapter such as lavapipe is much slower
-//! than `flex`, so `auto` never picks it; `gpu` forces wgpu whatever the adapter.
+//! than `flex`, so `auto` never picks it; `gpu` forces wgpu whatever the adapter. On Linux,
+//! Vulkan is tried before cubecl's automatic API choice, which keeps OpenGL's probe (and its
+//! Wayland messages on the terminal) out of the way wherever Vulkan exists.
 //!
 //! Before the wgpu device is created, cubecl's kernel and autotune cache is rooted in the
 //! platform cache directory (see [`configure_kernel_cache`]), so kernels compiled and tuned once
@@ -27,7 +29,7 @@ use std::str::FromStr;
 
 use burn::prelude::*;
 use burn::tensor::FloatDType;
-use burn::tensor::wgpu::WgpuSetup;
+use burn::tensor::wgpu::{WgpuBackend, WgpuSetup};
 use cubecl_runtime::config::cache::CacheConfig;
 use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
 
@@ -45,6 +47,36 @@ pub fn gpu_required() -> bool {
     std::env::var(REQUIRE_GPU_ENV)
         .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
         .unwrap_or(false)
+}
+
+/// Test hook: `LDZMASK_INJECT_GPU_FAULT=1` (or [`arm_fault_injection`]) makes the next GPU
+/// segmentation fail inside [`catch_device_fault`] as a lost device would, so the CPU fallback of
+/// the CLI and the app can be tested on any adapter. It fires once; the CPU never sees it.
+pub const INJECT_FAULT_ENV: &str = "LDZMASK_INJECT_GPU_FAULT";
+
+/// Whether `device` runs on wgpu (anything but burn's CPU `flex`).
+pub fn is_gpu(device: &Device) -> bool {
+    !matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+}
+
+fn fault_armed() -> &'static std::sync::atomic::AtomicBool {
+    static ARMED: std::sync::OnceLock<std::sync::atomic::AtomicBool> = std::sync::OnceLock::new();
+    ARMED.get_or_init(|| {
+        let from_env = std::env::var(INJECT_FAULT_ENV).is_ok_and(|v| v.trim() == "1");
+        std::sync::atomic::AtomicBool::new(from_env)
+    })
+}
+
+/// Arms the injected GPU fault (see [`INJECT_FAULT_ENV`]) for the next GPU segmentation.
+pub fn arm_fault_injection() {
+    fault_armed().store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Panics, inside GPU work, when a fault is armed (and disarms it).
+pub fn inject_fault_once() {
+    if fault_armed().swap(false, std::sync::atomic::Ordering::SeqCst) {
+        panic!("device lost (injected by {INJECT_FAULT_ENV})");
+    }
 }
 
 /// What the user asked for.
@@ -150,7 +182,7 @@ pub fn select_device(choice: DeviceChoice) -> SelectedDevice {
     }
     let selected = match choice {
         DeviceChoice::Cpu => cpu(),
-        DeviceChoice::Gpu | DeviceChoice::Auto => match Device::wgpu_options().init_with_setup() {
+        DeviceChoice::Gpu | DeviceChoice::Auto => match init_wgpu() {
             Ok((device, setup)) => {
                 let info = setup.adapter.get_info();
                 let software = info.device_type == burn::tensor::wgpu::wgpu::DeviceType::Cpu;
@@ -187,6 +219,80 @@ pub fn select_device(choice: DeviceChoice) -> SelectedDevice {
     };
     log::info!("compute device: {}", selected.description);
     selected
+}
+
+/// Initialises wgpu on the best adapter. On Linux Vulkan is asked first: cubecl's automatic
+/// choice goes on to OpenGL when Vulkan has only a software adapter (lavapipe), and the EGL probe
+/// makes libwayland print "error: XDG_RUNTIME_DIR is invalid or not set" on any terminal without
+/// a Wayland session. The automatic chain runs only when Vulkan has no adapter at all.
+///
+/// The probe runs under [`quiet_stderr`]: Vulkan drivers write straight to the process's
+/// standard error from C while adapters are enumerated (Mesa's WSI: libwayland's
+/// "error: XDG_RUNTIME_DIR is invalid or not set in the environment." on a terminal without a
+/// Wayland session), which is noise to a CLI user. With debug logging on, nothing is hidden.
+fn init_wgpu() -> Result<(Device, WgpuSetup), burn::tensor::wgpu::WgpuInitError> {
+    if log::log_enabled!(log::Level::Debug) {
+        probe_wgpu()
+    } else {
+        quiet_stderr(probe_wgpu)
+    }
+}
+
+fn probe_wgpu() -> Result<(Device, WgpuSetup), burn::tensor::wgpu::WgpuInitError> {
+    if cfg!(target_os = "linux")
+        && let Ok(found) = Device::wgpu_options()
+            .graphics_api(WgpuBackend::Vulkan)
+            .init_with_setup()
+    {
+        return Ok(found);
+    }
+    Device::wgpu_options().init_with_setup()
+}
+
+/// Runs `f` with the process's standard error (fd 2) pointed at `/dev/null`, restoring it
+/// afterwards even if `f` panics. Anything any thread writes to stderr meanwhile is lost, so keep
+/// `f` short (the GPU probe, before inference threads start).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn quiet_stderr<T>(f: impl FnOnce() -> T) -> T {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    /// Puts the saved stderr back on drop.
+    struct Restore(libc::c_int);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: `self.0` is the descriptor `dup` returned below, still open and owned
+            // by this guard alone; fd 2 is the process's stderr.
+            unsafe {
+                libc::dup2(self.0, libc::STDERR_FILENO);
+                libc::close(self.0);
+            }
+        }
+    }
+
+    let _ = std::io::stderr().flush();
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return f();
+    };
+    // SAFETY: `dup` has no memory-safety preconditions; it returns -1 on failure.
+    let saved = unsafe { libc::dup(libc::STDERR_FILENO) };
+    if saved < 0 {
+        return f();
+    }
+    let restore = Restore(saved);
+    // SAFETY: both descriptors are open (`null` lives until the end of this function).
+    if unsafe { libc::dup2(null.as_raw_fd(), libc::STDERR_FILENO) } < 0 {
+        return f();
+    }
+    let out = f();
+    drop(restore);
+    out
+}
+
+#[cfg(not(unix))]
+fn quiet_stderr<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 /// Where ldzmask keeps regenerable data: `<platform cache dir>/ldzmask` (`~/.cache/ldzmask` on
@@ -294,6 +400,24 @@ mod tests {
         let fault = catch_device_fault(&device, || -> u32 { panic!("lost") });
         assert_eq!(fault, Err(DeviceFault::Panic("lost".to_string())));
         assert_eq!(catch_device_fault(&device, || 7), Ok(7));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn quiet_stderr_points_fd_2_at_dev_null_and_back() {
+        let fd2 = || std::fs::read_link("/proc/self/fd/2").ok();
+        let before = fd2();
+        let during = quiet_stderr(fd2);
+        assert_eq!(during, Some(PathBuf::from("/dev/null")));
+        assert_eq!(fd2(), before);
+        let panicked = catch_unwind(|| quiet_stderr(|| panic!("inside")));
+        assert!(panicked.is_err());
+        assert_eq!(fd2(), before, "restored after a panic too");
+    }
+
+    #[test]
+    fn flex_is_not_a_gpu() {
+        assert!(!is_gpu(&Device::flex()));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::device::{DeviceFault, catch_device_fault, inject_fault_once, is_gpu};
 use crate::discovery::{DiscoveryError, FoundWeights};
 use crate::model::clip::CLIPTextTransformer;
 use crate::model::configs::ModelConfigs;
@@ -129,6 +130,9 @@ impl Randomness {
     }
 }
 
+/// Steps [`Segmenter::warm_up`] reports.
+pub const WARM_UP_STEPS: usize = 2;
+
 /// Errors of segmentation.
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
@@ -150,6 +154,10 @@ pub enum SegmentError {
     /// An empty phrase.
     #[error("the phrase is empty: type what to mask, e.g. \"the red hat\"")]
     EmptyPhrase,
+    /// The GPU failed during the run (out of memory, device lost, a wgpu error): the segmenter's
+    /// device is unusable; load the model on the CPU to go on (see [`crate::device`]).
+    #[error(transparent)]
+    Device(#[from] DeviceFault),
     /// Pixel buffer and size disagree.
     #[error("image buffer has {len} bytes, expected {expected} for {width}×{height} RGB")]
     BadBuffer {
@@ -279,6 +287,9 @@ pub enum SetupError {
     /// The bundled CLIP tokenizer could not be built.
     #[error("cannot load the CLIP tokenizer: {0}")]
     Tokenizer(#[from] TokenizerError),
+    /// The GPU failed while the weights were put on it (e.g. out of memory).
+    #[error("loading the model on the GPU failed: {0}")]
+    Device(#[from] DeviceFault),
 }
 
 impl SetupError {
@@ -338,15 +349,23 @@ impl Segmenter {
         };
         let files = WeightFiles::open(&found.files).map_err(load_error)?;
         let tokenizer = ClipTokenizer::bundled()?;
-        Self::load(
-            &files,
-            found.configs.clone(),
-            found.preprocess,
-            tokenizer,
-            device,
-            progress,
-        )
-        .map_err(load_error)
+        let load = || {
+            Self::load(
+                &files,
+                found.configs.clone(),
+                found.preprocess,
+                tokenizer,
+                device,
+                progress,
+            )
+            .map_err(load_error)
+        };
+        if is_gpu(device) {
+            // Uploading ~2 G parameters is where a small card runs out of memory.
+            catch_device_fault(device, load)?
+        } else {
+            load()
+        }
     }
 
     /// Loads the four networks from `weights` on `device`.
@@ -416,7 +435,31 @@ impl Segmenter {
     }
 
     /// Segments `phrases` in `image`: one probability map per phrase at the image's size.
+    ///
+    /// On a GPU the run goes through [`catch_device_fault`]: a device failure comes back as
+    /// [`SegmentError::Device`] instead of a panic, and the caller moves to the CPU.
     pub fn segment(
+        &mut self,
+        image: &RgbImage,
+        phrases: &[&str],
+        randomness: &Randomness,
+    ) -> Result<Vec<PhraseMask>, SegmentError> {
+        if !is_gpu(&self.device) {
+            return self.segment_on_device(image, phrases, randomness);
+        }
+        let device = self.device.clone();
+        let result = catch_device_fault(&device, || {
+            inject_fault_once();
+            self.segment_on_device(image, phrases, randomness)
+        });
+        if result.is_err() {
+            // Whatever the cache holds lives on the failed device.
+            self.cache = None;
+        }
+        result?
+    }
+
+    fn segment_on_device(
         &mut self,
         image: &RgbImage,
         phrases: &[&str],
@@ -518,6 +561,40 @@ impl Segmenter {
             });
         }
         Ok(out)
+    }
+
+    /// Runs one pass on a grey square image of the default model size, so a GPU compiles and
+    /// tunes its kernels now (and stores them in the persistent cache, see
+    /// [`crate::device::configure_kernel_cache`]) instead of during the user's first mask.
+    /// `progress` gets the stage about to run, as for loading ([`WARM_UP_STEPS`] steps).
+    pub fn warm_up(&mut self, progress: LoadProgress<'_>) -> Result<(), SegmentError> {
+        let side = self.preprocess.target_side as usize;
+        let device = self.device.clone();
+        let mut run = || -> Result<(), SegmentError> {
+            progress(0, WARM_UP_STEPS, "VAE encoder");
+            let posterior = self.encode(Tensor::zeros([1, 3, side, side], &device));
+            let _ = sync_elapsed(&device, Instant::now());
+            progress(1, WARM_UP_STEPS, "text encoder and UNets");
+            let latent_len = posterior.mean.shape().num_elements();
+            let draws = Draws::sample(
+                Mode::Deterministic,
+                &mut StdRng::seed_from_u64(0),
+                latent_len,
+            );
+            let (logits, _, _) = self.logits_with_draws(&posterior, "a photo", &draws)?;
+            sigmoid(logits)
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| SegmentError::Readback(e.to_string()))?;
+            progress(WARM_UP_STEPS, WARM_UP_STEPS, "done");
+            Ok(())
+        };
+        if is_gpu(&device) {
+            catch_device_fault(&device, run)?
+        } else {
+            run()
+        }
     }
 
     /// Encodes an image tensor (already pre-processed to `[-1, 1]`).

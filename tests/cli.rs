@@ -263,12 +263,7 @@ fn segment_help_documents_every_flag() {
 /// `LDZMASK_REQUIRE_GPU=1`, which makes that a failure).
 #[test]
 fn segment_f16_and_f32_agree_on_the_gpu() {
-    if let Err(e) = burn::prelude::Device::wgpu_options().init_with_setup() {
-        assert!(
-            !ldzmask::device::gpu_required(),
-            "LDZMASK_REQUIRE_GPU is set but no wgpu adapter could be initialised: {e}"
-        );
-        println!("no wgpu adapter on this machine ({e}); f16/f32 comparison not run");
+    if !gpu_available("f16/f32 comparison") {
         return;
     }
     let weights = tiny_weights_dir("cli-precision");
@@ -300,5 +295,68 @@ fn segment_f16_and_f32_agree_on_the_gpu() {
         / f64::from(half.width() * half.height());
     println!("segment f16 vs f32 on the GPU: mean |diff| {mean_diff:.5}");
     assert!(mean_diff < 0.01, "mean |diff| {mean_diff}");
+    let _ = std::fs::remove_dir_all(&weights);
+}
+
+/// Whether a wgpu adapter exists; without one the calling test is skipped, unless
+/// `LDZMASK_REQUIRE_GPU=1` (CI), which makes it fail.
+fn gpu_available(what: &str) -> bool {
+    match burn::prelude::Device::wgpu_options().init_with_setup() {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                !ldzmask::device::gpu_required(),
+                "LDZMASK_REQUIRE_GPU is set but no wgpu adapter could be initialised: {e}"
+            );
+            println!("no wgpu adapter on this machine ({e}); {what} not run");
+            false
+        }
+    }
+}
+
+/// A GPU that fails mid-run (a lost device, injected with `LDZMASK_INJECT_GPU_FAULT=1`) costs
+/// nothing but time: `segment` says so, loads the model on the CPU and writes the same mask as a
+/// CPU run. Probing the GPU prints no Vulkan/Wayland loader noise on a terminal without a
+/// Wayland session (no `XDG_RUNTIME_DIR`).
+#[test]
+fn segment_survives_a_gpu_fault_and_probes_quietly() {
+    if !gpu_available("GPU fault fallback") {
+        return;
+    }
+    let weights = tiny_weights_dir("cli-fault");
+    let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
+    let cfg = common::config(&fixtures_dir().join("pipeline"));
+    let phrase = cfg["cases"][0]["phrase"].as_str().expect("phrase");
+    let input = weights.join("case0.png");
+    write_png_from_tensor(io.get("case0.image"), &input);
+    let run_on = |device: &str, fault: bool| {
+        let out = weights.join(format!("mask-{device}-{fault}.png"));
+        let mut cmd = segment(&weights, &input, &out);
+        cmd.env("LDZMASK_DEVICE", device)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("WAYLAND_DISPLAY")
+            .args(["--phrase", phrase, "--soft"]);
+        if fault {
+            cmd.env(ldzmask::device::INJECT_FAULT_ENV, "1");
+        }
+        let (code, text) = run(&mut cmd);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            !text.contains("XDG_RUNTIME_DIR") && !text.contains("wayland"),
+            "loader noise on the terminal: {text}"
+        );
+        (image::open(&out).expect("mask png").to_luma8(), text)
+    };
+    let (faulted, text) = run_on("gpu", true);
+    assert!(
+        text.contains("GPU") && text.contains("continuing on the CPU"),
+        "the fault is reported: {text}"
+    );
+    let (cpu, _) = run_on("cpu", false);
+    assert_eq!(
+        faulted, cpu,
+        "after the fault the CPU writes the CPU's mask"
+    );
+    run_on("auto", false);
     let _ = std::fs::remove_dir_all(&weights);
 }

@@ -35,7 +35,7 @@ use super::ui::canvas::Canvas;
 use super::ui::layers::LayersPanel;
 use super::ui::notices::{Level, Toasts};
 use super::view::View;
-use super::worker::{Job, LastRun, ModelStatus, WorkerHandle};
+use super::worker::{GpuStatus, Job, LastRun, ModelStatus, WorkerHandle};
 
 /// An open brush stroke.
 #[derive(Debug)]
@@ -57,6 +57,10 @@ pub struct App {
     settings_changed_at: Option<Instant>,
     pub(super) worker: Option<WorkerHandle>,
     pub(super) model: ModelStatus,
+    /// GPU memory and warm-up, for the status bar.
+    pub(super) gpu: GpuStatus,
+    /// Last time a phrase was sent or answered (for the idle unload setting).
+    pub(super) model_used_at: Instant,
     pub(super) device_label: String,
     pub(super) display_adapter: Option<String>,
     pub(super) last_run: Option<LastRun>,
@@ -141,6 +145,8 @@ impl App {
             settings_changed_at: None,
             worker,
             model: ModelStatus::NotStarted,
+            gpu: GpuStatus::default(),
+            model_used_at: Instant::now(),
             device_label,
             display_adapter: CanvasRenderer::adapter(cc),
             last_run: None,
@@ -177,6 +183,16 @@ impl App {
     /// The model's state.
     pub fn model_status(&self) -> &ModelStatus {
         &self.model
+    }
+
+    /// The compute device the model runs on, as the status bar names it.
+    pub fn device_label(&self) -> &str {
+        &self.device_label
+    }
+
+    /// GPU memory and warm-up state (empty on the CPU).
+    pub fn gpu_status(&self) -> &GpuStatus {
+        &self.gpu
     }
 
     /// A layer's runtime state.
@@ -317,6 +333,7 @@ impl App {
                 ctx.request_repaint_after(Duration::from_millis(50));
             }
         }
+        self.unload_when_idle(now);
         self.autosave_settings(now);
         if let Some(wait) = self.toasts.expire(now) {
             ctx.request_repaint_after(wait);

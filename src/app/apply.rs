@@ -68,6 +68,7 @@ impl App {
             Command::Export(request) => self.start_export(request),
             Command::ChooseWeightsDialog => self.choose_weights_dialog(),
             Command::LoadWeights(dir) => self.start_loading(dir),
+            Command::UnloadModel => self.unload_model(),
             Command::AddPhraseLayer(phrase) => {
                 self.add_phrase_layer(&phrase);
             }

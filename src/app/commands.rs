@@ -61,6 +61,8 @@ pub enum Command {
     ChooseWeightsDialog,
     /// (Re)load the model from a folder (`None` = the usual search).
     LoadWeights(Option<PathBuf>),
+    /// Unload the model to free its memory; the next phrase reloads it.
+    UnloadModel,
 
     // ---- layers ----
     /// Add a layer for a phrase and run the model on it.

@@ -3,6 +3,7 @@
 //! the [`App`] once, on the UI thread, from [`App::tick`].
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::mask::RectInImage;
 
@@ -10,7 +11,7 @@ use super::app::App;
 use super::display;
 use super::tasks::{ExportFailure, TaskResult};
 use super::ui::notices::Level;
-use super::worker::{Event, Job, LastRun, ModelStatus};
+use super::worker::{Event, GpuStatus, Job, LastRun, ModelStatus};
 
 impl App {
     // ---- worker events -------------------------------------------------------------------
@@ -39,6 +40,39 @@ impl App {
                 for id in pending {
                     self.request_segment(id);
                 }
+            }
+            Event::WarmUp {
+                step,
+                total,
+                what,
+                elapsed,
+            } => {
+                if step < total {
+                    self.gpu.warm_up = Some((step, total, what));
+                } else {
+                    self.gpu.warm_up = None;
+                    self.gpu.warm_up_time = Some(elapsed);
+                }
+            }
+            Event::GpuMemory { memory, after_load } => {
+                if after_load {
+                    self.gpu.after_load = Some(memory);
+                }
+                self.gpu.memory = Some(memory);
+            }
+            Event::Unloaded { weights } => {
+                self.model = ModelStatus::Unloaded { weights };
+                self.gpu.warm_up = None;
+            }
+            Event::DeviceFault { message } => {
+                self.gpu = GpuStatus::default();
+                self.toasts.push(
+                    Level::Error,
+                    format!(
+                        "The GPU failed ({message}). The model now runs on the CPU; \
+                         your masks are untouched."
+                    ),
+                );
             }
             Event::LoadFailed { message, missing } => {
                 if missing {
@@ -86,6 +120,7 @@ impl App {
                     Ok(()) => self.layer_runtimes.changed(layer_id),
                     Err(e) => log::warn!("model result not applied: {e}"),
                 }
+                self.model_used_at = Instant::now();
                 self.last_run = Some(LastRun {
                     phrase,
                     timings,
@@ -144,6 +179,7 @@ impl App {
         let Some(request_id) = self.layer_runtimes.start_request(id, ready) else {
             return;
         };
+        self.model_used_at = Instant::now();
         if let Some(worker) = &mut self.worker {
             worker.send(Job::Segment {
                 request_id,
@@ -243,5 +279,72 @@ impl App {
                 }
             },
         }
+    }
+
+    // ---- model memory --------------------------------------------------------------------
+
+    /// Unloads the model to give its memory back (the Model menu's "Free GPU memory"); the next
+    /// phrase reloads it.
+    pub(super) fn unload_model(&mut self) {
+        if !matches!(self.model, ModelStatus::Ready { .. }) {
+            return;
+        }
+        if let Some(worker) = &mut self.worker {
+            worker.send(Job::Unload);
+        }
+        // Not again before the worker answers (or the next idle period).
+        self.model_used_at = Instant::now();
+    }
+
+    /// Unloads an idle model when the setting asks for it: no request for
+    /// `unload_idle_minutes` and none in flight.
+    pub(super) fn unload_when_idle(&mut self, now: Instant) {
+        if !matches!(self.model, ModelStatus::Ready { .. }) {
+            return;
+        }
+        if self.layer_runtimes.busy() {
+            self.model_used_at = now;
+            return;
+        }
+        let minutes = self.state.settings.unload_idle_minutes;
+        match idle_unload_wait(minutes, self.model_used_at, now) {
+            Some(Duration::ZERO) => {
+                log::info!("model idle for {minutes} min: unloading it");
+                self.unload_model();
+            }
+            Some(wait) => self.ctx.request_repaint_after(wait),
+            None => {}
+        }
+    }
+}
+
+/// How long until an idle model is unloaded: `None` when the setting is off (`minutes == 0`),
+/// zero when it is due now.
+fn idle_unload_wait(minutes: u32, used_at: Instant, now: Instant) -> Option<Duration> {
+    if minutes == 0 {
+        return None;
+    }
+    let limit = Duration::from_secs(u64::from(minutes) * 60);
+    Some(limit.saturating_sub(now.saturating_duration_since(used_at)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_unload_waits_for_the_set_minutes() {
+        let used = Instant::now();
+        let min = Duration::from_secs(60);
+        assert_eq!(idle_unload_wait(0, used, used + 10 * min), None, "off");
+        assert_eq!(idle_unload_wait(5, used, used + min), Some(4 * min));
+        assert_eq!(
+            idle_unload_wait(5, used, used + 5 * min),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            idle_unload_wait(5, used, used + 9 * min),
+            Some(Duration::ZERO)
+        );
     }
 }

@@ -11,6 +11,7 @@ use super::ui::notices::{Level, discard_ui, model_notice_ui};
 use super::ui::status::{StatusCx, status_ui};
 use super::ui::toolbar::{MenuCx, menu_ui, toolbar_ui};
 use super::ui::{drop_hint, shortcuts, window_input};
+use super::worker::ModelStatus;
 
 impl App {
     /// Draws the whole window for one frame (commands are applied by the caller).
@@ -33,6 +34,7 @@ impl App {
             document: masks,
             settings: &self.state.settings,
             model_ready: self.model.is_ready(),
+            model_loaded: matches!(self.model, ModelStatus::Ready { .. }),
             hide_overlays: self.ui.hide_overlays,
             show_help: self.ui.show_help,
         };
@@ -46,6 +48,7 @@ impl App {
             display_adapter: self.display_adapter.as_deref(),
             renderer: self.renderer.name(),
             model: &self.model,
+            gpu: &self.gpu,
             working: self.tasks.running() > 0,
             last_run: self.last_run.as_ref(),
             document,

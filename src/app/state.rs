@@ -154,6 +154,9 @@ pub struct Settings {
     /// Weights folder chosen in the app (used when neither `--weights` nor `LDZMASK_WEIGHTS`
     /// is given).
     pub weights_folder: Option<PathBuf>,
+    /// Unload the model after this many minutes without a phrase, to give its memory back to
+    /// other programs (it reloads on the next phrase); 0 = never (the default).
+    pub unload_idle_minutes: u32,
     /// Export options.
     pub export: ExportSettings,
     /// When another image is opened, re-create the phrase layers (and re-run them) on it.
@@ -173,6 +176,7 @@ impl Default for Settings {
             last_folder: None,
             device: DeviceChoice::Auto,
             weights_folder: None,
+            unload_idle_minutes: 0,
             export: ExportSettings::default(),
             keep_phrases: true,
             undo_budget_mib: 512,

@@ -5,7 +5,12 @@
 //! plain [`MaskBuf`]s. The worker asks egui for a repaint after every event.
 //!
 //! Loading happens here too (discovery, tokenizer, the four networks), with progress events,
-//! so the window never waits for the model.
+//! so the window never waits for the model. On a GPU the worker then runs a warm-up pass while
+//! no job waits (kernels compile and tune once per machine, see [`crate::device`]), reports the
+//! GPU memory in use after loading and after each phrase, unloads the model on request ("Free
+//! GPU memory", idle unload) and reloads it on the next phrase. When the GPU fails (out of
+//! memory, device lost) it says so, loads the model on the CPU and runs the job again there:
+//! the UI's document never depends on the device.
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -13,10 +18,10 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use crate::device::{DeviceChoice, SelectedDevice};
+use crate::device::{DeviceChoice, GpuMemory, SelectedDevice, free_gpu_memory, gpu_memory, is_gpu};
 use crate::mask::MaskBuf;
 use crate::pipeline::{
-    Mode, Randomness, RgbImage, Segmenter, SetupError, StageTimings, weights_label,
+    Mode, Randomness, RgbImage, SegmentError, Segmenter, SetupError, StageTimings, weights_label,
 };
 use crate::precision::Precision;
 use crate::runtime::InferencePool;
@@ -52,12 +57,18 @@ pub enum ModelStatus {
         /// The error.
         message: String,
     },
+    /// Unloaded to free memory ("Free GPU memory" or the idle setting); the next phrase
+    /// reloads it.
+    Unloaded {
+        /// Where the weights came from.
+        weights: String,
+    },
 }
 
 impl ModelStatus {
-    /// True when phrases can be segmented.
+    /// True when phrases can be segmented (an unloaded model reloads on the first one).
     pub fn is_ready(&self) -> bool {
-        matches!(self, Self::Ready { .. })
+        matches!(self, Self::Ready { .. } | Self::Unloaded { .. })
     }
 
     /// True while the model may still become ready.
@@ -77,6 +88,19 @@ pub struct LastRun {
     pub elapsed: Duration,
 }
 
+/// What the status bar shows of the GPU: memory and the warm-up pass.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GpuStatus {
+    /// Memory after loading or after the last phrase (`None` on the CPU).
+    pub memory: Option<GpuMemory>,
+    /// The device's memory right after the weights were loaded.
+    pub after_load: Option<GpuMemory>,
+    /// Warm-up step `(step, total, what)` while it runs.
+    pub warm_up: Option<(usize, usize, String)>,
+    /// How long the last warm-up took.
+    pub warm_up_time: Option<Duration>,
+}
+
 /// Jobs queued for the worker before the UI keeps them itself (`try_send`).
 const JOB_QUEUE: usize = 8;
 /// Events the worker may get ahead of the UI before it waits.
@@ -94,6 +118,9 @@ pub enum Job {
         /// Device wanted if none was selected at start-up.
         device: DeviceChoice,
     },
+    /// Drop the networks and return the memory they held (the GPU's pools are cleaned); the
+    /// next [`Job::Segment`] loads them again from the same place.
+    Unload,
     /// Segment one phrase of one image.
     Segment {
         /// Increasing id; the UI keeps only the newest per layer.
@@ -129,6 +156,34 @@ pub enum Event {
         weights: String,
         /// Load time.
         elapsed: Duration,
+    },
+    /// Warm-up step `step` of `total` is running (`step == total`: done, in `elapsed`).
+    WarmUp {
+        /// Steps done.
+        step: usize,
+        /// Steps in all.
+        total: usize,
+        /// What runs now.
+        what: String,
+        /// Time since the warm-up started.
+        elapsed: Duration,
+    },
+    /// The GPU's memory pools now.
+    GpuMemory {
+        /// Usage.
+        memory: GpuMemory,
+        /// True right after loading (the weights alone).
+        after_load: bool,
+    },
+    /// The model was unloaded.
+    Unloaded {
+        /// Where its weights came from.
+        weights: String,
+    },
+    /// The GPU failed; the model moves to the CPU (a `Loaded` event follows).
+    DeviceFault {
+        /// What happened.
+        message: String,
     },
     /// No model: what is missing and how to fix it.
     LoadFailed {
@@ -196,6 +251,8 @@ impl WorkerHandle {
                     device,
                     precision,
                     segmenter: None,
+                    loaded_from: None,
+                    warm_up_pending: false,
                     events: event_tx,
                     repaint: Box::new(repaint),
                 };
@@ -272,7 +329,7 @@ fn coalesce(jobs: &mut std::collections::VecDeque<Job>) {
             request_id,
             ..
         } => newest.get(layer_id) == Some(request_id),
-        Job::Load { .. } => true,
+        Job::Load { .. } | Job::Unload => true,
     });
 }
 
@@ -286,24 +343,49 @@ pub(super) fn select_device(choice: DeviceChoice, precision: Precision) -> Selec
     selected
 }
 
+/// Where the last successful load came from, so an unloaded model (or one moving to the CPU)
+/// can be loaded again.
+#[derive(Clone, Debug)]
+struct LoadedFrom {
+    weights: Option<PathBuf>,
+    choice: DeviceChoice,
+    label: String,
+}
+
 struct Worker {
     device: Option<(burn::prelude::Device, String)>,
     /// Applied to a device the worker selects itself.
     precision: Precision,
     segmenter: Option<Segmenter>,
+    loaded_from: Option<LoadedFrom>,
+    /// A GPU model that has not run a pass yet: warm it up when no job waits.
+    warm_up_pending: bool,
     events: SyncSender<Event>,
     repaint: Box<dyn Fn() + Send>,
 }
 
 impl Worker {
     fn run(&mut self, jobs: &Receiver<Job>) {
-        while let Ok(first) = jobs.recv() {
-            let mut batch = std::collections::VecDeque::from([first]);
+        let mut batch = std::collections::VecDeque::new();
+        loop {
             while let Ok(more) = jobs.try_recv() {
                 batch.push_back(more);
             }
+            if batch.is_empty() {
+                if self.warm_up_pending {
+                    if !self.warm_up() {
+                        return;
+                    }
+                    continue;
+                }
+                match jobs.recv() {
+                    Ok(job) => batch.push_back(job),
+                    Err(_) => return,
+                }
+                continue;
+            }
             coalesce(&mut batch);
-            for job in batch {
+            while let Some(job) = batch.pop_front() {
                 if !self.handle(job) {
                     return;
                 }
@@ -315,6 +397,7 @@ impl Worker {
     fn handle(&mut self, job: Job) -> bool {
         match job {
             Job::Load { weights, device } => self.load(weights, device),
+            Job::Unload => self.unload(),
             Job::Segment {
                 request_id,
                 layer_id,
@@ -323,15 +406,39 @@ impl Worker {
                 phrase,
             } => {
                 let start = Instant::now();
-                let Some(segmenter) = &mut self.segmenter else {
-                    return self.emit(Event::SegmentFailed {
-                        request_id,
-                        layer_id,
-                        message: "the model is not loaded".into(),
-                    });
-                };
+                if self.segmenter.is_none()
+                    && let Some(from) = self.loaded_from.clone()
+                    && !self.load(from.weights, from.choice)
+                {
+                    return false;
+                }
                 let randomness = Randomness::seeded(Mode::Deterministic, SEED);
-                let result = segmenter.segment(&image, &[phrase.as_str()], &randomness);
+                let phrases = [phrase.as_str()];
+                let mut result = match &mut self.segmenter {
+                    Some(segmenter) => segmenter.segment(&image, &phrases, &randomness),
+                    None => {
+                        return self.emit(Event::SegmentFailed {
+                            request_id,
+                            layer_id,
+                            message: "the model is not loaded".into(),
+                        });
+                    }
+                };
+                if let Err(SegmentError::Device(fault)) = &result {
+                    let fault = fault.clone();
+                    if !self.move_to_cpu(fault.to_string()) {
+                        return false;
+                    }
+                    result = match &mut self.segmenter {
+                        Some(segmenter) => segmenter.segment(&image, &phrases, &randomness),
+                        None => Err(SegmentError::Device(fault)),
+                    };
+                }
+                // A real pass compiled what the warm-up would have.
+                self.warm_up_pending &= result.is_err();
+                if result.is_ok() && !self.report_memory(false) {
+                    return false;
+                }
                 let event = match result.map(|mut v| v.pop()) {
                     Ok(Some(mask)) => {
                         match MaskBuf::from_vec(mask.width, mask.height, mask.probabilities) {
@@ -369,6 +476,7 @@ impl Worker {
     fn load(&mut self, weights: Option<PathBuf>, choice: DeviceChoice) -> bool {
         let start = Instant::now();
         self.segmenter = None;
+        self.warm_up_pending = false;
         let found = match crate::discovery::find_weights(weights.as_deref()) {
             Ok(found) => found,
             Err(e) => return self.emit_setup_error(&SetupError::from(e)),
@@ -395,14 +503,108 @@ impl Worker {
         };
         match Segmenter::from_found(&found, &device, &mut progress) {
             Ok(segmenter) => {
+                let label = weights_label(&found);
                 self.segmenter = Some(segmenter);
+                self.loaded_from = Some(LoadedFrom {
+                    weights,
+                    choice,
+                    label: label.clone(),
+                });
+                self.warm_up_pending = is_gpu(&device);
                 self.emit(Event::Loaded {
                     device: description,
-                    weights: weights_label(&found),
+                    weights: label,
                     elapsed: start.elapsed(),
-                })
+                }) && self.report_memory(true)
+            }
+            Err(SetupError::Device(fault)) => {
+                self.loaded_from.get_or_insert(LoadedFrom {
+                    weights,
+                    choice,
+                    label: weights_label(&found),
+                });
+                self.move_to_cpu(fault.to_string())
             }
             Err(e) => self.emit_setup_error(&e),
+        }
+    }
+
+    /// The GPU failed: say so, select the CPU for good and load the model there. False when the
+    /// UI is gone.
+    fn move_to_cpu(&mut self, message: String) -> bool {
+        log::error!("GPU failure: {message}; the model moves to the CPU");
+        self.segmenter = None;
+        self.warm_up_pending = false;
+        if !self.emit(Event::DeviceFault { message }) {
+            return false;
+        }
+        let selected = select_device(DeviceChoice::Cpu, Precision::F32);
+        self.device = Some((selected.device, selected.description));
+        let weights = self.loaded_from.as_ref().and_then(|f| f.weights.clone());
+        self.load(weights, DeviceChoice::Cpu)
+    }
+
+    /// Drops the networks and cleans the GPU's pools.
+    fn unload(&mut self) -> bool {
+        let Some(from) = &self.loaded_from else {
+            return true;
+        };
+        let weights = from.label.clone();
+        self.segmenter = None;
+        self.warm_up_pending = false;
+        if let Some((device, _)) = &self.device
+            && let Err(e) = free_gpu_memory(device)
+        {
+            log::warn!("freeing GPU memory: {e}");
+        }
+        log::info!("model unloaded");
+        self.emit(Event::Unloaded { weights }) && self.report_memory(false)
+    }
+
+    /// Runs [`Segmenter::warm_up`] with progress events; a GPU failure moves to the CPU.
+    fn warm_up(&mut self) -> bool {
+        self.warm_up_pending = false;
+        let Some(segmenter) = &mut self.segmenter else {
+            return true;
+        };
+        let start = Instant::now();
+        let events = self.events.clone();
+        let repaint = &self.repaint;
+        let mut progress = |step: usize, total: usize, what: &str| {
+            let _ = events.try_send(Event::WarmUp {
+                step,
+                total,
+                what: what.to_owned(),
+                elapsed: start.elapsed(),
+            });
+            repaint();
+        };
+        match segmenter.warm_up(&mut progress) {
+            Ok(()) => {
+                let elapsed = start.elapsed();
+                log::info!("GPU warm-up done in {:.1} s", elapsed.as_secs_f64());
+                let total = crate::pipeline::WARM_UP_STEPS;
+                self.emit(Event::WarmUp {
+                    step: total,
+                    total,
+                    what: "done".into(),
+                    elapsed,
+                }) && self.report_memory(false)
+            }
+            Err(SegmentError::Device(fault)) => self.move_to_cpu(fault.to_string()),
+            Err(e) => {
+                log::warn!("warm-up failed: {e}");
+                true
+            }
+        }
+    }
+
+    /// Sends the GPU's memory usage (nothing on the CPU); false when the UI is gone.
+    fn report_memory(&self, after_load: bool) -> bool {
+        let memory = self.device.as_ref().and_then(|(d, _)| gpu_memory(d));
+        match memory {
+            Some(memory) => self.emit(Event::GpuMemory { memory, after_load }),
+            None => true,
         }
     }
 
@@ -456,7 +658,7 @@ mod tests {
             .iter()
             .map(|j| match j {
                 Job::Segment { request_id, .. } => *request_id,
-                Job::Load { .. } => 0,
+                Job::Load { .. } | Job::Unload => 0,
             })
             .collect();
         assert_eq!(ids, vec![2, 0, 4]);

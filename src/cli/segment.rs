@@ -10,7 +10,7 @@ use ldzmask::imageio::load_image;
 use ldzmask::mask::MaskBuf;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
-use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage};
+use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage, SegmentError, Segmenter};
 use ldzmask::precision::Precision;
 
 /// Arguments of `ldzmask segment`.
@@ -108,19 +108,15 @@ pub fn run(
     let mut failed = 0;
     for (i, path) in images.iter().enumerate() {
         eprintln!("[{}/{}] {}", i + 1, images.len(), path.display());
-        let result = load_image(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|loaded| {
-                let masks = segmenter.segment(&loaded.rgb, &phrases, &randomness)?;
-                let image =
-                    image::RgbaImage::from_raw(loaded.rgb.width, loaded.rgb.height, loaded.rgba)
-                        .map(DynamicImage::ImageRgba8)
-                        .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
-                for mask in &masks {
-                    write_outputs(&args, path, &image, &loaded.rgb, mask)?;
-                }
-                Ok(masks)
-            });
+        let mut result = segment_file(&args, &mut segmenter, path, &phrases, &randomness);
+        if let Err(e) = &result
+            && let Some(SegmentError::Device(fault)) = e.downcast_ref::<SegmentError>()
+        {
+            // The GPU is unusable from now on: finish the run on the CPU, this image included.
+            eprintln!("warning: {fault}; continuing on the CPU");
+            (segmenter, _, _) = super::load_segmenter(weights, DeviceChoice::Cpu, Precision::F32)?;
+            result = segment_file(&args, &mut segmenter, path, &phrases, &randomness);
+        }
         match result {
             Ok(masks) => {
                 for m in masks {
@@ -146,6 +142,25 @@ pub fn run(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Segments one image file and writes its outputs.
+fn segment_file(
+    args: &SegmentArgs,
+    segmenter: &mut Segmenter,
+    path: &Path,
+    phrases: &[&str],
+    randomness: &Randomness,
+) -> anyhow::Result<Vec<PhraseMask>> {
+    let loaded = load_image(path)?;
+    let masks = segmenter.segment(&loaded.rgb, phrases, randomness)?;
+    let image = image::RgbaImage::from_raw(loaded.rgb.width, loaded.rgb.height, loaded.rgba)
+        .map(DynamicImage::ImageRgba8)
+        .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
+    for mask in &masks {
+        write_outputs(args, path, &image, &loaded.rgb, mask)?;
+    }
+    Ok(masks)
 }
 
 /// Reads injected draws from `FILE[:PREFIX]`.

@@ -92,7 +92,9 @@ impl LayersPanel {
         ui.add_enabled_ui(cx.document.is_some(), |ui| {
             let label = ui.label("New phrase");
             let hint = match cx.model {
-                ModelStatus::Ready { .. } => "what to mask, e.g. the red hat",
+                ModelStatus::Ready { .. } | ModelStatus::Unloaded { .. } => {
+                    "what to mask, e.g. the red hat"
+                }
                 ModelStatus::Missing { .. } | ModelStatus::Failed { .. } => {
                     "no model: layers can be painted"
                 }

@@ -1,12 +1,14 @@
-//! The status bar: compute device, model state (with load progress), per-stage timings of the
-//! last run, and on the right the image size, zoom and pointer position.
+//! The status bar: compute device (with its precision), model state (with load and GPU warm-up
+//! progress), GPU memory, per-stage timings of the last run, and on the right the image size,
+//! zoom and pointer position.
 
 use std::time::Duration;
 
 use egui::Ui;
 
 use super::super::state::Document;
-use super::super::worker::{LastRun, ModelStatus};
+use super::super::worker::{GpuStatus, LastRun, ModelStatus};
+use crate::device::GpuMemory;
 
 /// What the status bar shows.
 pub struct StatusCx<'a> {
@@ -18,6 +20,8 @@ pub struct StatusCx<'a> {
     pub renderer: &'static str,
     /// Where the model stands.
     pub model: &'a ModelStatus,
+    /// GPU memory and warm-up.
+    pub gpu: &'a GpuStatus,
     /// Background tasks are running.
     pub working: bool,
     /// The last model run.
@@ -37,6 +41,32 @@ fn secs(d: Duration) -> String {
     } else {
         format!("{s:.2} s")
     }
+}
+
+/// "1.23 GB" (decimal units, as drivers and `nvidia-smi`-style tools round).
+fn gigabytes(bytes: u64) -> String {
+    format!("{:.2} GB", bytes as f64 / 1e9)
+}
+
+/// "VRAM 3.10 GB": the memory the model's device holds, with details on hover.
+fn memory_ui(ui: &mut Ui, gpu: &GpuStatus, memory: GpuMemory) {
+    let mut hover = format!(
+        "In use by tensors: {}\nReserved by the allocator (peak of the last phrase): {}",
+        gigabytes(memory.in_use),
+        gigabytes(memory.reserved)
+    );
+    if let Some(load) = gpu.after_load {
+        hover.push_str(&format!(
+            "\nWeights alone (after loading): {}",
+            gigabytes(load.in_use)
+        ));
+    }
+    if let Some(t) = gpu.warm_up_time {
+        hover.push_str(&format!("\nKernel warm-up took {}", secs(t)));
+    }
+    hover.push_str("\nModel menu → Free GPU memory unloads the model");
+    ui.label(format!("VRAM {}", gigabytes(memory.reserved)))
+        .on_hover_text(hover);
 }
 
 /// Draws the status bar.
@@ -76,6 +106,26 @@ pub fn status_ui(ui: &mut Ui, cx: &StatusCx<'_>) {
                 ui.colored_label(ui.visuals().error_fg_color, "Model: failed to load")
                     .on_hover_text(message.as_str());
             }
+            ModelStatus::Unloaded { weights } => {
+                ui.label("Model unloaded (reloads on the next phrase)")
+                    .on_hover_text(weights.as_str());
+            }
+        }
+        if let Some((step, total, what)) = &cx.gpu.warm_up {
+            ui.separator();
+            ui.add(egui::Spinner::new());
+            ui.add(
+                egui::ProgressBar::new(*step as f32 / (*total).max(1) as f32)
+                    .desired_width(80.0)
+                    .text(format!("{step}/{total}")),
+            );
+            ui.label(format!("Warming up GPU kernels: {what}")).on_hover_text(
+                "Compiling and tuning the GPU kernels; they are cached, so later launches skip this",
+            );
+        }
+        if let Some(memory) = cx.gpu.memory {
+            ui.separator();
+            memory_ui(ui, cx.gpu, memory);
         }
         if cx.working {
             ui.separator();

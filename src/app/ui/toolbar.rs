@@ -18,11 +18,16 @@ pub struct MenuCx<'a> {
     pub settings: &'a Settings,
     /// The model can segment.
     pub model_ready: bool,
+    /// The networks are in memory (not unloaded, not loading).
+    pub model_loaded: bool,
     /// Overlays are hidden.
     pub hide_overlays: bool,
     /// The shortcut overlay is open.
     pub show_help: bool,
 }
+
+/// Idle minutes offered when "Unload when idle" is switched on.
+const DEFAULT_IDLE_MINUTES: u32 = 10;
 
 /// What an undo or redo step did, if there is one.
 type Label = fn(&MaskDocument) -> Option<&'static str>;
@@ -150,6 +155,32 @@ pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
             {
                 out.push(Command::RerunAll);
             }
+            ui.separator();
+            if ui
+                .add_enabled(
+                    cx.model_loaded,
+                    egui::Button::new("Free GPU memory (unload the model)"),
+                )
+                .on_hover_text(
+                    "Give the model's memory back to other programs (e.g. ComfyUI); \
+                     the next phrase loads it again",
+                )
+                .clicked()
+            {
+                out.push(Command::UnloadModel);
+            }
+            ui.horizontal(|ui| {
+                let mut on = settings.unload_idle_minutes > 0;
+                if ui.checkbox(&mut on, "Unload when idle for").changed() {
+                    settings.unload_idle_minutes = if on { DEFAULT_IDLE_MINUTES } else { 0 };
+                }
+                ui.add_enabled(
+                    on,
+                    egui::DragValue::new(&mut settings.unload_idle_minutes)
+                        .range(1..=240)
+                        .suffix(" min"),
+                );
+            });
             ui.separator();
             ui.label("Compute device (next start):");
             for (choice, label) in [
