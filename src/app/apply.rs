@@ -302,7 +302,8 @@ impl App {
             UiAction::SwapTool => {
                 brush.tool = match brush.tool {
                     BrushMode::Add => BrushMode::Erase,
-                    BrushMode::Erase => BrushMode::Add,
+                    // From the refine-edge brush, X goes back to painting.
+                    BrushMode::Erase | BrushMode::RefineEdge => BrushMode::Add,
                 };
             }
             UiAction::Smaller | UiAction::Larger => {
