@@ -121,13 +121,18 @@ pub fn pick_mask(probabilities: &MaskBuf, threshold: f32, picks: &[Pick]) -> Opt
     Some(out)
 }
 
-/// True where `probabilities` lies strictly within `margin` of `threshold` (row-major, image
-/// size): the uncertainty band the canvas hatches.
+/// True when probability `p` lies strictly within `margin` of `threshold`.
+pub fn is_uncertain(p: f32, threshold: f32, margin: f32) -> bool {
+    (p - threshold).abs() < margin
+}
+
+/// [`is_uncertain`] for every pixel (row-major, image size): the uncertainty band the canvas
+/// hatches.
 pub fn uncertainty_band(probabilities: &MaskBuf, threshold: f32, margin: f32) -> Vec<bool> {
     probabilities
         .data
         .iter()
-        .map(|&p| (p - threshold).abs() < margin)
+        .map(|&p| is_uncertain(p, threshold, margin))
         .collect()
 }
 
@@ -187,7 +192,7 @@ mod tests {
         // Keep the left blob: the right and bottom blobs go.
         let keep_left = pick_mask(&p, 0.5, &[pick(0, 0, true)]).unwrap();
         assert_eq!(keep_left[0], 1);
-        assert_eq!(keep_left[1 * 8 + 1], 1);
+        assert_eq!(keep_left[8 + 1], 1);
         assert_eq!(keep_left[7], 0);
         assert_eq!(keep_left[3 * 8 + 3], 0);
         // Its anti-aliased edge (touching pixels) is kept too, a far pixel is not.
