@@ -189,7 +189,19 @@ impl Canvas {
                 i.pointer.primary_down(),
                 i.pointer.press_origin(),
                 moves,
-                i.modifiers,
+                // The modifiers held when the button went down (Alt+click), else the current.
+                i.events
+                    .iter()
+                    .find_map(|e| match e {
+                        egui::Event::PointerButton {
+                            button: PointerButton::Primary,
+                            pressed: true,
+                            modifiers,
+                            ..
+                        } => Some(*modifiers),
+                        _ => None,
+                    })
+                    .unwrap_or(i.modifiers),
             )
         });
         let painting = cx.painting;
