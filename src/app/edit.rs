@@ -139,10 +139,11 @@ impl App {
             .layers()
             .iter()
             .filter_map(|e| {
-                let job = e.layer.refine_job()?;
+                let epoch = e.layer.refine_due()?;
                 runtimes
-                    .may_refine(e.id, job.epoch, painting)
-                    .then_some((e.id, job))
+                    .may_refine(e.id, epoch, painting)
+                    .then(|| e.layer.refine_job().map(|job| (e.id, job)))
+                    .flatten()
             })
             .collect();
         let (image_id, image) = (doc.image_id, Arc::clone(&doc.rgb));

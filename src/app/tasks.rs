@@ -88,7 +88,7 @@ impl MaskSnapshot {
     /// export is never made from a bilinear or preview map.
     pub fn compute_refined(&self, image: Option<RgbView<'_>>) -> MaskBuf {
         let composite = |layer: &MaskLayer| match image {
-            Some(image) if layer.refine_job().is_some() => {
+            Some(image) if layer.refine_due().is_some() => {
                 let mut layer = layer.clone();
                 if let Err(e) = layer.refine_now(image) {
                     log::warn!("edge-aware refinement for the export failed: {e}");

@@ -327,7 +327,6 @@ impl MaskDocument {
             return Ok(());
         }
         let old = std::mem::replace(&mut entry.layer.ops, ops);
-        entry.layer.refresh_picks();
         let merged = merge
             && self
                 .history
@@ -447,6 +446,8 @@ impl MaskDocument {
     ) -> Result<Option<RectInImage>, DocumentError> {
         self.settle_stroke();
         let entry = self.entry_mut(id)?;
+        // The stroke's live redraws composite rectangles: label the picks' regions once now.
+        entry.layer.refresh_picks();
         let mut active = ActiveStroke::new(&entry.layer.edits, mode, brush);
         let changed = active.extend(&mut entry.layer.edits, pos_in_image);
         self.active_stroke = Some((id, active));
@@ -607,10 +608,7 @@ impl MaskDocument {
                 Err(_) => missing(*layer_id),
             },
             StepKind::Ops { layer_id, ops } => match self.entry_mut(*layer_id) {
-                Ok(e) => {
-                    std::mem::swap(&mut e.layer.ops, ops);
-                    e.layer.refresh_picks();
-                }
+                Ok(e) => std::mem::swap(&mut e.layer.ops, ops),
                 Err(_) => missing(*layer_id),
             },
             StepKind::Picks { layer_id, picks } => match self.entry_mut(*layer_id) {
@@ -699,9 +697,6 @@ impl MaskDocument {
     pub fn from_session(session: SessionSnapshot) -> Self {
         let mut doc = Self::new(session.width, session.height, session.image_path);
         doc.layers = session.layers;
-        for e in &mut doc.layers {
-            e.layer.refresh_picks();
-        }
         doc.next_id = session.next_id;
         doc
     }

@@ -299,18 +299,22 @@ impl MaskLayer {
         self.ops.edge.enabled && self.probabilities.is_some() && self.refined.is_some()
     }
 
+    /// When the layer needs a refinement (see [`Self::refine_job`]): the refine epoch it would
+    /// be for. Cheap (no copy), for polling every frame.
+    pub fn refine_due(&self) -> Option<u64> {
+        let edge = self.ops.edge;
+        let current = self.refined.as_ref().filter(|r| r.edge.same_map(&edge));
+        (edge.enabled && self.probabilities.is_some() && !current.is_some_and(|r| r.full))
+            .then_some(self.refine_epoch)
+    }
+
     /// The refinement the layer needs next, if any: a preview first on a large image (long
     /// side above [`REFINE_PREVIEW_SIDE`]) when nothing usable is there, else the full map.
     pub fn refine_job(&self) -> Option<RefineJob> {
+        self.refine_due()?;
         let probabilities = self.probabilities.as_ref()?;
         let edge = self.ops.edge;
-        if !edge.enabled {
-            return None;
-        }
         let current = self.refined.as_ref().filter(|r| r.edge.same_map(&edge));
-        if current.is_some_and(|r| r.full) {
-            return None;
-        }
         let preview = current.is_none() && self.width.max(self.height) > REFINE_PREVIEW_SIDE;
         Some(RefineJob {
             epoch: self.refine_epoch,
@@ -362,7 +366,6 @@ impl MaskLayer {
     fn base_changed(&mut self) {
         self.base_version += 1;
         self.pick_cache = None;
-        self.refresh_picks();
     }
 
     // ---- picks ---------------------------------------------------------------------------
@@ -376,14 +379,14 @@ impl MaskLayer {
     pub fn set_picks(&mut self, picks: Vec<Pick>) -> Vec<Pick> {
         let old = std::mem::replace(&mut self.picks, picks);
         self.pick_cache = None;
-        self.refresh_picks();
         old
     }
 
-    /// Recomputes the picks' keep plane for the current base map and threshold (the document
-    /// calls it after every change of either), so composites of parts of the image — a brush
-    /// stroke's rectangle — need not label the whole image again. A stale plane is never used:
-    /// the composite then labels the image itself.
+    /// Computes the picks' keep plane for the current base map and threshold if it is not
+    /// there, so composites of parts of the image — a brush stroke's rectangles — need not
+    /// label the whole image again each time (the document calls it when a stroke begins). A
+    /// stale plane is never used: a composite then labels the image itself, which is what the
+    /// background composites do, so other changes cost the UI thread nothing.
     pub fn refresh_picks(&mut self) {
         if self.picks.is_empty() || self.valid_pick_cache().is_some() {
             return;
@@ -893,6 +896,24 @@ mod tests {
         assert!(!l.is_refined());
         l.refine_now(image).unwrap();
         assert!(l.is_refined() && l.refine_job().is_none());
+    }
+
+    #[test]
+    fn big_images_get_a_preview_then_the_full_map() {
+        let mut l = MaskLayer::new(REFINE_PREVIEW_SIDE + 100, 4);
+        l.set_probabilities(Some(MaskBuf::filled(8, 4, 0.7)));
+        let epoch = l.refine_due().unwrap();
+        let job = l.refine_job().unwrap();
+        assert!(job.preview && job.epoch == epoch);
+        let map = MaskBuf::filled(REFINE_PREVIEW_SIDE + 100, 4, 0.6);
+        assert!(l.set_refined(&job, map.clone()));
+        assert_eq!(l.base(), Some(&map), "the preview is shown");
+        let job = l.refine_job().unwrap();
+        assert!(!job.preview, "then the full map");
+        assert!(l.set_refined(&job, map));
+        assert_eq!(l.refine_due(), None);
+        l.ops.edge.enabled = false;
+        assert_eq!(l.refine_due(), None, "off: nothing to do");
     }
 
     #[test]
