@@ -173,6 +173,11 @@ impl App {
                     }
                 }
             }
+            Command::Pick {
+                point_in_image,
+                keep,
+            } => self.pick(point_in_image, keep),
+            Command::ClearPicks(id) => self.clear_picks(id),
             Command::BeginStroke(p) => self.begin_stroke(p),
             Command::ExtendStroke(p) => self.extend_stroke(p),
             Command::EndStroke => self.end_stroke(),
@@ -269,6 +274,15 @@ impl App {
                 self.ui.hide_overlays = !self.ui.hide_overlays;
                 None
             }
+            UiAction::ToggleBand => {
+                self.ui.show_band = !self.ui.show_band;
+                self.redraw_all_layers();
+                None
+            }
+            UiAction::Pick => {
+                self.canvas.set_pick_tool(true);
+                None
+            }
             UiAction::ToggleOutlines => {
                 let settings = &mut self.state.settings;
                 settings.show_outlines = !settings.show_outlines;
@@ -280,6 +294,7 @@ impl App {
             }
             UiAction::Brush
             | UiAction::Eraser
+            | UiAction::RefineEdge
             | UiAction::SwapTool
             | UiAction::Smaller
             | UiAction::Larger
@@ -294,16 +309,25 @@ impl App {
         }
     }
 
-    /// The brush keys: tool, size (×1.2 per press) and hardness (steps of 0.1).
+    /// The brush keys: tool, size (×1.2 per press) and hardness (steps of 0.1). Choosing a
+    /// brush tool leaves the pick tool.
     fn brush_action(&mut self, action: UiAction) {
         let brush = &mut self.state.settings.brush;
+        if matches!(
+            action,
+            UiAction::Brush | UiAction::Eraser | UiAction::RefineEdge | UiAction::SwapTool
+        ) {
+            self.canvas.set_pick_tool(false);
+        }
         match action {
             UiAction::Brush => brush.tool = BrushMode::Add,
             UiAction::Eraser => brush.tool = BrushMode::Erase,
+            UiAction::RefineEdge => brush.tool = BrushMode::RefineEdge,
             UiAction::SwapTool => {
                 brush.tool = match brush.tool {
                     BrushMode::Add => BrushMode::Erase,
-                    BrushMode::Erase => BrushMode::Add,
+                    // From the refine-edge brush, X goes back to painting.
+                    BrushMode::Erase | BrushMode::RefineEdge => BrushMode::Add,
                 };
             }
             UiAction::Smaller | UiAction::Larger => {

@@ -104,6 +104,16 @@ pub enum Command {
     InvertActive,
     /// Remove a layer's brush edits.
     ClearEdits(u64),
+    /// Keep (or drop, `keep: false`) the region of the active layer's model mask under a
+    /// point.
+    Pick {
+        /// The clicked point, in image pixels.
+        point_in_image: [f32; 2],
+        /// Keep only the picked regions (`false`: drop this one).
+        keep: bool,
+    },
+    /// Remove a layer's picks.
+    ClearPicks(u64),
 
     // ---- brush ----
     /// Start a stroke on the active layer at a point in image pixels.

@@ -8,11 +8,24 @@
 //!
 //! Images larger than the GPU's texture limit are shown downsampled by an integer `factor`
 //! (box filter); masks and exports stay at full resolution in [`crate::mask`].
+//!
+//! # The uncertainty band is baked into the planes
+//!
+//! With View › Uncertainty band on, [`hatch_band`] draws diagonal stripes into a layer's
+//! composite (at image resolution, before it becomes a plane) over the pixels whose base
+//! probability is within [`UNCERTAIN_MARGIN`] of the layer's threshold: on a stripe the value
+//! flips to the opposite of the mask (0 where selected, 1 where not), so the hatch contrasts
+//! with the overlay on both sides of the edge, whatever the photo's colours. Baking it here,
+//! rather than adding a texture and a shader mode, means both renderers (the WGSL shader and
+//! the egui fallback) draw it with no code of their own, the live stroke rectangle gets it
+//! through the same call, and it can never reach an export (exports composite the mask layers,
+//! never these planes). Toggling it recomposites every layer in the background.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::mask::{MaskBuf, RectInImage};
+use crate::mask::picks::{UNCERTAIN_MARGIN, is_uncertain};
+use crate::mask::{MaskBuf, MaskLayer, RectInImage};
 
 /// A rectangle in display pixels (image pixels divided by the display factor).
 pub type RectInDisplay = RectInImage;
@@ -190,6 +203,39 @@ pub fn write_mask_region(
     out_rect
 }
 
+/// Period of the uncertainty hatch in image pixels: about 128 stripes across the long side (a
+/// few screen pixels apart when the image fits the window), at least 8 px.
+pub fn hatch_period_px(width: u32, height: u32) -> u32 {
+    (width.max(height) / 128).max(8)
+}
+
+/// Hatches the uncertainty band of `layer` into `values`, its composite over `region` (an
+/// image rectangle inside the layer): see the module docs.
+pub fn hatch_band(values: &mut MaskBuf, region: RectInImage, layer: &MaskLayer) {
+    let Some(base) = layer.base() else {
+        return;
+    };
+    let (w, h) = layer.size();
+    let region = region.clipped(w, h);
+    let period = hatch_period_px(w, h);
+    let threshold = layer.ops.threshold;
+    let vw = values.width as usize;
+    for y in region.y0..region.y1 {
+        for x in region.x0..region.x1 {
+            let Some(&p) = base.data.get(y as usize * w as usize + x as usize) else {
+                continue;
+            };
+            if (x + y) % period >= period / 2 || !is_uncertain(p, threshold, UNCERTAIN_MARGIN) {
+                continue;
+            }
+            let i = (y - region.y0) as usize * vw + (x - region.x0) as usize;
+            if let Some(v) = values.data.get_mut(i) {
+                *v = if *v < 0.5 { 1.0 } else { 0.0 };
+            }
+        }
+    }
+}
+
 /// Union of an optional dirty rectangle with another.
 pub fn add_dirty(dirty: &mut Option<RectInDisplay>, rect: RectInDisplay) {
     if rect.is_empty() {
@@ -243,6 +289,42 @@ mod tests {
             downsample_rgba(&rgba, 3, 1, 2),
             vec![128, 0, 128, 255, 0, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn hatch_flips_stripes_of_the_band_only() {
+        let (w, h) = (16u32, 16u32);
+        // Probability rising left to right: the band (|p - 0.5| < 0.15) is columns 6..=9.
+        let probs = (0..w * h).map(|i| (i % w) as f32 / 15.0).collect();
+        let mut layer = MaskLayer::new(w, h);
+        layer.set_probabilities(Some(MaskBuf::from_vec(w, h, probs).unwrap()));
+        let full = RectInImage::full(w, h);
+        let plain = layer.composite();
+        let mut hatched = plain.clone();
+        hatch_band(&mut hatched, full, &layer);
+        let period = hatch_period_px(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let (a, b) = (plain.get(x, y).unwrap(), hatched.get(x, y).unwrap());
+                let band = (6..=9).contains(&x);
+                if band && (x + y) % period < period / 2 {
+                    assert_eq!(b, if a < 0.5 { 1.0 } else { 0.0 }, "({x},{y})");
+                } else {
+                    assert_eq!(a, b, "({x},{y}) is not hatched");
+                }
+            }
+        }
+        assert_ne!(plain, hatched);
+        // A part of the image hatches like the same part of the whole.
+        let rect = RectInImage {
+            x0: 5,
+            y0: 3,
+            x1: 12,
+            y1: 9,
+        };
+        let mut part = plain.crop(rect);
+        hatch_band(&mut part, rect, &layer);
+        assert_eq!(part, hatched.crop(rect));
     }
 
     #[test]

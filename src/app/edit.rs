@@ -1,13 +1,15 @@
 //! Document edits that need more than one call into [`crate::mask::MaskDocument`]: adding
-//! layers, brush strokes, undo scopes, and keeping the display planes in step with them (a
-//! stroke recomposites its rectangle at once; other changes go through the layer runtimes'
-//! full composites).
+//! layers, brush strokes, picks, undo scopes, and keeping the display planes in step with them
+//! (a stroke recomposites its rectangle at once; other changes go through the layer runtimes'
+//! full composites), and the layers' edge-aware refinement, run as background tasks.
 
-use crate::mask::{CombineOp, LayerProps, RectInImage, StepScope};
+use std::sync::Arc;
+
+use crate::mask::{CombineOp, LayerProps, MaskBuf, Pick, RectInImage, StepScope};
 
 use super::app::{App, StrokeRuntime};
 use super::display;
-use super::tasks;
+use super::tasks::{self, RefineDone};
 use super::ui::notices::Level;
 
 impl App {
@@ -82,7 +84,10 @@ impl App {
         if region.is_empty() {
             return;
         }
-        let values = entry.layer.composite_region(region);
+        let mut values = entry.layer.composite_region(region);
+        if self.ui.show_band {
+            display::hatch_band(&mut values, region, &entry.layer);
+        }
         if let Some(plane) = disp.layers.get_mut(&id) {
             let written =
                 display::write_mask_region(&mut plane.data, plane.width, factor, region, &values);
@@ -92,9 +97,12 @@ impl App {
         self.layer_runtimes.touched(id);
     }
 
-    /// Starts full composites for layers that need one (one task per layer at a time; not
-    /// while the layer is being painted).
+    /// Starts the edge-aware refinements that are due, then full composites for layers that
+    /// need one (one task of each kind per layer at a time; not while the layer is being
+    /// painted).
     pub(super) fn schedule_composites(&mut self) {
+        self.schedule_refines();
+        let hatch = self.ui.show_band;
         let Some(doc) = &self.state.document else {
             return;
         };
@@ -113,8 +121,146 @@ impl App {
             .collect();
         for (id, layer, generation) in jobs {
             self.spawn("ldzmask-composite", move || {
-                tasks::composite_task(layer, id, image_id, generation, factor)
+                tasks::composite_task(layer, id, image_id, generation, factor, hatch)
             });
+        }
+    }
+
+    /// Starts a refinement task for every edge-aware layer whose refined map is missing or
+    /// only a preview ([`crate::mask::MaskLayer::refine_job`]).
+    fn schedule_refines(&mut self) {
+        let Some(doc) = &self.state.document else {
+            return;
+        };
+        let painting = self.stroke.as_ref().map(|s| s.layer_id);
+        let runtimes = &self.layer_runtimes;
+        let jobs: Vec<_> = doc
+            .masks
+            .layers()
+            .iter()
+            .filter_map(|e| {
+                let epoch = e.layer.refine_due()?;
+                runtimes
+                    .may_refine(e.id, epoch, painting)
+                    .then(|| e.layer.refine_job().map(|job| (e.id, job)))
+                    .flatten()
+            })
+            .collect();
+        let (image_id, image) = (doc.image_id, Arc::clone(&doc.rgb));
+        for (id, job) in jobs {
+            let rgb = Arc::clone(&image);
+            self.layer_runtimes.refine_started(id);
+            self.spawn(tasks::REFINE_TASK, move || {
+                tasks::refine_task(rgb, id, image_id, job)
+            });
+        }
+    }
+
+    /// A refinement finished: store it (unless the layer changed meanwhile) and redraw.
+    pub(super) fn finish_refine(&mut self, done: RefineDone) {
+        let RefineDone {
+            layer_id,
+            image_id,
+            job,
+            result,
+            elapsed,
+        } = done;
+        let failed = result.as_ref().err().map(|_| job.epoch);
+        self.layer_runtimes.refine_done(layer_id, failed);
+        let Some(doc) = &mut self.state.document else {
+            return;
+        };
+        if doc.image_id != image_id {
+            return;
+        }
+        match result {
+            Ok(map) => {
+                if doc.masks.set_refined(layer_id, &job, map) == Ok(true) {
+                    log::debug!(
+                        "layer {layer_id} refined ({}) in {:.0} ms",
+                        if job.preview { "preview" } else { "full" },
+                        elapsed.as_secs_f64() * 1e3
+                    );
+                    self.layer_runtimes.changed(layer_id);
+                }
+            }
+            Err(e) => {
+                log::error!("edge-aware refinement failed: {e}");
+                self.toasts
+                    .push(Level::Error, format!("Edge-aware refinement failed: {e}"));
+            }
+        }
+    }
+
+    /// Redraws every layer (a display option that changes the planes, e.g. the band hatch).
+    pub(super) fn redraw_all_layers(&mut self) {
+        let ids: Vec<u64> = self
+            .state
+            .document
+            .as_ref()
+            .map(|d| d.masks.layers().iter().map(|e| e.id).collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.layer_runtimes.changed(id);
+        }
+    }
+
+    // ---- picks ---------------------------------------------------------------------------
+
+    /// Keeps (or, with `keep = false`, drops) the region of the active layer's model mask
+    /// under a point in image pixels.
+    pub(super) fn pick(&mut self, point_in_image: [f32; 2], keep: bool) {
+        self.end_stroke();
+        let Some(doc) = &mut self.state.document else {
+            return;
+        };
+        let Some(id) = doc.active_layer else {
+            return;
+        };
+        let Some(entry) = doc.masks.layer(id) else {
+            return;
+        };
+        if entry.props.phrase.trim().is_empty() {
+            self.toasts.push(
+                Level::Warning,
+                "Picks keep or drop parts of a phrase layer's model mask; this layer has no phrase."
+                    .into(),
+            );
+            return;
+        }
+        match doc.masks.add_pick(
+            id,
+            Pick {
+                point_in_image,
+                keep,
+            },
+        ) {
+            Ok(()) => self.layer_runtimes.changed(id),
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+
+    /// Removes a layer's picks (undoable).
+    pub(super) fn clear_picks(&mut self, id: u64) {
+        self.end_stroke();
+        if let Some(doc) = &mut self.state.document {
+            match doc.masks.clear_picks(id) {
+                Ok(()) => self.layer_runtimes.changed(id),
+                Err(e) => log::warn!("{e}"),
+            }
+        }
+    }
+
+    /// Sets a layer's model probabilities as a model result would (one undo step; edge-aware
+    /// refinement and picks follow). For tests and scripted use: a map of another size is
+    /// resampled to the image.
+    pub fn set_layer_probabilities(&mut self, id: u64, probabilities: MaskBuf) {
+        self.end_stroke();
+        if let Some(doc) = &mut self.state.document {
+            match doc.masks.set_probabilities(id, Some(probabilities)) {
+                Ok(()) => self.layer_runtimes.changed(id),
+                Err(e) => log::warn!("{e}"),
+            }
         }
     }
 
@@ -191,11 +337,15 @@ impl App {
 
     /// Finishes an open stroke (one undo step); model results held back meanwhile apply now.
     pub fn end_stroke(&mut self) {
-        if self.stroke.take().is_none() {
+        let Some(stroke) = self.stroke.take() else {
             return;
-        }
-        if let Some(doc) = &mut self.state.document {
-            doc.masks.end_stroke();
+        };
+        if let Some(doc) = &mut self.state.document
+            && doc.masks.end_stroke()
+            && doc.masks.undo_scope().is_some_and(|s| s.rect.is_none())
+        {
+            // A refine-edge stroke: the layer is refined again, and redrawn whole.
+            self.layer_runtimes.changed(stroke.layer_id);
         }
         self.apply_deferred();
     }

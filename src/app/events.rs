@@ -243,6 +243,7 @@ impl App {
                     display::add_dirty(&mut plane.dirty, full);
                 }
             }
+            TaskResult::Refined(done) => self.finish_refine(*done),
             TaskResult::SessionSaved(saved) => self.finish_save_session(saved),
             TaskResult::Panicked { task } => {
                 let msg = format!("Internal error in {task}; see the log");
@@ -251,6 +252,9 @@ impl App {
                 // A composite that died must not block its layer forever.
                 if task == "ldzmask-composite" {
                     self.layer_runtimes.composite_lost();
+                }
+                if task == super::tasks::REFINE_TASK {
+                    self.layer_runtimes.refine_lost();
                 }
             }
             TaskResult::Exported { request, result } => match result {

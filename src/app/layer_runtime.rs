@@ -13,6 +13,11 @@
 //!    [`LayerRuntimes::accept_composite`] keeps a result only if the layer did not change
 //!    meanwhile (else it asks again).
 //!
+//! Edge-aware refinement runs beside step 4: a model result drops the layer's refined map (the
+//! composite shows the bilinear one meanwhile), [`LayerRuntimes::refine_started`] allows one
+//! refinement task per layer at a time, and each accepted result ([`LayerRuntimes::refine_done`])
+//! is a change like any other, so a preview and then the full map are composited in turn.
+//!
 //! Worker events for the layer under the brush wait in [`LayerRuntimes::defer`] until the
 //! stroke ends. The shape follows rerun's long-lived runtime pieces (`re_viewer`'s
 //! `BackgroundTasks`, `TimeControl`): one type, its own tests, no egui.
@@ -35,6 +40,10 @@ pub struct LayerRuntime {
     pub needs_full: bool,
     /// A full composite task is running.
     pub composite_in_flight: bool,
+    /// An edge-aware refinement task is running.
+    pub refine_in_flight: bool,
+    /// The refine epoch whose refinement failed (not tried again until the inputs change).
+    pub refine_failed: Option<u64>,
     /// The newest model request for this layer, until it is answered.
     pub latest_request: Option<u64>,
     /// A model request fires at this time (typing debounce).
@@ -88,7 +97,10 @@ impl LayerRuntimes {
     /// load).
     pub fn busy(&self) -> bool {
         self.layers.values().any(|rt| {
-            rt.needs_full || rt.composite_in_flight || (rt.computing() && !rt.waiting_for_model)
+            rt.needs_full
+                || rt.composite_in_flight
+                || rt.refine_in_flight
+                || (rt.computing() && !rt.waiting_for_model)
         })
     }
 
@@ -282,6 +294,41 @@ impl LayerRuntimes {
         true
     }
 
+    // ---- edge-aware refinement --------------------------------------------------------------
+
+    /// True when a refinement for the layer (of refine epoch `epoch`) may start now: none is
+    /// running, the layer is not being painted, and this epoch did not fail already.
+    pub fn may_refine(&self, id: u64, epoch: u64, painting: Option<u64>) -> bool {
+        painting != Some(id)
+            && self
+                .layers
+                .get(&id)
+                .is_none_or(|rt| !rt.refine_in_flight && rt.refine_failed != Some(epoch))
+    }
+
+    /// A refinement task started for the layer.
+    pub fn refine_started(&mut self, id: u64) {
+        self.layers.entry(id).or_default().refine_in_flight = true;
+    }
+
+    /// The layer's refinement task finished; `failed_epoch` when it failed (that epoch is not
+    /// tried again).
+    pub fn refine_done(&mut self, id: u64, failed_epoch: Option<u64>) {
+        if let Some(rt) = self.layers.get_mut(&id) {
+            rt.refine_in_flight = false;
+            if failed_epoch.is_some() {
+                rt.refine_failed = failed_epoch;
+            }
+        }
+    }
+
+    /// A refinement task died: no layer may wait for it forever.
+    pub fn refine_lost(&mut self) {
+        for rt in self.layers.values_mut() {
+            rt.refine_in_flight = false;
+        }
+    }
+
     /// A composite task died: no layer may wait for it forever.
     pub fn composite_lost(&mut self) {
         for rt in self.layers.values_mut() {
@@ -383,6 +430,26 @@ mod tests {
 
         rts.composite_lost();
         assert!(!rts.get(2).is_some_and(|rt| rt.composite_in_flight));
+    }
+
+    #[test]
+    fn one_refinement_per_layer_and_failures_wait_for_new_inputs() {
+        let mut rts = LayerRuntimes::default();
+        rts.changed(1);
+        assert!(rts.may_refine(1, 0, None));
+        assert!(!rts.may_refine(1, 0, Some(1)), "not while painting it");
+        rts.refine_started(1);
+        assert!(!rts.may_refine(1, 0, None), "one at a time");
+        assert!(rts.busy());
+        rts.refine_done(1, None);
+        assert!(rts.may_refine(1, 1, None));
+        rts.refine_started(1);
+        rts.refine_done(1, Some(1));
+        assert!(!rts.may_refine(1, 1, None), "a failed epoch is not retried");
+        assert!(rts.may_refine(1, 2, None), "new inputs: try again");
+        rts.refine_started(1);
+        rts.refine_lost();
+        assert!(rts.may_refine(1, 2, None));
     }
 
     #[test]

@@ -37,11 +37,17 @@ impl App {
             model_loaded: matches!(self.model, ModelStatus::Ready { .. }),
             hide_overlays: self.ui.hide_overlays,
             show_help: self.ui.show_help,
+            show_band: self.ui.show_band,
         };
         let mut out = Vec::new();
         egui::Panel::top("menu").show(ui, |ui| out.extend(menu_ui(ui, &menu)));
         egui::Panel::top("tools").show(ui, |ui| {
-            out.extend(toolbar_ui(ui, &self.state.settings, self.ui.hide_overlays));
+            out.extend(toolbar_ui(
+                ui,
+                &self.state.settings,
+                self.ui.hide_overlays,
+                self.canvas.pick_tool(),
+            ));
         });
         let status = StatusCx {
             device_label: &self.device_label,

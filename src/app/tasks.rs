@@ -1,5 +1,6 @@
 //! One-off background jobs that must not freeze the window: decoding an image, reading a
-//! session or a mask file, computing a layer's full composite, writing an export. Each runs on
+//! session or a mask file, refining a layer's model map along the image's edges, computing a
+//! layer's full composite, writing an export. Each runs on
 //! its own named thread and reports a [`TaskResult`] over a channel the app drains every frame
 //! (and asks for a repaint when done). The model has its own long-lived worker
 //! ([`super::worker`]).
@@ -13,10 +14,15 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
 use crate::imageio::LoadedImage;
+use crate::mask::RectInImage;
 use crate::mask::export::{
     export_binary_png, export_cutout_png, export_inpaint_png, export_soft_png,
 };
-use crate::mask::{CombineOp, ExportError, ImportedMask, MaskBuf, MaskDocument, MaskLayer};
+use crate::mask::refine::RgbView;
+use crate::mask::{
+    CombineOp, ExportError, ImportedMask, MaskBuf, MaskDocument, MaskLayer, RefineJob,
+};
+use crate::pipeline::RgbImage;
 
 use super::state::{ExportKind, ExportSettings};
 
@@ -72,20 +78,46 @@ impl MaskSnapshot {
         }
     }
 
-    /// The mask at image resolution.
+    /// The mask at image resolution, as the layers are now.
     pub fn compute(&self) -> MaskBuf {
+        self.compute_refined(None)
+    }
+
+    /// The mask at image resolution; with the image, edge-aware layers whose full-resolution
+    /// refined map is not computed yet (still running, or only a preview) get it first, so an
+    /// export is never made from a bilinear or preview map.
+    pub fn compute_refined(&self, image: Option<RgbView<'_>>) -> MaskBuf {
+        let composite = |layer: &MaskLayer| match image {
+            Some(image) if layer.refine_due().is_some() => {
+                let mut layer = layer.clone();
+                if let Err(e) = layer.refine_now(image) {
+                    log::warn!("edge-aware refinement for the export failed: {e}");
+                }
+                layer.composite()
+            }
+            _ => layer.composite(),
+        };
         match self {
-            Self::Layer(layer) => layer.composite(),
+            Self::Layer(layer) => composite(layer),
             Self::Combined {
                 width,
                 height,
                 layers,
             } => {
                 let composites: Vec<(MaskBuf, CombineOp)> =
-                    layers.iter().map(|(l, op)| (l.composite(), *op)).collect();
+                    layers.iter().map(|(l, op)| (composite(l), *op)).collect();
                 crate::mask::combine(*width, *height, composites.iter().map(|(m, op)| (m, *op)))
             }
         }
+    }
+}
+
+/// A borrowed view of an RGB image for [`crate::mask::refine`].
+pub fn rgb_view(rgb: &RgbImage) -> RgbView<'_> {
+    RgbView {
+        width: rgb.width,
+        height: rgb.height,
+        pixels: &rgb.pixels,
     }
 }
 
@@ -95,7 +127,7 @@ pub fn write_export(
     masks: &MaskSnapshot,
     image: &LoadedImage,
 ) -> Result<(u32, u32), ExportFailure> {
-    let mask = masks.compute();
+    let mask = masks.compute_refined(Some(rgb_view(&image.rgb)));
     let (path, overwrite) = (request.path.as_path(), request.overwrite);
     let s = &request.settings;
     let result = match s.kind {
@@ -199,6 +231,37 @@ pub struct SessionSaved {
     pub result: Result<(), String>,
 }
 
+/// Name of the refinement task's thread (its panic is reported under this name).
+pub const REFINE_TASK: &str = "ldzmask-refine";
+
+/// A finished edge-aware refinement of one layer ([`refine_task`]).
+#[derive(Debug)]
+pub struct RefineDone {
+    /// The layer.
+    pub layer_id: u64,
+    /// Its image.
+    pub image_id: u64,
+    /// What was computed (the layer refuses the result if it changed meanwhile).
+    pub job: RefineJob,
+    /// The refined map at image size, or why not.
+    pub result: Result<MaskBuf, String>,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+}
+
+/// Refines one layer's model map (task body).
+pub fn refine_task(rgb: Arc<RgbImage>, layer_id: u64, image_id: u64, job: RefineJob) -> TaskResult {
+    let start = std::time::Instant::now();
+    let result = job.run(rgb_view(&rgb)).map_err(|e| e.to_string());
+    TaskResult::Refined(Box::new(RefineDone {
+        layer_id,
+        image_id,
+        job,
+        result,
+        elapsed: start.elapsed(),
+    }))
+}
+
 /// Results of background tasks.
 #[derive(Debug)]
 pub enum TaskResult {
@@ -240,6 +303,8 @@ pub enum TaskResult {
         /// The plane.
         data: Vec<u8>,
     },
+    /// A layer's edge-aware refinement finished.
+    Refined(Box<RefineDone>),
     /// A session file was written.
     SessionSaved(SessionSaved),
     /// A task panicked (a bug; reported so the app does not wait for it forever).
@@ -318,15 +383,24 @@ impl Tasks {
     }
 }
 
-/// Composites a layer and converts it to a display plane (task body).
+/// Composites a layer and converts it to a display plane (task body), hatching its
+/// uncertainty band when `hatch` (see [`super::display`]).
 pub fn composite_task(
     layer: MaskLayer,
     layer_id: u64,
     image_id: u64,
     generation: u64,
     factor: u32,
+    hatch: bool,
 ) -> TaskResult {
-    let mask = layer.composite();
+    let mut mask = layer.composite();
+    if hatch {
+        super::display::hatch_band(
+            &mut mask,
+            RectInImage::full(layer.size().0, layer.size().1),
+            &layer,
+        );
+    }
     TaskResult::Composited {
         layer_id,
         image_id,

@@ -3,7 +3,8 @@
 //! text, so the key handling, the menus and the help overlay read one list and cannot drift
 //! apart (rerun's `UICommand` with `kb_shortcuts()` and `text_and_tooltip()`,
 //! `re_ui/src/command/ui_command.rs`). Key conventions follow Photoshop / Krita / GIMP: `[` `]`
-//! brush size, `B` / `E` / `X`, Ctrl+Z and both redo chords, F to fit.
+//! brush size, `B` / `E` / `X`, Ctrl+Z and both redo chords, F to fit; `R` refine-edge brush,
+//! `P` pick tool (Alt+click picks with any tool), `U` uncertainty band.
 //!
 //! [`super::App::perform`] does what an action does, as a [`super::commands::Command`].
 
@@ -38,6 +39,10 @@ pub enum UiAction {
     Brush,
     /// Brush erases.
     Eraser,
+    /// Brush marks the refine band (edge-aware refinement decides there).
+    RefineEdge,
+    /// Pick tool: click keeps only the clicked region, Shift+click drops it.
+    Pick,
     /// Swap brush and eraser.
     SwapTool,
     /// Smaller brush.
@@ -62,6 +67,8 @@ pub enum UiAction {
     ToggleOverlays,
     /// Hide/show the edge outlines.
     ToggleOutlines,
+    /// Hatch / stop hatching the uncertainty band.
+    ToggleBand,
     /// Shortcut overlay.
     Help,
 }
@@ -86,7 +93,7 @@ macro_rules! keys {
 
 impl UiAction {
     /// Every action, grouped by [`Self::section`] in help-overlay order.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 29] = [
         Self::Open,
         Self::SaveSession,
         Self::ImportMask,
@@ -100,6 +107,8 @@ impl UiAction {
         Self::Redo,
         Self::Brush,
         Self::Eraser,
+        Self::RefineEdge,
+        Self::Pick,
         Self::SwapTool,
         Self::Smaller,
         Self::Larger,
@@ -112,6 +121,7 @@ impl UiAction {
         Self::ActualPixels,
         Self::ToggleOverlays,
         Self::ToggleOutlines,
+        Self::ToggleBand,
         Self::Help,
     ];
 
@@ -131,6 +141,8 @@ impl UiAction {
             Self::Redo => keys![CMD_SHIFT Z, CMD Y],
             Self::Brush => keys![NONE B],
             Self::Eraser => keys![NONE E],
+            Self::RefineEdge => keys![NONE R],
+            Self::Pick => keys![NONE P],
             Self::SwapTool => keys![NONE X],
             Self::Smaller => keys![NONE OpenBracket],
             Self::Larger => keys![NONE CloseBracket],
@@ -144,6 +156,7 @@ impl UiAction {
             Self::ActualPixels => keys![NONE Num1, CMD Num1],
             Self::ToggleOverlays => keys![NONE H],
             Self::ToggleOutlines => keys![NONE O],
+            Self::ToggleBand => keys![NONE U],
             Self::Help => keys![NONE F1, NONE Questionmark],
         }
     }
@@ -154,6 +167,7 @@ impl UiAction {
             Self::Open => Some("drop a file on the window"),
             Self::ZoomIn | Self::ZoomOut => Some("wheel"),
             Self::Fit => Some("double-click empty canvas"),
+            Self::Pick => Some("Alt+click with any tool (Alt+Shift+click drops)"),
             _ => None,
         }
     }
@@ -174,6 +188,8 @@ impl UiAction {
             Self::Redo => "Redo",
             Self::Brush => "Brush",
             Self::Eraser => "Eraser",
+            Self::RefineEdge => "Refine edge",
+            Self::Pick => "Pick",
             Self::SwapTool => "Swap brush and eraser",
             Self::Smaller => "Smaller brush",
             Self::Larger => "Larger brush",
@@ -186,6 +202,7 @@ impl UiAction {
             Self::ActualPixels => "Actual pixels (100 %)",
             Self::ToggleOverlays => "Show overlays",
             Self::ToggleOutlines => "Show edge outlines",
+            Self::ToggleBand => "Uncertainty band",
             Self::Help => "Keyboard shortcuts",
         }
     }
@@ -206,6 +223,12 @@ impl UiAction {
             Self::Redo => "Redo",
             Self::Brush => "Brush adds mask",
             Self::Eraser => "Eraser removes mask",
+            Self::RefineEdge => {
+                "Refine-edge brush: paint over hair or fur so edge-aware refinement decides there"
+            }
+            Self::Pick => {
+                "Pick tool: click keeps only the clicked part of the layer, Shift+click drops it"
+            }
             Self::SwapTool => "Swap brush and eraser",
             Self::Smaller => "Smaller brush",
             Self::Larger => "Larger brush",
@@ -218,6 +241,7 @@ impl UiAction {
             Self::ActualPixels => "Actual pixels (100 %)",
             Self::ToggleOverlays => "Hide / show all overlays (compare with the original)",
             Self::ToggleOutlines => "Hide / show edge outlines",
+            Self::ToggleBand => "Hatch where the layer's probability is near its threshold",
             Self::Help => "This overlay",
         }
     }
@@ -232,6 +256,8 @@ impl UiAction {
             Self::Undo | Self::Redo => "Edit",
             Self::Brush
             | Self::Eraser
+            | Self::RefineEdge
+            | Self::Pick
             | Self::SwapTool
             | Self::Smaller
             | Self::Larger
@@ -243,7 +269,8 @@ impl UiAction {
             | Self::Fit
             | Self::ActualPixels
             | Self::ToggleOverlays
-            | Self::ToggleOutlines => "View",
+            | Self::ToggleOutlines
+            | Self::ToggleBand => "View",
             Self::Help => "Help",
         }
     }

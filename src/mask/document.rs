@@ -17,7 +17,8 @@ use super::buffer::{MaskBuf, RectInImage};
 use super::combine::{CombineOp, combine};
 use super::edits::{ActiveStroke, EditBuf};
 use super::history::History;
-use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
+use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer, RefineJob};
+use super::picks::Pick;
 use super::session::{self, SessionError, SessionSnapshot};
 use super::step::{DocStep, StepKind, StepScope};
 use super::stroke::{Brush, BrushMode, Stroke};
@@ -356,6 +357,49 @@ impl MaskDocument {
         Ok(())
     }
 
+    /// Adds a pick (keep or drop the region under a point) to a layer: one undo step.
+    pub fn add_pick(&mut self, id: u64, pick: Pick) -> Result<(), DocumentError> {
+        let mut picks = self
+            .layer(id)
+            .ok_or(DocumentError::UnknownLayer(id))?
+            .layer
+            .picks()
+            .to_vec();
+        picks.push(pick);
+        self.set_picks(id, picks)
+    }
+
+    /// Removes a layer's picks (one undo step; nothing if it has none).
+    pub fn clear_picks(&mut self, id: u64) -> Result<(), DocumentError> {
+        self.set_picks(id, Vec::new())
+    }
+
+    fn set_picks(&mut self, id: u64, picks: Vec<Pick>) -> Result<(), DocumentError> {
+        self.settle_stroke();
+        let entry = self.entry_mut(id)?;
+        if entry.layer.picks() == picks.as_slice() {
+            return Ok(());
+        }
+        let old = entry.layer.set_picks(picks);
+        self.history.push(DocStep(StepKind::Picks {
+            layer_id: id,
+            picks: old,
+        }));
+        Ok(())
+    }
+
+    /// Stores an edge-aware refinement computed off the UI thread (derived data: not an undo
+    /// step). Ok(false) when the layer changed since `job` was made (see
+    /// [`MaskLayer::set_refined`]).
+    pub fn set_refined(
+        &mut self,
+        id: u64,
+        job: &RefineJob,
+        map: MaskBuf,
+    ) -> Result<bool, DocumentError> {
+        Ok(self.entry_mut(id)?.layer.set_refined(job, map))
+    }
+
     /// Removes all brush edits of a layer.
     pub fn clear_edits(&mut self, id: u64) -> Result<(), DocumentError> {
         let (w, h) = (self.width, self.height);
@@ -377,7 +421,11 @@ impl MaskDocument {
         if entry.layer.edits == edits {
             return Ok(());
         }
+        let band_changed = entry.layer.edits.band_plane() != edits.band_plane();
         let old = std::mem::replace(&mut entry.layer.edits, edits);
+        if band_changed {
+            entry.layer.refine_inputs_changed();
+        }
         self.history.push(DocStep(StepKind::Edits {
             layer_id: id,
             edits: Box::new(old),
@@ -398,6 +446,8 @@ impl MaskDocument {
     ) -> Result<Option<RectInImage>, DocumentError> {
         self.settle_stroke();
         let entry = self.entry_mut(id)?;
+        // The stroke's live redraws composite rectangles: label the picks' regions once now.
+        entry.layer.refresh_picks();
         let mut active = ActiveStroke::new(&entry.layer.edits, mode, brush);
         let changed = active.extend(&mut entry.layer.edits, pos_in_image);
         self.active_stroke = Some((id, active));
@@ -425,14 +475,19 @@ impl MaskDocument {
         let Some((id, active)) = self.active_stroke.take() else {
             return false;
         };
-        let Some(entry) = self.layers.iter().find(|e| e.id == id) else {
+        let Some(entry) = self.layers.iter_mut().find(|e| e.id == id) else {
             return false;
         };
+        let band = active.mode() == BrushMode::RefineEdge;
         match active.finish(&entry.layer.edits) {
             Some(patch) => {
+                if band {
+                    entry.layer.refine_inputs_changed();
+                }
                 self.history.push(DocStep(StepKind::Stroke {
                     layer_id: id,
                     patch,
+                    band,
                 }));
                 true
             }
@@ -529,16 +584,35 @@ impl MaskDocument {
     fn apply_step(&mut self, step: &mut DocStep) {
         let missing = |id: u64| log::warn!("history step for missing layer {id} skipped");
         match &mut step.0 {
-            StepKind::Stroke { layer_id, patch } => match self.entry_mut(*layer_id) {
-                Ok(e) => e.layer.edits.swap_patch(patch),
+            StepKind::Stroke {
+                layer_id,
+                patch,
+                band,
+            } => match self.entry_mut(*layer_id) {
+                Ok(e) => {
+                    e.layer.edits.swap_patch(patch);
+                    if *band {
+                        e.layer.refine_inputs_changed();
+                    }
+                }
                 Err(_) => missing(*layer_id),
             },
             StepKind::Edits { layer_id, edits } => match self.entry_mut(*layer_id) {
-                Ok(e) => std::mem::swap(&mut e.layer.edits, edits),
+                Ok(e) => {
+                    let band_changed = e.layer.edits.band_plane() != edits.band_plane();
+                    std::mem::swap(&mut e.layer.edits, edits);
+                    if band_changed {
+                        e.layer.refine_inputs_changed();
+                    }
+                }
                 Err(_) => missing(*layer_id),
             },
             StepKind::Ops { layer_id, ops } => match self.entry_mut(*layer_id) {
                 Ok(e) => std::mem::swap(&mut e.layer.ops, ops),
+                Err(_) => missing(*layer_id),
+            },
+            StepKind::Picks { layer_id, picks } => match self.entry_mut(*layer_id) {
+                Ok(e) => *picks = e.layer.set_picks(std::mem::take(picks)),
                 Err(_) => missing(*layer_id),
             },
             StepKind::Props { layer_id, props } => match self.entry_mut(*layer_id) {
@@ -679,6 +753,7 @@ pub(super) mod tests {
                 invert: true,
                 grow_px: -2,
                 feather_px: 1.5,
+                ..LayerOps::default()
             },
             false,
         )
@@ -686,6 +761,59 @@ pub(super) mod tests {
         doc.set_combine(hat, CombineOp::Subtract).unwrap();
         doc.set_opacity(sky, 0.8, false).unwrap();
         (doc, sky, hat)
+    }
+
+    #[test]
+    fn picks_and_refine_strokes_are_undoable() {
+        let mut doc = MaskDocument::new(40, 20, None);
+        let id = doc.add_layer("blobs");
+        let probs: Vec<f32> = (0..40 * 20)
+            .map(|i| if (i % 40) / 10 % 2 == 0 { 0.9 } else { 0.1 })
+            .collect();
+        doc.set_probabilities(id, Some(MaskBuf::from_vec(40, 20, probs).unwrap()))
+            .unwrap();
+        let both = doc.layer(id).unwrap().layer.binary();
+        assert_eq!((both.get(5, 5), both.get(25, 5)), (Some(1.0), Some(1.0)));
+        doc.add_pick(
+            id,
+            Pick {
+                point_in_image: [5.0, 5.0],
+                keep: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(doc.undo_label(), Some("pick"));
+        let one = doc.layer(id).unwrap().layer.binary();
+        assert_eq!((one.get(5, 5), one.get(25, 5)), (Some(1.0), Some(0.0)));
+        assert_eq!(
+            doc.undo_scope().map(|s| (s.layer_id, s.pixels)),
+            Some((Some(id), true))
+        );
+        assert!(doc.undo());
+        assert_eq!(doc.layer(id).unwrap().layer.binary(), both);
+        assert!(doc.redo());
+        assert_eq!(doc.layer(id).unwrap().layer.binary(), one);
+        doc.clear_picks(id).unwrap();
+        assert!(doc.layer(id).unwrap().layer.picks().is_empty());
+        let steps = doc.history().undo_len();
+        doc.clear_picks(id).unwrap();
+        assert_eq!(doc.history().undo_len(), steps, "nothing to clear: no step");
+
+        // A refine-edge stroke is a step that redraws the whole layer.
+        doc.apply_stroke(
+            id,
+            &Stroke {
+                mode: BrushMode::RefineEdge,
+                brush: hard(3.0),
+                points_in_image: vec![[10.0, 10.0]],
+            },
+        )
+        .unwrap();
+        assert_eq!(doc.undo_label(), Some("refine-edge stroke"));
+        assert_eq!(doc.undo_scope().and_then(|s| s.rect), None);
+        assert!(doc.layer(id).unwrap().layer.edits.band_mask().is_some());
+        assert!(doc.undo());
+        assert!(doc.layer(id).unwrap().layer.edits.band_mask().is_none());
     }
 
     #[test]

@@ -14,19 +14,27 @@
 //! `u8`: a quarter of the memory of `f32` on a 4096² image, exact in the session file, and
 //! 1/255 precision is below what a brush edge can show.
 //!
+//! A third plane, `band`, holds the strokes of the refine-edge brush ([`BrushMode::RefineEdge`]:
+//! `band' = band + c·(1 − band)`, `add` and `erase` untouched). It does not change the mask by
+//! itself: it marks pixels that edge-aware refinement re-estimates by matting whatever their
+//! probability (the `band` argument of [`super::refine::refine`]). It lives here so that its
+//! strokes are undone, cancelled and saved exactly like the other brush edits.
+//!
 //! [`ActiveStroke`] paints a stroke incrementally as pointer samples arrive, and yields the
 //! "before" patch of the touched 64×64 tiles for the undo history.
 
 use super::buffer::{MaskBuf, RectInImage, unit_to_u8};
 use super::stroke::{Brush, BrushMode, Stroke};
 
-/// Brush edits of one layer: `add` and `erase` coverage planes, row-major, image size.
+/// Brush edits of one layer: `add`, `erase` and refine-`band` coverage planes, row-major,
+/// image size.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EditBuf {
     width: u32,
     height: u32,
     add: Vec<u8>,
     erase: Vec<u8>,
+    band: Vec<u8>,
 }
 
 /// Errors when building an [`EditBuf`] from stored planes.
@@ -50,7 +58,7 @@ pub enum EditError {
 /// small while a long diagonal stroke stores ~its own area, not its whole bounding box.
 pub const PATCH_TILE_PX: u32 = 64;
 
-/// Part of both edit planes, used by the undo history: a list of rectangles (tiles).
+/// Part of the edit planes, used by the undo history: a list of rectangles (tiles).
 ///
 /// It holds "the other version" of those pixels: [`EditBuf::swap_patch`] exchanges it with
 /// the buffer, so the same call undoes and redoes. Strokes store only the 64×64 tiles they
@@ -70,6 +78,8 @@ pub struct PatchTile {
     pub add: Vec<u8>,
     /// `erase` plane values over `rect`, row-major.
     pub erase: Vec<u8>,
+    /// Refine `band` plane values over `rect`, row-major.
+    pub band: Vec<u8>,
 }
 
 impl EditPatch {
@@ -79,7 +89,9 @@ impl EditPatch {
             + self
                 .tiles
                 .iter()
-                .map(|t| std::mem::size_of::<PatchTile>() + t.add.len() + t.erase.len())
+                .map(|t| {
+                    std::mem::size_of::<PatchTile>() + t.add.len() + t.erase.len() + t.band.len()
+                })
                 .sum::<usize>()
     }
 
@@ -90,11 +102,13 @@ impl EditPatch {
 }
 
 /// The painting rule for one pixel: new `(add, erase)` from the pre-stroke values and the
-/// stroke's coverage `c` (all in `0..=1`). See the module docs.
+/// stroke's coverage `c` (all in `0..=1`). See the module docs (the refine-edge brush leaves
+/// both as they are and paints the band plane instead).
 pub fn paint_rule(mode: BrushMode, add: f32, erase: f32, c: f32) -> (f32, f32) {
     match mode {
         BrushMode::Add => (add + c * (1.0 - add), erase * (1.0 - c)),
         BrushMode::Erase => (add * (1.0 - c), erase + c * (1.0 - erase)),
+        BrushMode::RefineEdge => (add, erase),
     }
 }
 
@@ -107,10 +121,12 @@ impl EditBuf {
             height,
             add: vec![0; n],
             erase: vec![0; n],
+            band: vec![0; n],
         }
     }
 
-    /// Rebuilds edits from stored planes (e.g. a session file).
+    /// Rebuilds edits from stored planes (e.g. a session file); the refine band is empty (see
+    /// [`Self::with_band`]).
     pub fn from_planes(
         width: u32,
         height: u32,
@@ -133,7 +149,23 @@ impl EditBuf {
             height,
             add,
             erase,
+            band: vec![0; expected],
         })
+    }
+
+    /// These edits with a stored refine band plane (e.g. from a session file).
+    pub fn with_band(mut self, band: Vec<u8>) -> Result<Self, EditError> {
+        let expected = self.width as usize * self.height as usize;
+        if band.len() != expected {
+            return Err(EditError::LengthMismatch {
+                width: self.width,
+                height: self.height,
+                expected,
+                got: band.len(),
+            });
+        }
+        self.band = band;
+        Ok(self)
     }
 
     /// `(width, height)` in image pixels.
@@ -151,9 +183,28 @@ impl EditBuf {
         &self.erase
     }
 
-    /// True when nothing is painted (both planes all zero).
+    /// The refine `band` plane, row-major, 0..=255.
+    pub fn band_plane(&self) -> &[u8] {
+        &self.band
+    }
+
+    /// The refine band as a mask for [`super::refine::refine`], or `None` when nothing is
+    /// painted in it.
+    pub fn band_mask(&self) -> Option<MaskBuf> {
+        if self.band.iter().all(|&v| v == 0) {
+            return None;
+        }
+        let data = self.band.iter().map(|&v| f32::from(v) / 255.0).collect();
+        MaskBuf::from_vec(self.width, self.height, data).ok()
+    }
+
+    /// True when nothing is painted (all planes all zero).
     pub fn is_blank(&self) -> bool {
-        self.add.iter().chain(&self.erase).all(|&v| v == 0)
+        self.add
+            .iter()
+            .chain(&self.erase)
+            .chain(&self.band)
+            .all(|&v| v == 0)
     }
 
     /// `(add, erase)` coverage at a pixel, in `0..=1` (zeros outside the image).
@@ -228,12 +279,19 @@ impl EditBuf {
         let rect = self.clip(rect);
         let mut add = Vec::with_capacity(rect.area());
         let mut erase = Vec::with_capacity(rect.area());
+        let mut band = Vec::with_capacity(rect.area());
         for y in rect.y0..rect.y1 {
             let row = self.row_range(y, &rect);
             add.extend_from_slice(&self.add[row.clone()]);
-            erase.extend_from_slice(&self.erase[row]);
+            erase.extend_from_slice(&self.erase[row.clone()]);
+            band.extend_from_slice(&self.band[row]);
         }
-        PatchTile { rect, add, erase }
+        PatchTile {
+            rect,
+            add,
+            erase,
+            band,
+        }
     }
 
     /// Exchanges the patch's pixels with the buffer's: applying it twice is a no-op, which
@@ -244,6 +302,7 @@ impl EditBuf {
             if self.clip(rect) != rect
                 || tile.add.len() != rect.area()
                 || tile.erase.len() != rect.area()
+                || tile.band.len() != rect.area()
             {
                 log::warn!(
                     "edit patch {rect:?} does not fit a {}×{} layer",
@@ -256,7 +315,8 @@ impl EditBuf {
             for (j, y) in (rect.y0..rect.y1).enumerate() {
                 let row = self.row_range(y, &rect);
                 self.add[row.clone()].swap_with_slice(&mut tile.add[j * w..(j + 1) * w]);
-                self.erase[row].swap_with_slice(&mut tile.erase[j * w..(j + 1) * w]);
+                self.erase[row.clone()].swap_with_slice(&mut tile.erase[j * w..(j + 1) * w]);
+                self.band[row].swap_with_slice(&mut tile.band[j * w..(j + 1) * w]);
             }
         }
     }
@@ -273,7 +333,7 @@ impl EditBuf {
 
     /// Bytes held (for history budgets).
     pub fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.add.len() + self.erase.len()
+        std::mem::size_of::<Self>() + self.add.len() + self.erase.len() + self.band.len()
     }
 
     fn clip(&self, r: RectInImage) -> RectInImage {
@@ -311,6 +371,8 @@ pub struct ActiveStroke {
     before_add: Vec<u8>,
     /// Pre-stroke `erase` values of touched pixels.
     before_erase: Vec<u8>,
+    /// Pre-stroke `band` values of touched pixels.
+    before_band: Vec<u8>,
     /// Union of touched pixels so far.
     dirty: Option<RectInImage>,
     /// Touched [`PATCH_TILE_PX`] tiles, row-major over the tile grid.
@@ -332,6 +394,7 @@ impl ActiveStroke {
             coverage: vec![0.0; n],
             before_add: vec![0; n],
             before_erase: vec![0; n],
+            before_band: vec![0; n],
             dirty: None,
             tiles_touched: vec![false; tiles_x * tiles_y],
             tiles_x,
@@ -365,6 +428,7 @@ impl ActiveStroke {
             coverage,
             before_add,
             before_erase,
+            before_band,
             tiles_touched,
             ..
         } = self;
@@ -377,10 +441,16 @@ impl ActiveStroke {
                 // First touch: remember the pre-stroke values.
                 before_add[i] = edits.add[i];
                 before_erase[i] = edits.erase[i];
+                before_band[i] = edits.band[i];
                 let tile = (y / PATCH_TILE_PX) as usize * tiles_x + (x / PATCH_TILE_PX) as usize;
                 tiles_touched[tile] = true;
             }
             coverage[i] = c;
+            if mode == BrushMode::RefineEdge {
+                let b = f32::from(before_band[i]) / 255.0;
+                edits.band[i] = unit_to_u8(b + c * (1.0 - b));
+                return;
+            }
             let (a, e) = paint_rule(
                 mode,
                 f32::from(before_add[i]) / 255.0,
@@ -423,6 +493,7 @@ impl ActiveStroke {
                     if self.coverage[i] > 0.0 {
                         tile.add[j * w + k] = self.before_add[i];
                         tile.erase[j * w + k] = self.before_erase[i];
+                        tile.band[j * w + k] = self.before_band[i];
                     }
                 }
             }
@@ -545,6 +616,34 @@ mod tests {
         assert_ne!(e, before);
         active.cancel(&mut e);
         assert_eq!(e, before);
+    }
+
+    #[test]
+    fn refine_edge_paints_only_the_band_and_undoes() {
+        let mut e = EditBuf::new(30, 30);
+        e.apply_stroke(&stroke(BrushMode::Add, &[[15.0, 15.0]], 4.0));
+        let before = e.clone();
+        assert_eq!(e.band_mask(), None);
+        let mut patch = e
+            .apply_stroke(&stroke(
+                BrushMode::RefineEdge,
+                &[[15.0, 15.0], [25.0, 15.0]],
+                3.0,
+            ))
+            .unwrap();
+        assert_eq!(e.at(15, 15), (1.0, 0.0), "add and erase untouched");
+        assert_eq!(e.band_plane()[15 * 30 + 20], 255);
+        assert_eq!(e.band_plane()[5 * 30 + 5], 0);
+        let band = e.band_mask().unwrap();
+        assert_eq!(band.get(20, 15), Some(1.0));
+        let mut base = MaskBuf::filled(30, 30, 0.2);
+        e.apply_over(&mut base);
+        assert_eq!(base.get(20, 15), Some(0.2), "the band is not mask");
+        e.swap_patch(&mut patch);
+        assert_eq!(e, before);
+        let stored = EditBuf::from_planes(30, 30, vec![0; 900], vec![0; 900]).unwrap();
+        assert!(stored.clone().with_band(vec![0; 899]).is_err());
+        assert!(!stored.with_band(vec![1; 900]).unwrap().is_blank());
     }
 
     #[test]

@@ -3,10 +3,17 @@
 //!
 //! # Composite order (what [`MaskLayer::composite`] computes)
 //!
-//! 1. **Threshold** the model probabilities at `ops.threshold`, anti-aliased
+//! 0. **Base map**: the model probabilities, bilinearly upsampled to the image
+//!    ([`MaskLayer::set_probabilities`]), or — with `ops.edge` on and once it is computed — their
+//!    edge-aware refinement at full resolution ([`super::refine`], guided by the image and the
+//!    refine-edge brush's band; [`MaskLayer::refine_job`] says what to compute, the caller runs
+//!    it off the UI thread and hands the result to [`MaskLayer::set_refined`]). The refined map
+//!    is derived data: never saved or undone, dropped whenever its inputs change.
+//! 1. **Threshold** the base map at `ops.threshold`, anti-aliased
 //!    ([`ops::threshold_antialiased`]): the slider acts on calibrated probabilities (not on a
 //!    colour-mapped preview, the LD-ZNet A1111 script's mistake), with smooth 1-px edges. No
-//!    probabilities yet → all 0.
+//!    probabilities yet → all 0. Then the **picks** ([`super::picks`]) keep or drop connected
+//!    regions of this selection.
 //! 2. **Invert** (if set) the model selection. Invert comes *before* the brush edits so the
 //!    brush always means what the artist sees: after "invert" (everything but the sky), painting
 //!    with Add still adds mask, as in Photoshop or GIMP after Select › Invert.
@@ -28,6 +35,115 @@ use super::buffer::{MaskBuf, RectInImage, u16_to_unit, unit_to_u16};
 use super::combine::CombineOp;
 use super::edits::EditBuf;
 use super::ops;
+use super::picks::{self, Pick};
+use super::refine::{self, RefineError, RefineSettings, RgbView};
+
+/// Long side (pixels) above which edge-aware refinement first computes a preview at this
+/// resolution ([`RefineSettings::preview`]), then the full-resolution map.
+pub const REFINE_PREVIEW_SIDE: u32 = 1024;
+
+/// Edge-aware refinement of a layer's model map (see [`super::refine`]).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EdgeOps {
+    /// Refine the model map along the image's edges.
+    pub enabled: bool,
+    /// How far the colour matte may override the guided filter, `0..=1`
+    /// ([`RefineSettings::matting`]).
+    pub strength: f32,
+    /// Coarse filter radius in image pixels; 0 = one latent cell of the model (automatic).
+    pub radius_px: u32,
+}
+
+impl Default for EdgeOps {
+    /// On, with [`RefineSettings::default`]'s matting and radius: what new layers get.
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            strength: RefineSettings::default().matting,
+            radius_px: 0,
+        }
+    }
+}
+
+impl EdgeOps {
+    /// Off: what a session saved before edge-aware refinement existed loads with, so it
+    /// reopens looking as it was saved.
+    pub fn off() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+
+    /// True when both give the same refined map (`enabled` aside).
+    fn same_map(&self, other: &Self) -> bool {
+        self.strength == other.strength && self.radius_px == other.radius_px
+    }
+
+    /// The refinement settings, at preview resolution or full.
+    pub fn settings(&self, preview: bool) -> RefineSettings {
+        let base = if preview {
+            RefineSettings {
+                max_side: Some(REFINE_PREVIEW_SIDE),
+                ..RefineSettings::default()
+            }
+        } else {
+            RefineSettings::default()
+        };
+        RefineSettings {
+            matting: self.strength.clamp(0.0, 1.0),
+            radius: (self.radius_px > 0).then_some(self.radius_px),
+            ..base
+        }
+    }
+}
+
+/// A refined base map and what it was computed from.
+#[derive(Clone, Debug)]
+struct Refined {
+    map: MaskBuf,
+    edge: EdgeOps,
+    /// False for a preview (reduced resolution, upsampled).
+    full: bool,
+}
+
+/// One refinement to run off the UI thread: its inputs, copied out of the layer
+/// ([`MaskLayer::refine_job`]), and which layer state it belongs to.
+#[derive(Clone, Debug)]
+pub struct RefineJob {
+    /// The layer's refine epoch when the job was made (a result for an older one is refused).
+    pub epoch: u64,
+    /// The bilinear model map at image size.
+    pub probabilities: MaskBuf,
+    /// The refine-edge brush's band, if painted.
+    pub band: Option<MaskBuf>,
+    /// Strength and radius.
+    pub edge: EdgeOps,
+    /// Reduced resolution (a quick first answer on big images).
+    pub preview: bool,
+}
+
+impl RefineJob {
+    /// Runs the refinement (slow: hundreds of ms on a 12 MP image).
+    pub fn run(&self, image: RgbView<'_>) -> Result<MaskBuf, RefineError> {
+        refine::refine(
+            image,
+            &self.probabilities,
+            self.band.as_ref(),
+            &self.edge.settings(self.preview),
+        )
+    }
+}
+
+/// The picks' keep plane for one base map and threshold (see [`MaskLayer::refresh_picks`]).
+#[derive(Clone, Debug)]
+struct PickCache {
+    base_version: u64,
+    refined: bool,
+    threshold: f32,
+    keep: Vec<u8>,
+}
 
 /// Non-destructive layer operations (see the module docs for their order).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -41,6 +157,10 @@ pub struct LayerOps {
     pub grow_px: i32,
     /// Soft edge width in image pixels (`sigma = feather_px / 2`); 0 = hard edge.
     pub feather_px: f32,
+    /// Edge-aware refinement of the model map (a session without this field loads with it
+    /// off: [`EdgeOps::off`]).
+    #[serde(default = "EdgeOps::off")]
+    pub edge: EdgeOps,
 }
 
 impl Default for LayerOps {
@@ -50,6 +170,7 @@ impl Default for LayerOps {
             invert: false,
             grow_px: 0,
             feather_px: 0.0,
+            edge: EdgeOps::default(),
         }
     }
 }
@@ -61,18 +182,41 @@ impl LayerOps {
     }
 }
 
-/// One mask layer in image space: the model's probability map, brush edits and ops.
-#[derive(Clone, Debug, PartialEq)]
+/// One mask layer in image space: the model's probability map, brush edits, picks and ops.
+///
+/// Equality compares what is saved (size, probabilities, edits, picks, ops), not the derived
+/// refined map and caches.
+#[derive(Clone, Debug)]
 pub struct MaskLayer {
     width: u32,
     height: u32,
     /// Model output at image size, quantised to 16 bits (see [`Self::set_probabilities`]);
     /// `None` until the model has run (or for painted/imported layers).
     probabilities: Option<MaskBuf>,
+    /// Edge-aware refinement of `probabilities` (derived; see the module docs).
+    refined: Option<Refined>,
+    /// Bumped whenever the refinement's inputs (probabilities, band) change.
+    refine_epoch: u64,
+    /// Bumped whenever the base map (probabilities or refined map) changes.
+    base_version: u64,
+    /// Clicks keeping or dropping regions of the model selection.
+    picks: Vec<Pick>,
+    /// The picks' keep plane for the current base map (derived).
+    pick_cache: Option<PickCache>,
     /// Brush edits, kept apart from the probabilities.
     pub edits: EditBuf,
     /// Non-destructive operations.
     pub ops: LayerOps,
+}
+
+impl PartialEq for MaskLayer {
+    fn eq(&self, other: &Self) -> bool {
+        self.size() == other.size()
+            && self.probabilities == other.probabilities
+            && self.edits == other.edits
+            && self.picks == other.picks
+            && self.ops == other.ops
+    }
 }
 
 impl MaskLayer {
@@ -82,6 +226,11 @@ impl MaskLayer {
             width,
             height,
             probabilities: None,
+            refined: None,
+            refine_epoch: 0,
+            base_version: 0,
+            picks: Vec::new(),
+            pick_cache: None,
             edits: EditBuf::new(width, height),
             ops: LayerOps::default(),
         }
@@ -121,21 +270,192 @@ impl MaskLayer {
             }
             p
         });
-        std::mem::replace(&mut self.probabilities, new)
+        self.swap_probabilities(new)
     }
 
     /// Puts a probability map back without resampling or quantising (undo/redo, sessions).
     /// Returns the previous one. The caller guarantees the size matches.
     pub(crate) fn swap_probabilities(&mut self, probabilities: Option<MaskBuf>) -> Option<MaskBuf> {
-        std::mem::replace(&mut self.probabilities, probabilities)
+        let old = std::mem::replace(&mut self.probabilities, probabilities);
+        self.refine_inputs_changed();
+        old
+    }
+
+    // ---- edge-aware refinement -----------------------------------------------------------
+
+    /// The map the composite thresholds: the refined map when edge-aware refinement is on and
+    /// computed (a map for other strength/radius settings is shown until the new one
+    /// arrives), else the bilinear probabilities.
+    pub fn base(&self) -> Option<&MaskBuf> {
+        self.probabilities.as_ref()?;
+        match &self.refined {
+            Some(r) if self.ops.edge.enabled => Some(&r.map),
+            _ => self.probabilities.as_ref(),
+        }
+    }
+
+    /// True when the composite uses a refined map (preview or full).
+    pub fn is_refined(&self) -> bool {
+        self.ops.edge.enabled && self.probabilities.is_some() && self.refined.is_some()
+    }
+
+    /// When the layer needs a refinement (see [`Self::refine_job`]): the refine epoch it would
+    /// be for. Cheap (no copy), for polling every frame.
+    pub fn refine_due(&self) -> Option<u64> {
+        let edge = self.ops.edge;
+        let current = self.refined.as_ref().filter(|r| r.edge.same_map(&edge));
+        (edge.enabled && self.probabilities.is_some() && !current.is_some_and(|r| r.full))
+            .then_some(self.refine_epoch)
+    }
+
+    /// The refinement the layer needs next, if any: a preview first on a large image (long
+    /// side above [`REFINE_PREVIEW_SIDE`]) when nothing usable is there, else the full map.
+    pub fn refine_job(&self) -> Option<RefineJob> {
+        self.refine_due()?;
+        let probabilities = self.probabilities.as_ref()?;
+        let edge = self.ops.edge;
+        let current = self.refined.as_ref().filter(|r| r.edge.same_map(&edge));
+        let preview = current.is_none() && self.width.max(self.height) > REFINE_PREVIEW_SIDE;
+        Some(RefineJob {
+            epoch: self.refine_epoch,
+            probabilities: probabilities.clone(),
+            band: self.edits.band_mask(),
+            edge,
+            preview,
+        })
+    }
+
+    /// Stores the result of `job`; false (nothing stored) when the layer's probabilities or
+    /// band changed since the job was made, or the map has the wrong size.
+    pub fn set_refined(&mut self, job: &RefineJob, map: MaskBuf) -> bool {
+        if job.epoch != self.refine_epoch || map.size() != self.size() {
+            return false;
+        }
+        self.refined = Some(Refined {
+            map,
+            edge: job.edge,
+            full: !job.preview,
+        });
+        self.base_changed();
+        true
+    }
+
+    /// Computes the full refined map now if it is missing (exports, which must use it).
+    pub fn refine_now(&mut self, image: RgbView<'_>) -> Result<(), RefineError> {
+        while let Some(job) = self.refine_job() {
+            let job = RefineJob {
+                preview: false,
+                ..job
+            };
+            let map = job.run(image)?;
+            if !self.set_refined(&job, map) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The refinement's inputs changed (probabilities, the refine band): the refined map is
+    /// dropped and results of running jobs will be refused.
+    pub(crate) fn refine_inputs_changed(&mut self) {
+        self.refine_epoch += 1;
+        self.refined = None;
+        self.base_changed();
+    }
+
+    fn base_changed(&mut self) {
+        self.base_version += 1;
+        self.pick_cache = None;
+    }
+
+    // ---- picks ---------------------------------------------------------------------------
+
+    /// The picks, oldest first.
+    pub fn picks(&self) -> &[Pick] {
+        &self.picks
+    }
+
+    /// Replaces the picks; returns the previous ones.
+    pub fn set_picks(&mut self, picks: Vec<Pick>) -> Vec<Pick> {
+        let old = std::mem::replace(&mut self.picks, picks);
+        self.pick_cache = None;
+        old
+    }
+
+    /// Computes the picks' keep plane for the current base map and threshold if it is not
+    /// there, so composites of parts of the image — a brush stroke's rectangles — need not
+    /// label the whole image again each time (the document calls it when a stroke begins). A
+    /// stale plane is never used: a composite then labels the image itself, which is what the
+    /// background composites do, so other changes cost the UI thread nothing.
+    pub fn refresh_picks(&mut self) {
+        if self.picks.is_empty() || self.valid_pick_cache().is_some() {
+            return;
+        }
+        self.pick_cache = self.base().and_then(|base| {
+            picks::pick_mask(base, self.ops.threshold, &self.picks).map(|keep| PickCache {
+                base_version: self.base_version,
+                refined: self.is_refined(),
+                threshold: self.ops.threshold,
+                keep,
+            })
+        });
+    }
+
+    fn valid_pick_cache(&self) -> Option<&PickCache> {
+        self.pick_cache.as_ref().filter(|c| {
+            c.base_version == self.base_version
+                && c.refined == self.is_refined()
+                && c.threshold == self.ops.threshold
+        })
+    }
+
+    /// The uncertainty band of the base map around the threshold (see
+    /// [`picks::uncertainty_band`]); `None` without probabilities.
+    pub fn uncertainty_band(&self, margin: f32) -> Option<Vec<bool>> {
+        self.base()
+            .map(|b| picks::uncertainty_band(b, self.ops.threshold, margin))
+    }
+
+    /// Step 1 of the composite over `crop` (inside the image): the thresholded base map with
+    /// the picks applied.
+    fn model_selection(&self, crop: RectInImage) -> MaskBuf {
+        let Some(base) = self.base() else {
+            return MaskBuf::new(crop.width(), crop.height());
+        };
+        let whole = crop == RectInImage::full(self.width, self.height);
+        let mut m = if whole {
+            ops::threshold_antialiased(base, self.ops.threshold)
+        } else {
+            ops::threshold_antialiased(&base.crop(crop), self.ops.threshold)
+        };
+        if self.picks.is_empty() {
+            return m;
+        }
+        let fresh;
+        let keep: &[u8] = match self.valid_pick_cache() {
+            Some(c) => &c.keep,
+            None => {
+                fresh = picks::pick_mask(base, self.ops.threshold, &self.picks).unwrap_or_default();
+                &fresh
+            }
+        };
+        let (w, cw) = (self.width as usize, crop.width() as usize);
+        for (j, row) in m.data.chunks_mut(cw.max(1)).enumerate() {
+            let start = (crop.y0 as usize + j) * w + crop.x0 as usize;
+            if let Some(k) = keep.get(start..start + row.len()) {
+                for (v, &k) in row.iter_mut().zip(k) {
+                    if k == 0 {
+                        *v = 0.0;
+                    }
+                }
+            }
+        }
+        m
     }
 
     /// Steps 1–3 of the composite: the selection before grow/shrink and feather.
     pub fn edited(&self) -> MaskBuf {
-        let mut m = match &self.probabilities {
-            Some(p) => ops::threshold_antialiased(p, self.ops.threshold),
-            None => MaskBuf::new(self.width, self.height),
-        };
+        let mut m = self.model_selection(RectInImage::full(self.width, self.height));
         if self.ops.invert {
             m.data.iter_mut().for_each(|v| *v = 1.0 - *v);
         }
@@ -184,10 +504,7 @@ impl MaskLayer {
             return MaskBuf::new(rect.width(), rect.height());
         }
         let crop = rect.expanded(self.region_margin_px(), self.width, self.height);
-        let mut m = match &self.probabilities {
-            Some(p) => ops::threshold_antialiased(&p.crop(crop), self.ops.threshold),
-            None => MaskBuf::new(crop.width(), crop.height()),
-        };
+        let mut m = self.model_selection(crop);
         if self.ops.invert {
             m.data.iter_mut().for_each(|v| *v = 1.0 - *v);
         }
@@ -220,6 +537,9 @@ impl MaskLayer {
     pub fn size_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.probabilities.as_ref().map_or(0, MaskBuf::size_bytes)
+            + self.refined.as_ref().map_or(0, |r| r.map.size_bytes())
+            + self.pick_cache.as_ref().map_or(0, |c| c.keep.len())
+            + self.picks.len() * std::mem::size_of::<Pick>()
             + self.edits.size_bytes()
     }
 }
@@ -415,18 +735,21 @@ mod tests {
                 invert: true,
                 grow_px: 4,
                 feather_px: 0.0,
+                ..LayerOps::default()
             },
             LayerOps {
                 threshold: 0.6,
                 invert: false,
                 grow_px: -3,
                 feather_px: 3.0,
+                ..LayerOps::default()
             },
             LayerOps {
                 threshold: 0.5,
                 invert: false,
                 grow_px: 2,
                 feather_px: 14.0,
+                ..LayerOps::default()
             },
         ] {
             l.ops = ops;
@@ -462,5 +785,146 @@ mod tests {
         }
         // The 0.5 level stays near the hard edge (radius 8).
         assert!(s.get(27, 20).unwrap() > 0.5 && s.get(29, 20).unwrap() < 0.5);
+    }
+
+    /// Two blobs (left and right) of probability 0.9 on 0.1.
+    fn two_blobs(w: u32, h: u32) -> MaskBuf {
+        let data = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                let in_blob = (2..h - 2).contains(&y)
+                    && ((2..w / 2 - 2).contains(&x) || (w / 2 + 2..w - 2).contains(&x));
+                if in_blob { 0.9 } else { 0.1 }
+            })
+            .collect();
+        MaskBuf::from_vec(w, h, data).unwrap()
+    }
+
+    #[test]
+    fn picks_apply_to_full_and_region_composites_and_survive_new_probabilities() {
+        let mut l = MaskLayer::new(40, 20);
+        l.ops.edge.enabled = false;
+        l.set_probabilities(Some(two_blobs(40, 20)));
+        l.set_picks(vec![Pick {
+            point_in_image: [5.5, 10.5],
+            keep: true,
+        }]);
+        let b = l.binary();
+        assert_eq!(b.get(5, 10), Some(1.0));
+        assert_eq!(b.get(30, 10), Some(0.0), "the other blob is dropped");
+        let rect = RectInImage {
+            x0: 20,
+            y0: 0,
+            x1: 40,
+            y1: 20,
+        };
+        assert_eq!(l.composite_region(rect), l.composite().crop(rect));
+        // A new model result: the pick selects whatever is under it now (both blobs shifted
+        // to one big blob → everything).
+        l.set_probabilities(Some(MaskBuf::filled(40, 20, 0.8)));
+        assert_eq!(l.binary().get(30, 10), Some(1.0));
+        // Brush edits stay on top of the picks.
+        l.set_probabilities(Some(two_blobs(40, 20)));
+        l.edits
+            .apply_stroke(&hard(BrushMode::Add, [30.5, 10.5], 2.0));
+        let b = l.binary();
+        assert_eq!((b.get(30, 10), b.get(33, 10)), (Some(1.0), Some(0.0)));
+        // A stale cache is never used: changing the threshold directly still composites right.
+        l.ops.threshold = 0.05;
+        assert_eq!(l.binary().get(20, 0), Some(1.0), "one region: all kept");
+    }
+
+    #[test]
+    fn refined_map_is_the_base_until_its_inputs_change() {
+        let (w, h) = (48u32, 32u32);
+        // An image whose left half is dark, right half bright; the model's map is a blurry
+        // step in the middle: refinement sharpens it onto the colour edge.
+        let pixels: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let v = if i % w < w / 2 { 20 } else { 230 };
+                [v, v, v]
+            })
+            .collect();
+        let image = RgbView {
+            width: w,
+            height: h,
+            pixels: &pixels,
+        };
+        let blurry = MaskBuf::from_vec(
+            w,
+            h,
+            (0..w * h)
+                .map(|i| ((i % w) as f32 - 7.0) / 20.0)
+                .map(|v| v.clamp(0.0, 1.0))
+                .collect(),
+        )
+        .unwrap();
+        let mut l = MaskLayer::new(w, h);
+        l.ops.edge.radius_px = 8;
+        assert!(
+            l.refine_job().is_none(),
+            "no probabilities: nothing to refine"
+        );
+        l.set_probabilities(Some(blurry.clone()));
+        let job = l.refine_job().expect("edge-aware is on by default");
+        assert!(!job.preview, "small image: full resolution at once");
+        let bilinear = l.soft();
+        let map = job.run(image).unwrap();
+        assert!(l.set_refined(&job, map));
+        assert!(l.is_refined() && l.refine_job().is_none());
+        let refined = l.soft();
+        assert_ne!(refined, bilinear);
+        // The model's 0.5 level is at x = 17, the colour edge at x = 24: pixel 20 (dark,
+        // p = 0.65) is selected by the bilinear map but not once refined.
+        assert_eq!(bilinear.get(20, 5), Some(1.0));
+        let row: Vec<f32> = (0..w).map(|x| refined.get(x, 5).unwrap()).collect();
+        assert!(row[20] < 0.5 && row[10] < 0.5, "{row:?}");
+        assert!(row[25] > 0.5 && row[40] > 0.5, "{row:?}");
+        // Off: back to bilinear; on again: the refined map is still there.
+        l.ops.edge.enabled = false;
+        assert_eq!(l.soft(), bilinear);
+        l.ops.edge.enabled = true;
+        assert_eq!(l.soft(), refined);
+        // Another strength: the old map is shown while a new one is due.
+        l.ops.edge.strength = 0.5;
+        assert!(l.refine_job().is_some());
+        assert_eq!(l.soft(), refined);
+        // New probabilities: the refined map is dropped and a running job's result refused.
+        let job = l.refine_job().unwrap();
+        l.set_probabilities(Some(blurry));
+        assert!(!l.set_refined(&job, refined));
+        assert!(!l.is_refined());
+        l.refine_now(image).unwrap();
+        assert!(l.is_refined() && l.refine_job().is_none());
+    }
+
+    #[test]
+    fn big_images_get_a_preview_then_the_full_map() {
+        let mut l = MaskLayer::new(REFINE_PREVIEW_SIDE + 100, 4);
+        l.set_probabilities(Some(MaskBuf::filled(8, 4, 0.7)));
+        let epoch = l.refine_due().unwrap();
+        let job = l.refine_job().unwrap();
+        assert!(job.preview && job.epoch == epoch);
+        let map = MaskBuf::filled(REFINE_PREVIEW_SIDE + 100, 4, 0.6);
+        assert!(l.set_refined(&job, map.clone()));
+        assert_eq!(l.base(), Some(&map), "the preview is shown");
+        let job = l.refine_job().unwrap();
+        assert!(!job.preview, "then the full map");
+        assert!(l.set_refined(&job, map));
+        assert_eq!(l.refine_due(), None);
+        l.ops.edge.enabled = false;
+        assert_eq!(l.refine_due(), None, "off: nothing to do");
+    }
+
+    #[test]
+    fn old_sessions_load_with_edge_aware_off() {
+        let old = r#"{"threshold": 0.4, "invert": false, "grow_px": 0, "feather_px": 0.0}"#;
+        let ops: LayerOps = serde_json::from_str(old).unwrap();
+        assert!(!ops.edge.enabled);
+        assert_eq!(ops.threshold, 0.4);
+        assert!(LayerOps::default().edge.enabled, "new layers: on");
+        let back: LayerOps =
+            serde_json::from_str(&serde_json::to_string(&LayerOps::default()).unwrap()).unwrap();
+        assert_eq!(back, LayerOps::default());
     }
 }

@@ -10,6 +10,8 @@
 //! * [`edits`]: [`EditBuf`], a layer's `add`/`erase` brush planes, kept apart from the model's
 //!   probabilities so a model re-run keeps the touch-ups; incremental [`ActiveStroke`].
 //! * [`ops`]: anti-aliased threshold, exact Euclidean grow/shrink, Gaussian feather.
+//! * [`picks`]: keep / drop connected regions of a model mask by clicks ([`Pick`]), and the
+//!   uncertainty band around the threshold.
 //! * [`refine`]: edge-aware refinement of a soft mask guided by the image (guided filter +
 //!   colour-line matting in the uncertain band).
 //! * [`layer`]: [`MaskLayer`] and its composite order
@@ -30,6 +32,7 @@ pub mod export;
 pub mod history;
 pub mod layer;
 pub mod ops;
+pub mod picks;
 pub mod refine;
 pub mod session;
 pub mod step;
@@ -41,7 +44,8 @@ pub use document::{DocumentError, LAYER_PALETTE, MaskDocument};
 pub use edits::{ActiveStroke, EditBuf, EditPatch, PatchTile};
 pub use export::{ExportError, ImportError, ImportedMask, import_mask};
 pub use history::{History, HistoryStep};
-pub use layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
+pub use layer::{EdgeOps, LayerEntry, LayerOps, LayerProps, MaskLayer, RefineJob};
+pub use picks::Pick;
 pub use session::{SessionError, SessionSnapshot};
 pub use step::{DocStep, StepScope};
 pub use stroke::{Brush, BrushMode, Stroke};

@@ -12,10 +12,13 @@
 //!   "layers": [ {
 //!     "id": 1, "name": "sky", "phrase": "sky", "colour": [230, 25, 75],
 //!     "visible": true, "opacity": 0.5, "combine": "Union",
-//!     "ops": { "threshold": 0.5, "invert": false, "grow_px": 0, "feather_px": 0.0 },
+//!     "ops": { "threshold": 0.5, "invert": false, "grow_px": 0, "feather_px": 0.0,
+//!              "edge": { "enabled": true, "strength": 1.0, "radius_px": 0 } },
 //!     "probabilities_png": "<base64 16-bit grey PNG>" | null,
 //!     "edit_add_png": "<base64 8-bit grey PNG>" | null,   // null = all zero
-//!     "edit_erase_png": "<base64 8-bit grey PNG>" | null
+//!     "edit_erase_png": "<base64 8-bit grey PNG>" | null,
+//!     "edit_band_png": "<base64 8-bit grey PNG>",         // optional: refine-edge strokes
+//!     "picks": [ { "point_in_image": [12.5, 40.5], "keep": true } ]   // optional
 //!   } ]
 //! }
 //! ```
@@ -24,7 +27,10 @@
 //! atomically, and PNG (deflate) shrinks the mostly-flat planes to a few KB. Edit planes are
 //! 8-bit (exactly what [`super::edits::EditBuf`] stores); probabilities are 16-bit PNG
 //! (exactly what [`super::layer::MaskLayer::set_probabilities`] keeps), so a session reopens
-//! bit-identical and shows its masks even without model weights. Layers are listed in
+//! bit-identical and shows its masks even without model weights. The edge-aware refined map is
+//! not stored: it is recomputed from the probabilities and the image. Fields added later
+//! (`ops.edge`, `edit_band_png`, `picks`) have defaults, so older sessions load (with edge-aware
+//! refinement off, as they were made). Layers are listed in
 //! document order (index 0 first). Unknown fields are ignored; a newer `version` is refused
 //! with a clear error rather than half-loaded.
 
@@ -36,6 +42,7 @@ use super::buffer::{MaskBuf, u16_to_unit, unit_to_u16};
 use super::edits::EditBuf;
 use super::export::{ExportError, write_atomic};
 use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
+use super::picks::Pick;
 
 /// Value of the `format` field.
 pub const SESSION_FORMAT: &str = "ldzmask-session";
@@ -147,6 +154,8 @@ pub fn write(session: &SessionSnapshot, path: &Path) -> Result<(), SessionError>
                 probabilities_png: e.layer.probabilities().and_then(encode_probabilities),
                 edit_add_png: encode_plane_u8(w, h, e.layer.edits.add_plane()),
                 edit_erase_png: encode_plane_u8(w, h, e.layer.edits.erase_plane()),
+                edit_band_png: encode_plane_u8(w, h, e.layer.edits.band_plane()),
+                picks: e.layer.picks().to_vec(),
             })
             .collect(),
     };
@@ -200,14 +209,18 @@ pub fn read(path: &Path) -> Result<SessionSnapshot, SessionError> {
         };
         let add = decode_plane_u8(l.edit_add_png.as_deref(), w, h).map_err(bad)?;
         let erase = decode_plane_u8(l.edit_erase_png.as_deref(), w, h).map_err(bad)?;
+        let band = decode_plane_u8(l.edit_band_png.as_deref(), w, h).map_err(bad)?;
         let probabilities = match l.probabilities_png.as_deref() {
             Some(t) => Some(decode_probabilities(t, w, h).map_err(bad)?),
             None => None,
         };
         let mut layer = MaskLayer::new(w, h);
-        layer.edits = EditBuf::from_planes(w, h, add, erase).map_err(|e| bad(e.to_string()))?;
+        layer.edits = EditBuf::from_planes(w, h, add, erase)
+            .and_then(|e| e.with_band(band))
+            .map_err(|e| bad(e.to_string()))?;
         layer.swap_probabilities(probabilities);
         layer.ops = l.ops;
+        layer.set_picks(l.picks);
         if layers.iter().any(|e| e.id == l.id) {
             return Err(bad(format!("duplicate layer id {}", l.id)));
         }
@@ -265,6 +278,12 @@ struct SessionLayer {
     probabilities_png: Option<String>,
     edit_add_png: Option<String>,
     edit_erase_png: Option<String>,
+    /// Refine-edge strokes; absent when none (and in sessions older than the brush).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    edit_band_png: Option<String>,
+    /// Keep/drop picks; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    picks: Vec<Pick>,
 }
 
 /// Base64 (RFC 4648, standard alphabet, padded). Hand-written (40 lines) rather than adding a
@@ -427,11 +446,30 @@ mod tests {
     #[test]
     fn session_save_load_is_exact() {
         let dir = temp_dir("session");
-        let (mut doc, _, _) = sample_doc();
+        let (mut doc, sky, hat) = sample_doc();
+        doc.add_pick(
+            sky,
+            Pick {
+                point_in_image: [3.5, 7.5],
+                keep: false,
+            },
+        )
+        .unwrap();
+        doc.apply_stroke(
+            hat,
+            &super::super::stroke::Stroke {
+                mode: super::super::stroke::BrushMode::RefineEdge,
+                brush: super::super::stroke::Brush::default(),
+                points_in_image: vec![[30.0, 20.0]],
+            },
+        )
+        .unwrap();
         let path = dir.join("work.ldzmask.json");
         doc.save_session(&path).unwrap();
         let back = MaskDocument::load_session(&path).unwrap();
         assert_eq!(back.layers(), doc.layers());
+        assert_eq!(back.layer(sky).unwrap().layer.picks().len(), 1);
+        assert!(back.layer(hat).unwrap().layer.edits.band_mask().is_some());
         assert_eq!(back.size(), doc.size());
         assert_eq!(back.image_path(), doc.image_path());
         assert_eq!(back.combined_mask(), doc.combined_mask());
@@ -545,6 +583,11 @@ mod tests {
         );
         assert!(entry.layer.ops.invert);
         assert_eq!(entry.layer.ops.grow_px, 1);
+        assert!(
+            !entry.layer.ops.edge.enabled,
+            "older sessions: edge-aware off"
+        );
+        assert!(entry.layer.picks().is_empty());
         // Written again, the layer has the same keys in the same order.
         write(&session, &dir.join("new.json")).unwrap();
         let text = std::fs::read_to_string(dir.join("new.json")).unwrap();

@@ -5,6 +5,7 @@ use super::buffer::{MaskBuf, RectInImage};
 use super::edits::{EditBuf, EditPatch};
 use super::history::HistoryStep;
 use super::layer::{LayerEntry, LayerOps, LayerProps};
+use super::picks::Pick;
 
 /// One undoable step. Each holds "the other version" of what it changed, and applying it
 /// swaps that version with the document's, so the same call undoes and redoes.
@@ -14,8 +15,15 @@ pub struct DocStep(pub(super) StepKind);
 /// What a step changed, with the version to swap back in.
 #[derive(Debug)]
 pub(super) enum StepKind {
-    /// A brush stroke: the touched rectangle of both edit planes.
-    Stroke { layer_id: u64, patch: EditPatch },
+    /// A brush stroke: the touched tiles of the edit planes; `band` for a refine-edge stroke
+    /// (undoing it changes the refinement's input).
+    Stroke {
+        layer_id: u64,
+        patch: EditPatch,
+        band: bool,
+    },
+    /// Picks added or cleared.
+    Picks { layer_id: u64, picks: Vec<Pick> },
     /// Whole edit planes (clear edits, import a mask into a layer).
     Edits { layer_id: u64, edits: Box<EditBuf> },
     /// Threshold/invert/grow/feather.
@@ -40,7 +48,9 @@ impl DocStep {
     /// Short description for menus ("Undo stroke").
     pub fn label(&self) -> &'static str {
         match &self.0 {
-            StepKind::Stroke { .. } => "stroke",
+            StepKind::Stroke { band: false, .. } => "stroke",
+            StepKind::Stroke { band: true, .. } => "refine-edge stroke",
+            StepKind::Picks { .. } => "pick",
             StepKind::Edits { .. } => "edit layer",
             StepKind::Ops { .. } => "mask settings",
             StepKind::Props { .. } => "layer settings",
@@ -74,8 +84,19 @@ impl DocStep {
             rect,
         };
         match &self.0 {
-            StepKind::Stroke { layer_id, patch } => layer(layer_id, true, patch.bounds()),
+            // A refine-edge stroke changes the refined map anywhere near it: a full redraw.
+            StepKind::Stroke {
+                layer_id,
+                patch,
+                band: false,
+            } => layer(layer_id, true, patch.bounds()),
+            StepKind::Stroke {
+                layer_id,
+                band: true,
+                ..
+            } => layer(layer_id, true, None),
             StepKind::Edits { layer_id, .. }
+            | StepKind::Picks { layer_id, .. }
             | StepKind::Ops { layer_id, .. }
             | StepKind::Probabilities { layer_id, .. } => layer(layer_id, true, None),
             StepKind::Props { layer_id, .. } => layer(layer_id, false, None),
@@ -95,6 +116,7 @@ impl HistoryStep for DocStep {
                 StepKind::Stroke { patch, .. } => patch.size_bytes(),
                 StepKind::Edits { edits, .. } => edits.size_bytes(),
                 StepKind::Ops { .. } | StepKind::Move { .. } => 0,
+                StepKind::Picks { picks, .. } => picks.len() * std::mem::size_of::<Pick>(),
                 StepKind::Props { props, .. } => props.name.len() + props.phrase.len(),
                 StepKind::Probabilities { probabilities, .. } => {
                     probabilities.as_ref().map_or(0, MaskBuf::size_bytes)

@@ -10,13 +10,16 @@
 
 use super::buffer::RectInImage;
 
-/// Whether a stroke adds to the mask or erases from it.
+/// Whether a stroke adds to the mask, erases from it, or marks the refine band.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BrushMode {
     /// Paint mask (coverage towards 1).
     Add,
     /// Remove mask (coverage towards 0).
     Erase,
+    /// Mark the refine band: where edge-aware refinement re-estimates the edge by matting
+    /// (the mask itself is not painted; see [`super::edits`]).
+    RefineEdge,
 }
 
 /// A round brush. Sizes are in image pixels, so a stroke means the same at any zoom.

@@ -1,7 +1,8 @@
 //! The canvas: the image with its layer overlays, zoom/pan, and the brush.
 //!
 //! Input is translated here and nowhere else (conventions §10): pointer positions become
-//! image-space points for [`Command::BeginStroke`] / [`Command::ExtendStroke`]; wheel, keys
+//! image-space points for [`Command::BeginStroke`] / [`Command::ExtendStroke`], or for
+//! [`Command::Pick`] with the pick tool or Alt held (Shift: drop instead of keep); wheel, keys
 //! and drags change the [`View`]. [`Canvas`] owns its input state between frames and is given
 //! what it shows in a [`CanvasCx`] (egui's `Painting::ui_content`, rerun's panels given a
 //! `ViewerContext`); drawing goes through [`CanvasRenderer`].
@@ -51,6 +52,8 @@ pub struct Canvas {
     canvas_in_ui: Option<Rect>,
     /// Pointer position in image pixels, when over the image.
     pointer_in_image: Option<Pos2>,
+    /// Clicks pick regions instead of painting (the pick tool is chosen).
+    pick_tool: bool,
 }
 
 impl Canvas {
@@ -67,6 +70,16 @@ impl Canvas {
     /// The pointer in image pixels, when it was over the image in the last frame.
     pub fn pointer_in_image(&self) -> Option<Pos2> {
         self.pointer_in_image
+    }
+
+    /// Chooses the pick tool (`true`) or the brush tools.
+    pub fn set_pick_tool(&mut self, on: bool) {
+        self.pick_tool = on;
+    }
+
+    /// True while the pick tool is chosen.
+    pub fn pick_tool(&self) -> bool {
+        self.pick_tool
     }
 
     /// Draws the canvas and turns pointer input into commands and view changes.
@@ -162,7 +175,7 @@ impl Canvas {
             let q = view.pos_in_image(rect, p);
             [q.x, q.y]
         };
-        let (pressed, down, press_origin, moves) = ctx.input(|i| {
+        let (pressed, down, press_origin, moves, modifiers) = ctx.input(|i| {
             let moves: Vec<Pos2> = i
                 .events
                 .iter()
@@ -176,10 +189,31 @@ impl Canvas {
                 i.pointer.primary_down(),
                 i.pointer.press_origin(),
                 moves,
+                // The modifiers held when the button went down (Alt+click), else the current.
+                i.events
+                    .iter()
+                    .find_map(|e| match e {
+                        egui::Event::PointerButton {
+                            button: PointerButton::Primary,
+                            pressed: true,
+                            modifiers,
+                            ..
+                        } => Some(*modifiers),
+                        _ => None,
+                    })
+                    .unwrap_or(i.modifiers),
             )
         });
         let painting = cx.painting;
-        if !painting && pressed && !space && response.is_pointer_button_down_on() {
+        let picking = self.pick_tool || modifiers.alt;
+        if !painting && pressed && !space && picking && response.is_pointer_button_down_on() {
+            if let Some(origin) = press_origin.filter(|p| rect.contains(*p)) {
+                out.push(Command::Pick {
+                    point_in_image: to_image(origin),
+                    keep: !modifiers.shift,
+                });
+            }
+        } else if !painting && pressed && !space && response.is_pointer_button_down_on() {
             if let Some(origin) = press_origin.filter(|p| rect.contains(*p)) {
                 let p = to_image(origin);
                 out.push(Command::BeginStroke(p));
@@ -262,14 +296,16 @@ impl Canvas {
             } else {
                 CursorIcon::Grab
             });
+        } else if pointer.is_some() && (self.pick_tool || ctx.input(|i| i.modifiers.alt)) {
+            // Picking: a pointer, no brush outline.
+            ctx.set_cursor_icon(CursorIcon::PointingHand);
         } else if let Some(p) = pointer {
             ctx.set_cursor_icon(CursorIcon::Crosshair);
             let radius = cx.settings.brush.radius_px * view.zoom;
-            let erase = cx.settings.brush.tool == BrushMode::Erase;
-            let outer = if erase {
-                Color32::from_rgb(255, 120, 120)
-            } else {
-                Color32::WHITE
+            let outer = match cx.settings.brush.tool {
+                BrushMode::Add => Color32::WHITE,
+                BrushMode::Erase => Color32::from_rgb(255, 120, 120),
+                BrushMode::RefineEdge => Color32::from_rgb(120, 200, 255),
             };
             painter.circle_stroke(p, radius, Stroke::new(2.5, Color32::from_black_alpha(160)));
             painter.circle_stroke(p, radius, Stroke::new(1.0, outer));

@@ -1,7 +1,8 @@
 //! The layer panel: a phrase box to add layers ([`LayersPanel::phrase_box`]), the layer list
 //! ([`layer_row`]: visibility, colour, name, computing spinner, combine op, order, re-run,
 //! delete) and the active layer's settings ([`active_layer_settings`]: phrase with live
-//! re-run, threshold, opacity, invert, grow/shrink, feather). It reads what it shows from a
+//! re-run, threshold, edge-aware refinement with its strength and radius, opacity, invert,
+//! grow/shrink, feather, clear brush edits / picks). It reads what it shows from a
 //! [`LayersCx`] and returns every change as a [`Command`].
 
 use egui::{RichText, Ui};
@@ -9,7 +10,7 @@ use egui::{RichText, Ui};
 use super::super::commands::Command;
 use super::super::layer_runtime::{LayerRuntime, LayerRuntimes};
 use super::super::worker::ModelStatus;
-use crate::mask::{CombineOp, LayerEntry, LayerOps, LayerProps, MaskDocument};
+use crate::mask::{CombineOp, EdgeOps, LayerEntry, LayerOps, LayerProps, MaskDocument};
 
 /// What the layer panel shows.
 pub struct LayersCx<'a> {
@@ -82,7 +83,7 @@ impl LayersPanel {
                 }
             });
         if let Some(e) = active.and_then(|id| masks.layer(id)) {
-            active_layer_settings(ui, e, &mut out);
+            active_layer_settings(ui, e, cx.runtimes.get(e.id), &mut out);
         }
         out
     }
@@ -269,7 +270,13 @@ fn layer_row(ui: &mut Ui, e: &LayerEntry, row: &LayerRow<'_>, out: &mut Vec<Comm
 }
 
 /// The active layer's name, phrase, ops and opacity.
-fn active_layer_settings(ui: &mut Ui, e: &LayerEntry, out: &mut Vec<Command>) {
+fn active_layer_settings(
+    ui: &mut Ui,
+    e: &LayerEntry,
+    runtime: Option<&LayerRuntime>,
+    out: &mut Vec<Command>,
+) {
+    let phrase_layer = !e.props.phrase.trim().is_empty() || e.layer.probabilities().is_some();
     ui.separator();
     ui.strong(format!("Active layer: {}", e.props.name));
     egui::Grid::new("layer-settings")
@@ -353,6 +360,10 @@ fn active_layer_settings(ui: &mut Ui, e: &LayerEntry, out: &mut Vec<Command>) {
             }
             ui.end_row();
 
+            if phrase_layer {
+                edge_settings(ui, &mut ops.edge, &mut changed);
+            }
+
             ui.label("Invert");
             if ui
                 .checkbox(&mut ops.invert, "")
@@ -391,6 +402,19 @@ fn active_layer_settings(ui: &mut Ui, e: &LayerEntry, out: &mut Vec<Command>) {
         {
             out.push(Command::ClearEdits(e.id));
         }
+        let picks = e.layer.picks().len();
+        if picks > 0
+            && ui
+                .button(format!("Clear picks ({picks})"))
+                .on_hover_text("Keep the whole model mask again (undoable)")
+                .clicked()
+        {
+            out.push(Command::ClearPicks(e.id));
+        }
+        if runtime.is_some_and(|r| r.refine_in_flight) {
+            ui.add(egui::Spinner::new())
+                .on_hover_text("Refining the edges along the image");
+        }
         let source = match (e.layer.probabilities().is_some(), e.props.phrase.is_empty()) {
             (true, _) => "model mask + brush",
             (false, true) => "painted / imported",
@@ -400,8 +424,60 @@ fn active_layer_settings(ui: &mut Ui, e: &LayerEntry, out: &mut Vec<Command>) {
     });
 }
 
+/// The edge-aware rows of the settings grid: on/off, strength, radius. `changed` becomes
+/// `Some(merge)` on a change.
+fn edge_settings(ui: &mut Ui, edge: &mut EdgeOps, changed: &mut Option<bool>) {
+    let merge_of = |r: &egui::Response| r.dragged() && !r.drag_started();
+    ui.label("Edge-aware");
+    if ui
+        .checkbox(&mut edge.enabled, "")
+        .on_hover_text(
+            "Snap the mask's edges to the image at full resolution (hair, fur, thin parts); \
+             off: the model's map upsampled bilinearly",
+        )
+        .changed()
+    {
+        *changed = Some(false);
+    }
+    ui.end_row();
+    ui.add_enabled_ui(edge.enabled, |ui| ui.label("Edge strength"));
+    let r = ui
+        .add_enabled(
+            edge.enabled,
+            egui::Slider::new(&mut edge.strength, 0.0..=1.0).fixed_decimals(2),
+        )
+        .on_hover_text("How much colour matting may decide the edge (0: guided filter only)");
+    if r.changed() {
+        *changed = Some(merge_of(&r));
+    }
+    ui.end_row();
+    ui.add_enabled_ui(edge.enabled, |ui| ui.label("Edge radius"));
+    let r = ui
+        .add_enabled(
+            edge.enabled,
+            egui::DragValue::new(&mut edge.radius_px)
+                .range(0..=512)
+                .custom_formatter(|v, _| {
+                    if v < 0.5 {
+                        "auto".to_owned()
+                    } else {
+                        format!("{v:.0} px")
+                    }
+                }),
+        )
+        .on_hover_text("Reach of the edge search in image pixels (auto: one model cell)");
+    if r.changed() {
+        *changed = Some(merge_of(&r));
+    }
+    ui.end_row();
+}
+
 fn sanitise_ops(mut ops: LayerOps) -> LayerOps {
     ops.threshold = ops.threshold.clamp(0.0, 1.0);
+    if !ops.edge.strength.is_finite() {
+        ops.edge.strength = EdgeOps::default().strength;
+    }
+    ops.edge.strength = ops.edge.strength.clamp(0.0, 1.0);
     if !ops.feather_px.is_finite() || ops.feather_px < 0.0 {
         ops.feather_px = 0.0;
     }

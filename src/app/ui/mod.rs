@@ -33,6 +33,8 @@ pub struct UiState {
     pub hovering_files: bool,
     /// Overlays hidden (compare with the original).
     pub hide_overlays: bool,
+    /// Hatch each layer's uncertainty band (View › Uncertainty band).
+    pub show_band: bool,
     /// The last export's outcome.
     pub last_export: Option<Result<PathBuf, String>>,
     /// A command waiting for "discard unsaved masks?".

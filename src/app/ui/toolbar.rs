@@ -1,4 +1,5 @@
-//! The menu bar and the tool bar (brush / eraser, size, hardness, view buttons). Items that
+//! The menu bar and the tool bar (brush / eraser / refine edge / pick, size, hardness, view
+//! buttons). Items that
 //! stand for a [`UiAction`] take its label and shortcut from it; setting controls edit a copy
 //! of the settings and return it as [`Command::SetSettings`].
 
@@ -24,6 +25,8 @@ pub struct MenuCx<'a> {
     pub hide_overlays: bool,
     /// The shortcut overlay is open.
     pub show_help: bool,
+    /// The uncertainty band is hatched.
+    pub show_band: bool,
 }
 
 /// Idle minutes offered when "Unload when idle" is switched on.
@@ -127,6 +130,14 @@ pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
                 out.push(Command::Perform(UiAction::ToggleOverlays));
             }
             ui.checkbox(&mut settings.show_outlines, "Show edge outlines  O");
+            let mut band = cx.show_band;
+            if ui
+                .checkbox(&mut band, "Uncertainty band  U")
+                .on_hover_text(UiAction::ToggleBand.help())
+                .changed()
+            {
+                out.push(Command::Perform(UiAction::ToggleBand));
+            }
             ui.horizontal(|ui| {
                 ui.label("Outline width");
                 ui.add(egui::Slider::new(&mut settings.outline_px, 0.5..=6.0).suffix(" px"));
@@ -232,16 +243,42 @@ fn palette_ui(ui: &mut Ui, palette: &mut Vec<[u8; 3]>) {
     }
 }
 
-/// Brush / eraser, size, hardness; view buttons.
-pub fn toolbar_ui(ui: &mut Ui, settings: &Settings, hide_overlays: bool) -> Vec<Command> {
+/// Brush / eraser / refine edge / pick (`picking`: the pick tool is chosen), size, hardness;
+/// view buttons.
+pub fn toolbar_ui(
+    ui: &mut Ui,
+    settings: &Settings,
+    hide_overlays: bool,
+    picking: bool,
+) -> Vec<Command> {
     let mut out = Vec::new();
     let mut edited = settings.clone();
     let brush = &mut edited.brush;
     ui.horizontal(|ui| {
-        ui.selectable_value(&mut brush.tool, BrushMode::Add, "Brush")
-            .on_hover_text("Paint mask onto the active layer (B)");
-        ui.selectable_value(&mut brush.tool, BrushMode::Erase, "Eraser")
-            .on_hover_text("Erase mask from the active layer (E); X swaps");
+        let tools = [
+            (UiAction::Brush, Some(BrushMode::Add)),
+            (UiAction::Eraser, Some(BrushMode::Erase)),
+            (UiAction::RefineEdge, Some(BrushMode::RefineEdge)),
+            (UiAction::Pick, None),
+        ];
+        for (action, mode) in tools {
+            let selected = match mode {
+                Some(mode) => !picking && brush.tool == mode,
+                None => picking,
+            };
+            let keys = action
+                .shortcuts()
+                .first()
+                .map(|k| ui.ctx().format_shortcut(k))
+                .unwrap_or_default();
+            if ui
+                .selectable_label(selected, action.label())
+                .on_hover_text(format!("{} ({keys})", action.help()))
+                .clicked()
+            {
+                out.push(Command::Perform(action));
+            }
+        }
         ui.separator();
         ui.label("Size");
         ui.add(
