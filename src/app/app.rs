@@ -24,6 +24,7 @@ use crate::mask::RectInImage;
 use crate::runtime::{Role, THREADS_ENV, available_cores, default_threads, thread_count};
 
 use super::Options;
+use super::autosave::{Autosaver, Orphan};
 use super::commands::Command;
 use super::display::SharedDisplay;
 use super::layer_runtime::{LayerRuntime, LayerRuntimes};
@@ -56,6 +57,8 @@ pub struct App {
     saved_settings: Settings,
     settings_changed_at: Option<Instant>,
     pub(super) worker: Option<WorkerHandle>,
+    /// Autosave of the document and the crash leftovers offered back (`None`: no folder).
+    pub(super) autosave: Option<Autosaver>,
     pub(super) model: ModelStatus,
     pub(super) device_label: String,
     pub(super) display_adapter: Option<String>,
@@ -130,6 +133,19 @@ impl App {
                 None
             }
         };
+        let autosave = match options.autosave_path() {
+            Some(dir) => Autosaver::start(&dir, ctx.clone())
+                .map_err(|e| {
+                    let msg = format!("Autosave is off: {e}");
+                    log::warn!("{msg}");
+                    toasts.push(Level::Warning, msg);
+                })
+                .ok(),
+            None => {
+                log::warn!("no data folder is known: autosave is off");
+                None
+            }
+        };
         let mut app = Self {
             state: AppState {
                 settings: settings.clone(),
@@ -140,6 +156,7 @@ impl App {
             saved_settings: settings,
             settings_changed_at: None,
             worker,
+            autosave,
             model: ModelStatus::NotStarted,
             device_label,
             display_adapter: CanvasRenderer::adapter(cc),
@@ -161,10 +178,27 @@ impl App {
             options,
         };
         app.start_loading(app.weights_to_load());
-        if let Some(image) = app.options.image.clone() {
-            app.commands.push(Command::OpenImage(image));
+        if let Some(file) = app.options.image.clone() {
+            app.commands.push(app.open_command_for_file(file));
         }
         app
+    }
+
+    /// What `ldzmask FILE` does with `file`: a crash leftover offered for recovery is
+    /// restored (and no longer offered), another session file (told by its content) opens as
+    /// a session, anything else as an image.
+    fn open_command_for_file(&self, file: PathBuf) -> Command {
+        let offered = self
+            .autosave
+            .as_ref()
+            .is_some_and(|a| a.orphans().iter().any(|o| o.session == file));
+        if offered {
+            Command::RestoreAutosave(file)
+        } else if crate::mask::session::is_session_file(&file) {
+            Command::OpenSession(file)
+        } else {
+            Command::OpenImage(file)
+        }
     }
 
     // ---- public API (used by tests) ------------------------------------------------------
@@ -258,6 +292,22 @@ impl App {
         self.stroke.is_some()
     }
 
+    /// Where the open document is autosaved (the file exists once a change was written).
+    pub fn autosave_path(&self) -> Option<PathBuf> {
+        let image_id = self.state.document.as_ref()?.image_id;
+        Some(self.autosave.as_ref()?.path_for(image_id))
+    }
+
+    /// Autosave writes queued or running.
+    pub fn autosave_pending(&self) -> usize {
+        self.autosave.as_ref().map_or(0, Autosaver::pending_writes)
+    }
+
+    /// Autosaves of crashed apps offered for recovery, newest first.
+    pub fn recovery_offers(&self) -> &[Orphan] {
+        self.autosave.as_ref().map_or(&[], |a| a.orphans())
+    }
+
     // ---- weights -------------------------------------------------------------------------
 
     /// `--weights`, else (without `LDZMASK_WEIGHTS`) the folder chosen in the app.
@@ -318,6 +368,7 @@ impl App {
             }
         }
         self.autosave_settings(now);
+        self.autosave_document();
         if let Some(wait) = self.toasts.expire(now) {
             ctx.request_repaint_after(wait);
         }
@@ -353,6 +404,18 @@ impl App {
         self.save_settings();
     }
 
+    /// Hands the document to the autosaver (which writes it when a change is due) and shows
+    /// its errors.
+    fn autosave_document(&mut self) {
+        let painting = self.stroke.is_some();
+        let Some(saver) = &mut self.autosave else {
+            return;
+        };
+        for e in saver.tick(self.state.document.as_mut(), painting) {
+            self.toasts.push(Level::Error, e);
+        }
+    }
+
     /// Writes the settings now (also on exit).
     pub fn save_settings(&mut self) {
         self.settings_changed_at = None;
@@ -380,6 +443,10 @@ impl eframe::App for App {
     fn on_exit(&mut self) {
         if self.state.settings != self.saved_settings {
             self.save_settings();
+        }
+        // A clean exit (the user saved or chose to discard): the autosave is not needed.
+        if let Some(saver) = &mut self.autosave {
+            saver.shutdown();
         }
     }
 }
