@@ -179,21 +179,20 @@ impl App {
         };
         app.start_loading(app.weights_to_load());
         if let Some(file) = app.options.image.clone() {
-            app.commands.push(app.open_command_for_file(file));
+            let command = app.open_command_for_file(file);
+            app.commands.push(command);
         }
         app
     }
 
-    /// What `ldzmask FILE` does with `file`: a crash leftover offered for recovery is
-    /// restored (and no longer offered), another session file (told by its content) opens as
-    /// a session, anything else as an image.
-    fn open_command_for_file(&self, file: PathBuf) -> Command {
-        let offered = self
-            .autosave
-            .as_ref()
-            .is_some_and(|a| a.orphans().iter().any(|o| o.session == file));
-        if offered {
-            Command::RestoreAutosave(file)
+    /// What `ldzmask FILE` does with `file`: a session file (told by its content) opens as a
+    /// session, and if it is a crash leftover offered for recovery it is restored (and no
+    /// longer offered); anything else opens as an image.
+    fn open_command_for_file(&mut self, file: PathBuf) -> Command {
+        if let Some(saver) = &mut self.autosave
+            && saver.begin_restore(&file)
+        {
+            Command::OpenSession(file)
         } else if crate::mask::session::is_session_file(&file) {
             Command::OpenSession(file)
         } else {

@@ -425,6 +425,16 @@ impl Autosaver {
 
     /// Removes a dead instance's lock once none of its leftovers is offered or restored.
     fn release_if_done(&mut self, instance: &str) {
+        let lock = self.take_lock_if_done(instance);
+        self.send(Job::Remove {
+            paths: Vec::new(),
+            lock,
+        });
+    }
+
+    /// A dead instance's lock, taken out of the claimed ones, once none of its leftovers is
+    /// offered or restored.
+    fn take_lock_if_done(&mut self, instance: &str) -> Option<(File, PathBuf)> {
         let busy = self.orphans.iter().any(|o| o.instance == instance)
             || self
                 .restoring
@@ -436,24 +446,21 @@ impl Autosaver {
                 .and_then(|t| t.recovered_from.as_ref())
                 .is_some_and(|o| o.instance == instance);
         if busy {
-            return;
+            return None;
         }
-        if let Some(i) = self.claimed.iter().position(|c| c.0 == instance) {
-            let (_, file, path) = self.claimed.swap_remove(i);
-            self.send(Job::Remove {
-                paths: Vec::new(),
-                lock: Some((file, path)),
-            });
-        }
+        let i = self.claimed.iter().position(|c| c.0 == instance)?;
+        let (_, file, path) = self.claimed.swap_remove(i);
+        Some((file, path))
     }
 
-    /// Removes a leftover's files (the user discarded it, or its work is safe elsewhere).
+    /// Removes a leftover's files (the user discarded it, or its work is safe elsewhere), and
+    /// its app's lock after the last one.
     fn remove_orphan(&mut self, orphan: &Orphan) {
+        let lock = self.take_lock_if_done(&orphan.instance);
         self.send(Job::Remove {
             paths: vec![orphan.session.clone(), orphan.image_copy()],
-            lock: None,
+            lock,
         });
-        self.release_if_done(&orphan.instance);
     }
 
     /// The user chose Discard: the leftover is removed.

@@ -215,9 +215,14 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// otherwise.
 pub const PAUSE_BEFORE_RENAME_ENV: &str = "LDZMASK_TEST_PAUSE_BEFORE_RENAME";
 
-/// Folders already cleared of stale temp files by this process ([`remove_stale_temps`] runs
-/// once per folder: a batch writing thousands of masks into one folder lists it once).
-static SWEPT_DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+/// Folders this process cleared of stale temp files, and when ([`remove_stale_temps`] lists a
+/// folder at most once a minute: a batch writing thousands of masks into one folder does not
+/// list it for every file).
+static SWEPT_DIRS: std::sync::Mutex<Vec<(PathBuf, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// How often one folder is listed for stale temp files.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The temp file name [`write_atomic`] uses for `name`: hidden, with the writer's process id
 /// and a counter, so leftovers of a killed writer can be recognised ([`stale_temp_pid`]).
@@ -254,16 +259,18 @@ fn writer_is_gone(pid: u32, meta: &std::fs::Metadata) -> bool {
 }
 
 /// Removes the temp files that killed writers (a crash, `kill -9`, a power cut between write
-/// and rename) left in `dir`, once per folder and process. A write that is killed cannot
-/// clean up after itself; the next write into the same folder does. Returns how many were
-/// removed.
+/// and rename) left in `dir` (at most once a minute per folder and process). A write that is
+/// killed cannot clean up after itself; the next write into the same folder does. Returns
+/// how many were removed.
 pub fn remove_stale_temps(dir: &Path) -> usize {
     {
+        let now = std::time::Instant::now();
         let mut swept = SWEPT_DIRS.lock().unwrap_or_else(|e| e.into_inner());
-        if swept.iter().any(|d| d == dir) {
+        swept.retain(|(_, at)| now.duration_since(*at) < SWEEP_INTERVAL);
+        if swept.iter().any(|(d, _)| d == dir) {
             return 0;
         }
-        swept.push(dir.to_path_buf());
+        swept.push((dir.to_path_buf(), now));
     }
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
