@@ -182,8 +182,27 @@ fn a_change_is_autosaved_within_ten_seconds() {
     assert_eq!(saved.layers(), doc.masks.layers());
     assert_eq!(saved.image_path(), doc.source.as_deref());
     assert!(saved.layers()[0].layer.edits.add_plane().contains(&255));
-    // Another change (a layer deleted) is written too.
+    // A slider drag merges into one undo step (the edit mark does not move): still written.
     let id = doc.masks.layers()[0].id;
+    let props = doc.masks.layers()[0].props.clone();
+    for (opacity, merge) in [(0.9, false), (0.2, true)] {
+        let props = ldzmask::mask::LayerProps {
+            opacity,
+            ..props.clone()
+        };
+        h.state_mut().queue(Command::SetProps { id, props, merge });
+        h.step();
+        wait_for(
+            &mut h,
+            "the opacity autosaved",
+            Duration::from_secs(15),
+            |_| {
+                MaskDocument::load_session(&path)
+                    .is_ok_and(|d| d.layers()[0].props.opacity == opacity)
+            },
+        );
+    }
+    // Another change (a layer deleted) is written too.
     h.state_mut().queue(Command::DeleteLayer(id));
     wait_for(
         &mut h,

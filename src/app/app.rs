@@ -3,7 +3,8 @@
 //! split (rerun's `App`, `re_viewer/src/app/mod.rs`).
 //!
 //! Per frame: `logic` ([`App::tick`]) drains worker events and task results, fires debounced
-//! model requests, starts layer composites and saves changed settings; `ui` draws the panels
+//! model requests, starts layer composites, saves changed settings and hands the document to
+//! the autosaver ([`super::autosave`]); `ui` draws the panels
 //! (`layout.rs`), which return [`Command`]s, then [`App::apply`] (`apply.rs`) applies them in
 //! one `match`. Document edits and their display live in `edit.rs`, file work in `files.rs`,
 //! worker events and task results in `events.rs`, the per-layer state machine in

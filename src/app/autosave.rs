@@ -14,8 +14,9 @@
 //! * **Self-sufficient**: the autosave is a normal session file ([`crate::mask::session`]).
 //!   Sessions name their image; an image without a file (pasted) is copied once per document
 //!   as `<instance>-<image id>.png` next to the autosave, which names the copy.
-//! * **When**: the document's edit mark (every edit, model result, undo or redo moves it) is
-//!   polled each frame. A change is written once the document has been quiet for [`QUIET`],
+//! * **When**: the document's edit mark (every edit, model result, undo or redo moves it) and
+//!   its layer settings (a name being typed or a slider dragged merge into one undo step
+//!   without moving the mark) are polled each frame. A change is written once the document has been quiet for [`QUIET`],
 //!   and at most [`MAX_DELAY`] after the first unwritten change, so a change is on disk within
 //!   10 s. Never in the middle of a brush stroke (the stroke is not a document step yet).
 //! * **Off the UI thread**: the UI thread only copies the document ([`SessionSnapshot`]); the
@@ -40,8 +41,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::imageio::LoadedImage;
-use crate::mask::SessionSnapshot;
 use crate::mask::session::{SessionSummary, peek};
+use crate::mask::{LayerOps, LayerProps, SessionSnapshot};
 
 use super::state::Document;
 
@@ -83,6 +84,29 @@ pub fn autosave_dir(config_dir: Option<&Path>) -> Option<PathBuf> {
 
 /// [`super::state::Document::edit_mark`].
 type Mark = (usize, usize, usize);
+
+/// Each layer's settings: what a merged undo step (typing a name, dragging a slider) changes
+/// without moving the edit mark.
+type LayerSettings = Vec<(u64, LayerProps, LayerOps)>;
+
+/// The document's layer settings now.
+fn layer_settings(doc: &Document) -> LayerSettings {
+    doc.masks
+        .layers()
+        .iter()
+        .map(|e| (e.id, e.props.clone(), e.layer.ops))
+        .collect()
+}
+
+/// True if `seen` still describes the document's layer settings (compared without copying).
+fn same_settings(seen: &LayerSettings, doc: &Document) -> bool {
+    let layers = doc.masks.layers();
+    seen.len() == layers.len()
+        && seen
+            .iter()
+            .zip(layers)
+            .all(|((id, props, ops), e)| *id == e.id && *props == e.props && *ops == e.layer.ops)
+}
 
 /// An autosave a crashed app left behind, offered for recovery.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,6 +215,8 @@ struct Tracked {
     image_id: u64,
     /// The edit mark seen last frame.
     seen: Mark,
+    /// The layer settings seen last frame.
+    seen_settings: LayerSettings,
     /// The latest change.
     changed_at: Instant,
     /// The first change not written yet.
@@ -509,6 +535,7 @@ impl Autosaver {
         self.tracked = Some(Tracked {
             image_id: doc.image_id,
             seen: doc.edit_mark(),
+            seen_settings: layer_settings(doc),
             changed_at: Instant::now(),
             dirty_since: None,
             image_copy_written: false,
@@ -566,6 +593,7 @@ impl Autosaver {
         self.tracked = Some(Tracked {
             image_id: doc.image_id,
             seen: doc.edit_mark(),
+            seen_settings: layer_settings(doc),
             changed_at: Instant::now(),
             dirty_since: None,
             image_copy_written: false,
@@ -590,8 +618,9 @@ impl Autosaver {
             return errors;
         };
         let mark = doc.edit_mark();
-        if mark != t.seen {
+        if mark != t.seen || !same_settings(&t.seen_settings, doc) {
             t.seen = mark;
+            t.seen_settings = layer_settings(doc);
             t.changed_at = now;
             t.dirty_since.get_or_insert(now);
         }
