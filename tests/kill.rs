@@ -39,8 +39,17 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// The binary under test: `LDZMASK_TEST_BIN` if set (a private copy, when several checkouts
+/// share one build folder and another build may replace `target/debug/ldzmask` mid-test),
+/// else the one cargo built.
+fn bin() -> PathBuf {
+    std::env::var_os("LDZMASK_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ldzmask")))
+}
+
 fn ldzmask() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ldzmask"));
+    let mut cmd = Command::new(bin());
     cmd.env("LDZMASK_DEVICE", "cpu")
         .env_remove("LDZMASK_WEIGHTS")
         .env_remove(PAUSE_BEFORE_RENAME_ENV);
@@ -240,8 +249,8 @@ fn export_into_a_read_only_folder_names_the_path_and_writes_nothing() {
         // Root ignores folder permissions: export as `nobody`, from a link to the binary in
         // the scratch folder (the build folder may be private to root).
         let bin = dir.join("ldzmask");
-        std::fs::hard_link(env!("CARGO_BIN_EXE_ldzmask"), &bin)
-            .or_else(|_| std::fs::copy(env!("CARGO_BIN_EXE_ldzmask"), &bin).map(|_| ()))
+        std::fs::hard_link(self::bin(), &bin)
+            .or_else(|_| std::fs::copy(self::bin(), &bin).map(|_| ()))
             .unwrap();
         let mut cmd = Command::new(&bin);
         cmd.env_remove(PAUSE_BEFORE_RENAME_ENV)
@@ -289,7 +298,7 @@ fn export_onto_a_disk_that_refuses_the_bytes_keeps_the_old_file() {
     let mut cmd = Command::new("bash");
     cmd.arg("-c")
         .arg("trap '' XFSZ; ulimit -f 0; exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_ldzmask"))
+        .arg(bin())
         .args(["refine", "--overwrite", "--image"])
         .arg(&image)
         .arg("--mask")
