@@ -228,7 +228,10 @@ struct Tracked {
     recovered_from: Option<Orphan>,
 }
 
-/// Autosave and recovery for one running app (see the module docs).
+/// Autosave and recovery for one running app (see the module docs). Dropped without
+/// [`Autosaver::shutdown`] (a test, a panic), it keeps its autosaves, as a crash would: only a
+/// clean exit retires them. Its lock goes with its file handle, the writer thread with the
+/// job channel.
 #[derive(Debug)]
 pub struct Autosaver {
     dir: PathBuf,
@@ -309,11 +312,6 @@ impl Autosaver {
         };
         saver.find_orphans();
         Ok(saver)
-    }
-
-    /// The folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Where the document with `image_id` is autosaved.
@@ -747,14 +745,6 @@ impl Autosaver {
         } else {
             log::warn!("the autosave thread did not finish within 5 s");
         }
-    }
-}
-
-impl Drop for Autosaver {
-    fn drop(&mut self) {
-        // Dropping without [`Autosaver::shutdown`] (tests, a panic) keeps the autosave: only a
-        // clean exit retires it. The lock is released with the file handle.
-        self.jobs = None;
     }
 }
 
