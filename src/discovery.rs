@@ -299,7 +299,7 @@ pub fn read_config_file(path: &Path) -> Result<(ModelConfigs, PreprocessConfig),
     Ok((configs, preprocess))
 }
 
-/// Writes `ldzmask-config.json` for a folder of weights.
+/// Writes `ldzmask-config.json` for a folder of weights (atomically, like every file written).
 pub fn write_config_file(
     dir: &Path,
     configs: &ModelConfigs,
@@ -307,10 +307,9 @@ pub fn write_config_file(
 ) -> std::io::Result<PathBuf> {
     let path = dir.join(CONFIG_FILE);
     let value = serde_json::json!({"models": configs.to_json(), "preprocess": preprocess});
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&value).unwrap_or_default(),
-    )?;
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    crate::mask::export::write_atomic(&path, text.as_bytes(), true)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(path)
 }
 

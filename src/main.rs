@@ -15,7 +15,9 @@ use ldzmask::runtime::{InferencePool, Role, retain_freed_memory};
 #[derive(Debug, Parser)]
 #[command(name = "ldzmask", version, about, long_about = None)]
 struct Cli {
-    /// Image to open in the app.
+    /// Image or session file to open in the app (a session saved by the app, or an autosave
+    /// from the autosave folder; told apart from images by its content).
+    #[arg(value_name = "FILE")]
     image: Option<PathBuf>,
 
     /// Weights folder or file (default: LDZMASK_WEIGHTS, then weights/ next to the program, in
@@ -105,6 +107,7 @@ fn main() -> ExitCode {
             phrases: cli.phrases,
             masks: cli.masks,
             config_dir: None,
+            autosave_dir: None,
             threads: cli.threads,
             precision,
         }),

@@ -3,7 +3,8 @@
 //! split (rerun's `App`, `re_viewer/src/app/mod.rs`).
 //!
 //! Per frame: `logic` ([`App::tick`]) drains worker events and task results, fires debounced
-//! model requests, starts layer composites and saves changed settings; `ui` draws the panels
+//! model requests, starts layer composites, saves changed settings and hands the document to
+//! the autosaver ([`super::autosave`]); `ui` draws the panels
 //! (`layout.rs`), which return [`Command`]s, then [`App::apply`] (`apply.rs`) applies them in
 //! one `match`. Document edits and their display live in `edit.rs`, file work in `files.rs`,
 //! worker events and task results in `events.rs`, the per-layer state machine in
@@ -24,6 +25,7 @@ use crate::mask::RectInImage;
 use crate::runtime::{Role, THREADS_ENV, available_cores, default_threads, thread_count};
 
 use super::Options;
+use super::autosave::{Autosaver, Orphan};
 use super::commands::Command;
 use super::display::SharedDisplay;
 use super::layer_runtime::{LayerRuntime, LayerRuntimes};
@@ -56,6 +58,8 @@ pub struct App {
     saved_settings: Settings,
     settings_changed_at: Option<Instant>,
     pub(super) worker: Option<WorkerHandle>,
+    /// Autosave of the document and the crash leftovers offered back (`None`: no folder).
+    pub(super) autosave: Option<Autosaver>,
     pub(super) model: ModelStatus,
     /// GPU memory and warm-up, for the status bar.
     pub(super) gpu: GpuStatus,
@@ -134,6 +138,19 @@ impl App {
                 None
             }
         };
+        let autosave = match options.autosave_path() {
+            Some(dir) => Autosaver::start(&dir, ctx.clone())
+                .map_err(|e| {
+                    let msg = format!("Autosave is off: {e}");
+                    log::warn!("{msg}");
+                    toasts.push(Level::Warning, msg);
+                })
+                .ok(),
+            None => {
+                log::warn!("no data folder is known: autosave is off");
+                None
+            }
+        };
         let mut app = Self {
             state: AppState {
                 settings: settings.clone(),
@@ -144,6 +161,7 @@ impl App {
             saved_settings: settings,
             settings_changed_at: None,
             worker,
+            autosave,
             model: ModelStatus::NotStarted,
             gpu: GpuStatus::default(),
             model_used_at: Instant::now(),
@@ -167,10 +185,26 @@ impl App {
             options,
         };
         app.start_loading(app.weights_to_load());
-        if let Some(image) = app.options.image.clone() {
-            app.commands.push(Command::OpenImage(image));
+        if let Some(file) = app.options.image.clone() {
+            let command = app.open_command_for_file(file);
+            app.commands.push(command);
         }
         app
+    }
+
+    /// What `ldzmask FILE` does with `file`: a session file (told by its content) opens as a
+    /// session, and if it is a crash leftover offered for recovery it is restored (and no
+    /// longer offered); anything else opens as an image.
+    fn open_command_for_file(&mut self, file: PathBuf) -> Command {
+        if let Some(saver) = &mut self.autosave
+            && saver.begin_restore(&file)
+        {
+            Command::OpenSession(file)
+        } else if crate::mask::session::is_session_file(&file) {
+            Command::OpenSession(file)
+        } else {
+            Command::OpenImage(file)
+        }
     }
 
     // ---- public API (used by tests) ------------------------------------------------------
@@ -274,6 +308,22 @@ impl App {
         self.stroke.is_some()
     }
 
+    /// Where the open document is autosaved (the file exists once a change was written).
+    pub fn autosave_path(&self) -> Option<PathBuf> {
+        let image_id = self.state.document.as_ref()?.image_id;
+        Some(self.autosave.as_ref()?.path_for(image_id))
+    }
+
+    /// Autosave writes queued or running.
+    pub fn autosave_pending(&self) -> usize {
+        self.autosave.as_ref().map_or(0, Autosaver::pending_writes)
+    }
+
+    /// Autosaves of crashed apps offered for recovery, newest first.
+    pub fn recovery_offers(&self) -> &[Orphan] {
+        self.autosave.as_ref().map_or(&[], |a| a.orphans())
+    }
+
     // ---- weights -------------------------------------------------------------------------
 
     /// `--weights`, else (without `LDZMASK_WEIGHTS`) the folder chosen in the app.
@@ -335,6 +385,7 @@ impl App {
         }
         self.unload_when_idle(now);
         self.autosave_settings(now);
+        self.autosave_document();
         if let Some(wait) = self.toasts.expire(now) {
             ctx.request_repaint_after(wait);
         }
@@ -370,6 +421,18 @@ impl App {
         self.save_settings();
     }
 
+    /// Hands the document to the autosaver (which writes it when a change is due) and shows
+    /// its errors.
+    fn autosave_document(&mut self) {
+        let painting = self.stroke.is_some();
+        let Some(saver) = &mut self.autosave else {
+            return;
+        };
+        for e in saver.tick(self.state.document.as_mut(), painting) {
+            self.toasts.push(Level::Error, e);
+        }
+    }
+
     /// Writes the settings now (also on exit).
     pub fn save_settings(&mut self) {
         self.settings_changed_at = None;
@@ -397,6 +460,10 @@ impl eframe::App for App {
     fn on_exit(&mut self) {
         if self.state.settings != self.saved_settings {
             self.save_settings();
+        }
+        // A clean exit (the user saved or chose to discard): the autosave is not needed.
+        if let Some(saver) = &mut self.autosave {
+            saver.shutdown();
         }
     }
 }

@@ -26,6 +26,7 @@ impl App {
             Command::OpenImage(_)
                 | Command::PasteImage(_)
                 | Command::OpenSession(_)
+                | Command::RestoreAutosave(_)
                 | Command::Quit
         ) && self
             .state
@@ -54,6 +55,8 @@ impl App {
             Command::OpenSession(path) => self.open_session(path),
             Command::SaveSessionDialog => self.save_session_dialog(),
             Command::SaveSession(path) => self.save_session(&path),
+            Command::RestoreAutosave(path) => self.restore_autosave(path),
+            Command::DiscardAutosave(path) => self.discard_autosave(&path),
             Command::ImportMaskDialog => self.import_mask_dialog(),
             Command::ImportMask(path) => self.start_import(path),
             Command::ShowExport => {

@@ -47,6 +47,10 @@ pub enum Command {
     SaveSessionDialog,
     /// Save the session to a file.
     SaveSession(PathBuf),
+    /// Restore the work a crashed app autosaved (the autosave file offered at start-up).
+    RestoreAutosave(PathBuf),
+    /// Remove an autosave a crashed app left (offered at start-up) without restoring it.
+    DiscardAutosave(PathBuf),
     /// Ask for a mask file to import as a new layer.
     ImportMaskDialog,
     /// Import a mask file as a new layer.

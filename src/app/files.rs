@@ -1,7 +1,8 @@
 //! File work of the app: opening images and sessions (decoded on task threads, installed
 //! here), importing masks, exporting, saving sessions, and the file dialogs. Everything slow
 //! (decoding, PNG encoding, writing) runs in a named background task; this file starts those
-//! tasks and applies their results.
+//! tasks and applies their results. Restoring a crash leftover ([`super::autosave`]) is opening
+//! its session, with the adjustments here.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -144,21 +145,73 @@ impl App {
         });
     }
 
+    /// Restore: reads the autosave a crashed app left, as a session.
+    pub(super) fn restore_autosave(&mut self, path: PathBuf) {
+        let offered = self
+            .autosave
+            .as_mut()
+            .is_some_and(|saver| saver.begin_restore(&path));
+        if offered {
+            self.open_session(path);
+        } else {
+            log::warn!("{} is not offered for recovery", path.display());
+        }
+    }
+
+    /// Discard: removes the autosave a crashed app left.
+    pub(super) fn discard_autosave(&mut self, path: &Path) {
+        if let Some(saver) = &mut self.autosave {
+            saver.discard(path);
+        }
+    }
+
     pub(super) fn finish_open_session(
         &mut self,
         path: PathBuf,
         result: Result<Box<(MaskDocument, LoadedImage)>, String>,
     ) {
+        let recovered = self
+            .autosave
+            .as_mut()
+            .and_then(|a| a.finish_restore(&path, result.is_ok()));
+        let in_autosave_dir = |p: &Path| self.autosave.as_ref().is_some_and(|a| a.contains(p));
+        let is_autosave = recovered.is_some() || in_autosave_dir(&path);
         match result {
             Ok(opened) => {
                 let (masks, image) = *opened;
-                let name = masks
+                // The copy of a pasted image next to an autosave is not the user's file: the
+                // document gets no file (later autosaves copy it again; a session save writes
+                // it next to the session).
+                let image_path = masks
                     .image_path()
+                    .filter(|p| !(is_autosave && in_autosave_dir(p)))
+                    .map(Path::to_path_buf);
+                let name = image_path
+                    .as_deref()
                     .and_then(Path::file_name)
                     .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "image".into());
-                let image_path = masks.image_path().map(Path::to_path_buf);
-                self.install_image(image, image_path, name, Some((masks, path)));
+                    .unwrap_or_else(|| "pasted image".into());
+                if !is_autosave {
+                    self.install_image(image, image_path, name, Some((masks, path)));
+                    return;
+                }
+                let last_folder = self.state.settings.last_folder.clone();
+                self.install_image(image, image_path.clone(), name.clone(), Some((masks, path)));
+                self.state.settings.last_folder = last_folder;
+                if let Some(doc) = &mut self.state.document {
+                    doc.masks.set_image_path(image_path);
+                    // Not the user's session file, and the work in it is not saved anywhere
+                    // the user chose: a mark no undo history reaches keeps it "unsaved".
+                    doc.session_path = None;
+                    doc.saved_mark = (usize::MAX, usize::MAX, usize::MAX);
+                    if let Some(saver) = &mut self.autosave {
+                        saver.mark_recovered(doc.image_id, recovered);
+                    }
+                }
+                self.toasts.push(
+                    Level::Info,
+                    format!("Recovered the unsaved masks of {name}"),
+                );
             }
             Err(e) => {
                 log::error!("{e}");
@@ -227,6 +280,11 @@ impl App {
         });
         if let Some(doc) = &mut self.state.document {
             doc.mark_saved();
+            // The previous document's autosave is retired (it was saved, or the user chose
+            // to discard it); this one is autosaved from now on.
+            if let Some(saver) = &mut self.autosave {
+                saver.track(doc);
+            }
         }
         self.sync_layers();
         self.canvas.request(ViewRequest::Fit);
@@ -427,6 +485,9 @@ impl App {
                     }
                     doc.session_path = Some(path.clone());
                     doc.saved_mark = mark; // edits made while saving stay unsaved
+                    if let Some(saver) = &mut self.autosave {
+                        saver.saved(doc);
+                    }
                 }
                 self.toasts
                     .push(Level::Info, format!("Session saved to {}", path.display()));

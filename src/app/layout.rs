@@ -7,7 +7,7 @@ use super::ui::canvas::CanvasCx;
 use super::ui::export::{ExportCx, export_ui};
 use super::ui::help::help_ui;
 use super::ui::layers::LayersCx;
-use super::ui::notices::{Level, discard_ui, model_notice_ui};
+use super::ui::notices::{Level, discard_ui, model_notice_ui, recovery_ui};
 use super::ui::status::{StatusCx, status_ui};
 use super::ui::toolbar::{MenuCx, menu_ui, toolbar_ui};
 use super::ui::{drop_hint, shortcuts, window_input};
@@ -106,6 +106,8 @@ impl App {
         if let Some(pending) = &self.ui.confirm_discard {
             let name = document.map(|d| d.name.as_str()).unwrap_or_default();
             out.extend(discard_ui(&ctx, name, pending));
+        } else if let Some((orphan, rest)) = self.recovery_offers().split_first() {
+            out.extend(recovery_ui(&ctx, orphan, rest.len()));
         }
         self.toasts.show(&ctx);
         if self.ui.hovering_files {

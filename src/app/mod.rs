@@ -16,6 +16,7 @@
 //! * [`state`]: [`state::AppState`] (saved settings + the document).
 //! * [`worker`]: the `ldzmask-inference` thread owning the `Segmenter`.
 //! * [`tasks`]: one-off background jobs (decode, composite, export, save).
+//! * [`autosave`]: the document autosaved off the UI thread; crash leftovers offered back.
 //! * [`display`]: the pixels the canvas shows; [`view`]: zoom and pan (`ui_from_image`).
 
 // `app::app::App`: the file layout the project's conventions prescribe (mod.rs runs the
@@ -23,6 +24,7 @@
 #[allow(clippy::module_inception)]
 pub mod app;
 mod apply;
+pub mod autosave;
 pub mod commands;
 pub mod display;
 mod edit;
@@ -63,6 +65,9 @@ pub struct Options {
     pub masks: Vec<PathBuf>,
     /// Settings folder (tests); `None` = `LDZMASK_CONFIG_DIR`, else the platform folder.
     pub config_dir: Option<PathBuf>,
+    /// Autosave folder (tests); `None` = [`autosave::autosave_dir`] (`LDZMASK_AUTOSAVE_DIR`,
+    /// else under a moved settings folder, else the platform data folder).
+    pub autosave_dir: Option<PathBuf>,
     /// Inference threads (`--threads`); `None` = `LDZMASK_THREADS`, else every core but one.
     pub threads: Option<std::num::NonZeroUsize>,
     /// Float precision of the model (`--precision` / `LDZMASK_PRECISION`).
@@ -76,6 +81,13 @@ impl Options {
             Some(dir) => Some(dir.join(state::SETTINGS_FILE)),
             None => state::Settings::path(),
         }
+    }
+
+    /// The autosave folder these options use.
+    pub fn autosave_path(&self) -> Option<PathBuf> {
+        self.autosave_dir
+            .clone()
+            .or_else(|| autosave::autosave_dir(self.config_dir.as_deref()))
     }
 }
 

@@ -4,7 +4,8 @@
 //!   folder, device choice, export options), in `settings.json` under
 //!   [`config_dir`] and written atomically.
 //! * [`Document`]: the open image and its [`MaskDocument`] (layers and undo history); saved
-//!   as a session file by the user, never implicitly.
+//!   as a session file by the user, and autosaved for crash recovery by
+//!   [`super::autosave`].
 //!
 //! Textures, channels, threads and tensors live in [`super::app::App`], not here.
 

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-/// Opens the window with the start-up options (image, weights, device, `--phrase`, `--mask`).
+/// Opens the window with the start-up options (image or session, weights, device, `--phrase`,
+/// `--mask`).
 pub fn run(options: ldzmask::app::Options) -> anyhow::Result<ExitCode> {
     ldzmask::app::run(options)?;
     Ok(ExitCode::SUCCESS)

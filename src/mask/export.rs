@@ -209,6 +209,111 @@ pub fn export_inpaint_png(
 /// Distinguishes temp files of concurrent writes within one process.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Test hook (tests/kill.rs): when set to a file path, every atomic write stops after its temp
+/// file is written and synced, creates that file (naming the temp file) and sleeps for up to a
+/// minute before the rename, so a test can kill the process exactly mid-write. Never set
+/// otherwise.
+pub const PAUSE_BEFORE_RENAME_ENV: &str = "LDZMASK_TEST_PAUSE_BEFORE_RENAME";
+
+/// Folders this process cleared of stale temp files, and when ([`remove_stale_temps`] lists a
+/// folder at most once a minute: a batch writing thousands of masks into one folder does not
+/// list it for every file).
+static SWEPT_DIRS: std::sync::Mutex<Vec<(PathBuf, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// How often one folder is listed for stale temp files.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The temp file name [`write_atomic`] uses for `name`: hidden, with the writer's process id
+/// and a counter, so leftovers of a killed writer can be recognised ([`stale_temp_pid`]).
+fn temp_name(name: &str) -> String {
+    format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The writer's process id if `file_name` is a temp file of [`write_atomic`].
+fn stale_temp_pid(file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let (_, tag) = rest.rsplit_once('.')?;
+    let (pid, counter) = tag.split_once('-')?;
+    counter.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// True if the process that wrote a temp file is gone. Linux asks `/proc`; elsewhere a temp
+/// file untouched for a day counts as abandoned (no portable liveness check without `unsafe`).
+fn writer_is_gone(pid: u32, meta: &std::fs::Metadata) -> bool {
+    if pid == std::process::id() {
+        return false; // one of our own writes in progress
+    }
+    if cfg!(target_os = "linux") {
+        return !Path::new("/proc").join(pid.to_string()).exists();
+    }
+    meta.modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
+}
+
+/// Removes the temp files that killed writers (a crash, `kill -9`, a power cut between write
+/// and rename) left in `dir` (at most once a minute per folder and process). A write that is
+/// killed cannot clean up after itself; the next write into the same folder does. Returns
+/// how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> usize {
+    {
+        let now = std::time::Instant::now();
+        let mut swept = SWEPT_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        swept.retain(|(_, at)| now.duration_since(*at) < SWEEP_INTERVAL);
+        if swept.iter().any(|(d, _)| d == dir) {
+            return 0;
+        }
+        swept.push((dir.to_path_buf(), now));
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(stale_temp_pid) else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if meta.is_file() && writer_is_gone(pid, &meta) {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    log::info!(
+                        "removed {} (left by a killed write)",
+                        entry.path().display()
+                    );
+                    removed += 1;
+                }
+                Err(e) => log::debug!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+    removed
+}
+
+/// The [`PAUSE_BEFORE_RENAME_ENV`] hook.
+fn pause_before_rename(tmp: &Path) {
+    let Some(marker) = std::env::var_os(PAUSE_BEFORE_RENAME_ENV) else {
+        return;
+    };
+    if let Err(e) = std::fs::write(&marker, tmp.to_string_lossy().as_bytes()) {
+        log::warn!(
+            "test hook: cannot write {}: {e}",
+            Path::new(&marker).display()
+        );
+    }
+    std::thread::sleep(std::time::Duration::from_secs(60));
+}
+
 /// Writes `bytes` to `path` atomically: a temp file in the same directory (same file system,
 /// so the final step is a rename, not a copy), `fsync`, then into place.
 ///
@@ -217,7 +322,10 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 ///   meanwhile is never clobbered; where hard links are unsupported (some FAT or network
 ///   drives) it falls back to check-then-rename.
 ///
-/// Readers never see a half-written file, and a failed write leaves no temp file behind.
+/// Readers never see a half-written file, and a failed write leaves no temp file behind; a
+/// killed one leaves a hidden `.{name}.{pid}-{n}.tmp` that the next write into the folder
+/// removes ([`remove_stale_temps`]). Every file the app and the CLI write (exports, sessions,
+/// autosaves, settings, `segment`/`refine` masks) goes through here.
 pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), ExportError> {
     if !overwrite && path.exists() {
         return Err(ExportError::Exists(path.to_path_buf()));
@@ -240,11 +348,8 @@ fn place_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), Export
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "export".to_owned());
-    let tmp = dir.join(format!(
-        ".{name}.{}-{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    remove_stale_temps(&dir);
+    let tmp = dir.join(temp_name(&name));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -254,13 +359,17 @@ fn place_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), Export
         f.write_all(bytes).map_err(io_err(path))?;
         f.sync_all().map_err(io_err(path))?;
         drop(f);
+        pause_before_rename(&tmp);
         if overwrite {
-            return std::fs::rename(&tmp, path).map_err(io_err(path));
+            std::fs::rename(&tmp, path).map_err(io_err(path))?;
+            sync_dir(&dir);
+            return Ok(());
         }
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => {
                 // The link is in place; the temp name is just removed.
                 let _ = std::fs::remove_file(&tmp);
+                sync_dir(&dir);
                 Ok(())
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -279,6 +388,16 @@ fn place_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), Export
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Syncs a folder after a rename so the new name survives a power cut (best effort: not every
+/// platform can open a folder as a file).
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = std::fs::File::open(dir)
+        && let Err(e) = d.sync_all()
+    {
+        log::debug!("cannot sync {}: {e}", dir.display());
+    }
 }
 
 /// An imported mask, already at the image size.
@@ -536,6 +655,28 @@ pub(crate) mod tests {
             import_mask(&junk, 3, 3),
             Err(ImportError::Decode { .. })
         ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn temps_of_killed_writers_are_removed_by_the_next_write() {
+        let dir = temp_dir("stale");
+        assert_eq!(stale_temp_pid(".m.png.123-4.tmp"), Some(123));
+        assert_eq!(stale_temp_pid(".a.b.png.7-0.tmp"), Some(7));
+        assert_eq!(stale_temp_pid("m.png.123-4.tmp"), None);
+        assert_eq!(stale_temp_pid(".m.png.x-4.tmp"), None);
+        // Above Linux's largest pid: no such process.
+        let dead = dir.join(".m.png.999999999-0.tmp");
+        let ours = dir.join(format!(".m.png.{}-999.tmp", std::process::id()));
+        let foreign = dir.join(".notes.tmp");
+        for p in [&dead, &ours, &foreign] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        write_atomic(&dir.join("m.png"), b"new", true).unwrap();
+        assert_eq!(std::fs::read(dir.join("m.png")).unwrap(), b"new");
+        assert_eq!(!dead.exists(), cfg!(target_os = "linux"));
+        assert!(ours.exists(), "a temp of a live writer is never touched");
+        assert!(foreign.exists(), "only our own temp names are touched");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -124,6 +124,100 @@ impl SessionSnapshot {
     pub fn write(&self, path: &Path) -> Result<(), SessionError> {
         write(self, path)
     }
+
+    /// The same session naming another image file (an autosave of a pasted image names the
+    /// copy written next to it), leaving the document it was taken from as it is.
+    pub fn with_image_path(mut self, image_path: Option<PathBuf>) -> Self {
+        self.image_path = image_path;
+        self
+    }
+
+    /// The image the session names.
+    pub fn image_path(&self) -> Option<&Path> {
+        self.image_path.as_deref()
+    }
+}
+
+/// What a session file is about, read without decoding its planes ([`peek`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSummary {
+    /// The image it names.
+    pub image_path: Option<PathBuf>,
+    /// Image width in pixels.
+    pub width: u32,
+    /// Image height in pixels.
+    pub height: u32,
+    /// Layer names in document order.
+    pub layer_names: Vec<String>,
+}
+
+/// Reads a session's header and layer names (no plane is decoded), checking it as [`read`]
+/// does.
+pub fn peek(path: &Path) -> Result<SessionSummary, SessionError> {
+    let bytes = std::fs::read(path).map_err(|source| SessionError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    check_header(path, &bytes)?;
+    #[derive(serde::Deserialize)]
+    struct Layer {
+        #[serde(default)]
+        name: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Summary {
+        image_path: Option<PathBuf>,
+        width: u32,
+        height: u32,
+        layers: Vec<Layer>,
+    }
+    let s: Summary = serde_json::from_slice(&bytes).map_err(|source| SessionError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(SessionSummary {
+        image_path: s.image_path,
+        width: s.width,
+        height: s.height,
+        layer_names: s.layers.into_iter().map(|l| l.name).collect(),
+    })
+}
+
+/// True if `path` holds a session by its content (its first bytes are a JSON object whose
+/// `format` is [`SESSION_FORMAT`], as [`write`] puts it first), whatever its extension: how
+/// `ldzmask FILE` tells a session from an image. Reads at most 4 KiB.
+pub fn is_session_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    let read = std::fs::File::open(path).and_then(|f| f.take(4096).read_to_end(&mut head));
+    if read.is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&head);
+    let text = text.trim_start();
+    text.starts_with('{') && text.contains(&format!("\"{SESSION_FORMAT}\""))
+}
+
+/// Checks the `format` and `version` fields before the full parse.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), SessionError> {
+    let header: SessionHeader =
+        serde_json::from_slice(bytes).map_err(|source| SessionError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if header.format != SESSION_FORMAT {
+        return Err(SessionError::NotASession {
+            path: path.to_path_buf(),
+            found: header.format,
+        });
+    }
+    if header.version > SESSION_VERSION {
+        return Err(SessionError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found: header.version,
+        });
+    }
+    Ok(())
 }
 
 /// Encodes `session` and writes it to `path` atomically (replacing an existing file). This is
@@ -180,19 +274,7 @@ pub fn read(path: &Path) -> Result<SessionSnapshot, SessionError> {
         path: path.to_path_buf(),
         source,
     };
-    let header: SessionHeader = serde_json::from_slice(&bytes).map_err(json_err)?;
-    if header.format != SESSION_FORMAT {
-        return Err(SessionError::NotASession {
-            path: path.to_path_buf(),
-            found: header.format,
-        });
-    }
-    if header.version > SESSION_VERSION {
-        return Err(SessionError::UnsupportedVersion {
-            path: path.to_path_buf(),
-            found: header.version,
-        });
-    }
+    check_header(path, &bytes)?;
     let file: SessionFile = serde_json::from_slice(&bytes).map_err(json_err)?;
     let (w, h) = (file.width, file.height);
     let image_path = match (&file.image_path, &file.image_path_relative, path.parent()) {
@@ -606,6 +688,34 @@ mod tests {
         ];
         let at: Vec<usize> = keys.iter().map(|k| text.find(k).unwrap()).collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn peek_and_content_sniffing() {
+        let dir = temp_dir("peek");
+        let (mut doc, _, _) = sample_doc();
+        // Any extension: a session is told by its content.
+        let path = dir.join("work.autosave");
+        doc.save_session(&path).unwrap();
+        assert!(is_session_file(&path));
+        let summary = peek(&path).unwrap();
+        assert_eq!(summary.image_path.as_deref(), doc.image_path());
+        assert_eq!((summary.width, summary.height), doc.size());
+        let names: Vec<String> = doc.layers().iter().map(|e| e.props.name.clone()).collect();
+        assert_eq!(summary.layer_names, names);
+        let png = dir.join("x.json");
+        std::fs::write(&png, b"\x89PNG\r\n").unwrap();
+        assert!(!is_session_file(&png));
+        std::fs::write(&png, "{\"format\": \"other\"}").unwrap();
+        assert!(!is_session_file(&png));
+        assert!(!is_session_file(&dir.join("missing.json")));
+        // The snapshot can name another image without touching the document.
+        let snap = doc
+            .session_snapshot()
+            .with_image_path(Some(dir.join("copy.png")));
+        assert_eq!(snap.image_path(), Some(dir.join("copy.png").as_path()));
+        assert_ne!(doc.image_path(), snap.image_path());
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,9 +1,11 @@
 //! Toasts: short messages in the bottom-right corner (errors stay longer), each closable, and
-//! never modal. Every error is shown here once (and logged where it happened). Also the two
-//! notices that ask something: the no-weights notice and "discard unsaved masks?".
+//! never modal. Every error is shown here once (and logged where it happened). Also the
+//! notices that ask something: the no-weights notice, "discard unsaved masks?" and "restore
+//! the work a crashed ldzmask autosaved?".
 
 use std::time::{Duration, Instant};
 
+use super::super::autosave::Orphan;
 use super::super::commands::{Command, Dialog};
 use super::super::worker::ModelStatus;
 
@@ -201,6 +203,35 @@ pub fn discard_ui(ctx: &egui::Context, document_name: &str, pending: &Command) -
             }
             if ui.button("Cancel").clicked() {
                 out.push(Command::Close(Dialog::Discard));
+            }
+        });
+    });
+    out
+}
+
+/// "Restore unsaved work?" for the newest autosave a crashed app left (`more`: how many other
+/// leftovers wait behind it; each is asked in turn).
+pub fn recovery_ui(ctx: &egui::Context, orphan: &Orphan, more: usize) -> Vec<Command> {
+    let mut out = Vec::new();
+    egui::Modal::new(egui::Id::unique("ldzmask-recovery")).show(ctx, |ui| {
+        ui.heading("Recover unsaved work?");
+        ui.label("ldzmask did not close normally last time. It autosaved:");
+        ui.label(egui::RichText::new(orphan.describe()).strong());
+        if more > 0 {
+            ui.label(format!(
+                "({more} more autosave(s) will be offered after this one.)"
+            ));
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Restore").clicked() {
+                out.push(Command::RestoreAutosave(orphan.session.clone()));
+            }
+            if ui
+                .button("Discard")
+                .on_hover_text("Delete this autosave")
+                .clicked()
+            {
+                out.push(Command::DiscardAutosave(orphan.session.clone()));
             }
         });
     });

@@ -1,0 +1,888 @@
+//! Autosave of the open document and recovery of the autosaves a crash left behind.
+//!
+//! * **Where**: `LDZMASK_AUTOSAVE_DIR`; else, when the settings folder was moved
+//!   (`LDZMASK_CONFIG_DIR` or [`super::Options::config_dir`]: tests, portable setups), its
+//!   `autosave` subfolder; else `<platform data dir>/ldzmask/autosave`
+//!   (`$XDG_DATA_HOME/ldzmask/autosave`, by default `~/.local/share/ldzmask/autosave`, on
+//!   Linux).
+//! * **Ownership**: every running app holds an exclusive lock ([`File::try_lock`]) on
+//!   `<instance>.lock` for as long as it runs, and names its autosaves
+//!   `<instance>-<image id>.ldzmask.json`. The operating system drops the lock when the process
+//!   ends, however it ends (`kill -9`, a crash), so autosaves whose lock can be taken were left
+//!   behind, and autosaves whose lock is held belong to a running app and are never touched
+//!   (two apps never take each other's work).
+//! * **Self-sufficient**: the autosave is a normal session file ([`crate::mask::session`]).
+//!   Sessions name their image; an image without a file (pasted) is copied once per document
+//!   as `<instance>-<image id>.png` next to the autosave, which names the copy.
+//! * **When**: the document's edit mark (every edit, model result, undo or redo moves it) and
+//!   its layer settings (a name being typed or a slider dragged merge into one undo step
+//!   without moving the mark) are polled each frame. A change is written once the document has been quiet for [`QUIET`],
+//!   and at most [`MAX_DELAY`] after the first unwritten change, so a change is on disk within
+//!   10 s. Never in the middle of a brush stroke (the stroke is not a document step yet).
+//! * **Off the UI thread**: the UI thread only copies the document ([`SessionSnapshot`]); the
+//!   `ldzmask-autosave` thread encodes and writes it atomically
+//!   ([`crate::mask::export::write_atomic`]). The same thread removes retired autosaves, in
+//!   order, so a removal never races a write of the same file.
+//! * **Retired** (removed): after an explicit session save with nothing changed since, when
+//!   another document replaces this one (after the user saved or chose to discard), and at a
+//!   clean exit.
+//! * **Pruned** at start-up: crash leftovers older than [`KEEP_DAYS`] days, and all but the
+//!   newest [`KEEP_MAX`].
+//! * **Recovery**: the leftovers found at start-up are offered one by one (newest first) in a
+//!   Restore / Discard window ([`super::ui::notices::recovery_ui`]). A restored leftover stays
+//!   on disk (its lock held by this app) until this app has written its own autosave of the
+//!   restored document, so a second crash loses nothing.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::imageio::LoadedImage;
+use crate::mask::session::{SessionSummary, peek};
+use crate::mask::{LayerOps, LayerProps, SessionSnapshot};
+
+use super::state::Document;
+
+/// Environment variable that moves the autosave folder (tests).
+pub const AUTOSAVE_DIR_ENV: &str = "LDZMASK_AUTOSAVE_DIR";
+
+/// A change is written once the document has been this long without another change…
+pub const QUIET: Duration = Duration::from_secs(2);
+/// …and at most this long after the first change not written yet.
+pub const MAX_DELAY: Duration = Duration::from_secs(8);
+/// Crash leftovers older than this many days are removed at start-up.
+pub const KEEP_DAYS: u64 = 14;
+/// At most this many crash leftovers are kept (the newest).
+pub const KEEP_MAX: usize = 20;
+
+/// File name ending of an autosave.
+pub const SESSION_SUFFIX: &str = ".ldzmask.json";
+/// File name ending of the copy of an image that has no file.
+const IMAGE_SUFFIX: &str = ".png";
+/// File name ending of an instance's lock file.
+const LOCK_SUFFIX: &str = ".lock";
+
+/// The autosave folder (see the module docs); `config_dir` is a settings folder given on the
+/// command line or by a test. `None` if no folder is known on this system.
+pub fn autosave_dir(config_dir: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(AUTOSAVE_DIR_ENV).filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir));
+    }
+    let moved_config = config_dir.map(Path::to_path_buf).or_else(|| {
+        std::env::var_os(super::state::CONFIG_DIR_ENV)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+    });
+    if let Some(config) = moved_config {
+        return Some(config.join("autosave"));
+    }
+    dirs::data_dir().map(|d| d.join("ldzmask").join("autosave"))
+}
+
+/// [`super::state::Document::edit_mark`].
+type Mark = (usize, usize, usize);
+
+/// Each layer's settings: what a merged undo step (typing a name, dragging a slider) changes
+/// without moving the edit mark.
+type LayerSettings = Vec<(u64, LayerProps, LayerOps)>;
+
+/// The document's layer settings now.
+fn layer_settings(doc: &Document) -> LayerSettings {
+    doc.masks
+        .layers()
+        .iter()
+        .map(|e| (e.id, e.props.clone(), e.layer.ops))
+        .collect()
+}
+
+/// True if `seen` still describes the document's layer settings (compared without copying).
+fn same_settings(seen: &LayerSettings, doc: &Document) -> bool {
+    let layers = doc.masks.layers();
+    seen.len() == layers.len()
+        && seen
+            .iter()
+            .zip(layers)
+            .all(|((id, props, ops), e)| *id == e.id && *props == e.props && *ops == e.layer.ops)
+}
+
+/// An autosave a crashed app left behind, offered for recovery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Orphan {
+    /// The autosave (a session file).
+    pub session: PathBuf,
+    /// When it was written.
+    pub saved_at: SystemTime,
+    /// Its image and layers, or why it cannot be read.
+    pub summary: Result<SessionSummary, String>,
+    /// The instance that wrote it.
+    instance: String,
+}
+
+impl Orphan {
+    /// One line for the recovery window: image, layers, age.
+    pub fn describe(&self) -> String {
+        let age = self
+            .saved_at
+            .elapsed()
+            .map(|d| format_age(d.as_secs()))
+            .unwrap_or_else(|_| "just now".into());
+        match &self.summary {
+            Ok(s) => {
+                let image = s
+                    .image_path
+                    .as_deref()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "an image".into());
+                let n = s.layer_names.len();
+                let names = s.layer_names.join(", ");
+                let layers = if n == 1 { "layer" } else { "layers" };
+                format!(
+                    "{image} ({}×{}), {n} {layers}{}{names}{}, autosaved {age}",
+                    s.width,
+                    s.height,
+                    if n > 0 { " (" } else { "" },
+                    if n > 0 { ")" } else { "" },
+                )
+            }
+            Err(e) => format!("an autosave from {age} that cannot be read: {e}"),
+        }
+    }
+
+    /// The copy of a pasted image that belongs to this autosave.
+    fn image_copy(&self) -> PathBuf {
+        with_suffix(&self.session, IMAGE_SUFFIX)
+    }
+}
+
+/// "12 s ago", "5 min ago", "3 h ago", "2 days ago".
+fn format_age(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s ago"),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86400 => format!("{} h ago", secs / 3600),
+        _ => format!("{} days ago", secs / 86400),
+    }
+}
+
+/// `session` with [`SESSION_SUFFIX`] replaced by `suffix`.
+fn with_suffix(session: &Path, suffix: &str) -> PathBuf {
+    let name = session
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(SESSION_SUFFIX).unwrap_or(&name);
+    session.with_file_name(format!("{stem}{suffix}"))
+}
+
+/// The instance that wrote an autosave or image copy named `<instance>-<image id><suffix>`.
+fn owner_of(file_name: &str, suffix: &str) -> Option<String> {
+    let stem = file_name.strip_suffix(suffix)?;
+    let (instance, image_id) = stem.rsplit_once('-')?;
+    image_id.parse::<u64>().ok()?;
+    Some(instance.to_owned())
+}
+
+/// Work for the `ldzmask-autosave` thread.
+enum Job {
+    /// Encode and write one autosave (and the image copy, the first time).
+    Write {
+        snapshot: Box<SessionSnapshot>,
+        path: PathBuf,
+        image_copy: Option<(Arc<LoadedImage>, PathBuf)>,
+        image_id: u64,
+    },
+    /// Remove files (missing ones are fine), then remove and unlock a dead instance's lock.
+    Remove {
+        paths: Vec<PathBuf>,
+        lock: Option<(File, PathBuf)>,
+    },
+}
+
+/// A finished [`Job::Write`].
+struct Written {
+    image_id: u64,
+    wrote_image_copy: bool,
+    result: Result<(), String>,
+}
+
+/// The document being autosaved.
+#[derive(Debug)]
+struct Tracked {
+    image_id: u64,
+    /// The edit mark seen last frame.
+    seen: Mark,
+    /// The layer settings seen last frame.
+    seen_settings: LayerSettings,
+    /// The latest change.
+    changed_at: Instant,
+    /// The first change not written yet.
+    dirty_since: Option<Instant>,
+    /// The image copy (pasted image) is on disk.
+    image_copy_written: bool,
+    /// The leftover this document was restored from, removed once this app's own autosave
+    /// of it is written (or the document is saved or closed).
+    recovered_from: Option<Orphan>,
+}
+
+/// Autosave and recovery for one running app (see the module docs). Dropped without
+/// [`Autosaver::shutdown`] (a test, a panic), it keeps its autosaves, as a crash would: only a
+/// clean exit retires them. Its lock goes with its file handle, the writer thread with the
+/// job channel.
+#[derive(Debug)]
+pub struct Autosaver {
+    dir: PathBuf,
+    instance: String,
+    /// Our own lock, held for the app's lifetime.
+    lock: Option<(File, PathBuf)>,
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Written>,
+    writer: Option<JoinHandle<()>>,
+    /// Writes sent and not finished.
+    in_flight: usize,
+    tracked: Option<Tracked>,
+    /// Leftovers not answered yet, newest first.
+    orphans: Vec<Orphan>,
+    /// A leftover being restored (its session is being read).
+    restoring: Option<Orphan>,
+    /// Locks of dead instances whose leftovers are offered or being restored.
+    claimed: Vec<(String, File, PathBuf)>,
+    /// The last write failed (reported once until one succeeds).
+    failing: bool,
+    ctx: egui::Context,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Write { path, .. } => write!(f, "Write({})", path.display()),
+            Job::Remove { paths, .. } => write!(f, "Remove({paths:?})"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Written({}, {:?})", self.image_id, self.result)
+    }
+}
+
+impl Autosaver {
+    /// Takes the folder: creates it, locks this app's lock file, finds and prunes the
+    /// leftovers of crashed apps, starts the writer thread. `ctx` is asked to repaint when a
+    /// write finishes and when a debounced write falls due.
+    pub fn start(dir: &Path, ctx: egui::Context) -> Result<Self, String> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create the autosave folder {}: {e}", dir.display()))?;
+        crate::mask::export::remove_stale_temps(dir);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let instance = format!("{}-{nanos:x}", std::process::id());
+        let lock_path = dir.join(format!("{instance}{LOCK_SUFFIX}"));
+        let lock = File::create(&lock_path)
+            .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+        lock.try_lock()
+            .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(4);
+        let (result_tx, results) = std::sync::mpsc::channel();
+        let writer_ctx = ctx.clone();
+        let writer = std::thread::Builder::new()
+            .name("ldzmask-autosave".into())
+            .spawn(move || writer_loop(&job_rx, &result_tx, &writer_ctx))
+            .map_err(|e| format!("cannot start the autosave thread: {e}"))?;
+        let mut saver = Self {
+            dir: dir.to_path_buf(),
+            instance,
+            lock: Some((lock, lock_path)),
+            jobs: Some(job_tx),
+            results,
+            writer: Some(writer),
+            in_flight: 0,
+            tracked: None,
+            orphans: Vec::new(),
+            restoring: None,
+            claimed: Vec::new(),
+            failing: false,
+            ctx,
+        };
+        saver.find_orphans();
+        Ok(saver)
+    }
+
+    /// Where the document with `image_id` is autosaved.
+    pub fn path_for(&self, image_id: u64) -> PathBuf {
+        self.dir
+            .join(format!("{}-{image_id}{SESSION_SUFFIX}", self.instance))
+    }
+
+    /// True if `path` is in the autosave folder (an autosave or an image copy).
+    pub fn contains(&self, path: &Path) -> bool {
+        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        path.parent()
+            .is_some_and(|parent| canon(parent) == canon(&self.dir))
+    }
+
+    /// Leftovers of crashed apps not answered yet, newest first.
+    pub fn orphans(&self) -> &[Orphan] {
+        &self.orphans
+    }
+
+    /// Writes in progress or queued.
+    pub fn pending_writes(&self) -> usize {
+        self.in_flight
+    }
+
+    // ---- recovery ------------------------------------------------------------------------
+
+    /// Finds the autosaves of apps that are not running any more, claims their locks (so
+    /// another app starting now does not offer them too) and removes the old ones.
+    fn find_orphans(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut live = Vec::new();
+        let mut sessions = Vec::new();
+        let mut copies = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(instance) = name.strip_suffix(LOCK_SUFFIX) {
+                if instance == self.instance {
+                    continue;
+                }
+                match self.claim(instance, entry.path()) {
+                    true => {}
+                    false => live.push(instance.to_owned()),
+                }
+            } else if let Some(instance) = owner_of(&name, SESSION_SUFFIX) {
+                let saved_at = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                sessions.push((instance, entry.path(), saved_at));
+            } else if let Some(instance) = owner_of(&name, IMAGE_SUFFIX) {
+                copies.push((instance, entry.path()));
+            }
+        }
+        let orphaned =
+            |instance: &str| instance != self.instance && !live.iter().any(|l| l == instance);
+        let mut orphans: Vec<Orphan> = sessions
+            .into_iter()
+            .filter(|(instance, _, _)| orphaned(instance))
+            .map(|(instance, session, saved_at)| Orphan {
+                summary: peek(&session).map_err(|e| e.to_string()),
+                session,
+                saved_at,
+                instance,
+            })
+            .collect();
+        orphans.sort_by_key(|o| std::cmp::Reverse(o.saved_at));
+        let max_age = Duration::from_secs(KEEP_DAYS * 24 * 3600);
+        let mut expired = Vec::new();
+        for (i, orphan) in orphans.into_iter().enumerate() {
+            let old = orphan.saved_at.elapsed().is_ok_and(|age| age > max_age);
+            if old || i >= KEEP_MAX {
+                expired.push(orphan);
+            } else {
+                self.orphans.push(orphan);
+            }
+        }
+        // Image copies whose autosave is gone (a crash between the two writes).
+        let stray: Vec<PathBuf> = copies
+            .into_iter()
+            .filter(|(instance, copy)| {
+                orphaned(instance) && !self.orphans.iter().any(|o| o.image_copy() == *copy)
+            })
+            .map(|(_, copy)| copy)
+            .collect();
+        if !expired.is_empty() || !stray.is_empty() {
+            log::info!(
+                "removing {} old autosave(s) and {} stray image copies in {}",
+                expired.len(),
+                stray.len(),
+                self.dir.display()
+            );
+        }
+        let mut paths = stray;
+        for o in &expired {
+            paths.push(o.session.clone());
+            paths.push(o.image_copy());
+        }
+        self.send(Job::Remove { paths, lock: None });
+        // Locks of dead instances with nothing left to offer go.
+        let instances: Vec<String> = self.claimed.iter().map(|c| c.0.clone()).collect();
+        for instance in instances {
+            self.release_if_done(&instance);
+        }
+    }
+
+    /// Tries to take a lock file: true if its app is gone (the lock is now ours), false if it
+    /// is running (or the file cannot be opened: treated as running, never touched).
+    fn claim(&mut self, instance: &str, path: PathBuf) -> bool {
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                log::debug!("cannot open {}: {e}", path.display());
+                return false;
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => {
+                self.claimed.push((instance.to_owned(), file, path));
+                true
+            }
+            Err(std::fs::TryLockError::WouldBlock) => false,
+            Err(std::fs::TryLockError::Error(e)) => {
+                log::debug!("cannot lock {}: {e}", path.display());
+                false
+            }
+        }
+    }
+
+    /// Removes a dead instance's lock once none of its leftovers is offered or restored.
+    fn release_if_done(&mut self, instance: &str) {
+        let lock = self.take_lock_if_done(instance);
+        self.send(Job::Remove {
+            paths: Vec::new(),
+            lock,
+        });
+    }
+
+    /// A dead instance's lock, taken out of the claimed ones, once none of its leftovers is
+    /// offered or restored.
+    fn take_lock_if_done(&mut self, instance: &str) -> Option<(File, PathBuf)> {
+        let busy = self.orphans.iter().any(|o| o.instance == instance)
+            || self
+                .restoring
+                .as_ref()
+                .is_some_and(|o| o.instance == instance)
+            || self
+                .tracked
+                .as_ref()
+                .and_then(|t| t.recovered_from.as_ref())
+                .is_some_and(|o| o.instance == instance);
+        if busy {
+            return None;
+        }
+        let i = self.claimed.iter().position(|c| c.0 == instance)?;
+        let (_, file, path) = self.claimed.swap_remove(i);
+        Some((file, path))
+    }
+
+    /// Removes a leftover's files (the user discarded it, or its work is safe elsewhere), and
+    /// its app's lock after the last one.
+    fn remove_orphan(&mut self, orphan: &Orphan) {
+        let lock = self.take_lock_if_done(&orphan.instance);
+        self.send(Job::Remove {
+            paths: vec![orphan.session.clone(), orphan.image_copy()],
+            lock,
+        });
+    }
+
+    /// The user chose Discard: the leftover is removed.
+    pub fn discard(&mut self, session: &Path) {
+        if let Some(i) = self.orphans.iter().position(|o| o.session == session) {
+            let orphan = self.orphans.remove(i);
+            log::info!("discarding the autosave {}", orphan.session.display());
+            self.remove_orphan(&orphan);
+        }
+    }
+
+    /// The user chose Restore: the leftover leaves the list and waits for its session to be
+    /// read ([`Self::finish_restore`]). False if it is not offered.
+    pub fn begin_restore(&mut self, session: &Path) -> bool {
+        let Some(i) = self.orphans.iter().position(|o| o.session == session) else {
+            return false;
+        };
+        let orphan = self.orphans.remove(i);
+        if let Some(previous) = self.restoring.replace(orphan) {
+            self.orphans.insert(0, previous);
+        }
+        true
+    }
+
+    /// The session read for `path` arrived: the leftover being restored from it, if any. On
+    /// failure the leftover is offered again (so it can be discarded).
+    pub fn finish_restore(&mut self, path: &Path, ok: bool) -> Option<Orphan> {
+        if self.restoring.as_ref().is_none_or(|o| o.session != path) {
+            return None;
+        }
+        let orphan = self.restoring.take()?;
+        if ok {
+            Some(orphan)
+        } else {
+            self.orphans.insert(0, orphan);
+            None
+        }
+    }
+
+    // ---- autosaving ----------------------------------------------------------------------
+
+    /// A new document is open: the previous one's autosave is retired, the new one is
+    /// watched from its current state (see [`Self::mark_recovered`] for restored work).
+    pub fn track(&mut self, doc: &Document) {
+        self.retire();
+        self.tracked = Some(Tracked {
+            image_id: doc.image_id,
+            seen: doc.edit_mark(),
+            seen_settings: layer_settings(doc),
+            changed_at: Instant::now(),
+            dirty_since: None,
+            image_copy_written: false,
+            recovered_from: None,
+        });
+    }
+
+    /// The tracked document holds recovered work (restored from `orphan`, or opened from an
+    /// autosave file): it counts as changed, so this app's own autosave of it is written at
+    /// once, after which `orphan` is removed.
+    pub fn mark_recovered(&mut self, image_id: u64, orphan: Option<Orphan>) {
+        let Some(t) = self.tracked.as_mut().filter(|t| t.image_id == image_id) else {
+            if let Some(orphan) = orphan {
+                self.orphans.insert(0, orphan); // not restored after all: offer it again
+            }
+            return;
+        };
+        let now = Instant::now();
+        t.changed_at = now.checked_sub(QUIET).unwrap_or(now);
+        t.dirty_since = Some(now);
+        t.recovered_from = orphan;
+        self.ctx.request_repaint();
+    }
+
+    /// Removes the tracked document's autosave (and a leftover it was restored from); the
+    /// document stays tracked, as unchanged since now.
+    fn retire(&mut self) {
+        let Some(t) = self.tracked.take() else {
+            return;
+        };
+        let path = self.path_for(t.image_id);
+        self.send(Job::Remove {
+            paths: vec![with_suffix(&path, IMAGE_SUFFIX), path],
+            lock: None,
+        });
+        if let Some(orphan) = &t.recovered_from {
+            self.remove_orphan(orphan);
+        }
+    }
+
+    /// An explicit session save of `doc` succeeded: with nothing changed since, its autosave
+    /// is retired (the saved session holds the work).
+    pub fn saved(&mut self, doc: &Document) {
+        if self
+            .tracked
+            .as_ref()
+            .is_none_or(|t| t.image_id != doc.image_id)
+        {
+            return;
+        }
+        if doc.has_unsaved_edits() {
+            return; // changed while saving: the autosave keeps the newer state
+        }
+        self.retire();
+        self.tracked = Some(Tracked {
+            image_id: doc.image_id,
+            seen: doc.edit_mark(),
+            seen_settings: layer_settings(doc),
+            changed_at: Instant::now(),
+            dirty_since: None,
+            image_copy_written: false,
+            recovered_from: None,
+        });
+    }
+
+    /// Once per frame: collects finished writes (returns errors to show once) and, when a
+    /// change is due, copies the document and sends it to the writer. `painting`: a brush
+    /// stroke is open (wait for its end).
+    pub fn tick(&mut self, doc: Option<&mut Document>, painting: bool) -> Vec<String> {
+        let mut errors = Vec::new();
+        while let Ok(done) = self.results.try_recv() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+            self.finish_write(done, &mut errors);
+        }
+        let now = Instant::now();
+        let Some(doc) = doc else {
+            return errors;
+        };
+        let Some(t) = self.tracked.as_mut().filter(|t| t.image_id == doc.image_id) else {
+            return errors;
+        };
+        let mark = doc.edit_mark();
+        if mark != t.seen || !same_settings(&t.seen_settings, doc) {
+            t.seen = mark;
+            t.seen_settings = layer_settings(doc);
+            t.changed_at = now;
+            t.dirty_since.get_or_insert(now);
+        }
+        let Some(since) = t.dirty_since else {
+            return errors;
+        };
+        let due = (t.changed_at + QUIET).min(since + MAX_DELAY);
+        if now < due {
+            self.ctx.request_repaint_after(due - now);
+            return errors;
+        }
+        let (image_id, copy_written) = (t.image_id, t.image_copy_written);
+        if painting || self.in_flight > 0 {
+            // Checked again soon: the stroke ends or the write finishes (which repaints).
+            self.ctx.request_repaint_after(Duration::from_millis(250));
+            return errors;
+        }
+        let path = self.path_for(image_id);
+        let copy_path = doc
+            .source
+            .is_none()
+            .then(|| with_suffix(&path, IMAGE_SUFFIX));
+        let image_copy = copy_path
+            .clone()
+            .filter(|_| !copy_written)
+            .map(|p| (Arc::clone(&doc.image), p));
+        let snapshot = doc
+            .masks
+            .session_snapshot()
+            .with_image_path(copy_path.or_else(|| doc.source.clone()));
+        let job = Job::Write {
+            snapshot: Box::new(snapshot),
+            path,
+            image_copy,
+            image_id,
+        };
+        match self.jobs.as_ref().map(|tx| tx.try_send(job)) {
+            Some(Ok(())) => {
+                self.in_flight += 1;
+                if let Some(t) = &mut self.tracked {
+                    t.dirty_since = None;
+                }
+            }
+            Some(Err(TrySendError::Full(_))) => {
+                self.ctx.request_repaint_after(Duration::from_millis(250));
+            }
+            Some(Err(TrySendError::Disconnected(_))) | None => {
+                if !self.failing {
+                    errors.push("Autosave stopped: its thread is gone".into());
+                }
+                self.failing = true;
+            }
+        }
+        errors
+    }
+
+    fn finish_write(&mut self, done: Written, errors: &mut Vec<String>) {
+        let current = self
+            .tracked
+            .as_mut()
+            .filter(|t| t.image_id == done.image_id);
+        match done.result {
+            Ok(()) => {
+                self.failing = false;
+                let Some(t) = current else {
+                    return;
+                };
+                t.image_copy_written |= done.wrote_image_copy;
+                // This app's own copy of restored work is on disk: the leftover can go.
+                if let Some(orphan) = t.recovered_from.take() {
+                    self.remove_orphan(&orphan);
+                }
+            }
+            Err(e) => {
+                log::error!("autosave failed: {e}");
+                if !self.failing {
+                    errors.push(format!("Autosave failed: {e}"));
+                }
+                self.failing = true;
+                // Try again after the quiet time.
+                if let Some(t) = current {
+                    t.changed_at = Instant::now();
+                    t.dirty_since.get_or_insert(t.changed_at);
+                    self.ctx.request_repaint_after(QUIET);
+                }
+            }
+        }
+    }
+
+    /// Sends a job to the writer (a removal waits for a free slot: removals are quick).
+    fn send(&self, job: Job) {
+        if matches!(&job, Job::Remove { paths, lock } if paths.is_empty() && lock.is_none()) {
+            return;
+        }
+        if let Some(tx) = &self.jobs
+            && let Err(e) = tx.send(job)
+        {
+            log::warn!("autosave thread gone; not done: {:?}", e.0);
+        }
+    }
+
+    /// Clean exit: retires the document's autosave, gives up this app's lock and the claimed
+    /// ones (their leftovers stay for the next start) and waits (a few seconds at most) for
+    /// the writer to finish.
+    pub fn shutdown(&mut self) {
+        self.retire();
+        if let Some(lock) = self.lock.take() {
+            self.send(Job::Remove {
+                paths: Vec::new(),
+                lock: Some(lock),
+            });
+        }
+        self.claimed.clear();
+        self.jobs = None; // the writer ends after the queued jobs
+        let Some(writer) = self.writer.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !writer.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if writer.is_finished() {
+            let _ = writer.join();
+        } else {
+            log::warn!("the autosave thread did not finish within 5 s");
+        }
+    }
+}
+
+/// The `ldzmask-autosave` thread: runs jobs in order until the app drops its sender.
+fn writer_loop(jobs: &Receiver<Job>, results: &Sender<Written>, ctx: &egui::Context) {
+    for job in jobs {
+        match job {
+            Job::Write {
+                snapshot,
+                path,
+                image_copy,
+                image_id,
+            } => {
+                let wrote_image_copy = image_copy.is_some();
+                let result = image_copy
+                    .map_or(Ok(()), |(image, copy)| write_image_copy(&image, &copy))
+                    .and_then(|()| snapshot.write(&path).map_err(|e| e.to_string()));
+                if results
+                    .send(Written {
+                        image_id,
+                        wrote_image_copy,
+                        result,
+                    })
+                    .is_err()
+                {
+                    return; // the app is gone
+                }
+                ctx.request_repaint();
+            }
+            Job::Remove { paths, lock } => {
+                for path in paths {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => log::debug!("removed {}", path.display()),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => log::warn!("cannot remove {}: {e}", path.display()),
+                    }
+                }
+                if let Some((file, path)) = lock {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        log::debug!("cannot remove {}: {e}", path.display());
+                    }
+                    drop(file);
+                }
+            }
+        }
+    }
+}
+
+/// Writes the copy of an image that has no file (replacing an older copy).
+fn write_image_copy(image: &LoadedImage, path: &Path) -> Result<(), String> {
+    let rgba = image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone())
+        .ok_or_else(|| "bad image buffer".to_owned())?;
+    crate::mask::export::write_png(&image::DynamicImage::ImageRgba8(rgba), path, true)
+        .map_err(|e| format!("cannot save a copy of the image: {e}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_ages() {
+        assert_eq!(
+            owner_of("123abc-4.ldzmask.json", SESSION_SUFFIX).as_deref(),
+            Some("123abc")
+        );
+        assert_eq!(
+            owner_of("123abc-4.png", IMAGE_SUFFIX).as_deref(),
+            Some("123abc")
+        );
+        assert_eq!(owner_of("123abc.lock", SESSION_SUFFIX), None);
+        assert_eq!(owner_of("notes-x.ldzmask.json", SESSION_SUFFIX), None);
+        assert_eq!(
+            with_suffix(Path::new("/a/i-3.ldzmask.json"), IMAGE_SUFFIX),
+            PathBuf::from("/a/i-3.png")
+        );
+        assert_eq!(format_age(5), "5 s ago");
+        assert_eq!(format_age(125), "2 min ago");
+        assert_eq!(format_age(7300), "2 h ago");
+        assert_eq!(format_age(3 * 86400), "3 days ago");
+    }
+
+    #[test]
+    fn folder_follows_the_overrides() {
+        // The env override is process-wide; only the explicit config folder is checked here
+        // (no test sets AUTOSAVE_DIR_ENV).
+        if std::env::var_os(AUTOSAVE_DIR_ENV).is_none() {
+            assert_eq!(
+                autosave_dir(Some(Path::new("/x/config"))),
+                Some(PathBuf::from("/x/config/autosave"))
+            );
+        }
+    }
+
+    /// A leftover of a dead app, a live app's autosave, and locks: only the dead one is offered,
+    /// and a second app started meanwhile does not offer it again.
+    #[test]
+    fn only_dead_apps_leftovers_are_offered() {
+        let dir =
+            std::env::temp_dir().join(format!("ldzmask-autosave-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let ctx = egui::Context::default();
+        // A running app: its lock is held.
+        let live = Autosaver::start(&dir, ctx.clone()).unwrap();
+        let live_autosave = live.path_for(1);
+        std::fs::write(&live_autosave, b"{}").unwrap();
+        // A crashed app: lock file present but not held, one autosave, one stray image copy.
+        std::fs::write(dir.join("dead1.lock"), b"").unwrap();
+        let dead = dir.join("dead1-7.ldzmask.json");
+        let mut doc = crate::mask::MaskDocument::new(4, 3, None);
+        doc.add_layer("sky");
+        doc.save_session(&dead).unwrap();
+        std::fs::write(dir.join("dead1-9.png"), b"stray").unwrap();
+
+        let mut first = Autosaver::start(&dir, ctx.clone()).unwrap();
+        assert_eq!(first.orphans().len(), 1, "{:?}", first.orphans());
+        let orphan = first.orphans()[0].clone();
+        assert_eq!(orphan.session, dead);
+        assert!(
+            orphan.describe().contains("1 layer (sky)"),
+            "{}",
+            orphan.describe()
+        );
+        // The first app claimed the dead lock: a second app does not offer the same leftover.
+        let second = Autosaver::start(&dir, ctx.clone()).unwrap();
+        assert!(second.orphans().is_empty(), "{:?}", second.orphans());
+        first.discard(&dead);
+        first.shutdown();
+        assert!(!dead.exists());
+        assert!(!dir.join("dead1-9.png").exists());
+        assert!(!dir.join("dead1.lock").exists());
+        assert!(
+            live_autosave.exists(),
+            "a running app's autosave is never touched"
+        );
+        drop((live, second));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
