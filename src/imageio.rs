@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::pipeline::RgbImage;
 
@@ -79,18 +79,56 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<LoadedImage, ImageError>
             "unknown image format (PNG, JPEG and WebP are supported)".into(),
         ));
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
+    let format = reader.format();
+    reader.limits(limits());
     let mut decoder = reader.into_decoder().map_err(|e| too_large_or(e, name))?;
+    if let Some(format) = format {
+        check_declared_size(format, bytes.len(), decoder.dimensions())
+            .map_err(|e| too_large_or(e, name))?;
+    }
     let orientation = decoder.orientation().ok();
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| too_large_or(e, name))?;
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
     Ok(from_dynamic(image))
+}
+
+/// The limits of every image decode: [`MAX_SIDE`] pixels per side, [`MAX_DECODED_BYTES`] in all.
+pub fn limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    limits
+}
+
+/// Refuses a JPEG far too short for the size its header declares, before it is decoded.
+///
+/// Why: the JPEG decoder (zune-jpeg, non-strict in `image`) fills missing data instead of
+/// failing, so a 400-byte file declaring 16384 × 16384 decodes to a quarter-gigapixel grey
+/// image, seconds of work and over a gigabyte of memory (found by fuzzing). A Huffman-coded
+/// JPEG spends at least one bit on every 8 × 8 luma block (its DC code), so a complete
+/// `width × height` file has at least `width · height / 512` bytes. (Arithmetic-coded JPEGs,
+/// which could be smaller, are not supported by the decoder.)
+pub fn check_declared_size(
+    format: ImageFormat,
+    file_len: usize,
+    (width, height): (u32, u32),
+) -> Result<(), image::ImageError> {
+    let needed = u64::from(width) * u64::from(height) / 512;
+    if format == ImageFormat::Jpeg && (file_len as u64) < needed {
+        return Err(image::ImageError::Decoding(
+            image::error::DecodingError::new(
+                format.into(),
+                format!(
+                    "truncated JPEG: a {width}×{height} image needs at least {needed} bytes, \
+                     the file has {file_len}"
+                ),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn too_large_or(e: image::ImageError, name: &str) -> ImageError {
