@@ -197,4 +197,22 @@ mod tests {
         let err = decode_image(&png, "half.png").expect_err("truncated");
         assert!(err.to_string().contains("half.png"), "{err}");
     }
+
+    #[test]
+    fn a_jpeg_far_shorter_than_its_declared_size_is_refused() {
+        let mut jpeg = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(image::ImageBuffer::new(64, 48))
+            .write_to(&mut jpeg, ImageFormat::Jpeg)
+            .expect("encode");
+        let mut jpeg = jpeg.into_inner();
+        assert!(decode_image(&jpeg, "ok.jpg").is_ok());
+        // The frame header (SOF0): marker, length, precision, then height and width (u16 BE).
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xff, 0xc0])
+            .expect("SOF0");
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0x40, 0x00, 0x40, 0x00]); // 16384 × 16384
+        let err = decode_image(&jpeg, "big.jpg").expect_err("truncated");
+        assert!(err.to_string().contains("truncated JPEG"), "{err}");
+    }
 }

@@ -649,4 +649,52 @@ mod tests {
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    #[test]
+    fn impossible_sizes_ids_and_ops_are_refused_before_use() {
+        let dir = temp_dir("damaged");
+        let (mut doc, _, _) = sample_doc();
+        let good = dir.join("good.json");
+        doc.save_session(&good).unwrap();
+        let text = std::fs::read_to_string(&good).unwrap();
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            f(&mut v);
+            let path = dir.join("edited.json");
+            std::fs::write(&path, v.to_string()).unwrap();
+            read(&path).map(|_| ()).unwrap_err().to_string()
+        };
+        // Found by tests/fuzz.rs: each of these panicked, hung or allocated without bound.
+        type Change<'a> = &'a dyn Fn(&mut serde_json::Value);
+        let cases: [(Change, &str); 7] = [
+            (&|v| v["width"] = 4_000_000_000u64.into(), "outside 1…16384"),
+            (&|v| v["height"] = 0.into(), "outside 1…16384"),
+            (&|v| v["layers"][0]["id"] = u64::MAX.into(), "out of range"),
+            (
+                &|v| v["layers"][0]["ops"]["feather_px"] = 4.3e9.into(),
+                "feather",
+            ),
+            (
+                &|v| v["layers"][0]["ops"]["grow_px"] = (-100_000).into(),
+                "grow/shrink",
+            ),
+            (
+                &|v| v["layers"][0]["ops"]["threshold"] = 2.0.into(),
+                "threshold",
+            ),
+            (
+                &|v| {
+                    let layer = v["layers"][0].clone();
+                    v["layers"] = vec![layer; 600].into();
+                    v["width"] = 16_384.into();
+                    v["height"] = 16_384.into();
+                },
+                "the limit is 4096 MiB",
+            ),
+        ];
+        for (change, expected) in cases {
+            let err = edit(change);
+            assert!(err.contains(expected), "{err}");
+        }
+    }
 }

@@ -183,6 +183,21 @@ fn havoc_once(rng: &mut Rng, data: &mut Vec<u8>, corpus: &[Vec<u8>]) {
     }
 }
 
+/// One mutation of an image file: half of them format-aware ([`png`] for PNGs, [`jpeg`] frame
+/// sizes for some JPEGs), the rest (and any input those cannot parse) [`havoc`].
+pub fn image_file(rng: &mut Rng, input: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
+    let aware = if !rng.chance(50) {
+        None
+    } else if input.starts_with(PNG_SIGNATURE) {
+        png(rng, input, corpus)
+    } else if input.starts_with(b"\xff\xd8") && rng.chance(30) {
+        jpeg(rng, input)
+    } else {
+        None
+    };
+    aware.unwrap_or_else(|| havoc(rng, input, corpus))
+}
+
 // ---------------------------------------------------------------------------------------------
 // PNG
 

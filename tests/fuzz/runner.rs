@@ -171,12 +171,11 @@ fn corpus(target: &Target) -> Vec<(String, Vec<u8>)> {
 
 fn mutate(target: &Target, rng: &mut Rng, input: &[u8], corpus: &[Vec<u8>]) -> Vec<u8> {
     // Half the mutations are format-aware (falling back to havoc when the input does not parse).
+    if let Shape::Image = target.shape {
+        return mutate::image_file(rng, input, corpus);
+    }
     let aware = if rng.chance(50) {
         match target.shape {
-            Shape::Image if input.starts_with(b"\x89PNG") => mutate::png(rng, input, corpus),
-            Shape::Image if input.starts_with(b"\xff\xd8") && rng.chance(30) => {
-                mutate::jpeg(rng, input)
-            }
             Shape::Json => mutate::json(rng, input, corpus),
             Shape::Checkpoint if input.starts_with(b"PK") => mutate::torch_zip(rng, input, corpus),
             Shape::Checkpoint if input.get(8) == Some(&b'{') => mutate::safetensors(rng, input),

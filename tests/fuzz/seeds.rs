@@ -10,7 +10,7 @@ use image::{DynamicImage, ImageBuffer, ImageFormat};
 use ldzmask::mask::{MaskBuf, MaskDocument};
 
 /// A small test pattern (gradients and a disc) so decoders have real content to chew on.
-fn pattern(w: u32, h: u32) -> image::RgbaImage {
+pub fn pattern(w: u32, h: u32) -> image::RgbaImage {
     ImageBuffer::from_fn(w, h, |x, y| {
         let (cx, cy) = (x as i32 - w as i32 / 2, y as i32 - h as i32 / 2);
         let inside = cx * cx + cy * cy < (w as i32 * w as i32) / 9;
