@@ -319,12 +319,14 @@ pub fn mask_from_image(image: &DynamicImage) -> (MaskBuf, bool) {
 
 /// Reads a mask file and fits it to a `width × height` image (bilinear, logged if resized).
 pub fn import_mask(path: &Path, width: u32, height: u32) -> Result<ImportedMask, ImportError> {
-    let mut reader = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|source| ImportError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let io_err = |source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(io_err)?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(io_err)?;
     let decode_err = |source| ImportError::Decode {
         path: path.to_path_buf(),
         source,
@@ -335,8 +337,7 @@ pub fn import_mask(path: &Path, width: u32, height: u32) -> Result<ImportedMask,
     reader.limits(crate::imageio::limits());
     let decoder = reader.into_decoder().map_err(decode_err)?;
     if let Some(format) = format {
-        let file_len = std::fs::metadata(path).map_or(0, |m| m.len() as usize);
-        crate::imageio::check_declared_size(format, file_len, decoder.dimensions())
+        crate::imageio::check_before_decoding(format, &bytes, decoder.dimensions())
             .map_err(decode_err)?;
     }
     let image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;

@@ -441,7 +441,8 @@ fn png_base64(img: &DynamicImage) -> Option<String> {
 fn decode_png(text: &str, width: u32, height: u32) -> Result<DynamicImage, String> {
     use image::ImageDecoder;
     let bytes = base64_decode(text).ok_or("malformed base64")?;
-    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), ImageFormat::Png);
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(&bytes), ImageFormat::Png);
     reader.limits(crate::imageio::limits());
     let decoder = reader.into_decoder().map_err(|e| format!("bad PNG: {e}"))?;
     // Checked before decoding: the plane's declared size is what would be allocated.
@@ -449,6 +450,8 @@ fn decode_png(text: &str, width: u32, height: u32) -> Result<DynamicImage, Strin
     if (w, h) != (width, height) {
         return Err(format!("plane is {w}×{h}, image is {width}×{height}"));
     }
+    crate::imageio::check_before_decoding(ImageFormat::Png, &bytes, (w, h))
+        .map_err(|e| format!("bad PNG: {e}"))?;
     DynamicImage::from_decoder(decoder).map_err(|e| format!("bad PNG: {e}"))
 }
 

@@ -232,9 +232,14 @@ fn child(target: &Target) {
     let mut crashes: Vec<(PathBuf, String)> = Vec::new();
     let last_panic = Arc::new(std::sync::Mutex::new(String::new()));
     {
+        // Panics of the loader are recorded and reported with their input; any other panic
+        // (the harness itself, e.g. a full disk) is printed as usual.
         let last_panic = last_panic.clone();
+        let started = started.clone();
         std::panic::set_hook(Box::new(move |info| {
-            if let Ok(mut m) = last_panic.lock() {
+            if started.load(Ordering::Relaxed) == 0 {
+                eprintln!("{info}");
+            } else if let Ok(mut m) = last_panic.lock() {
                 *m = info.to_string();
             }
         }));

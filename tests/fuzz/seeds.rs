@@ -49,6 +49,50 @@ fn jpeg_with_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out
 }
 
+/// A PNG written chunk by chunk, for the colour types `image`'s encoder does not write:
+/// `colour_type` 3 (palette, with a `tRNS` chunk) or 0 at `bit_depth` below 8. Rows are
+/// unfiltered; `row` gives each row's packed bytes.
+fn raw_png(
+    w: u32,
+    h: u32,
+    bit_depth: u8,
+    colour_type: u8,
+    row: impl Fn(u32) -> Vec<u8>,
+) -> Vec<u8> {
+    use std::io::Write;
+    let chunk = |out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]| {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    };
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[bit_depth, colour_type, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    if colour_type == 3 {
+        let palette: Vec<u8> = (0..16u8)
+            .flat_map(|i| [i * 16, 255 - i * 16, i * 7])
+            .collect();
+        chunk(&mut out, b"PLTE", &palette);
+        chunk(&mut out, b"tRNS", &[0, 64, 128, 255]);
+    }
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // filter type None
+        raw.extend(row(y));
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&raw).expect("deflate");
+    chunk(&mut out, b"IDAT", &z.finish().expect("deflate"));
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
 /// The image seeds, by file name.
 pub fn images() -> Vec<(String, Vec<u8>)> {
     let rgba = DynamicImage::ImageRgba8(pattern(16, 12));
@@ -65,6 +109,17 @@ pub fn images() -> Vec<(String, Vec<u8>)> {
     for (name, img) in &variants {
         out.push((format!("{name}.png"), encode(img, ImageFormat::Png)));
     }
+    // 16 × 12, palette indices 0..16 (8-bit) and 1-bit grey stripes.
+    out.push((
+        "palette8-trns.png".into(),
+        raw_png(16, 12, 8, 3, |y| {
+            (0..16).map(|x| (x + y as u8) % 16).collect()
+        }),
+    ));
+    out.push((
+        "grey1.png".into(),
+        raw_png(16, 12, 1, 0, |y| vec![0b1100_1100 ^ y as u8, 0b1010_1010]),
+    ));
     let rgb = DynamicImage::ImageRgb8(rgba.to_rgb8());
     let jpeg = encode(&rgb, ImageFormat::Jpeg);
     out.push((
