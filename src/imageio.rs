@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::pipeline::RgbImage;
 
@@ -79,18 +79,81 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<LoadedImage, ImageError>
             "unknown image format (PNG, JPEG and WebP are supported)".into(),
         ));
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODED_BYTES);
-    reader.limits(limits);
+    let format = reader.format();
+    reader.limits(limits());
     let mut decoder = reader.into_decoder().map_err(|e| too_large_or(e, name))?;
+    if let Some(format) = format {
+        check_before_decoding(format, bytes, decoder.dimensions())
+            .map_err(|e| too_large_or(e, name))?;
+    }
     let orientation = decoder.orientation().ok();
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| too_large_or(e, name))?;
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
     Ok(from_dynamic(image))
+}
+
+/// The limits of every image decode: [`MAX_SIDE`] pixels per side, [`MAX_DECODED_BYTES`] in all.
+pub fn limits() -> Limits {
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    limits
+}
+
+/// Checks, before decoding, what the decoders would trust or crash on; the errors name the
+/// problem. Both checks were found by fuzzing (`tests/fuzz.rs`):
+///
+/// - A JPEG far too short for the size its header declares. The JPEG decoder (zune-jpeg,
+///   non-strict in `image`) fills missing data instead of failing, so a 400-byte file declaring
+///   16384 × 16384 decoded to a quarter-gigapixel grey image (seconds, over a gigabyte). A
+///   Huffman-coded JPEG spends at least one bit on every 8 × 8 luma block (its DC code), so a
+///   complete `width × height` file has at least `width · height / 512` bytes (arithmetic-coded
+///   JPEGs, which could be smaller, are not supported by the decoder).
+/// - A PNG palette (`PLTE`) whose length is not a multiple of 3: png 0.18.1 checks only its
+///   range and then panics (index out of range in its palette expansion).
+pub fn check_before_decoding(
+    format: ImageFormat,
+    bytes: &[u8],
+    (width, height): (u32, u32),
+) -> Result<(), image::ImageError> {
+    let corrupt = |reason: String| {
+        Err(image::ImageError::Decoding(
+            image::error::DecodingError::new(format.into(), reason),
+        ))
+    };
+    match format {
+        ImageFormat::Jpeg => {
+            let needed = u64::from(width) * u64::from(height) / 512;
+            if (bytes.len() as u64) < needed {
+                return corrupt(format!(
+                    "truncated JPEG: a {width}×{height} image needs at least {needed} bytes, \
+                     the file has {}",
+                    bytes.len()
+                ));
+            }
+        }
+        ImageFormat::Png => {
+            // The chunks before the image data: 4-byte length, 4-byte type, data, 4-byte CRC.
+            let mut at = 8;
+            while let Some(header) = bytes.get(at..at + 8) {
+                let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+                match &header[4..8] {
+                    b"PLTE" if len % 3 != 0 => {
+                        return corrupt(format!(
+                            "corrupt PNG: its palette (PLTE) has {len} bytes, not a multiple of 3"
+                        ));
+                    }
+                    b"IDAT" | b"IEND" => break,
+                    _ => at += 12 + len as usize,
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn too_large_or(e: image::ImageError, name: &str) -> ImageError {
@@ -158,5 +221,43 @@ mod tests {
         png.truncate(png.len() / 2);
         let err = decode_image(&png, "half.png").expect_err("truncated");
         assert!(err.to_string().contains("half.png"), "{err}");
+    }
+
+    #[test]
+    fn short_jpegs_and_broken_palettes_are_refused_before_decoding() {
+        let mut jpeg = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(image::ImageBuffer::new(64, 48))
+            .write_to(&mut jpeg, ImageFormat::Jpeg)
+            .expect("encode");
+        let mut jpeg = jpeg.into_inner();
+        assert!(decode_image(&jpeg, "ok.jpg").is_ok());
+        // The frame header (SOF0): marker, length, precision, then height and width (u16 BE).
+        let sof = jpeg
+            .windows(2)
+            .position(|w| w == [0xff, 0xc0])
+            .expect("SOF0");
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0x40, 0x00, 0x40, 0x00]); // 16384 × 16384
+        let err = decode_image(&jpeg, "big.jpg").expect_err("truncated");
+        assert!(err.to_string().contains("truncated JPEG"), "{err}");
+        // A palette PNG whose PLTE chunk lost a byte (CRC fixed, so only the length is wrong).
+        let mut png = vec![];
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            png.extend_from_slice(kind);
+            png.extend_from_slice(data);
+            let mut crc = flate2::Crc::new();
+            crc.update(kind);
+            crc.update(data);
+            png.extend_from_slice(&crc.sum().to_be_bytes());
+        };
+        let mut idat = flate2::write::ZlibEncoder::new(vec![], flate2::Compression::fast());
+        std::io::Write::write_all(&mut idat, &[0, 0, 1]).expect("deflate");
+        chunk(b"IHDR", &[0, 0, 0, 2, 0, 0, 0, 1, 8, 3, 0, 0, 0]);
+        chunk(b"PLTE", &[255, 0, 0, 0, 255]);
+        chunk(b"IDAT", &idat.finish().expect("deflate"));
+        chunk(b"IEND", &[]);
+        let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &png].concat();
+        let err = decode_image(&png, "palette.png").expect_err("broken palette");
+        assert!(err.to_string().contains("not a multiple of 3"), "{err}");
     }
 }

@@ -68,7 +68,8 @@ pub struct SegmentArgs {
 
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
 
-/// Runs the command; exit code 1 when any image failed.
+/// Runs the command; a failing image is reported and skipped, and the run ends with exit code 1
+/// and the list of the images that failed.
 pub fn run(
     args: SegmentArgs,
     weights: Option<&Path>,
@@ -105,7 +106,7 @@ pub fn run(
     };
     let (mut segmenter, _, _) = super::load_segmenter(weights, device, precision)?;
     let phrases: Vec<&str> = args.phrases.iter().map(String::as_str).collect();
-    let mut failed = 0;
+    let mut failed = Vec::new();
     for (i, path) in images.iter().enumerate() {
         eprintln!("[{}/{}] {}", i + 1, images.len(), path.display());
         let mut result = segment_file(&args, &mut segmenter, path, &phrases, &randomness);
@@ -132,13 +133,17 @@ pub fn run(
                 }
             }
             Err(e) => {
-                failed += 1;
+                failed.push(path);
                 eprintln!("error: {}: {e:#}", path.display());
             }
         }
     }
-    if failed > 0 {
-        eprintln!("{failed} of {} image(s) failed", images.len());
+    if !failed.is_empty() {
+        // Repeated at the end: in a long folder run the errors scroll away between progress lines.
+        eprintln!("{} of {} image(s) failed:", failed.len(), images.len());
+        for path in failed {
+            eprintln!("  {}", path.display());
+        }
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

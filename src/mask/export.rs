@@ -22,7 +22,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use image::{DynamicImage, GrayImage, ImageFormat, Luma, Rgba, RgbaImage};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, Luma, Rgba, RgbaImage};
 
 use super::buffer::{MaskBuf, unit_to_u8};
 use super::ops;
@@ -438,16 +438,28 @@ pub fn mask_from_image(image: &DynamicImage) -> (MaskBuf, bool) {
 
 /// Reads a mask file and fits it to a `width × height` image (bilinear, logged if resized).
 pub fn import_mask(path: &Path, width: u32, height: u32) -> Result<ImportedMask, ImportError> {
-    let reader = image::ImageReader::open(path)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|source| ImportError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let image = reader.decode().map_err(|source| ImportError::Decode {
+    let io_err = |source| ImportError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let bytes = std::fs::read(path).map_err(io_err)?;
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(io_err)?;
+    let decode_err = |source| ImportError::Decode {
+        path: path.to_path_buf(),
+        source,
+    };
+    // The limits and checks of every image the app opens (a mask is decoded at full size
+    // before it is fitted to the image).
+    let format = reader.format();
+    reader.limits(crate::imageio::limits());
+    let decoder = reader.into_decoder().map_err(decode_err)?;
+    if let Some(format) = format {
+        crate::imageio::check_before_decoding(format, &bytes, decoder.dimensions())
+            .map_err(decode_err)?;
+    }
+    let image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
     if image.width() == 0 || image.height() == 0 {
         return Err(ImportError::Empty(path.to_path_buf()));
     }

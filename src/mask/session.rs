@@ -90,6 +90,14 @@ pub enum SessionError {
         /// Version found.
         found: u32,
     },
+    /// The declared sizes or ids are impossible or beyond the limits.
+    #[error("{} is damaged or too large: {problem}", path.display())]
+    Damaged {
+        /// Session file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+    },
     /// A layer's stored data is damaged or does not fit the image.
     #[error("{}: layer {layer:?}: {problem}", path.display())]
     BadLayer {
@@ -277,6 +285,10 @@ pub fn read(path: &Path) -> Result<SessionSnapshot, SessionError> {
     check_header(path, &bytes)?;
     let file: SessionFile = serde_json::from_slice(&bytes).map_err(json_err)?;
     let (w, h) = (file.width, file.height);
+    check_sizes(&file).map_err(|problem| SessionError::Damaged {
+        path: path.to_path_buf(),
+        problem,
+    })?;
     let image_path = match (&file.image_path, &file.image_path_relative, path.parent()) {
         (Some(abs), _, _) if abs.exists() => Some(abs.clone()),
         (_, Some(rel), Some(dir)) if dir.join(rel).exists() => Some(dir.join(rel)),
@@ -289,6 +301,7 @@ pub fn read(path: &Path) -> Result<SessionSnapshot, SessionError> {
             layer: l.props.name.clone(),
             problem,
         };
+        check_layer(&l).map_err(bad)?;
         let add = decode_plane_u8(l.edit_add_png.as_deref(), w, h).map_err(bad)?;
         let erase = decode_plane_u8(l.edit_erase_png.as_deref(), w, h).map_err(bad)?;
         let band = decode_plane_u8(l.edit_band_png.as_deref(), w, h).map_err(bad)?;
@@ -320,6 +333,77 @@ pub fn read(path: &Path) -> Result<SessionSnapshot, SessionError> {
         next_id: file.next_layer_id.max(max_id + 1),
         layers,
     })
+}
+
+/// Largest layer id (and `next_layer_id`) accepted: ids are counted up from 1, so a larger one
+/// is damage, and the id after it must not overflow.
+const MAX_LAYER_ID: u64 = 1 << 53;
+/// Memory a session may need once decoded (its planes are compressed in the file, so a few KB
+/// can describe gigabytes): 4 GiB, e.g. ten layers with model results on an 8k × 8k image.
+const MAX_DECODED_BYTES: u64 = 4 << 30;
+/// Largest grow/shrink and feather accepted, in pixels: the ranges the layer panel offers.
+const MAX_GROW_PX: i32 = 500;
+const MAX_FEATHER_PX: f32 = 500.0;
+
+/// Checks the declared sizes before anything is allocated from them: the image size (the
+/// limits of [`crate::imageio`]), the layer ids, and the memory the layers will take (edit
+/// planes, 2 bytes a pixel, and probabilities, 4 more).
+fn check_sizes(file: &SessionFile) -> Result<(), String> {
+    let (w, h) = (file.width, file.height);
+    let max = crate::imageio::MAX_SIDE;
+    if w == 0 || h == 0 || w > max || h > max {
+        return Err(format!(
+            "image size {w}×{h} is outside 1…{max} pixels per side"
+        ));
+    }
+    if let Some(id) = std::iter::once(file.next_layer_id)
+        .chain(file.layers.iter().map(|l| l.id))
+        .find(|&id| id > MAX_LAYER_ID)
+    {
+        return Err(format!(
+            "layer id {id} is out of range (at most {MAX_LAYER_ID})"
+        ));
+    }
+    let pixels = u64::from(w) * u64::from(h);
+    let bytes: u64 = file
+        .layers
+        .iter()
+        .map(|l| pixels * if l.probabilities_png.is_some() { 6 } else { 2 })
+        .sum();
+    if bytes > MAX_DECODED_BYTES {
+        return Err(format!(
+            "{} layers of {w}×{h} need {} MiB of memory; the limit is {} MiB",
+            file.layers.len(),
+            bytes >> 20,
+            MAX_DECODED_BYTES >> 20
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a layer's ops and opacity against the ranges the editor offers (a huge feather
+/// would take minutes, a non-finite threshold selects nothing predictable).
+fn check_layer(layer: &SessionLayer) -> Result<(), String> {
+    let ops = &layer.ops;
+    if !(0.0..=1.0).contains(&layer.props.opacity) {
+        return Err(format!("opacity {} is outside 0…1", layer.props.opacity));
+    }
+    if !(0.0..=1.0).contains(&ops.threshold) {
+        return Err(format!("threshold {} is outside 0…1", ops.threshold));
+    }
+    if !(-MAX_GROW_PX..=MAX_GROW_PX).contains(&ops.grow_px) {
+        return Err(format!(
+            "grow/shrink {} px is outside ±{MAX_GROW_PX} px",
+            ops.grow_px
+        ));
+    }
+    if !(0.0..=MAX_FEATHER_PX).contains(&ops.feather_px) {
+        return Err(format!(
+            "feather {} px is outside 0…{MAX_FEATHER_PX} px",
+            ops.feather_px
+        ));
+    }
+    Ok(())
 }
 
 /// Just enough of the file to check it before the full parse.
@@ -456,17 +540,20 @@ fn png_base64(img: &DynamicImage) -> Option<String> {
 
 /// Decodes a base64 PNG that must be `width × height`.
 fn decode_png(text: &str, width: u32, height: u32) -> Result<DynamicImage, String> {
+    use image::ImageDecoder;
     let bytes = base64_decode(text).ok_or("malformed base64")?;
-    let img = image::load_from_memory_with_format(&bytes, ImageFormat::Png)
-        .map_err(|e| format!("bad PNG: {e}"))?;
-    if (img.width(), img.height()) != (width, height) {
-        return Err(format!(
-            "plane is {}×{}, image is {width}×{height}",
-            img.width(),
-            img.height()
-        ));
+    let mut reader =
+        image::ImageReader::with_format(std::io::Cursor::new(&bytes), ImageFormat::Png);
+    reader.limits(crate::imageio::limits());
+    let decoder = reader.into_decoder().map_err(|e| format!("bad PNG: {e}"))?;
+    // Checked before decoding: the plane's declared size is what would be allocated.
+    let (w, h) = decoder.dimensions();
+    if (w, h) != (width, height) {
+        return Err(format!("plane is {w}×{h}, image is {width}×{height}"));
     }
-    Ok(img)
+    crate::imageio::check_before_decoding(ImageFormat::Png, &bytes, (w, h))
+        .map_err(|e| format!("bad PNG: {e}"))?;
+    DynamicImage::from_decoder(decoder).map_err(|e| format!("bad PNG: {e}"))
 }
 
 /// Decodes an 8-bit plane (`None` in the file = all zero).
@@ -717,5 +804,53 @@ mod tests {
         assert_eq!(snap.image_path(), Some(dir.join("copy.png").as_path()));
         assert_ne!(doc.image_path(), snap.image_path());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn impossible_sizes_ids_and_ops_are_refused_before_use() {
+        let dir = temp_dir("damaged");
+        let (mut doc, _, _) = sample_doc();
+        let good = dir.join("good.json");
+        doc.save_session(&good).unwrap();
+        let text = std::fs::read_to_string(&good).unwrap();
+        let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            f(&mut v);
+            let path = dir.join("edited.json");
+            std::fs::write(&path, v.to_string()).unwrap();
+            read(&path).map(|_| ()).unwrap_err().to_string()
+        };
+        // Found by tests/fuzz.rs: each of these panicked, hung or allocated without bound.
+        type Change<'a> = &'a dyn Fn(&mut serde_json::Value);
+        let cases: [(Change, &str); 7] = [
+            (&|v| v["width"] = 4_000_000_000u64.into(), "outside 1…16384"),
+            (&|v| v["height"] = 0.into(), "outside 1…16384"),
+            (&|v| v["layers"][0]["id"] = u64::MAX.into(), "out of range"),
+            (
+                &|v| v["layers"][0]["ops"]["feather_px"] = 4.3e9.into(),
+                "feather",
+            ),
+            (
+                &|v| v["layers"][0]["ops"]["grow_px"] = (-100_000).into(),
+                "grow/shrink",
+            ),
+            (
+                &|v| v["layers"][0]["ops"]["threshold"] = 2.0.into(),
+                "threshold",
+            ),
+            (
+                &|v| {
+                    let layer = v["layers"][0].clone();
+                    v["layers"] = vec![layer; 600].into();
+                    v["width"] = 16_384.into();
+                    v["height"] = 16_384.into();
+                },
+                "the limit is 4096 MiB",
+            ),
+        ];
+        for (change, expected) in cases {
+            let err = edit(change);
+            assert!(err.contains(expected), "{err}");
+        }
     }
 }
