@@ -1,8 +1,11 @@
 //! Reading images for masking: any PNG, JPEG or WebP (8/16-bit, grey, alpha) to 8-bit RGB,
 //! EXIF orientation applied, with size limits so a huge or corrupt file is an error, never a
-//! crash or an out-of-memory.
+//! crash or an out-of-memory. Every decode of a file from outside goes through
+//! [`decode_guarded`], which turns a panic inside a decoder crate into an error.
 
+use std::cell::Cell;
 use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
@@ -87,11 +90,45 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<LoadedImage, ImageError>
             .map_err(|e| too_large_or(e, name))?;
     }
     let orientation = decoder.orientation().ok();
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| too_large_or(e, name))?;
+    let mut image = decode_guarded(decoder).map_err(|e| too_large_or(e, name))?;
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
     Ok(from_dynamic(image))
+}
+
+thread_local! {
+    /// True while this thread runs a decoder under [`decode_guarded`].
+    static IN_GUARDED_DECODE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Decodes `decoder`'s image, turning a panic inside the decoder crate into a decoding error.
+/// Fuzzing (`tests/fuzz.rs`) found a damaged 839-byte JPEG that panics inside zune-jpeg 0.5.15
+/// (`idct/avx2.rs:246`, an `unwrap` on `None`; the file is
+/// `tests/fixtures/fuzz/image/regress-zune-jpeg-idct-avx2.jpg`), and refusing its shape before
+/// decoding did not catch its mutants. A file from anywhere must give an error, never end the
+/// app with the user's masks in it. The panic message is logged instead of printed: a panic hook
+/// installed once keeps guarded panics off the terminal and passes every other panic on.
+pub fn decode_guarded(decoder: impl ImageDecoder) -> image::ImageResult<DynamicImage> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if IN_GUARDED_DECODE.with(Cell::get) {
+                log::warn!("image decoder panicked: {info}");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    IN_GUARDED_DECODE.with(|g| g.set(true));
+    let result = catch_unwind(AssertUnwindSafe(|| DynamicImage::from_decoder(decoder)));
+    IN_GUARDED_DECODE.with(|g| g.set(false));
+    result.unwrap_or_else(|_| {
+        Err(image::ImageError::IoError(std::io::Error::other(
+            "the decoder failed on damaged data (the file is corrupt)",
+        )))
+    })
 }
 
 /// The limits of every image decode: [`MAX_SIDE`] pixels per side, [`MAX_DECODED_BYTES`] in all.
@@ -211,6 +248,20 @@ mod tests {
         assert!(loaded.has_alpha);
         assert_eq!(&loaded.rgb.pixels[..3], &[100, 100, 100]);
         assert_eq!(loaded.rgba[3], 0);
+    }
+
+    #[test]
+    fn a_panicking_decoder_is_a_named_error() {
+        // Panics inside zune-jpeg 0.5.15 (found by tests/fuzz.rs).
+        let bytes = include_bytes!("../tests/fixtures/fuzz/image/regress-zune-jpeg-idct-avx2.jpg");
+        let err = decode_image(bytes, "damaged.jpg")
+            .map(|_| ())
+            .expect_err("the damaged JPEG must not decode");
+        let text = err.to_string();
+        assert!(
+            text.contains("damaged.jpg") && text.contains("damaged data"),
+            "{text}"
+        );
     }
 
     #[test]

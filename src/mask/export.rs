@@ -459,7 +459,7 @@ pub fn import_mask(path: &Path, width: u32, height: u32) -> Result<ImportedMask,
         crate::imageio::check_before_decoding(format, &bytes, decoder.dimensions())
             .map_err(decode_err)?;
     }
-    let image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+    let image = crate::imageio::decode_guarded(decoder).map_err(decode_err)?;
     if image.width() == 0 || image.height() == 0 {
         return Err(ImportError::Empty(path.to_path_buf()));
     }

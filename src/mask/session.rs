@@ -553,7 +553,7 @@ fn decode_png(text: &str, width: u32, height: u32) -> Result<DynamicImage, Strin
     }
     crate::imageio::check_before_decoding(ImageFormat::Png, &bytes, (w, h))
         .map_err(|e| format!("bad PNG: {e}"))?;
-    DynamicImage::from_decoder(decoder).map_err(|e| format!("bad PNG: {e}"))
+    crate::imageio::decode_guarded(decoder).map_err(|e| format!("bad PNG: {e}"))
 }
 
 /// Decodes an 8-bit plane (`None` in the file = all zero).
