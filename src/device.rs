@@ -221,7 +221,7 @@ pub fn select_device(choice: DeviceChoice) -> SelectedDevice {
     selected
 }
 
-/// Initialises wgpu on the best adapter. On Linux Vulkan is asked first: cubecl's automatic
+/// Initialises wgpu on the best adapter (what [`select_device`] uses). On Linux Vulkan is asked first: cubecl's automatic
 /// choice goes on to OpenGL when Vulkan has only a software adapter (lavapipe), and the EGL probe
 /// makes libwayland print "error: XDG_RUNTIME_DIR is invalid or not set" on any terminal without
 /// a Wayland session. The automatic chain runs only when Vulkan has no adapter at all.
@@ -230,12 +230,23 @@ pub fn select_device(choice: DeviceChoice) -> SelectedDevice {
 /// standard error from C while adapters are enumerated (Mesa's WSI: libwayland's
 /// "error: XDG_RUNTIME_DIR is invalid or not set in the environment." on a terminal without a
 /// Wayland session), which is noise to a CLI user. With debug logging on, nothing is hidden.
-fn init_wgpu() -> Result<(Device, WgpuSetup), burn::tensor::wgpu::WgpuInitError> {
-    if log::log_enabled!(log::Level::Debug) {
-        probe_wgpu()
-    } else {
-        quiet_stderr(probe_wgpu)
-    }
+///
+/// wgpu is initialised once per process and the outcome is kept: cubecl registers the device's
+/// runtime on the first success and answers every later initialisation of it with "Service
+/// already initialized", so a later caller (the app's worker after a GPU probe, a test after
+/// another) gets the same device and setup.
+pub fn init_wgpu() -> Result<(Device, WgpuSetup), String> {
+    static WGPU: std::sync::OnceLock<Result<(Device, WgpuSetup), String>> =
+        std::sync::OnceLock::new();
+    WGPU.get_or_init(|| {
+        let found = if log::log_enabled!(log::Level::Debug) {
+            probe_wgpu()
+        } else {
+            quiet_stderr(probe_wgpu)
+        };
+        found.map_err(|e| e.to_string())
+    })
+    .clone()
 }
 
 fn probe_wgpu() -> Result<(Device, WgpuSetup), burn::tensor::wgpu::WgpuInitError> {

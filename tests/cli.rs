@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
+use common::{Io, fixtures_dir, gpu_available, tiny_weights_dir, write_png_from_tensor};
 
 fn ldzmask() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ldzmask"));
@@ -296,22 +296,6 @@ fn segment_f16_and_f32_agree_on_the_gpu() {
     println!("segment f16 vs f32 on the GPU: mean |diff| {mean_diff:.5}");
     assert!(mean_diff < 0.01, "mean |diff| {mean_diff}");
     let _ = std::fs::remove_dir_all(&weights);
-}
-
-/// Whether a wgpu adapter exists; without one the calling test is skipped, unless
-/// `LDZMASK_REQUIRE_GPU=1` (CI), which makes it fail.
-fn gpu_available(what: &str) -> bool {
-    match burn::prelude::Device::wgpu_options().init_with_setup() {
-        Ok(_) => true,
-        Err(e) => {
-            assert!(
-                !ldzmask::device::gpu_required(),
-                "LDZMASK_REQUIRE_GPU is set but no wgpu adapter could be initialised: {e}"
-            );
-            println!("no wgpu adapter on this machine ({e}); {what} not run");
-            false
-        }
-    }
 }
 
 /// A GPU that fails mid-run (a lost device, injected with `LDZMASK_INJECT_GPU_FAULT=1`) costs

@@ -9,8 +9,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use egui::{Event, Key, Modifiers, PointerButton, Pos2};
 use egui_kittest::Harness;
@@ -18,104 +18,19 @@ use egui_kittest::kittest::Queryable;
 use ldzmask::app::commands::Command;
 use ldzmask::app::state::{ExportKind, ExportSettings, ExportSource};
 use ldzmask::app::tasks::ExportRequest;
-use ldzmask::app::{App, ModelStatus, Options};
-use ldzmask::device::DeviceChoice;
+use ldzmask::app::{App, ModelStatus};
 
-use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
-
-/// A scratch folder per test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-gui-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// The 64×64 fixture image of the tiny pipeline, as a PNG.
-fn fixture_image(dir: &Path) -> PathBuf {
-    let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
-    let path = dir.join("case0.png");
-    write_png_from_tensor(io.get("case0.image"), &path);
-    path
-}
-
-/// A larger test image (a gradient), so the canvas has room to paint.
-fn gradient_image(dir: &Path, w: u32, h: u32) -> PathBuf {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
-    });
-    let path = dir.join("gradient.png");
-    img.save(&path).unwrap();
-    path
-}
-
-/// Options for a test: CPU, settings in the scratch folder, the given weights folder.
-fn options(dir: &Path, weights: Option<PathBuf>) -> Options {
-    Options {
-        weights,
-        device: DeviceChoice::Cpu,
-        device_explicit: true,
-        config_dir: Some(dir.join("config")),
-        ..Options::default()
-    }
-}
-
-/// An app without weights (an explicit empty folder, so nothing on the machine is found).
-fn no_weights(dir: &Path) -> Options {
-    let empty = dir.join("no-weights");
-    std::fs::create_dir_all(&empty).unwrap();
-    options(dir, Some(empty))
-}
-
-fn harness(options: Options) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size(egui::vec2(1100.0, 760.0))
-        .build_eframe(move |cc| App::new(cc, options))
-}
-
-/// Steps the harness until `done` holds (background threads report asynchronously).
-fn wait_for(h: &mut Harness<'_, App>, what: &str, timeout: Duration, done: impl Fn(&App) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; notices: {:?}",
-            h.state().notices()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A scratch folder and an app without weights in it.
-fn app_without_weights(name: &str) -> (PathBuf, Harness<'static, App>) {
-    let dir = scratch(name);
-    let h = harness(no_weights(&dir));
-    (dir, h)
-}
+use common::gui::{
+    app_without_weights, fixture_image, gradient_image, harness, idle, no_weights, open, options,
+    scratch, wait_for,
+};
+use common::tiny_weights_dir;
 
 /// Adds an empty layer (the active one) and waits for its plane.
 fn add_empty_layer(h: &mut Harness<'_, App>) {
     h.state_mut().queue(Command::AddEmptyLayer);
     h.step();
     idle(h);
-}
-
-fn open(h: &mut Harness<'_, App>, path: &Path) {
-    let before = h.state().document().map(|d| d.image_id);
-    h.state_mut().queue(Command::OpenImage(path.to_path_buf()));
-    wait_for(h, "the image to open", Duration::from_secs(20), |app| {
-        app.document().map(|d| d.image_id) != before && !app.is_busy()
-    });
-}
-
-fn idle(h: &mut Harness<'_, App>) {
-    wait_for(h, "background work", Duration::from_secs(60), |app| {
-        !app.is_busy()
-    });
 }
 
 /// Screen position of an image pixel centre.

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,23 +19,7 @@ use ldzmask::app::{App, Options};
 use ldzmask::device::DeviceChoice;
 use ldzmask::mask::MaskDocument;
 
-/// A scratch folder per test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-autosave-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A gradient test image.
-fn gradient_image(dir: &Path, w: u32, h: u32) -> PathBuf {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
-    });
-    let path = dir.join("gradient.png");
-    img.save(&path).unwrap();
-    path
-}
+use common::gui::{gradient_image, harness, scratch, wait_for};
 
 /// The autosave folder of a test.
 fn autosave_dir(dir: &Path) -> PathBuf {
@@ -51,29 +37,6 @@ fn options(dir: &Path) -> Options {
         config_dir: Some(dir.join("config")),
         autosave_dir: Some(autosave_dir(dir)),
         ..Options::default()
-    }
-}
-
-fn harness(options: Options) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size(egui::vec2(1100.0, 760.0))
-        .build_eframe(move |cc| App::new(cc, options))
-}
-
-/// Steps the harness until `done` holds.
-fn wait_for(h: &mut Harness<'_, App>, what: &str, timeout: Duration, done: impl Fn(&App) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; notices: {:?}",
-            h.state().notices()
-        );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

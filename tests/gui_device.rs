@@ -12,8 +12,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -21,14 +21,8 @@ use ldzmask::app::commands::Command;
 use ldzmask::app::{App, ModelStatus, Options};
 use ldzmask::device::DeviceChoice;
 
-use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-guidev-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::gui::{scratch, wait_for};
+use common::{Io, fixtures_dir, gpu_available, tiny_weights_dir, write_png_from_tensor};
 
 /// The tiny model on `device`, settings in the scratch folder.
 fn harness(dir: &Path, device: DeviceChoice) -> Harness<'static, App> {
@@ -42,23 +36,6 @@ fn harness(dir: &Path, device: DeviceChoice) -> Harness<'static, App> {
     Harness::builder()
         .with_size(egui::vec2(1100.0, 760.0))
         .build_eframe(move |cc| App::new(cc, options))
-}
-
-fn wait_for(h: &mut Harness<'_, App>, what: &str, timeout: Duration, done: impl Fn(&App) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; model {:?}; notices: {:?}",
-            h.state().model_status(),
-            h.state().notices()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn wait_ready(h: &mut Harness<'_, App>) {
@@ -91,22 +68,6 @@ fn add_phrase(h: &mut Harness<'_, App>, phrase: &str) -> u64 {
             && !app.is_busy()
     });
     id
-}
-
-/// Whether a wgpu adapter exists; without one the test is skipped, or fails under
-/// `LDZMASK_REQUIRE_GPU=1`.
-fn gpu_available(what: &str) -> bool {
-    match burn::prelude::Device::wgpu_options().init_with_setup() {
-        Ok(_) => true,
-        Err(e) => {
-            assert!(
-                !ldzmask::device::gpu_required(),
-                "LDZMASK_REQUIRE_GPU is set but no wgpu adapter could be initialised: {e}"
-            );
-            println!("no wgpu adapter on this machine ({e}); {what} not run");
-            false
-        }
-    }
 }
 
 #[test]

@@ -13,7 +13,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use egui::{Event, Key, Modifiers, PointerButton, Pos2};
 use egui_kittest::Harness;
@@ -22,76 +22,11 @@ use ldzmask::app::display::hatch_band;
 use ldzmask::app::state::{ExportKind, ExportSettings, ExportSource};
 use ldzmask::app::tasks::ExportRequest;
 use ldzmask::app::ui_action::UiAction;
-use ldzmask::app::{App, ModelStatus, Options};
-use ldzmask::device::DeviceChoice;
+use ldzmask::app::{App, ModelStatus};
 use ldzmask::mask::{LayerOps, MaskBuf, RectInImage};
 
+use common::gui::{app_without_weights, harness, idle, open, options, scratch, wait_for};
 use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
-
-/// A scratch folder per test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-edges-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Options for a test: CPU, settings in the scratch folder, the given weights folder.
-fn options(dir: &Path, weights: Option<PathBuf>) -> Options {
-    Options {
-        weights,
-        device: DeviceChoice::Cpu,
-        device_explicit: true,
-        config_dir: Some(dir.join("config")),
-        ..Options::default()
-    }
-}
-
-/// A scratch folder and an app without weights (an explicit empty folder).
-fn app_without_weights(name: &str) -> (PathBuf, Harness<'static, App>) {
-    let dir = scratch(name);
-    let empty = dir.join("no-weights");
-    std::fs::create_dir_all(&empty).unwrap();
-    let h = harness(options(&dir, Some(empty)));
-    (dir, h)
-}
-
-fn harness(options: Options) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size(egui::vec2(1100.0, 760.0))
-        .build_eframe(move |cc| App::new(cc, options))
-}
-
-/// Steps the harness until `done` holds (background threads report asynchronously).
-fn wait_for(h: &mut Harness<'_, App>, what: &str, timeout: Duration, done: impl Fn(&App) -> bool) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if done(h.state()) {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; notices: {:?}",
-            h.state().notices()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn idle(h: &mut Harness<'_, App>) {
-    wait_for(h, "background work", Duration::from_secs(60), |app| {
-        !app.is_busy()
-    });
-}
-
-fn open(h: &mut Harness<'_, App>, path: &Path) {
-    let before = h.state().document().map(|d| d.image_id);
-    h.state_mut().queue(Command::OpenImage(path.to_path_buf()));
-    wait_for(h, "the image to open", Duration::from_secs(20), |app| {
-        app.document().map(|d| d.image_id) != before && !app.is_busy()
-    });
-}
 
 /// Writes an RGB image made by `pixel(x, y)`.
 fn image_file(

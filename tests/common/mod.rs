@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod gui;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -258,4 +260,20 @@ pub fn manifest_entries(name: &str) -> Vec<(String, Vec<usize>, burn::tensor::DT
             (name, shape, dtype)
         })
         .collect()
+}
+
+/// Whether a wgpu adapter exists; without one the calling test is skipped (it prints why), unless
+/// `LDZMASK_REQUIRE_GPU=1` (CI), which makes that a failure.
+pub fn gpu_available(what: &str) -> bool {
+    match ldzmask::device::init_wgpu() {
+        Ok(_) => true,
+        Err(e) => {
+            assert!(
+                !ldzmask::device::gpu_required(),
+                "LDZMASK_REQUIRE_GPU is set but no wgpu adapter could be initialised: {e}"
+            );
+            println!("no wgpu adapter on this machine ({e}); {what} not run");
+            false
+        }
+    }
 }

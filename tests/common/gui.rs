@@ -1,0 +1,109 @@
+//! Shared helpers of the egui_kittest tests (`tests/gui*.rs`): scratch folders, test images, app
+//! options and a harness around the real [`App`], and waiting for its background work.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use ldzmask::app::commands::Command;
+use ldzmask::app::{App, Options};
+use ldzmask::device::DeviceChoice;
+
+use super::{Io, fixtures_dir, write_png_from_tensor};
+
+/// A fresh scratch folder per test (`name` unique within a test binary).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ldzmask-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// The 64×64 fixture image of the tiny pipeline, as a PNG in `dir`.
+pub fn fixture_image(dir: &Path) -> PathBuf {
+    let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
+    let path = dir.join("case0.png");
+    write_png_from_tensor(io.get("case0.image"), &path);
+    path
+}
+
+/// A gradient test image of `w × h` in `dir`, so the canvas has room to paint.
+pub fn gradient_image(dir: &Path, w: u32, h: u32) -> PathBuf {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 255 / w) as u8, (y * 255 / h) as u8, 128])
+    });
+    let path = dir.join("gradient.png");
+    img.save(&path).expect("write gradient.png");
+    path
+}
+
+/// Options for a test: CPU, settings in the scratch folder, the given weights folder.
+pub fn options(dir: &Path, weights: Option<PathBuf>) -> Options {
+    Options {
+        weights,
+        device: DeviceChoice::Cpu,
+        device_explicit: true,
+        config_dir: Some(dir.join("config")),
+        ..Options::default()
+    }
+}
+
+/// [`options`] without weights (an explicit empty folder, so nothing on the machine is found).
+pub fn no_weights(dir: &Path) -> Options {
+    let empty = dir.join("no-weights");
+    std::fs::create_dir_all(&empty).expect("empty weights folder");
+    options(dir, Some(empty))
+}
+
+/// The app in a 1100×760 test harness.
+pub fn harness(options: Options) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size(egui::vec2(1100.0, 760.0))
+        .build_eframe(move |cc| App::new(cc, options))
+}
+
+/// A scratch folder and an app without weights in it.
+pub fn app_without_weights(name: &str) -> (PathBuf, Harness<'static, App>) {
+    let dir = scratch(name);
+    let h = harness(no_weights(&dir));
+    (dir, h)
+}
+
+/// Steps the harness until `done` holds (background threads report asynchronously).
+pub fn wait_for(
+    h: &mut Harness<'_, App>,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&App) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if done(h.state()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; model {:?}; notices: {:?}",
+            h.state().model_status(),
+            h.state().notices()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until no background work is running or queued.
+pub fn idle(h: &mut Harness<'_, App>) {
+    wait_for(h, "background work", Duration::from_secs(60), |app| {
+        !app.is_busy()
+    });
+}
+
+/// Opens an image and waits until it is the document and its work is done.
+pub fn open(h: &mut Harness<'_, App>, path: &Path) {
+    let before = h.state().document().map(|d| d.image_id);
+    h.state_mut().queue(Command::OpenImage(path.to_path_buf()));
+    wait_for(h, "the image to open", Duration::from_secs(20), |app| {
+        app.document().map(|d| d.image_id) != before && !app.is_busy()
+    });
+}
