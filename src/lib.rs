@@ -16,6 +16,7 @@ pub mod model;
 pub mod pipeline;
 pub mod precision;
 pub mod preprocess;
+pub mod recipe;
 pub mod runtime;
 pub mod tokenizer;
 pub mod weights;
