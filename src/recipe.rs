@@ -289,11 +289,15 @@ impl ModelIdentity {
         Ok(Self { files: ids })
     }
 
-    /// A one-line description for warnings: `name (size bytes)`, comma-separated.
+    /// A one-line description for warnings: `name (size bytes, sha256 <first 12 digits>)`,
+    /// comma-separated.
     pub fn describe(&self) -> String {
         self.files
             .iter()
-            .map(|f| format!("{} ({} bytes)", f.name, f.size_bytes))
+            .map(|f| {
+                let hash: String = f.sha256_first_mib.chars().take(12).collect();
+                format!("{} ({} bytes, sha256 {hash}…)", f.name, f.size_bytes)
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
