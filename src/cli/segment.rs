@@ -49,7 +49,8 @@ pub struct SegmentArgs {
     /// Write this run's recipe (JSON) for --recipe.
     #[arg(long, value_name = "FILE")]
     pub save_recipe: Option<PathBuf>,
-    /// Also write each layer's mask as `<out-dir>/<image>/<phrase>.png`.
+    /// Also write each layer's mask next to the combined one: `<out-dir>/<image>/<phrase>.png`
+    /// (with --out, in a folder named like the output file without `.png`).
     #[arg(long)]
     pub per_layer: bool,
     /// The layers in command line order (filled from the argument matches by main.rs).
