@@ -1,7 +1,7 @@
-//! Reading images for masking: any PNG, JPEG or WebP (8/16-bit, grey, alpha) to 8-bit RGB,
-//! EXIF orientation applied, with size limits so a huge or corrupt file is an error, never a
-//! crash or an out-of-memory. Every decode of a file from outside goes through
-//! [`decode_guarded`], which turns a panic inside a decoder crate into an error.
+//! Reading images for masking: any PNG, JPEG, WebP, TIFF, BMP or GIF (its first frame), 8/16-bit,
+//! grey, alpha, to 8-bit RGB, EXIF orientation applied, with size limits so a huge or corrupt
+//! file is an error, never a crash or an out-of-memory. Every decode of a file from outside goes
+//! through [`decode_guarded`], which turns a panic inside a decoder crate into an error.
 
 use std::cell::Cell;
 use std::io::Cursor;
@@ -79,7 +79,7 @@ pub fn decode_image(bytes: &[u8], name: &str) -> Result<LoadedImage, ImageError>
         .map_err(|e| decode_err(e.to_string()))?;
     if reader.format().is_none() {
         return Err(decode_err(
-            "unknown image format (PNG, JPEG and WebP are supported)".into(),
+            "unknown image format (PNG, JPEG, WebP, TIFF, BMP and GIF are supported)".into(),
         ));
     }
     let format = reader.format();
@@ -262,6 +262,35 @@ mod tests {
             text.contains("damaged.jpg") && text.contains("damaged data"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn tiff_bmp_and_gif_first_frame_decode() {
+        let img =
+            image::RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8 * 50, y as u8 * 100, 7]));
+        for format in [image::ImageFormat::Tiff, image::ImageFormat::Bmp] {
+            let mut out = Cursor::new(Vec::new());
+            DynamicImage::ImageRgb8(img.clone())
+                .write_to(&mut out, format)
+                .expect("encode");
+            let loaded = decode_image(&out.into_inner(), "x").expect("decode");
+            assert_eq!(loaded.rgb.pixels, img.as_raw().clone(), "{format:?}");
+        }
+        // Two flat frames (flat colours survive the palette exactly): the first one is read.
+        let frame = |v: u8| {
+            image::Frame::new(image::RgbaImage::from_pixel(
+                4,
+                2,
+                image::Rgba([v, v, v, 255]),
+            ))
+        };
+        let mut gif = Vec::new();
+        image::codecs::gif::GifEncoder::new(&mut gif)
+            .encode_frames([frame(200), frame(10)])
+            .expect("encode gif");
+        let loaded = decode_image(&gif, "a.gif").expect("decode gif");
+        assert_eq!((loaded.rgb.width, loaded.rgb.height), (4, 2));
+        assert!(loaded.rgb.pixels.iter().all(|&v| v == 200));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `app` (the egui editor); [`mask`] holds the mask editing logic used by both. [`weights`] is the
 //! only place that knows checkpoint formats and key names; [`device`] the only place that picks
 //! the compute device; [`precision`] its float dtype; [`runtime`] how inference uses the CPU's
-//! threads and memory.
+//! threads and memory. [`recipe`] saves and re-applies a run's phrase layers and settings.
 
 pub mod app;
 pub mod device;
@@ -16,6 +16,7 @@ pub mod model;
 pub mod pipeline;
 pub mod precision;
 pub mod preprocess;
+pub mod recipe;
 pub mod runtime;
 pub mod tokenizer;
 pub mod weights;

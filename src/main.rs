@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use ldzmask::device::DeviceChoice;
 use ldzmask::precision::Precision;
 use ldzmask::runtime::{InferencePool, Role, retain_freed_memory};
@@ -57,6 +57,7 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process: boxing would save nothing
 enum Command {
     /// Write a mask PNG per phrase for one image or a folder of images.
     Segment(cli::segment::SegmentArgs),
@@ -73,7 +74,14 @@ enum Command {
 fn main() -> ExitCode {
     // Before any thread starts: glibc's allocator settings are process-wide.
     let retained = retain_freed_memory();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Derived arguments keep each flag's values apart; the layer flags' order needs the matches.
+    if let (Some(Command::Segment(args)), Some(("segment", segment))) =
+        (&mut cli.command, matches.subcommand())
+    {
+        args.layers = cli::batch::ordered_layers(segment);
+    }
     let level = match cli.verbose {
         0 => "warn,ldzmask=info",
         1 => "info",

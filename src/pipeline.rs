@@ -130,6 +130,25 @@ impl Randomness {
     }
 }
 
+/// The parts of a phrase written `a | b` (each masked by its own run, then united); a phrase
+/// without `|` is one part, unchanged.
+///
+/// The official code passes `|` to CLIP as text and crashes on it; here it separates objects,
+/// as in "the dog | the ball".
+pub fn split_alternatives(phrase: &str) -> Result<Vec<&str>, SegmentError> {
+    if phrase.trim().is_empty() {
+        return Err(SegmentError::EmptyPhrase);
+    }
+    if !phrase.contains('|') {
+        return Ok(vec![phrase]);
+    }
+    let parts: Vec<&str> = phrase.split('|').map(str::trim).collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(SegmentError::EmptyAlternative(phrase.to_string()));
+    }
+    Ok(parts)
+}
+
 /// Steps [`Segmenter::warm_up`] reports.
 pub const WARM_UP_STEPS: usize = 2;
 
@@ -154,6 +173,9 @@ pub enum SegmentError {
     /// An empty phrase.
     #[error("the phrase is empty: type what to mask, e.g. \"the red hat\"")]
     EmptyPhrase,
+    /// A phrase with `|` and nothing on one side of it (`a ||`).
+    #[error("the phrase {0:?} has an empty part around `|`: write `a | b` to mask a or b")]
+    EmptyAlternative(String),
     /// The GPU failed during the run (out of memory, device lost, a wgpu error): the segmenter's
     /// device is unusable; load the model on the CPU to go on (see [`crate::device`]).
     #[error(transparent)]
@@ -474,9 +496,11 @@ impl Segmenter {
                 height: image.height,
             });
         }
-        if phrases.iter().any(|p| p.trim().is_empty()) {
-            return Err(SegmentError::EmptyPhrase);
-        }
+        // Every phrase is checked before any work, so a typo in the last one costs nothing.
+        let alternatives = phrases
+            .iter()
+            .map(|p| split_alternatives(p))
+            .collect::<Result<Vec<_>, _>>()?;
         let start = Instant::now();
         let (model_w, model_h) = self.model_size(image.width, image.height)?;
         let key = image_key(image);
@@ -531,26 +555,59 @@ impl Segmenter {
                     expected: latent_len,
                 });
             }
-            let (logits, prompt, mut timings) =
-                self.logits_with_draws(&posterior, phrase, &draws)?;
+            // `a | b`: one run per part with this phrase's draws, united by the pixel-wise max
+            // (the union of combine.rs), so a single-part phrase runs exactly as before.
+            let mut united: Option<(Vec<f32>, Vec<String>, StageTimings)> = None;
+            for part in &alternatives[i] {
+                let (logits, prompt, part_timings) =
+                    self.logits_with_draws(&posterior, part, &draws)?;
+                let post_start = Instant::now();
+                // The logits come at the VAE's upsampled latent grid: the model input size for
+                // the real VAE (8× the latent), whatever grid a test VAE produces.
+                let [_, _, grid_h, grid_w] = logits.dims();
+                let probs: Vec<f32> = sigmoid(logits)
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| SegmentError::Readback(e.to_string()))?;
+                let part_probabilities = preprocess::resize_bilinear_f32(
+                    &probs,
+                    grid_w as u32,
+                    grid_h as u32,
+                    image.width,
+                    image.height,
+                );
+                let post = post_start.elapsed();
+                united = Some(match united {
+                    None => (
+                        part_probabilities,
+                        vec![prompt],
+                        StageTimings {
+                            post,
+                            ..part_timings
+                        },
+                    ),
+                    Some((mut acc, mut prompts, t)) => {
+                        acc.iter_mut()
+                            .zip(&part_probabilities)
+                            .for_each(|(a, &p)| *a = a.max(p));
+                        prompts.push(prompt);
+                        let timings = StageTimings {
+                            vae: t.vae + part_timings.vae,
+                            clip: t.clip + part_timings.clip,
+                            sd_unet: t.sd_unet + part_timings.sd_unet,
+                            ldznet: t.ldznet + part_timings.ldznet,
+                            post: t.post + post,
+                        };
+                        (acc, prompts, timings)
+                    }
+                });
+            }
+            let Some((probabilities, prompts, mut timings)) = united else {
+                unreachable!("split_alternatives returns at least one part")
+            };
+            let prompt = prompts.join(" | ");
             timings.vae = if i == 0 { vae_time } else { Duration::ZERO };
-            let post_start = Instant::now();
-            // The logits come at the VAE's upsampled latent grid: the model input size for the
-            // real VAE (8× the latent), whatever grid a test VAE produces.
-            let [_, _, grid_h, grid_w] = logits.dims();
-            let probs: Vec<f32> = sigmoid(logits)
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .map_err(|e| SegmentError::Readback(e.to_string()))?;
-            let probabilities = preprocess::resize_bilinear_f32(
-                &probs,
-                grid_w as u32,
-                grid_h as u32,
-                image.width,
-                image.height,
-            );
-            timings.post = post_start.elapsed();
             out.push(PhraseMask {
                 phrase: phrase.to_string(),
                 prompt,
@@ -694,6 +751,30 @@ fn image_key(image: &RgbImage) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alternatives_split_on_bars_and_empty_parts_are_errors() {
+        assert_eq!(
+            split_alternatives(" the dog ").ok(),
+            Some(vec![" the dog "])
+        );
+        assert_eq!(
+            split_alternatives("the dog | a ball|sky").ok(),
+            Some(vec!["the dog", "a ball", "sky"])
+        );
+        assert!(matches!(
+            split_alternatives("  "),
+            Err(SegmentError::EmptyPhrase)
+        ));
+        for bad in ["a ||", "| a", "a | | b"] {
+            match split_alternatives(bad) {
+                Err(e @ SegmentError::EmptyAlternative(_)) => {
+                    assert!(e.to_string().contains(&format!("{bad:?}")), "{e}")
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn deterministic_draws_are_fixed_and_official_ones_in_range() {

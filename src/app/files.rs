@@ -20,7 +20,7 @@ use super::ui::open_command_for;
 use super::view::ViewRequest;
 
 /// Image files the app opens.
-const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
+const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
 
 /// The file stem of a document name, or `fallback`.
 fn stem_of(name: &str, fallback: &str) -> String {

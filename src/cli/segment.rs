@@ -7,16 +7,16 @@ use anyhow::bail;
 use image::DynamicImage;
 use ldzmask::device::DeviceChoice;
 use ldzmask::imageio::load_image;
-use ldzmask::mask::MaskBuf;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
+use ldzmask::mask::{CombineOp, MaskBuf};
 use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage, SegmentError, Segmenter};
 use ldzmask::precision::Precision;
 
 /// Arguments of `ldzmask segment`.
 #[derive(Debug, clap::Args)]
 pub struct SegmentArgs {
-    /// Image to segment (PNG, JPEG or WebP).
+    /// Image to segment (PNG, JPEG, WebP, TIFF, BMP or GIF's first frame).
     #[arg(
         long,
         value_name = "PATH",
@@ -27,13 +27,39 @@ pub struct SegmentArgs {
     /// Segment every image of this folder instead.
     #[arg(long, value_name = "DIR")]
     pub input_dir: Option<PathBuf>,
-    /// What to mask; repeat for several masks (one file per phrase).
-    #[arg(long = "phrase", value_name = "TEXT", required = true)]
+    /// What to mask; repeat for several masks (one file per phrase). `a | b` masks a or b.
+    /// With --subtract, --intersect, --recipe, --save-recipe or --per-layer the phrases are
+    /// layers (union) of one combined mask per image instead.
+    #[arg(
+        long = "phrase",
+        value_name = "TEXT",
+        required_unless_present = "recipe",
+        conflicts_with = "recipe"
+    )]
     pub phrases: Vec<String>,
+    /// A layer removed from the mask (in command line order with --phrase and --intersect).
+    #[arg(long, value_name = "TEXT", conflicts_with = "recipe")]
+    pub subtract: Vec<String>,
+    /// A layer the mask is cut to (in command line order with --phrase and --subtract).
+    #[arg(long, value_name = "TEXT", conflicts_with = "recipe")]
+    pub intersect: Vec<String>,
+    /// Re-apply a recipe (layers, thresholds, mode, seed, refine) instead of phrase flags.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["threshold", "mode", "seed", "refine", "draws"])]
+    pub recipe: Option<PathBuf>,
+    /// Write this run's recipe (JSON) for --recipe.
+    #[arg(long, value_name = "FILE")]
+    pub save_recipe: Option<PathBuf>,
+    /// Also write each layer's mask next to the combined one: `<out-dir>/<image>/<phrase>.png`
+    /// (with --out, in a folder named like the output file without `.png`).
+    #[arg(long)]
+    pub per_layer: bool,
+    /// The layers in command line order (filled from the argument matches by main.rs).
+    #[arg(skip)]
+    pub layers: Vec<(CombineOp, String)>,
     /// Output file (one image); with several phrases each file gets `-<phrase>` before `.png`.
     #[arg(long, value_name = "PATH", conflicts_with = "out_dir")]
     pub out: Option<PathBuf>,
-    /// Output folder: `<image>-<phrase>.png` (created if needed).
+    /// Output folder: `<image>-<phrase>.png`, or `<image>.png` with layers (created if needed).
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
     /// Probability at which a pixel is in the binary mask.
@@ -66,7 +92,7 @@ pub struct SegmentArgs {
     pub overwrite: bool,
 }
 
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp"];
+const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
 
 /// Runs the command; a failing image is reported and skipped, and the run ends with exit code 1
 /// and the list of the images that failed.
@@ -90,6 +116,10 @@ pub fn run(
     }
     if args.input_dir.is_some() && args.out.is_some() {
         bail!("--input-dir writes several files: use --out-dir instead of --out");
+    }
+    super::batch::check_phrases(&args)?;
+    if super::batch::uses_layers(&args) {
+        return super::batch::run(args, weights, device, precision);
     }
     let images = match (&args.image, &args.input_dir) {
         (Some(image), _) => vec![image.clone()],
@@ -212,7 +242,8 @@ fn read_draws(spec: &str) -> anyhow::Result<Draws> {
     })
 }
 
-fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// The images of a folder (by extension), sorted by name.
+pub(super) fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?;
     let mut images: Vec<PathBuf> = entries
@@ -227,7 +258,10 @@ fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .collect();
     images.sort();
     if images.is_empty() {
-        bail!("{} holds no PNG, JPEG or WebP image", dir.display());
+        bail!(
+            "{} holds no PNG, JPEG, WebP, TIFF, BMP or GIF image",
+            dir.display()
+        );
     }
     Ok(images)
 }

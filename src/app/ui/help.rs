@@ -6,7 +6,7 @@ use super::super::commands::{Command, Dialog};
 use super::super::ui_action::UiAction;
 
 /// Input that is not a [`UiAction`]: (section, keys, what it does).
-const OTHER_INPUT: [(&str, &str, &str); 3] = [
+const OTHER_INPUT: [(&str, &str, &str); 4] = [
     (
         "Files",
         "Ctrl+V",
@@ -16,6 +16,11 @@ const OTHER_INPUT: [(&str, &str, &str); 3] = [
         "Layers",
         "Enter",
         "In the phrase box: add the phrase as a new layer",
+    ),
+    (
+        "Layers",
+        "a | b",
+        "In a phrase: mask a or b (one run each, united)",
     ),
     ("View", "Space+drag, middle-drag", "Pan"),
 ];

@@ -1,0 +1,434 @@
+//! `ldzmask segment` with phrase layers: `--phrase` / `--subtract` / `--intersect` in command
+//! line order, `--recipe` / `--save-recipe`, one combined mask per image (`O/<stem>.png`, the
+//! layout A1111/Forge batch inpainting and IOPaint read), `--per-layer` files, a progress bar
+//! on batches and a final summary.
+//!
+//! The combined mask is the app's (see [`Recipe::combined`]), so a recipe re-applied to the
+//! same image with the same weights writes the same bytes.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::ArgMatches;
+use image::DynamicImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use ldzmask::device::DeviceChoice;
+use ldzmask::imageio::load_image;
+use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
+use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
+use ldzmask::mask::{CombineOp, LayerOps, MaskBuf};
+use ldzmask::pipeline::{Randomness, SegmentError, Segmenter, split_alternatives};
+use ldzmask::precision::Precision;
+use ldzmask::recipe::{ModelIdentity, Recipe, RecipeLayer};
+
+use super::segment::{SegmentArgs, list_images, slug};
+
+/// Whether the arguments ask for the layer/recipe outputs (one combined mask per image) rather
+/// than one file per phrase.
+pub fn uses_layers(args: &SegmentArgs) -> bool {
+    !args.subtract.is_empty()
+        || !args.intersect.is_empty()
+        || args.recipe.is_some()
+        || args.save_recipe.is_some()
+        || args.per_layer
+}
+
+/// The phrase layers of `segment`'s matches in command line order: clap keeps each flag's
+/// values apart, so their indices put `--phrase`, `--subtract` and `--intersect` back in the
+/// order they were typed.
+pub fn ordered_layers(matches: &ArgMatches) -> Vec<(CombineOp, String)> {
+    let mut layers: Vec<(usize, CombineOp, String)> = Vec::new();
+    for (id, op) in [
+        ("phrases", CombineOp::Union),
+        ("subtract", CombineOp::Subtract),
+        ("intersect", CombineOp::Intersect),
+    ] {
+        if let (Some(indices), Some(values)) =
+            (matches.indices_of(id), matches.get_many::<String>(id))
+        {
+            layers.extend(indices.zip(values).map(|(i, v)| (i, op, v.clone())));
+        }
+    }
+    layers.sort_by_key(|(i, _, _)| *i);
+    layers.into_iter().map(|(_, op, v)| (op, v)).collect()
+}
+
+/// Checks every phrase flag (`a ||` is an error naming the phrase) before any model loads.
+pub fn check_phrases(args: &SegmentArgs) -> anyhow::Result<()> {
+    for (flag, phrases) in [
+        ("--phrase", &args.phrases),
+        ("--subtract", &args.subtract),
+        ("--intersect", &args.intersect),
+    ] {
+        for phrase in phrases {
+            split_alternatives(phrase).with_context(|| format!("{flag} {phrase:?}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The recipe the phrase flags describe (layers in command line order).
+fn recipe_from_args(args: &SegmentArgs) -> Recipe {
+    // `layers` is filled by main.rs from the matches; the fallback (phrases, then subtract,
+    // then intersect) only serves callers that build the arguments themselves.
+    let layers = if args.layers.is_empty() {
+        let ops = [
+            (CombineOp::Union, &args.phrases),
+            (CombineOp::Subtract, &args.subtract),
+            (CombineOp::Intersect, &args.intersect),
+        ];
+        ops.into_iter()
+            .flat_map(|(op, phrases)| phrases.iter().map(move |p| (op, p.clone())))
+            .collect()
+    } else {
+        args.layers.clone()
+    };
+    Recipe {
+        mode: args.mode,
+        seed: args.seed,
+        refine: args.refine,
+        layers: layers
+            .into_iter()
+            .map(|(combine, phrase)| RecipeLayer {
+                phrase,
+                combine,
+                ops: LayerOps {
+                    threshold: args.threshold,
+                    ..LayerOps::default()
+                },
+            })
+            .collect(),
+        ..Recipe::default()
+    }
+}
+
+/// Runs `segment` with layers; exit code 1 when any image failed.
+pub fn run(
+    args: SegmentArgs,
+    weights: Option<&Path>,
+    device: DeviceChoice,
+    precision: Precision,
+) -> anyhow::Result<ExitCode> {
+    if args.draws.is_some() {
+        bail!("--draws cannot be combined with layers or recipes (a recipe holds a mode and seed)");
+    }
+    let mut recipe = match &args.recipe {
+        Some(path) => Recipe::load(path)?,
+        None => recipe_from_args(&args),
+    };
+    if let Some(path) = &args.save_recipe
+        && path.exists()
+        && !args.overwrite
+    {
+        bail!(
+            "{} already exists (add --overwrite to replace it)",
+            path.display()
+        );
+    }
+    let images = match (&args.image, &args.input_dir) {
+        (Some(image), _) => vec![image.clone()],
+        (None, Some(dir)) => list_images(dir)?,
+        (None, None) => bail!("give --image PATH or --input-dir DIR"),
+    };
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let (mut segmenter, found, _) = super::load_segmenter(weights, device, precision)?;
+    let identity = ModelIdentity::of_files(&found.files)?;
+    if let (Some(path), Some(made_with)) = (&args.recipe, &recipe.model)
+        && *made_with != identity
+    {
+        eprintln!(
+            "warning: recipe {} was made with other weights ({}); loaded: {}. Masks may differ.",
+            path.display(),
+            made_with.describe(),
+            identity.describe()
+        );
+    }
+    recipe.model = Some(identity);
+    if let Some(path) = &args.save_recipe {
+        recipe.save(path)?;
+        eprintln!("recipe → {}", path.display());
+    }
+
+    let bar = progress_bar(images.len());
+    let mut done = 0;
+    let mut failed: Vec<(PathBuf, String)> = Vec::new();
+    for (i, path) in images.iter().enumerate() {
+        bar.set_message(path.display().to_string());
+        say(
+            &bar,
+            format!("[{}/{}] {}", i + 1, images.len(), path.display()),
+        );
+        let mut result = segment_file(&args, &recipe, &mut segmenter, path);
+        if let Err(e) = &result
+            && let Some(SegmentError::Device(fault)) = e.downcast_ref::<SegmentError>()
+        {
+            // The GPU is unusable from now on: finish the run on the CPU, this image included.
+            say(&bar, format!("warning: {fault}; continuing on the CPU"));
+            (segmenter, _, _) = super::load_segmenter(weights, DeviceChoice::Cpu, Precision::F32)?;
+            result = segment_file(&args, &recipe, &mut segmenter, path);
+        }
+        match result {
+            Ok(written) => {
+                done += 1;
+                for file in written {
+                    say(&bar, format!("  → {}", file.display()));
+                }
+            }
+            Err(e) => {
+                say(&bar, format!("error: {}: {e:#}", path.display()));
+                failed.push((path.clone(), format!("{e:#}")));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "done: {done} of {} image(s); failed: {}",
+        images.len(),
+        failed.len()
+    );
+    for (path, reason) in &failed {
+        eprintln!("  failed: {}: {reason}", path.display());
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A bar for batches on a terminal; hidden for one image or when stderr is captured (logs and
+/// tests read plain lines).
+fn progress_bar(len: usize) -> ProgressBar {
+    if len < 2 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} (eta {eta}) {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Prints a line above the bar, or plainly when there is no bar (a hidden bar drops lines).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// Segments one image with every layer and writes its combined mask (and per-layer masks and
+/// cut-out when asked); returns the files written.
+fn segment_file(
+    args: &SegmentArgs,
+    recipe: &Recipe,
+    segmenter: &mut Segmenter,
+    path: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let loaded = load_image(path)?;
+    let (width, height) = (loaded.rgb.width, loaded.rgb.height);
+    let randomness = Randomness::seeded(recipe.mode, recipe.seed);
+    let masks = segmenter.segment(&loaded.rgb, &recipe.phrases(), &randomness)?;
+    let mut probabilities = Vec::with_capacity(masks.len());
+    for mask in masks {
+        let mut p = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities)?;
+        if recipe.refine {
+            let view = RgbView {
+                width,
+                height,
+                pixels: &loaded.rgb.pixels,
+            };
+            p = refine(view, &p, None, &RefineSettings::default())?;
+        }
+        probabilities.push(p);
+    }
+    let combined = recipe.combined(width, height, probabilities);
+
+    let out = combined_path(args, path);
+    if out == path {
+        bail!(
+            "refusing to write the mask over the input image {}",
+            path.display()
+        );
+    }
+    let mut written = Vec::new();
+    write_mask(args, &combined.mask, &out)?;
+    written.push(out.clone());
+    if args.per_layer {
+        let dir = out.with_extension("");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        for (name, mask) in layer_file_names(recipe).into_iter().zip(&combined.layers) {
+            let file = dir.join(name);
+            write_mask(args, mask, &file)?;
+            written.push(file);
+        }
+    }
+    if args.cutout {
+        let file = out.with_file_name(format!("{}-cutout.png", file_stem(&out)));
+        let image = image::RgbaImage::from_raw(width, height, loaded.rgba)
+            .map(DynamicImage::ImageRgba8)
+            .context("internal: RGBA buffer size")?;
+        export_cutout_png(&image, &combined.mask, &file, args.overwrite)?;
+        written.push(file);
+    }
+    Ok(written)
+}
+
+/// `--out` as given, else `<out-dir>/<image stem>.png`.
+fn combined_path(args: &SegmentArgs, image: &Path) -> PathBuf {
+    match (&args.out, &args.out_dir) {
+        (Some(out), _) => out.clone(),
+        (None, dir) => dir
+            .clone()
+            .unwrap_or_default()
+            .join(format!("{}.png", file_stem(image))),
+    }
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "image".into())
+}
+
+/// `<phrase-slug>.png` per layer; a repeated slug gets `-2`, `-3`, … so no layer overwrites
+/// another.
+fn layer_file_names(recipe: &Recipe) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    recipe
+        .layers
+        .iter()
+        .map(|layer| {
+            let base = slug(&layer.phrase);
+            let mut name = base.clone();
+            let mut n = 1;
+            while seen.contains(&name) {
+                n += 1;
+                name = format!("{base}-{n}");
+            }
+            seen.push(name.clone());
+            format!("{name}.png")
+        })
+        .collect()
+}
+
+/// 8-bit grey, white = masked: soft matte with `--soft`, else 0/255 cut at 0.5.
+fn write_mask(args: &SegmentArgs, mask: &MaskBuf, path: &Path) -> anyhow::Result<()> {
+    if args.soft {
+        export_soft_png(mask, path, args.overwrite)?;
+    } else {
+        export_binary_png(mask, path, args.overwrite)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: SegmentArgs,
+    }
+
+    fn parse(argv: &[&str]) -> (SegmentArgs, Vec<(CombineOp, String)>) {
+        let matches = Wrapper::command()
+            .try_get_matches_from(argv)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let layers = ordered_layers(&matches);
+        let wrapper = Wrapper::from_arg_matches(&matches).unwrap_or_else(|e| panic!("{e}"));
+        (wrapper.args, layers)
+    }
+
+    #[test]
+    fn layers_keep_the_command_line_order() {
+        let (args, layers) = parse(&[
+            "x",
+            "--image",
+            "i.png",
+            "--out",
+            "o.png",
+            "--intersect",
+            "c",
+            "--phrase",
+            "a",
+            "--subtract",
+            "b",
+            "--phrase",
+            "d",
+        ]);
+        assert_eq!(
+            layers,
+            vec![
+                (CombineOp::Intersect, "c".to_string()),
+                (CombineOp::Union, "a".to_string()),
+                (CombineOp::Subtract, "b".to_string()),
+                (CombineOp::Union, "d".to_string()),
+            ]
+        );
+        assert!(uses_layers(&args));
+        let recipe = recipe_from_args(&SegmentArgs { layers, ..args });
+        assert_eq!(recipe.phrases(), vec!["c", "a", "b", "d"]);
+    }
+
+    #[test]
+    fn plain_phrases_keep_the_per_phrase_outputs() {
+        let (args, _) = parse(&[
+            "x", "--image", "i.png", "--out", "o.png", "--phrase", "a", "--phrase", "b",
+        ]);
+        assert!(!uses_layers(&args));
+    }
+
+    #[test]
+    fn recipe_excludes_phrase_flags_and_empty_parts_are_errors() {
+        let err = Wrapper::command()
+            .try_get_matches_from([
+                "x", "--image", "i.png", "--out", "o.png", "--recipe", "r.json", "--phrase", "a",
+            ])
+            .expect_err("conflict");
+        assert!(err.to_string().contains("--recipe"), "{err}");
+        let (args, _) = parse(&[
+            "x",
+            "--image",
+            "i.png",
+            "--out",
+            "o.png",
+            "--phrase",
+            "a",
+            "--subtract",
+            "b ||",
+        ]);
+        let err = check_phrases(&args).expect_err("empty part");
+        assert!(
+            format!("{err:#}").contains("--subtract \"b ||\""),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn repeated_slugs_get_numbers() {
+        let recipe = Recipe {
+            layers: ["The dog", "the dog", "sky"]
+                .into_iter()
+                .map(|p| RecipeLayer {
+                    phrase: p.into(),
+                    ..RecipeLayer::default()
+                })
+                .collect(),
+            ..Recipe::default()
+        };
+        assert_eq!(
+            layer_file_names(&recipe),
+            vec!["the-dog.png", "the-dog-2.png", "sky.png"]
+        );
+    }
+}
