@@ -446,6 +446,7 @@ mod tests {
                         invert: false,
                         grow_px: 3,
                         feather_px: 2.0,
+                        ..LayerOps::default()
                     },
                 },
                 RecipeLayer {
