@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use egui::{Event, Key, Modifiers, PointerButton, Pos2};
+use egui::{Event, Key, Modifiers, Pos2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use ldzmask::app::commands::Command;
@@ -22,7 +22,7 @@ use ldzmask::app::{App, ModelStatus};
 
 use common::gui::{
     app_without_weights, fixture_image, gradient_image, harness, idle, no_weights, open, options,
-    scratch, wait_for,
+    scratch, screen_pos, stroke, wait_for,
 };
 use common::tiny_weights_dir;
 
@@ -31,39 +31,6 @@ fn add_empty_layer(h: &mut Harness<'_, App>) {
     h.state_mut().queue(Command::AddEmptyLayer);
     h.step();
     idle(h);
-}
-
-/// Screen position of an image pixel centre.
-fn screen_pos(app: &App, x: f32, y: f32) -> Pos2 {
-    let canvas = app.canvas_rect().expect("canvas drawn");
-    app.view().ui_from_image(canvas) * Pos2::new(x, y)
-}
-
-/// A primary-button stroke through image points (press, moves, release).
-fn stroke(h: &mut Harness<'_, App>, points_in_image: &[(f32, f32)]) {
-    let pos: Vec<Pos2> = points_in_image
-        .iter()
-        .map(|&(x, y)| screen_pos(h.state(), x, y))
-        .collect();
-    h.event(Event::PointerMoved(pos[0]));
-    h.event(Event::PointerButton {
-        pos: pos[0],
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    for p in &pos[1..] {
-        h.event(Event::PointerMoved(*p));
-    }
-    let last = *pos.last().unwrap();
-    h.event(Event::PointerButton {
-        pos: last,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
-    h.step();
 }
 
 fn active_layer_edits(app: &App) -> Vec<u8> {

@@ -15,7 +15,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use egui::{Event, Key, Modifiers, PointerButton, Pos2};
+use egui::{Event, Key, Modifiers, PointerButton};
 use egui_kittest::Harness;
 use ldzmask::app::commands::Command;
 use ldzmask::app::display::hatch_band;
@@ -25,7 +25,9 @@ use ldzmask::app::ui_action::UiAction;
 use ldzmask::app::{App, ModelStatus};
 use ldzmask::mask::{LayerOps, MaskBuf, RectInImage};
 
-use common::gui::{app_without_weights, harness, idle, open, options, scratch, wait_for};
+use common::gui::{
+    app_without_weights, harness, idle, open, options, scratch, screen_pos, stroke, wait_for,
+};
 use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
 
 /// Writes an RGB image made by `pixel(x, y)`.
@@ -107,12 +109,6 @@ fn display_plane(app: &App, id: u64) -> Vec<u8> {
     app.display().lock().layers.get(&id).unwrap().data.clone()
 }
 
-/// Screen position of an image pixel centre.
-fn screen_pos(app: &App, x: f32, y: f32) -> Pos2 {
-    let canvas = app.canvas_rect().expect("canvas drawn");
-    app.view().ui_from_image(canvas) * Pos2::new(x, y)
-}
-
 /// A primary click on an image point with `modifiers` held.
 fn click(h: &mut Harness<'_, App>, x: f32, y: f32, modifiers: Modifiers) {
     let pos = screen_pos(h.state(), x, y);
@@ -130,33 +126,6 @@ fn click(h: &mut Harness<'_, App>, x: f32, y: f32, modifiers: Modifiers) {
         button: PointerButton::Primary,
         pressed: false,
         modifiers,
-    });
-    h.step();
-    h.step();
-}
-
-/// A primary-button stroke through image points (press, moves, release).
-fn stroke(h: &mut Harness<'_, App>, points_in_image: &[(f32, f32)]) {
-    let pos: Vec<Pos2> = points_in_image
-        .iter()
-        .map(|&(x, y)| screen_pos(h.state(), x, y))
-        .collect();
-    h.event(Event::PointerMoved(pos[0]));
-    h.event(Event::PointerButton {
-        pos: pos[0],
-        button: PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    for p in &pos[1..] {
-        h.event(Event::PointerMoved(*p));
-    }
-    let last = *pos.last().unwrap();
-    h.event(Event::PointerButton {
-        pos: last,
-        button: PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
     });
     h.step();
     h.step();

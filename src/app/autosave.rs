@@ -228,6 +228,21 @@ struct Tracked {
     recovered_from: Option<Orphan>,
 }
 
+impl Tracked {
+    /// `doc` as it is now, with nothing to write.
+    fn unchanged(doc: &Document) -> Self {
+        Self {
+            image_id: doc.image_id,
+            seen: doc.edit_mark(),
+            seen_settings: layer_settings(doc),
+            changed_at: Instant::now(),
+            dirty_since: None,
+            image_copy_written: false,
+            recovered_from: None,
+        }
+    }
+}
+
 /// Autosave and recovery for one running app (see the module docs). Dropped without
 /// [`Autosaver::shutdown`] (a test, a panic), it keeps its autosaves, as a crash would: only a
 /// clean exit retires them. Its lock goes with its file handle, the writer thread with the
@@ -530,15 +545,7 @@ impl Autosaver {
     /// watched from its current state (see [`Self::mark_recovered`] for restored work).
     pub fn track(&mut self, doc: &Document) {
         self.retire();
-        self.tracked = Some(Tracked {
-            image_id: doc.image_id,
-            seen: doc.edit_mark(),
-            seen_settings: layer_settings(doc),
-            changed_at: Instant::now(),
-            dirty_since: None,
-            image_copy_written: false,
-            recovered_from: None,
-        });
+        self.tracked = Some(Tracked::unchanged(doc));
     }
 
     /// The tracked document holds recovered work (restored from `orphan`, or opened from an
@@ -588,15 +595,7 @@ impl Autosaver {
             return; // changed while saving: the autosave keeps the newer state
         }
         self.retire();
-        self.tracked = Some(Tracked {
-            image_id: doc.image_id,
-            seen: doc.edit_mark(),
-            seen_settings: layer_settings(doc),
-            changed_at: Instant::now(),
-            dirty_since: None,
-            image_copy_written: false,
-            recovered_from: None,
-        });
+        self.tracked = Some(Tracked::unchanged(doc));
     }
 
     /// Once per frame: collects finished writes (returns errors to show once) and, when a

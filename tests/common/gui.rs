@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use egui::{Event, Modifiers, PointerButton, Pos2};
 use egui_kittest::Harness;
 use ldzmask::app::commands::Command;
 use ldzmask::app::{App, Options};
@@ -106,4 +107,35 @@ pub fn open(h: &mut Harness<'_, App>, path: &Path) {
     wait_for(h, "the image to open", Duration::from_secs(20), |app| {
         app.document().map(|d| d.image_id) != before && !app.is_busy()
     });
+}
+
+/// Screen position of an image pixel centre on the last frame's canvas.
+pub fn screen_pos(app: &App, x: f32, y: f32) -> Pos2 {
+    let canvas = app.canvas_rect().expect("canvas drawn");
+    app.view().ui_from_image(canvas) * Pos2::new(x, y)
+}
+
+/// A primary-button stroke through image points (press, moves, release).
+pub fn stroke(h: &mut Harness<'_, App>, points_in_image: &[(f32, f32)]) {
+    let pos: Vec<Pos2> = points_in_image
+        .iter()
+        .map(|&(x, y)| screen_pos(h.state(), x, y))
+        .collect();
+    let (Some(&first), Some(&last)) = (pos.first(), pos.last()) else {
+        return;
+    };
+    let button = |pos: Pos2, pressed: bool| Event::PointerButton {
+        pos,
+        button: PointerButton::Primary,
+        pressed,
+        modifiers: Modifiers::NONE,
+    };
+    h.event(Event::PointerMoved(first));
+    h.event(button(first, true));
+    for p in &pos[1..] {
+        h.event(Event::PointerMoved(*p));
+    }
+    h.event(button(last, false));
+    h.step();
+    h.step();
 }
