@@ -5,14 +5,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Io, fixtures_dir, gpu_available, tiny_weights_dir, write_png_from_tensor};
-
-fn ldzmask() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ldzmask"));
-    cmd.env("LDZMASK_DEVICE", "cpu")
-        .env_remove("LDZMASK_WEIGHTS");
-    cmd
-}
+use common::{
+    Io, fixtures_dir, gpu_available, ldzmask, run, tiny_weights_dir, write_png_from_tensor,
+};
 
 /// `ldzmask segment --weights W --image I --out O` on the CPU; the caller adds the rest.
 fn segment(weights: &Path, image: &Path, out: &Path) -> Command {
@@ -25,17 +20,6 @@ fn segment(weights: &Path, image: &Path, out: &Path) -> Command {
         .arg("--out")
         .arg(out);
     cmd
-}
-
-fn run(cmd: &mut Command) -> (i32, String) {
-    let out = cmd.output().expect("run ldzmask");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    (out.status.code().unwrap_or(-1), text)
 }
 
 #[test]

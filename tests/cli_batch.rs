@@ -6,31 +6,13 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
-
-fn ldzmask() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ldzmask"));
-    cmd.env("LDZMASK_DEVICE", "cpu")
-        .env_remove("LDZMASK_WEIGHTS");
-    cmd
-}
+use common::{Io, fixtures_dir, ldzmask, run, tiny_weights_dir, write_png_from_tensor};
 
 /// `ldzmask segment --weights W` on the CPU; the caller adds the rest.
 fn segment(weights: &Path) -> Command {
     let mut cmd = ldzmask();
     cmd.arg("segment").arg("--weights").arg(weights);
     cmd
-}
-
-fn run(cmd: &mut Command) -> (i32, String) {
-    let out = cmd.output().expect("run ldzmask");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    (out.status.code().unwrap_or(-1), text)
 }
 
 /// The fixture's phrases (`case0`, `case1`).

@@ -22,7 +22,7 @@ use ldzmask::app::{App, ModelStatus};
 
 use common::gui::{
     app_without_weights, fixture_image, gradient_image, harness, idle, no_weights, open, options,
-    scratch, screen_pos, stroke, wait_for,
+    scratch, screen_pos, stroke, wait_for, wait_model_ready,
 };
 use common::tiny_weights_dir;
 
@@ -62,14 +62,7 @@ fn phrase_layer_gets_its_mask_from_the_tiny_model() {
     let dir = scratch("phrase");
     let weights = tiny_weights_dir("gui-phrase");
     let mut h = harness(options(&dir, Some(weights.clone())));
-    wait_for(&mut h, "the tiny model", Duration::from_secs(120), |app| {
-        !app.model_status().is_pending()
-    });
-    assert!(
-        matches!(h.state().model_status(), ModelStatus::Ready { .. }),
-        "{:?}",
-        h.state().model_status()
-    );
+    wait_model_ready(&mut h);
     open(&mut h, &fixture_image(&dir));
     assert_eq!(h.state().document().unwrap().size(), (64, 64));
 

@@ -21,7 +21,7 @@ use ldzmask::app::commands::Command;
 use ldzmask::app::{App, ModelStatus, Options};
 use ldzmask::device::DeviceChoice;
 
-use common::gui::{scratch, wait_for};
+use common::gui::{scratch, wait_for, wait_model_ready};
 use common::{Io, fixtures_dir, gpu_available, tiny_weights_dir, write_png_from_tensor};
 
 /// The tiny model on `device`, settings in the scratch folder.
@@ -36,12 +36,6 @@ fn harness(dir: &Path, device: DeviceChoice) -> Harness<'static, App> {
     Harness::builder()
         .with_size(egui::vec2(1100.0, 760.0))
         .build_eframe(move |cc| App::new(cc, options))
-}
-
-fn wait_ready(h: &mut Harness<'_, App>) {
-    wait_for(h, "the tiny model", Duration::from_secs(120), |app| {
-        matches!(app.model_status(), ModelStatus::Ready { .. })
-    });
 }
 
 /// Opens the 64×64 fixture image.
@@ -74,7 +68,7 @@ fn add_phrase(h: &mut Harness<'_, App>, phrase: &str) -> u64 {
 fn free_gpu_memory_unloads_and_the_next_phrase_reloads() {
     let dir = scratch("unload");
     let mut h = harness(&dir, DeviceChoice::Cpu);
-    wait_ready(&mut h);
+    wait_model_ready(&mut h);
     open_fixture(&mut h, &dir);
     let first = add_phrase(&mut h, "a cat");
     let before = h
@@ -154,7 +148,7 @@ fn gpu_warm_up_runs_after_loading_and_the_status_bar_shows_memory() {
     }
     let dir = scratch("warmup");
     let mut h = harness(&dir, DeviceChoice::Gpu);
-    wait_ready(&mut h);
+    wait_model_ready(&mut h);
     wait_for(&mut h, "the warm-up", Duration::from_secs(180), |app| {
         app.gpu_status().warm_up_time.is_some() && app.gpu_status().warm_up.is_none()
     });
@@ -179,7 +173,7 @@ fn gpu_fault_moves_the_model_to_the_cpu_and_keeps_the_document() {
     }
     let dir = scratch("fault");
     let mut h = harness(&dir, DeviceChoice::Gpu);
-    wait_ready(&mut h);
+    wait_model_ready(&mut h);
     assert!(h.state().device_label().starts_with("GPU"));
     open_fixture(&mut h, &dir);
     // A painted layer that must survive the fault.

@@ -17,16 +17,17 @@ use std::time::Duration;
 
 use egui::{Event, Key, Modifiers, PointerButton};
 use egui_kittest::Harness;
+use ldzmask::app::App;
 use ldzmask::app::commands::Command;
 use ldzmask::app::display::hatch_band;
 use ldzmask::app::state::{ExportKind, ExportSettings, ExportSource};
 use ldzmask::app::tasks::ExportRequest;
 use ldzmask::app::ui_action::UiAction;
-use ldzmask::app::{App, ModelStatus};
 use ldzmask::mask::{LayerOps, MaskBuf, RectInImage};
 
 use common::gui::{
     app_without_weights, harness, idle, open, options, scratch, screen_pos, stroke, wait_for,
+    wait_model_ready,
 };
 use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
 
@@ -219,14 +220,7 @@ fn picks_survive_a_model_rerun() {
     let dir = scratch("rerun");
     let weights = tiny_weights_dir("edges-rerun");
     let mut h = harness(options(&dir, Some(weights.clone())));
-    wait_for(&mut h, "the tiny model", Duration::from_secs(120), |app| {
-        !app.model_status().is_pending()
-    });
-    assert!(
-        matches!(h.state().model_status(), ModelStatus::Ready { .. }),
-        "{:?}",
-        h.state().model_status()
-    );
+    wait_model_ready(&mut h);
     let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
     let image = dir.join("case0.png");
     write_png_from_tensor(io.get("case0.image"), &image);

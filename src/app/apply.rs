@@ -141,13 +141,7 @@ impl App {
             }
             Command::RerunLayer(id) => self.rerun_layer(id),
             Command::RerunAll => {
-                let ids: Vec<u64> = self
-                    .state
-                    .document
-                    .as_ref()
-                    .map(|d| d.masks.layers().iter().map(|e| e.id).collect())
-                    .unwrap_or_default();
-                for id in ids {
+                for id in self.layer_ids() {
                     self.request_segment(id);
                 }
             }

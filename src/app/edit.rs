@@ -192,15 +192,18 @@ impl App {
         }
     }
 
-    /// Redraws every layer (a display option that changes the planes, e.g. the band hatch).
-    pub(super) fn redraw_all_layers(&mut self) {
-        let ids: Vec<u64> = self
-            .state
+    /// Ids of the open document's layers, in order (none without a document).
+    pub(super) fn layer_ids(&self) -> Vec<u64> {
+        self.state
             .document
             .as_ref()
             .map(|d| d.masks.layers().iter().map(|e| e.id).collect())
-            .unwrap_or_default();
-        for id in ids {
+            .unwrap_or_default()
+    }
+
+    /// Redraws every layer (a display option that changes the planes, e.g. the band hatch).
+    pub(super) fn redraw_all_layers(&mut self) {
+        for id in self.layer_ids() {
             self.layer_runtimes.changed(id);
         }
     }

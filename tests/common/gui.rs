@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use egui::{Event, Modifiers, PointerButton, Pos2};
 use egui_kittest::Harness;
 use ldzmask::app::commands::Command;
-use ldzmask::app::{App, Options};
+use ldzmask::app::{App, ModelStatus, Options};
 use ldzmask::device::DeviceChoice;
 
 use super::{Io, fixtures_dir, write_png_from_tensor};
@@ -138,4 +138,17 @@ pub fn stroke(h: &mut Harness<'_, App>, points_in_image: &[(f32, f32)]) {
     h.event(button(last, false));
     h.step();
     h.step();
+}
+
+/// Waits until the model has loaded (the tiny fixture model takes seconds) and checks it is
+/// ready, not missing or failed.
+pub fn wait_model_ready(h: &mut Harness<'_, App>) {
+    wait_for(h, "the tiny model", Duration::from_secs(120), |app| {
+        !app.model_status().is_pending()
+    });
+    assert!(
+        matches!(h.state().model_status(), ModelStatus::Ready { .. }),
+        "{:?}",
+        h.state().model_status()
+    );
 }

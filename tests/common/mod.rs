@@ -277,3 +277,23 @@ pub fn gpu_available(what: &str) -> bool {
         }
     }
 }
+
+/// The `ldzmask` binary on the CPU, with no `LDZMASK_WEIGHTS` from the environment.
+pub fn ldzmask() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ldzmask"));
+    cmd.env("LDZMASK_DEVICE", "cpu")
+        .env_remove("LDZMASK_WEIGHTS");
+    cmd
+}
+
+/// Runs a command; returns its exit code (-1 when killed) and stdout + stderr, also printed.
+pub fn run(cmd: &mut std::process::Command) -> (i32, String) {
+    let out = cmd.output().expect("run ldzmask");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    (out.status.code().unwrap_or(-1), text)
+}
