@@ -1,10 +1,16 @@
 //! Mask recipes: the phrase layers of a masking run with their combine operations and layer
-//! ops, the model's draws (mode, seed) and the identity of the weights, as a JSON file that
-//! re-runs the same masking on other images (`ldzmask segment --save-recipe` / `--recipe`).
+//! ops and picks, the model's draws (mode, seed) and the identity of the weights, as a JSON
+//! file that re-runs the same masking on other images: `ldzmask segment --save-recipe` /
+//! `--recipe`, and the app's File › Save recipe / Apply recipe (or a recipe dropped on the
+//! window). A session file holds its document's recipe under `"recipe"`, so a session can be
+//! given wherever a recipe is read.
 //!
 //! The layer settings are [`LayerOps`] as a whole (serialised by serde), so a field added to
-//! the layer ops later travels in recipes without a change here. The combined mask is the
-//! app's: each layer's [`MaskLayer::composite`] folded with [`combine`].
+//! the layer ops later travels in recipes without a change here; edge-aware refinement is one
+//! of them (`ops.edge`, off when absent). Picks are stored in fractions of the image's size, so
+//! they land on the same part of another image. The combined mask is the app's: each layer's
+//! [`MaskLayer::composite`] (refined, picked, thresholded, grown, feathered) folded with
+//! [`combine`].
 //!
 //! # Format (version 1)
 //! ```json
@@ -12,10 +18,11 @@
 //!   "version": 1,
 //!   "mode": "Deterministic",
 //!   "seed": 0,
-//!   "refine": false,
 //!   "layers": [
 //!     { "phrase": "the dog", "combine": "Union",
-//!       "ops": { "threshold": 0.5, "invert": false, "grow_px": 0, "feather_px": 0.0 } },
+//!       "ops": { "threshold": 0.5, "invert": false, "grow_px": 0, "feather_px": 0.0,
+//!                "edge": { "enabled": true, "strength": 1.0, "radius_px": 0 } },
+//!       "picks": [ { "at": [0.25, 0.6], "keep": true } ] },
 //!     { "phrase": "the collar", "combine": "Subtract", "ops": { "threshold": 0.4 } }
 //!   ],
 //!   "model": { "files": [ { "name": "ldznet.ckpt", "size_bytes": 123,
@@ -32,7 +39,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::mask::{CombineOp, LayerOps, MaskBuf, MaskLayer, combine};
+use crate::mask::export::{ExportError, write_atomic};
+use crate::mask::refine::{RefineError, RgbView};
+use crate::mask::session::SESSION_FORMAT;
+use crate::mask::{CombineOp, EdgeOps, LayerEntry, LayerOps, MaskBuf, MaskLayer, Pick, combine};
 use crate::pipeline::{Mode, split_alternatives};
 
 /// The recipe format version this build writes and the newest it reads.
@@ -53,9 +63,6 @@ pub struct Recipe {
     pub mode: Mode,
     /// Seed of the random draws.
     pub seed: u64,
-    /// Whether each layer's probabilities are snapped to the image's edges (guided filter +
-    /// matting, default settings) before its layer ops.
-    pub refine: bool,
     /// Phrase layers, folded in order (index 0 first) onto an empty mask.
     pub layers: Vec<RecipeLayer>,
     /// The weights the recipe was made with, if known.
@@ -68,7 +75,6 @@ impl Default for Recipe {
             version: RECIPE_VERSION,
             mode: Mode::default(),
             seed: 0,
-            refine: false,
             layers: Vec::new(),
             model: None,
         }
@@ -83,8 +89,12 @@ pub struct RecipeLayer {
     pub phrase: String,
     /// How the layer joins the layers before it.
     pub combine: CombineOp,
-    /// Threshold, invert, grow/shrink, feather (and whatever the layer ops gain later).
+    /// Threshold, invert, grow/shrink, feather, edge-aware refinement (and whatever the layer
+    /// ops gain later). Edge refinement is off when the recipe does not say.
     pub ops: LayerOps,
+    /// Clicks keeping or dropping regions of the model mask, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub picks: Vec<RecipePick>,
 }
 
 impl Default for RecipeLayer {
@@ -92,7 +102,43 @@ impl Default for RecipeLayer {
         Self {
             phrase: String::new(),
             combine: CombineOp::Union,
-            ops: LayerOps::default(),
+            ops: LayerOps {
+                edge: EdgeOps::off(),
+                ..LayerOps::default()
+            },
+            picks: Vec::new(),
+        }
+    }
+}
+
+impl RecipeLayer {
+    /// The picks in the pixels of a `width × height` image.
+    pub fn picks_in_image(&self, width: u32, height: u32) -> Vec<Pick> {
+        self.picks
+            .iter()
+            .map(|p| Pick {
+                point_in_image: [p.at[0] * width as f32, p.at[1] * height as f32],
+                keep: p.keep,
+            })
+            .collect()
+    }
+}
+
+/// A pick of a recipe layer (see [`Pick`]), placed relative to the image's size.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecipePick {
+    /// `[x / width, y / height]` of the clicked point, each in `0..=1`.
+    pub at: [f32; 2],
+    /// `true`: keep only the picked regions; `false`: drop the region under the point.
+    pub keep: bool,
+}
+
+impl Default for RecipePick {
+    fn default() -> Self {
+        Self {
+            at: [0.5, 0.5],
+            keep: true,
         }
     }
 }
@@ -147,6 +193,18 @@ pub enum RecipeError {
         /// What is wrong.
         reason: String,
     },
+    /// A session file without a recipe (saved before sessions held one).
+    #[error(
+        "{path} is a session saved before sessions held their recipe: open it in ldzmask and \
+         save it again (or use File › Save recipe)"
+    )]
+    SessionWithoutRecipe {
+        /// File.
+        path: PathBuf,
+    },
+    /// Writing the file failed.
+    #[error("cannot save the recipe: {0}")]
+    Write(#[from] ExportError),
     /// A checkpoint file cannot be read for its identity.
     #[error("cannot read {path} to identify the model: {source}")]
     Checkpoint {
@@ -167,17 +225,30 @@ impl Recipe {
         Self::from_json(&text, path)
     }
 
-    /// Parses and checks recipe JSON; `path` names the file in errors.
+    /// Parses and checks recipe JSON (or a session's, whose `recipe` field is read); `path`
+    /// names the file in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Self, RecipeError> {
-        let field_err = |field: String, reason: String| RecipeError::Field {
-            path: path.to_path_buf(),
-            field,
-            reason,
-        };
         let value: Value = serde_json::from_str(text).map_err(|e| RecipeError::Json {
             path: path.to_path_buf(),
             reason: e.to_string(),
         })?;
+        let (value, prefix) = if is_session(&value) {
+            match value.get("recipe") {
+                Some(recipe) => (recipe.clone(), "recipe."),
+                None => {
+                    return Err(RecipeError::SessionWithoutRecipe {
+                        path: path.to_path_buf(),
+                    });
+                }
+            }
+        } else {
+            (value, "")
+        };
+        let field_err = |field: String, reason: String| RecipeError::Field {
+            path: path.to_path_buf(),
+            field: format!("{prefix}{field}"),
+            reason,
+        };
         if let Some(field) = unknown_field(&value, &template(), "") {
             return Err(field_err(field, "unknown field".into()));
         }
@@ -197,12 +268,45 @@ impl Recipe {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Writes the recipe (replacing the file).
+    /// Writes the recipe atomically (replacing the file).
     pub fn save(&self, path: &Path) -> Result<(), RecipeError> {
-        std::fs::write(path, self.to_json() + "\n").map_err(|source| RecipeError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_atomic(path, (self.to_json() + "\n").as_bytes(), true)?;
+        Ok(())
+    }
+
+    /// The recipe of a document's layers (deterministic draws, seed 0 and no model identity:
+    /// the caller sets those). Only visible phrase layers are taken: painted and imported
+    /// layers have nothing to re-run, and hidden ones are not in the combined mask. Returns
+    /// the recipe and how many layers were left out; picks are converted to fractions of the
+    /// `width × height` image.
+    pub fn from_layers(layers: &[LayerEntry], width: u32, height: u32) -> (Self, usize) {
+        let taken: Vec<RecipeLayer> = layers
+            .iter()
+            .filter(|e| e.props.visible && !e.props.phrase.trim().is_empty())
+            .map(|e| RecipeLayer {
+                phrase: e.props.phrase.trim().to_owned(),
+                combine: e.props.combine,
+                ops: e.layer.ops,
+                picks: e
+                    .layer
+                    .picks()
+                    .iter()
+                    .map(|p| RecipePick {
+                        at: [
+                            (p.point_in_image[0] / width.max(1) as f32).clamp(0.0, 1.0),
+                            (p.point_in_image[1] / height.max(1) as f32).clamp(0.0, 1.0),
+                        ],
+                        keep: p.keep,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let left_out = layers.len() - taken.len();
+        let recipe = Self {
+            layers: taken,
+            ..Self::default()
+        };
+        (recipe, left_out)
     }
 
     /// Value checks serde cannot express: `(field, reason)` of the first problem.
@@ -223,6 +327,23 @@ impl Recipe {
             split_alternatives(&layer.phrase)
                 .map_err(|e| (format!("layers[{i}].phrase"), e.to_string()))?;
             let ops = &layer.ops;
+            for (j, pick) in layer.picks.iter().enumerate() {
+                if !pick.at.iter().all(|v| (0.0..=1.0).contains(v)) {
+                    return Err((
+                        format!("layers[{i}].picks[{j}].at"),
+                        format!(
+                            "{:?} is not a point inside the image ([0..1, 0..1])",
+                            pick.at
+                        ),
+                    ));
+                }
+            }
+            if !(ops.edge.strength.is_finite() && (0.0..=1.0).contains(&ops.edge.strength)) {
+                return Err((
+                    format!("layers[{i}].ops.edge.strength"),
+                    format!("{} is not between 0 and 1", ops.edge.strength),
+                ));
+            }
             if !(0.0..=1.0).contains(&ops.threshold) {
                 return Err((
                     format!("layers[{i}].ops.threshold"),
@@ -244,12 +365,18 @@ impl Recipe {
         self.layers.iter().map(|l| l.phrase.as_str()).collect()
     }
 
-    /// The combined mask, as the app computes it: each layer's probabilities (one map per
-    /// layer, in order) go through [`MaskLayer`] (16-bit quantisation, threshold, invert,
-    /// grow/shrink, feather), then the composites fold with each layer's [`CombineOp`].
-    /// Also returns each layer's composite (for per-layer files).
-    pub fn combined(&self, width: u32, height: u32, probabilities: Vec<MaskBuf>) -> Combined {
-        let layers: Vec<MaskBuf> = self
+    /// The combined mask of `image`, as the app computes it: each layer's probabilities (one
+    /// map per layer, in order) go through [`MaskLayer`] (16-bit quantisation, edge-aware
+    /// refinement at full resolution when the layer's `ops.edge` is on, picks, threshold,
+    /// invert, grow/shrink, feather), then the composites fold with each layer's
+    /// [`CombineOp`]. Also returns each layer's composite (for per-layer files).
+    pub fn combined(
+        &self,
+        image: RgbView<'_>,
+        probabilities: Vec<MaskBuf>,
+    ) -> Result<Combined, RefineError> {
+        let (width, height) = (image.width, image.height);
+        let layers = self
             .layers
             .iter()
             .zip(probabilities)
@@ -257,15 +384,17 @@ impl Recipe {
                 let mut layer = MaskLayer::new(width, height);
                 layer.set_probabilities(Some(probabilities));
                 layer.ops = recipe_layer.ops;
-                layer.composite()
+                layer.set_picks(recipe_layer.picks_in_image(width, height));
+                layer.refine_now(image)?;
+                Ok(layer.composite())
             })
-            .collect();
+            .collect::<Result<Vec<MaskBuf>, RefineError>>()?;
         let mask = combine(
             width,
             height,
             layers.iter().zip(self.layers.iter().map(|l| l.combine)),
         );
-        Combined { mask, layers }
+        Ok(Combined { mask, layers })
     }
 }
 
@@ -335,10 +464,30 @@ impl CheckpointId {
     }
 }
 
+/// True when a file holds a recipe (or a session, which holds one) by its content: a JSON
+/// object with `layers`. How the app tells a dropped recipe from an image; reads at most
+/// 1 MiB (recipes are a few KB; a session's `format` comes first).
+pub fn is_recipe_file(path: &Path) -> bool {
+    let mut text = String::new();
+    let read = std::fs::File::open(path)
+        .and_then(|f| f.take(HASHED_PREFIX_BYTES).read_to_string(&mut text));
+    read.is_ok()
+        && serde_json::from_str::<Value>(&text)
+            .is_ok_and(|v| v.get("layers").is_some() && !is_session(&v))
+}
+
+/// True when a parsed JSON file is a session.
+fn is_session(value: &Value) -> bool {
+    value.get("format").and_then(Value::as_str) == Some(SESSION_FORMAT)
+}
+
 /// A recipe with one of every nested object, serialised: the set of known field names.
 fn template() -> Value {
     let recipe = Recipe {
-        layers: vec![RecipeLayer::default()],
+        layers: vec![RecipeLayer {
+            picks: vec![RecipePick::default()],
+            ..RecipeLayer::default()
+        }],
         model: Some(ModelIdentity {
             files: vec![CheckpointId::default()],
         }),
@@ -436,7 +585,6 @@ mod tests {
             version: RECIPE_VERSION,
             mode: Mode::Official,
             seed: 7,
-            refine: true,
             layers: vec![
                 RecipeLayer {
                     phrase: "the dog | the cat".into(),
@@ -448,11 +596,21 @@ mod tests {
                         feather_px: 2.0,
                         ..LayerOps::default()
                     },
+                    picks: vec![
+                        RecipePick {
+                            at: [0.25, 0.5],
+                            keep: true,
+                        },
+                        RecipePick {
+                            at: [1.0, 0.0],
+                            keep: false,
+                        },
+                    ],
                 },
                 RecipeLayer {
                     phrase: "the collar".into(),
                     combine: CombineOp::Subtract,
-                    ops: LayerOps::default(),
+                    ..RecipeLayer::default()
                 },
             ],
             model: Some(ModelIdentity {
@@ -483,7 +641,14 @@ mod tests {
         assert_eq!(recipe.layers[0].combine, CombineOp::Union);
         assert_eq!(recipe.layers[0].ops.grow_px, 2);
         assert_eq!(recipe.layers[0].ops.threshold, 0.5);
+        assert!(
+            !recipe.layers[0].ops.edge.enabled,
+            "edges only when the recipe says"
+        );
+        assert!(recipe.layers[0].picks.is_empty());
         assert_eq!(recipe.model, None);
+        let recipe = parse(r#"{"layers": [{"phrase": "sky"}]}"#).unwrap();
+        assert!(!recipe.layers[0].ops.edge.enabled);
     }
 
     #[test]
@@ -529,6 +694,18 @@ mod tests {
             (r#"{"layers": [{"phrase": "a"}], "version": 9}"#, "version"),
             (r#"{"layers": []}"#, "layers"),
             (
+                r#"{"layers": [{"phrase": "a", "picks": [{"at": [0.5, 1.5]}]}]}"#,
+                "layers[0].picks[0].at",
+            ),
+            (
+                r#"{"layers": [{"phrase": "a", "picks": [{"at": "x"}]}]}"#,
+                "layers[0].picks",
+            ),
+            (
+                r#"{"layers": [{"phrase": "a", "ops": {"edge": {"strength": 3}}}]}"#,
+                "layers[0].ops.edge.strength",
+            ),
+            (
                 r#"{"layers": [{"phrase": "a"}], "model": {"files": [{"size_bytes": "x"}]}}"#,
                 "model.files[0].size_bytes",
             ),
@@ -556,17 +733,178 @@ mod tests {
                     combine: CombineOp::Subtract,
                     ops: LayerOps {
                         threshold: 0.3,
-                        ..LayerOps::default()
+                        ..RecipeLayer::default().ops
                     },
+                    picks: Vec::new(),
                 },
             ],
             ..Recipe::default()
         };
         let a = MaskBuf::from_vec(4, 1, vec![1.0, 1.0, 1.0, 0.0]).unwrap();
         let b = MaskBuf::from_vec(4, 1, vec![0.0, 0.4, 0.2, 1.0]).unwrap();
-        let out = recipe.combined(4, 1, vec![a, b]);
+        let pixels = vec![128u8; 4 * 3];
+        let out = recipe.combined(rgb(4, 1, &pixels), vec![a, b]).unwrap();
         assert_eq!(out.mask.threshold(0.5).data, vec![1.0, 0.0, 1.0, 0.0]);
         assert_eq!(out.layers.len(), 2);
+    }
+
+    fn rgb(width: u32, height: u32, pixels: &[u8]) -> RgbView<'_> {
+        RgbView {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    /// Two blobs, left and right, in an 8×4 map.
+    fn two_blobs() -> MaskBuf {
+        let mut p = MaskBuf::new(8, 4);
+        for y in 0..4 {
+            for x in [0, 1, 6, 7] {
+                p.data[y * 8 + x] = 1.0;
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn picks_follow_the_image_size() {
+        let layer = RecipeLayer {
+            phrase: "a".into(),
+            picks: vec![RecipePick {
+                at: [0.9, 0.5],
+                keep: true,
+            }],
+            ..RecipeLayer::default()
+        };
+        let recipe = Recipe {
+            layers: vec![layer.clone()],
+            ..Recipe::default()
+        };
+        let pixels = vec![0u8; 8 * 4 * 3];
+        let out = recipe
+            .combined(rgb(8, 4, &pixels), vec![two_blobs()])
+            .unwrap();
+        let row: Vec<f32> = out.mask.data[..8].to_vec();
+        assert_eq!(
+            row,
+            vec![0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0],
+            "only the right blob"
+        );
+        // The same fractions on an image twice as large land on the same blob.
+        assert_eq!(layer.picks_in_image(16, 8)[0].point_in_image, [14.4, 4.0]);
+    }
+
+    #[test]
+    fn edge_ops_refine_only_layers_that_ask() {
+        // A dark left half, a bright right half (edge at x = 24) and a blurry model map
+        // crossing 0.5 at x = 17: refinement moves the mask's edge onto the image's.
+        let (w, h) = (48u32, 32u32);
+        let pixels: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let v = if i % w < w / 2 { 20 } else { 230 };
+                [v, v, v]
+            })
+            .collect();
+        let ramp = MaskBuf::from_vec(
+            w,
+            h,
+            (0..w * h)
+                .map(|i| (((i % w) as f32 - 7.0) / 20.0).clamp(0.0, 1.0))
+                .collect(),
+        )
+        .unwrap();
+        let recipe_with = |enabled: bool| Recipe {
+            layers: vec![RecipeLayer {
+                phrase: "a".into(),
+                ops: LayerOps {
+                    edge: EdgeOps {
+                        enabled,
+                        radius_px: 8,
+                        ..EdgeOps::default()
+                    },
+                    ..LayerOps::default()
+                },
+                ..RecipeLayer::default()
+            }],
+            ..Recipe::default()
+        };
+        let image = rgb(w, h, &pixels);
+        let plain = recipe_with(false)
+            .combined(image, vec![ramp.clone()])
+            .unwrap();
+        let refined = recipe_with(true)
+            .combined(image, vec![ramp.clone()])
+            .unwrap();
+        assert_eq!(plain.mask.get(20, 5), Some(1.0), "the model's edge");
+        assert_eq!(refined.mask.get(20, 5), Some(0.0), "the image's edge");
+        let mut layer = MaskLayer::new(w, h);
+        layer.set_probabilities(Some(ramp));
+        layer.ops = recipe_with(true).layers[0].ops;
+        layer.refine_now(image).unwrap();
+        assert_eq!(
+            refined.mask,
+            layer.composite(),
+            "the app's refined composite"
+        );
+    }
+
+    #[test]
+    fn document_layers_make_a_recipe() {
+        let mut doc = crate::mask::MaskDocument::new(200, 100, None);
+        let a = doc.add_layer("the dog");
+        doc.add_pick(
+            a,
+            Pick {
+                point_in_image: [50.0, 25.0],
+                keep: false,
+            },
+        )
+        .unwrap();
+        doc.set_combine(a, CombineOp::Intersect).unwrap();
+        doc.add_layer(""); // painted: nothing to re-run
+        let hidden = doc.add_layer("the sky");
+        doc.set_visible(hidden, false).unwrap();
+        let (recipe, left_out) = Recipe::from_layers(doc.layers(), 200, 100);
+        assert_eq!(left_out, 2);
+        assert_eq!(recipe.phrases(), vec!["the dog"]);
+        assert_eq!(recipe.layers[0].combine, CombineOp::Intersect);
+        assert_eq!(
+            recipe.layers[0].picks,
+            vec![RecipePick {
+                at: [0.25, 0.25],
+                keep: false
+            }]
+        );
+        let round = parse(&recipe.to_json()).unwrap();
+        assert_eq!(round, recipe);
+    }
+
+    #[test]
+    fn recipe_files_are_told_apart_and_saved_atomically() {
+        let dir = std::env::temp_dir().join(format!("ldzmask-recipe-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("r.json");
+        sample().save(&path).unwrap();
+        assert!(is_recipe_file(&path));
+        assert_eq!(Recipe::load(&path).unwrap(), sample());
+        let session = dir.join("s.json");
+        std::fs::write(
+            &session,
+            r#"{"format": "ldzmask-session", "version": 1, "layers": []}"#,
+        )
+        .unwrap();
+        assert!(!is_recipe_file(&session), "a session opens as a session");
+        let err = Recipe::load(&session).unwrap_err().to_string();
+        assert!(
+            err.contains("saved before sessions held their recipe"),
+            "{err}"
+        );
+        let png = dir.join("x.png");
+        std::fs::write(&png, [0x89, b'P', b'N', b'G', 0, 0xff]).unwrap();
+        assert!(!is_recipe_file(&png));
+        assert!(!is_recipe_file(&dir.join("missing.json")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -164,6 +164,73 @@ fn recipe_batch_layout_and_byte_identical_reapply() {
 }
 
 /// The slug `segment` uses for per-layer file names (lower-case words joined by `-`).
+#[test]
+fn refine_is_each_layers_edge_setting_and_plain_phrases_get_a_summary() {
+    let weights = tiny_weights_dir("batch-edges");
+    let input = input_dir(&weights);
+    let (p0, p1) = phrases();
+    let recipe = weights.join("edges.json");
+    let out = weights.join("edges");
+    let (code, text) = run(segment(&weights)
+        .arg("--input-dir")
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(&out)
+        .args(["--phrase", &p0, "--subtract", &p1, "--refine"])
+        .arg("--save-recipe")
+        .arg(&recipe));
+    assert_eq!(code, 0, "{text}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&recipe).expect("recipe")).expect("json");
+    assert!(saved.get("refine").is_none(), "no global flag: {saved}");
+    for i in 0..2 {
+        assert_eq!(
+            saved["layers"][i]["ops"]["edge"]["enabled"], true,
+            "{saved}"
+        );
+    }
+    // The recipe's edges are applied: re-applying gives the same bytes.
+    let again = weights.join("edges-again");
+    let (code, text) = run(segment(&weights)
+        .arg("--input-dir")
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(&again)
+        .arg("--recipe")
+        .arg(&recipe));
+    assert_eq!(code, 0, "{text}");
+    for stem in ["a", "c"] {
+        let name = format!("{stem}.png");
+        assert_eq!(
+            std::fs::read(out.join(&name)).expect("first"),
+            std::fs::read(again.join(&name)).expect("re-applied"),
+            "{name}"
+        );
+    }
+    // Plain repeated --phrase runs share the batch loop: files named, a summary, exit 1 and
+    // the failed file listed with its reason when an image is broken.
+    std::fs::write(input.join("broken.png"), b"not a png").expect("write");
+    let plain = weights.join("plain");
+    let (code, text) = run(segment(&weights)
+        .arg("--input-dir")
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(&plain)
+        .args(["--phrase", &p0, "--phrase", &p1]));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("done: 2 of 3 image(s); failed: 1"), "{text}");
+    let listed = text
+        .split_once("1 of 3 image(s) failed:")
+        .expect("summary")
+        .1;
+    assert!(listed.contains("broken.png: "), "{text}");
+    let slug = ldzmask_slug(&p0);
+    assert!(text.contains(&format!(
+        "→ {}",
+        plain.join(format!("a-{slug}.png")).display()
+    )));
+}
+
 fn ldzmask_slug(phrase: &str) -> String {
     phrase
         .to_lowercase()

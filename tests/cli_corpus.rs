@@ -128,6 +128,7 @@ fn segment_input_dir_survives_a_mutated_corpus() {
         .1
         .lines()
         .filter_map(|l| l.strip_prefix("  "))
+        .filter_map(|l| l.split(": ").next())
         .filter_map(|p| {
             Some(
                 std::path::Path::new(p)

@@ -620,3 +620,192 @@ fn a_pasted_image_is_saved_next_to_its_session() {
     });
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A file dropped on the window, as eframe hands it over.
+#[derive(Debug)]
+struct PathDrop(std::path::PathBuf);
+
+impl egui::DroppedFile for PathDrop {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+/// Waits until every layer has its model result and edge refinement and nothing runs.
+fn wait_layers_settled(h: &mut Harness<'_, App>) {
+    wait_for(
+        h,
+        "the layers' masks and refinement",
+        Duration::from_secs(180),
+        |app| {
+            let doc = app.document().unwrap();
+            !app.is_busy()
+                && doc.masks.layers().iter().all(|e| {
+                    e.layer.probabilities().is_some()
+                        && e.layer.refine_due().is_none()
+                        && app.layer_runtime(e.id).is_some_and(|rt| !rt.computing())
+                })
+        },
+    );
+}
+
+#[test]
+fn recipe_save_apply_by_drop_and_in_sessions() {
+    use ldzmask::mask::CombineOp;
+    use ldzmask::recipe::Recipe;
+
+    let dir = scratch("recipe");
+    let weights = tiny_weights_dir("gui-recipe");
+    let mut h = harness(options(&dir, Some(weights.clone())));
+    wait_model_ready(&mut h);
+    let image = fixture_image(&dir);
+    open(&mut h, &image);
+
+    // Two phrase layers: "a cat" grown by 1 px with a keep pick, minus "a dog".
+    h.state_mut().queue(Command::AddPhraseLayer("a cat".into()));
+    h.step();
+    let cat = h.state().document().unwrap().active_layer.unwrap();
+    let mut ops = h
+        .state()
+        .document()
+        .unwrap()
+        .masks
+        .layer(cat)
+        .unwrap()
+        .layer
+        .ops;
+    ops.threshold = 0.45;
+    ops.grow_px = 1;
+    h.state_mut().queue(Command::SetOps {
+        id: cat,
+        ops,
+        merge: false,
+    });
+    h.state_mut().queue(Command::Pick {
+        point_in_image: [16.0, 48.0],
+        keep: true,
+    });
+    h.state_mut().queue(Command::AddPhraseLayer("a dog".into()));
+    h.step();
+    let dog = h.state().document().unwrap().active_layer.unwrap();
+    h.state_mut()
+        .queue(Command::SetCombine(dog, CombineOp::Subtract));
+    h.step();
+    wait_layers_settled(&mut h);
+
+    // Save: the file holds both layers with their settings and the weights' identity.
+    let recipe_path = dir.join("cat.recipe.json");
+    h.state_mut()
+        .queue(Command::SaveRecipe(recipe_path.clone()));
+    h.step();
+    let recipe = Recipe::load(&recipe_path).expect("saved recipe");
+    assert_eq!(recipe.phrases(), vec!["a cat", "a dog"]);
+    assert_eq!(recipe.layers[0].ops, ops);
+    assert_eq!(recipe.layers[0].picks[0].at, [0.25, 0.75]);
+    assert_eq!(recipe.layers[1].combine, CombineOp::Subtract);
+    let model = recipe.model.as_ref().expect("the loaded weights' identity");
+    assert_eq!(model.files[0].name, "weights.safetensors");
+
+    // The command line re-applies it to the same image: the app's combined mask, exactly.
+    let cli_mask = dir.join("cli.png");
+    let (code, text) = common::run(
+        common::ldzmask()
+            .arg("segment")
+            .arg("--weights")
+            .arg(&weights)
+            .arg("--image")
+            .arg(&image)
+            .arg("--recipe")
+            .arg(&recipe_path)
+            .arg("--out")
+            .arg(&cli_mask),
+    );
+    assert_eq!(code, 0, "{text}");
+    let app_mask = ldzmask::mask::export::binary_mask_image(
+        &h.state().document().unwrap().masks.combined_mask(),
+    );
+    let cli = image::open(&cli_mask).unwrap().to_luma8();
+    assert_eq!(cli.dimensions(), app_mask.dimensions());
+    let differ = cli
+        .pixels()
+        .zip(app_mask.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(differ, 0, "CLI and app masks differ in {differ} pixels");
+
+    // The saved session holds the same recipe.
+    let session = dir.join("cat.ldzmask.json");
+    h.state_mut().queue(Command::SaveSession(session.clone()));
+    h.step();
+    idle(&mut h);
+    let from_session = Recipe::load(&session).expect("the session's recipe");
+    assert_eq!(from_session, recipe);
+
+    // Dropping the recipe on another image adds its layers there and runs them.
+    let other = gradient_image(&dir, 96, 80);
+    open(&mut h, &other);
+    // (Phrase layers carry over to a newly opened image by default: the recipe's come after.)
+    let before = h.state().document().unwrap().masks.layers().len();
+    h.event(Event::PointerMoved(Pos2::new(300.0, 300.0)));
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(PathDrop(recipe_path.clone())));
+    h.step();
+    wait_layers_settled(&mut h);
+    let doc = h.state().document().unwrap();
+    assert_eq!(doc.size(), (96, 80));
+    let layers = &doc.masks.layers()[before..];
+    assert_eq!(layers.len(), 2, "the recipe's two layers, added once");
+    assert_eq!(layers[0].props.phrase, "a cat");
+    assert_eq!(layers[0].layer.ops, ops);
+    assert_eq!(layers[0].layer.picks()[0].point_in_image, [24.0, 60.0]);
+    assert_eq!(layers[1].props.combine, CombineOp::Subtract);
+    assert!(
+        layers
+            .iter()
+            .all(|e| e.layer.probabilities().unwrap().size() == (96, 80))
+    );
+
+    // Applying the session adds the same layers again; undo takes them away, one per step.
+    h.state_mut().queue(Command::ApplyRecipe(session));
+    h.step();
+    assert_eq!(
+        h.state().document().unwrap().masks.layers().len(),
+        before + 4
+    );
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    h.step();
+    assert_eq!(
+        h.state().document().unwrap().masks.layers().len(),
+        before + 2,
+        "{:?}",
+        h.state().notices()
+    );
+    // A broken recipe is refused with a notice naming the file and field.
+    let broken = dir.join("broken.json");
+    std::fs::write(
+        &broken,
+        r#"{"layers": [{"phrase": "a", "ops": {"grow": 1}}]}"#,
+    )
+    .unwrap();
+    h.state_mut().queue(Command::ApplyRecipe(broken));
+    h.step();
+    assert_eq!(
+        h.state().document().unwrap().masks.layers().len(),
+        before + 2
+    );
+    assert!(
+        h.state()
+            .notices()
+            .iter()
+            .any(|n| n.contains("broken.json") && n.contains("layers[0].ops.grow")),
+        "{:?}",
+        h.state().notices()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::device::SelectedDevice;
 use crate::mask::RectInImage;
+use crate::recipe::ModelIdentity;
 use crate::runtime::{Role, THREADS_ENV, available_cores, default_threads, thread_count};
 
 use super::Options;
@@ -65,6 +66,8 @@ pub struct App {
     pub(super) gpu: GpuStatus,
     /// Last time a phrase was sent or answered (for the idle unload setting).
     pub(super) model_used_at: Instant,
+    /// The identity of the weights last loaded (for recipes and sessions).
+    pub(super) model_identity: Option<ModelIdentity>,
     pub(super) device_label: String,
     pub(super) display_adapter: Option<String>,
     pub(super) last_run: Option<LastRun>,
@@ -165,6 +168,7 @@ impl App {
             model: ModelStatus::NotStarted,
             gpu: GpuStatus::default(),
             model_used_at: Instant::now(),
+            model_identity: None,
             device_label,
             display_adapter: CanvasRenderer::adapter(cc),
             last_run: None,

@@ -59,6 +59,10 @@ impl App {
             Command::DiscardAutosave(path) => self.discard_autosave(&path),
             Command::ImportMaskDialog => self.import_mask_dialog(),
             Command::ImportMask(path) => self.start_import(path),
+            Command::SaveRecipeDialog => self.save_recipe_dialog(),
+            Command::SaveRecipe(path) => self.save_recipe(&path),
+            Command::ApplyRecipeDialog => self.apply_recipe_dialog(),
+            Command::ApplyRecipe(path) => self.apply_recipe(path),
             Command::ShowExport => {
                 if self.state.document.is_some() {
                     self.ui.show_export = true;

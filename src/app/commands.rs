@@ -55,6 +55,14 @@ pub enum Command {
     ImportMaskDialog,
     /// Import a mask file as a new layer.
     ImportMask(PathBuf),
+    /// Ask where to save the document's recipe.
+    SaveRecipeDialog,
+    /// Save the document's recipe (its visible phrase layers and their settings).
+    SaveRecipe(PathBuf),
+    /// Ask for a recipe (or session) to apply to the open image.
+    ApplyRecipeDialog,
+    /// Add a recipe's layers (or a session's) to the open image and run them.
+    ApplyRecipe(PathBuf),
     /// Show the export window.
     ShowExport,
     /// Ask where to export, then export with these settings.

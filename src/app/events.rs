@@ -25,7 +25,9 @@ impl App {
                 device,
                 weights,
                 elapsed,
+                identity,
             } => {
+                self.model_identity = identity;
                 log::info!("model ready on {device} in {:.1} s", elapsed.as_secs_f64());
                 self.device_label = device;
                 self.model = ModelStatus::Ready {

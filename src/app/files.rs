@@ -34,7 +34,7 @@ impl App {
     // ---- dialogs -------------------------------------------------------------------------
 
     /// A file dialog starting in the last folder used.
-    fn file_dialog(&self) -> rfd::FileDialog {
+    pub(super) fn file_dialog(&self) -> rfd::FileDialog {
         let dialog = rfd::FileDialog::new();
         match &self.state.settings.last_folder {
             Some(dir) if dir.is_dir() => dialog.set_directory(dir),
@@ -445,7 +445,10 @@ impl App {
         let pasted_image = doc.source.is_none().then(|| path.with_extension("png"));
         doc.masks
             .set_image_path(pasted_image.clone().or_else(|| doc.source.clone()));
-        let snapshot = doc.masks.session_snapshot();
+        let snapshot = doc
+            .masks
+            .session_snapshot()
+            .with_model(self.model_identity.clone());
         // The document names the pasted image's file only once it is written.
         doc.masks.set_image_path(doc.source.clone());
         let image = pasted_image.is_some().then(|| Arc::clone(&doc.image));

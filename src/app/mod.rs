@@ -32,6 +32,7 @@ mod events;
 mod files;
 pub mod layer_runtime;
 mod layout;
+mod recipes;
 pub mod render;
 pub mod state;
 pub mod tasks;

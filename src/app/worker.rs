@@ -24,6 +24,7 @@ use crate::pipeline::{
     Mode, Randomness, RgbImage, SegmentError, Segmenter, SetupError, StageTimings, weights_label,
 };
 use crate::precision::Precision;
+use crate::recipe::ModelIdentity;
 use crate::runtime::InferencePool;
 
 /// Where the model stands, as the UI sees it through the worker's events.
@@ -156,6 +157,8 @@ pub enum Event {
         weights: String,
         /// Load time.
         elapsed: Duration,
+        /// The checkpoint files' identity (for recipes); `None` if they could not be re-read.
+        identity: Option<ModelIdentity>,
     },
     /// Warm-up step `step` of `total` is running (`step == total`: done, in `elapsed`).
     WarmUp {
@@ -511,10 +514,14 @@ impl Worker {
                     label: label.clone(),
                 });
                 self.warm_up_pending = is_gpu(&device);
+                let identity = ModelIdentity::of_files(&found.files)
+                    .inspect_err(|e| log::warn!("{e}"))
+                    .ok();
                 self.emit(Event::Loaded {
                     device: description,
                     weights: label,
                     elapsed: start.elapsed(),
+                    identity,
                 }) && self.report_memory(true)
             }
             Err(SetupError::Device(fault)) => {

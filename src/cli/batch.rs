@@ -17,8 +17,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ldzmask::device::DeviceChoice;
 use ldzmask::imageio::load_image;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
-use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
-use ldzmask::mask::{CombineOp, LayerOps, MaskBuf};
+use ldzmask::mask::refine::RgbView;
+use ldzmask::mask::{CombineOp, EdgeOps, LayerOps, MaskBuf};
 use ldzmask::pipeline::{Randomness, SegmentError, Segmenter, split_alternatives};
 use ldzmask::precision::Precision;
 use ldzmask::recipe::{ModelIdentity, Recipe, RecipeLayer};
@@ -85,10 +85,16 @@ fn recipe_from_args(args: &SegmentArgs) -> Recipe {
     } else {
         args.layers.clone()
     };
+    // `--refine` is the layers' edge-aware refinement with its default settings (what the
+    // app gives a new layer); without it the edges stay the model's.
+    let edge = if args.refine {
+        EdgeOps::default()
+    } else {
+        EdgeOps::off()
+    };
     Recipe {
         mode: args.mode,
         seed: args.seed,
-        refine: args.refine,
         layers: layers
             .into_iter()
             .map(|(combine, phrase)| RecipeLayer {
@@ -96,8 +102,10 @@ fn recipe_from_args(args: &SegmentArgs) -> Recipe {
                 combine,
                 ops: LayerOps {
                     threshold: args.threshold,
+                    edge,
                     ..LayerOps::default()
                 },
+                ..RecipeLayer::default()
             })
             .collect(),
         ..Recipe::default()
@@ -135,7 +143,7 @@ pub fn run(
     if let Some(dir) = &args.out_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let (mut segmenter, found, _) = super::load_segmenter(weights, device, precision)?;
+    let (segmenter, found, _) = super::load_segmenter(weights, device, precision)?;
     let identity = ModelIdentity::of_files(&found.files)?;
     if let (Some(path), Some(made_with)) = (&args.recipe, &recipe.model)
         && *made_with != identity
@@ -153,23 +161,37 @@ pub fn run(
         eprintln!("recipe → {}", path.display());
     }
 
+    for_each_image(&images, weights, segmenter, |segmenter, path| {
+        segment_file(&args, &recipe, segmenter, path)
+    })
+}
+
+/// Runs `segment_file` on every image with a progress bar, names each file written and each
+/// failure (a failing image is skipped), moves the run to the CPU if the GPU fails (that image
+/// included), and ends with a summary; exit code 1 when any image failed.
+pub fn for_each_image(
+    images: &[PathBuf],
+    weights: Option<&Path>,
+    mut segmenter: Segmenter,
+    mut segment_file: impl FnMut(&mut Segmenter, &Path) -> anyhow::Result<Vec<PathBuf>>,
+) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(images.len());
     let mut done = 0;
-    let mut failed: Vec<(PathBuf, String)> = Vec::new();
+    let mut failed: Vec<(&Path, String)> = Vec::new();
     for (i, path) in images.iter().enumerate() {
         bar.set_message(path.display().to_string());
         say(
             &bar,
             format!("[{}/{}] {}", i + 1, images.len(), path.display()),
         );
-        let mut result = segment_file(&args, &recipe, &mut segmenter, path);
+        let mut result = segment_file(&mut segmenter, path);
         if let Err(e) = &result
             && let Some(SegmentError::Device(fault)) = e.downcast_ref::<SegmentError>()
         {
             // The GPU is unusable from now on: finish the run on the CPU, this image included.
             say(&bar, format!("warning: {fault}; continuing on the CPU"));
             (segmenter, _, _) = super::load_segmenter(weights, DeviceChoice::Cpu, Precision::F32)?;
-            result = segment_file(&args, &recipe, &mut segmenter, path);
+            result = segment_file(&mut segmenter, path);
         }
         match result {
             Ok(written) => {
@@ -180,7 +202,7 @@ pub fn run(
             }
             Err(e) => {
                 say(&bar, format!("error: {}: {e:#}", path.display()));
-                failed.push((path.clone(), format!("{e:#}")));
+                failed.push((path, format!("{e:#}")));
             }
         }
         bar.inc(1);
@@ -191,14 +213,15 @@ pub fn run(
         images.len(),
         failed.len()
     );
-    for (path, reason) in &failed {
-        eprintln!("  failed: {}: {reason}", path.display());
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
     }
-    Ok(if failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    // Repeated at the end: in a long folder run the errors scroll away between progress lines.
+    eprintln!("{} of {} image(s) failed:", failed.len(), images.len());
+    for (path, reason) in &failed {
+        eprintln!("  {}: {reason}", path.display());
+    }
+    Ok(ExitCode::FAILURE)
 }
 
 /// A bar for batches on a terminal; hidden for one image or when stderr is captured (logs and
@@ -235,20 +258,16 @@ fn segment_file(
     let (width, height) = (loaded.rgb.width, loaded.rgb.height);
     let randomness = Randomness::seeded(recipe.mode, recipe.seed);
     let masks = segmenter.segment(&loaded.rgb, &recipe.phrases(), &randomness)?;
-    let mut probabilities = Vec::with_capacity(masks.len());
-    for mask in masks {
-        let mut p = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities)?;
-        if recipe.refine {
-            let view = RgbView {
-                width,
-                height,
-                pixels: &loaded.rgb.pixels,
-            };
-            p = refine(view, &p, None, &RefineSettings::default())?;
-        }
-        probabilities.push(p);
-    }
-    let combined = recipe.combined(width, height, probabilities);
+    let probabilities = masks
+        .into_iter()
+        .map(|mask| MaskBuf::from_vec(mask.width, mask.height, mask.probabilities))
+        .collect::<Result<Vec<_>, _>>()?;
+    let view = RgbView {
+        width,
+        height,
+        pixels: &loaded.rgb.pixels,
+    };
+    let combined = recipe.combined(view, probabilities)?;
 
     let out = combined_path(args, path);
     if out == path {

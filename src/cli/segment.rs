@@ -10,7 +10,7 @@ use ldzmask::imageio::load_image;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
 use ldzmask::mask::{CombineOp, MaskBuf};
-use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage, SegmentError, Segmenter};
+use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage, Segmenter};
 use ldzmask::precision::Precision;
 
 /// Arguments of `ldzmask segment`.
@@ -43,7 +43,8 @@ pub struct SegmentArgs {
     /// A layer the mask is cut to (in command line order with --phrase and --subtract).
     #[arg(long, value_name = "TEXT", conflicts_with = "recipe")]
     pub intersect: Vec<String>,
-    /// Re-apply a recipe (layers, thresholds, mode, seed, refine) instead of phrase flags.
+    /// Re-apply a recipe (layers with their thresholds, grow/feather, edge refinement and
+    /// picks; mode, seed) instead of phrase flags. A session file works too (its recipe).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["threshold", "mode", "seed", "refine", "draws"])]
     pub recipe: Option<PathBuf>,
     /// Write this run's recipe (JSON) for --recipe.
@@ -69,7 +70,8 @@ pub struct SegmentArgs {
     #[arg(long)]
     pub soft: bool,
     /// Snap each mask's edges to the image before thresholding or writing it (guided filter +
-    /// matting at full resolution, as `ldzmask refine` does with its default settings).
+    /// matting at full resolution, as `ldzmask refine` does with its default settings; with
+    /// layers: every layer's edge refinement, saved in the recipe).
     #[arg(long)]
     pub refine: bool,
     /// Also write an RGBA cut-out (`…-cutout.png`): the image with the mask as alpha.
@@ -94,8 +96,8 @@ pub struct SegmentArgs {
 
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
 
-/// Runs the command; a failing image is reported and skipped, and the run ends with exit code 1
-/// and the list of the images that failed.
+/// Runs the command; a failing image is reported and skipped, and the run ends with a summary
+/// and exit code 1 when any image failed (see [`super::batch::for_each_image`]).
 pub fn run(
     args: SegmentArgs,
     weights: Option<&Path>,
@@ -134,68 +136,41 @@ pub fn run(
         Some(spec) => Randomness::Fixed(read_draws(spec)?),
         None => Randomness::seeded(args.mode, args.seed),
     };
-    let (mut segmenter, _, _) = super::load_segmenter(weights, device, precision)?;
+    let (segmenter, _, _) = super::load_segmenter(weights, device, precision)?;
     let phrases: Vec<&str> = args.phrases.iter().map(String::as_str).collect();
-    let mut failed = Vec::new();
-    for (i, path) in images.iter().enumerate() {
-        eprintln!("[{}/{}] {}", i + 1, images.len(), path.display());
-        let mut result = segment_file(&args, &mut segmenter, path, &phrases, &randomness);
-        if let Err(e) = &result
-            && let Some(SegmentError::Device(fault)) = e.downcast_ref::<SegmentError>()
-        {
-            // The GPU is unusable from now on: finish the run on the CPU, this image included.
-            eprintln!("warning: {fault}; continuing on the CPU");
-            (segmenter, _, _) = super::load_segmenter(weights, DeviceChoice::Cpu, Precision::F32)?;
-            result = segment_file(&args, &mut segmenter, path, &phrases, &randomness);
-        }
-        match result {
-            Ok(masks) => {
-                for m in masks {
-                    let t = m.timings;
-                    log::info!(
-                        "{:?}: VAE {:.0} ms, CLIP {:.0} ms, SD UNet {:.0} ms, LD-ZNet {:.0} ms",
-                        m.phrase,
-                        t.vae.as_secs_f64() * 1e3,
-                        t.clip.as_secs_f64() * 1e3,
-                        t.sd_unet.as_secs_f64() * 1e3,
-                        t.ldznet.as_secs_f64() * 1e3
-                    );
-                }
-            }
-            Err(e) => {
-                failed.push(path);
-                eprintln!("error: {}: {e:#}", path.display());
-            }
-        }
-    }
-    if !failed.is_empty() {
-        // Repeated at the end: in a long folder run the errors scroll away between progress lines.
-        eprintln!("{} of {} image(s) failed:", failed.len(), images.len());
-        for path in failed {
-            eprintln!("  {}", path.display());
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    super::batch::for_each_image(&images, weights, segmenter, |segmenter, path| {
+        segment_file(&args, segmenter, path, &phrases, &randomness)
+    })
 }
 
-/// Segments one image file and writes its outputs.
+/// Segments one image file and writes its outputs (one mask per phrase, and cut-outs when
+/// asked); returns the files written.
 fn segment_file(
     args: &SegmentArgs,
     segmenter: &mut Segmenter,
     path: &Path,
     phrases: &[&str],
     randomness: &Randomness,
-) -> anyhow::Result<Vec<PhraseMask>> {
+) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = load_image(path)?;
     let masks = segmenter.segment(&loaded.rgb, phrases, randomness)?;
     let image = image::RgbaImage::from_raw(loaded.rgb.width, loaded.rgb.height, loaded.rgba)
         .map(DynamicImage::ImageRgba8)
         .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
+    let mut written = Vec::new();
     for mask in &masks {
-        write_outputs(args, path, &image, &loaded.rgb, mask)?;
+        let t = mask.timings;
+        log::info!(
+            "{:?}: VAE {:.0} ms, CLIP {:.0} ms, SD UNet {:.0} ms, LD-ZNet {:.0} ms",
+            mask.phrase,
+            t.vae.as_secs_f64() * 1e3,
+            t.clip.as_secs_f64() * 1e3,
+            t.sd_unet.as_secs_f64() * 1e3,
+            t.ldznet.as_secs_f64() * 1e3
+        );
+        written.extend(write_outputs(args, path, &image, &loaded.rgb, mask)?);
     }
-    Ok(masks)
+    Ok(written)
 }
 
 /// Reads injected draws from `FILE[:PREFIX]`.
@@ -322,7 +297,7 @@ fn write_outputs(
     image: &DynamicImage,
     rgb: &RgbImage,
     mask: &PhraseMask,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<PathBuf>> {
     let mut probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities.clone())?;
     if args.refine {
         let view = RgbView {
@@ -349,13 +324,13 @@ fn write_outputs(
     } else {
         export_binary_png(&output, &path, args.overwrite)?;
     }
-    eprintln!("  {:?} → {}", mask.phrase, path.display());
+    let mut written = vec![path];
     if args.cutout {
         let path = output_path(args, image_path, &mask.phrase, "-cutout");
         export_cutout_png(image, &output, &path, args.overwrite)?;
-        eprintln!("  {:?} cut-out → {}", mask.phrase, path.display());
+        written.push(path);
     }
-    Ok(())
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -179,6 +179,20 @@ impl MaskDocument {
         self.insert_layer(props, MaskLayer::new(self.width, self.height))
     }
 
+    /// Adds an empty layer with its ops and picks already set (a recipe's layer) at the end,
+    /// in one undo step; returns its id.
+    pub fn add_layer_with_ops(
+        &mut self,
+        props: LayerProps,
+        ops: LayerOps,
+        picks: Vec<Pick>,
+    ) -> u64 {
+        let mut layer = MaskLayer::new(self.width, self.height);
+        layer.ops = ops;
+        layer.set_picks(picks);
+        self.insert_layer(props, layer)
+    }
+
     /// Adds a layer holding an imported mask (in its `add` edit plane, so it stays soft, can
     /// be erased and never gets replaced by a model run); returns its id. A mask of another
     /// size is resized bilinearly.
@@ -684,6 +698,7 @@ impl MaskDocument {
             height: self.height,
             next_id: self.next_id,
             layers: self.layers.clone(),
+            model: None,
         }
     }
 

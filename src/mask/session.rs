@@ -19,7 +19,8 @@
 //!     "edit_erase_png": "<base64 8-bit grey PNG>" | null,
 //!     "edit_band_png": "<base64 8-bit grey PNG>",         // optional: refine-edge strokes
 //!     "picks": [ { "point_in_image": [12.5, 40.5], "keep": true } ]   // optional
-//!   } ]
+//!   } ],
+//!   "recipe": { "version": 1, "layers": [ … ], "model": { … } }   // optional
 //! }
 //! ```
 //!
@@ -30,7 +31,10 @@
 //! bit-identical and shows its masks even without model weights. The edge-aware refined map is
 //! not stored: it is recomputed from the probabilities and the image. Fields added later
 //! (`ops.edge`, `edit_band_png`, `picks`) have defaults, so older sessions load (with edge-aware
-//! refinement off, as they were made). Layers are listed in
+//! refinement off, as they were made). `recipe` is the document's [`Recipe`] (its visible
+//! phrase layers with their settings, the app's draws and the weights' identity when known), so
+//! a session can be applied to other images like a recipe file; it is written only, never read
+//! back here (the layers are the truth). Layers are listed in
 //! document order (index 0 first). Unknown fields are ignored; a newer `version` is refused
 //! with a clear error rather than half-loaded.
 
@@ -43,6 +47,7 @@ use super::edits::EditBuf;
 use super::export::{ExportError, write_atomic};
 use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
 use super::picks::Pick;
+use crate::recipe::{ModelIdentity, Recipe};
 
 /// Value of the `format` field.
 pub const SESSION_FORMAT: &str = "ldzmask-session";
@@ -125,6 +130,8 @@ pub struct SessionSnapshot {
     pub(super) next_id: u64,
     /// The layers in document order.
     pub(super) layers: Vec<LayerEntry>,
+    /// The weights the document's masks came from, for the session's recipe (never read back).
+    pub(super) model: Option<ModelIdentity>,
 }
 
 impl SessionSnapshot {
@@ -138,6 +145,20 @@ impl SessionSnapshot {
     pub fn with_image_path(mut self, image_path: Option<PathBuf>) -> Self {
         self.image_path = image_path;
         self
+    }
+
+    /// The same session recording the weights its masks came from (in its recipe).
+    pub fn with_model(mut self, model: Option<ModelIdentity>) -> Self {
+        self.model = model;
+        self
+    }
+
+    /// The recipe the session file holds: its visible phrase layers, the app's deterministic
+    /// draws (seed 0) and [`Self::with_model`]'s weights; `None` without a phrase layer.
+    pub fn recipe(&self) -> Option<Recipe> {
+        let (mut recipe, _) = Recipe::from_layers(&self.layers, self.width, self.height);
+        recipe.model = self.model.clone();
+        (!recipe.layers.is_empty()).then_some(recipe)
     }
 
     /// The image the session names.
@@ -260,6 +281,7 @@ pub fn write(session: &SessionSnapshot, path: &Path) -> Result<(), SessionError>
                 picks: e.layer.picks().to_vec(),
             })
             .collect(),
+        recipe: session.recipe(),
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|source| SessionError::Json {
         path: path.to_path_buf(),
@@ -332,6 +354,7 @@ pub fn read(path: &Path) -> Result<SessionSnapshot, SessionError> {
         height: h,
         next_id: file.next_layer_id.max(max_id + 1),
         layers,
+        model: None,
     })
 }
 
@@ -431,6 +454,10 @@ struct SessionFile {
     height: u32,
     next_layer_id: u64,
     layers: Vec<SessionLayer>,
+    /// Written for other tools and `Recipe::load`; ignored when a session is opened, so a
+    /// damaged recipe never keeps the user's masks from loading.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    recipe: Option<Recipe>,
 }
 
 /// One layer in the session file: its props inline (`name`, `phrase`, `colour`, `visible`,
@@ -667,6 +694,41 @@ mod tests {
             MaskDocument::load_session(&foreign),
             Err(SessionError::NotASession { .. })
         ));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_session_holds_its_recipe() {
+        let dir = temp_dir("session-recipe");
+        let (mut doc, _, _) = sample_doc();
+        let path = dir.join("work.ldzmask.json");
+        let model = crate::recipe::ModelIdentity {
+            files: vec![crate::recipe::CheckpointId {
+                name: "ldznet.ckpt".into(),
+                size_bytes: 3,
+                sha256_first_mib: "0".repeat(64),
+            }],
+        };
+        let snapshot = doc.session_snapshot().with_model(Some(model.clone()));
+        snapshot.write(&path).unwrap();
+        let recipe = Recipe::load(&path).unwrap();
+        let (want, _) = Recipe::from_layers(doc.layers(), doc.width(), doc.height());
+        assert!(!want.layers.is_empty());
+        assert_eq!(recipe.layers, want.layers);
+        assert_eq!(recipe.model, Some(model));
+        // A damaged recipe never keeps the masks from loading.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let damaged = text.replacen("\"recipe\": {", "\"recipe\": {\"bogus\": 1, ", 1);
+        assert_ne!(damaged, text);
+        std::fs::write(&path, damaged).unwrap();
+        assert!(Recipe::load(&path).is_err());
+        assert_eq!(
+            MaskDocument::load_session(&path).unwrap().layers(),
+            doc.layers()
+        );
+        // Without phrase layers there is no recipe.
+        let mut empty = MaskDocument::new(4, 4, None);
+        assert_eq!(empty.session_snapshot().recipe(), None);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

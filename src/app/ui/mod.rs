@@ -17,6 +17,8 @@ use std::path::PathBuf;
 
 use super::commands::Command;
 use super::tasks::ExportRequest;
+use crate::mask::session::is_session_file;
+use crate::recipe::is_recipe_file;
 
 /// UI-only state of the app's windows (not saved).
 #[derive(Debug, Default)]
@@ -43,12 +45,18 @@ pub struct UiState {
     pub close_confirmed: bool,
 }
 
-/// An image file opens as an image, a `.json` file as a session.
+/// What opening a file means, by its content: a session opens, a recipe is applied to the
+/// open image; any other `.json` file goes to the session reader (which names the problem),
+/// everything else opens as an image.
 pub fn open_command_for(path: PathBuf) -> Command {
-    let is_session = path
+    let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    if is_session {
+    if is_session_file(&path) {
+        Command::OpenSession(path)
+    } else if is_recipe_file(&path) {
+        Command::ApplyRecipe(path)
+    } else if is_json {
         Command::OpenSession(path)
     } else {
         Command::OpenImage(path)
@@ -97,6 +105,12 @@ pub fn window_input(ctx: &egui::Context) -> WindowInput {
         hovering_files,
         ..WindowInput::default()
     };
+    // A multi-pass frame (egui's `request_discard`, e.g. a new layer row sizing itself) runs
+    // the UI again with the same input: a drop or paste is taken in the first pass only, or a
+    // dropped recipe would be applied twice.
+    if ctx.current_pass_index() > 0 {
+        return input;
+    }
     // Only the first dropped file opens: one document at a time.
     if let Some(file) = dropped.first() {
         let path = file.path().to_path_buf();
@@ -121,7 +135,7 @@ pub fn drop_hint(ctx: &egui::Context) {
     painter.text(
         rect.center(),
         egui::Align2::CENTER_CENTER,
-        "Drop to open (image, or .json session)",
+        "Drop to open (image or session), or to apply a recipe",
         egui::FontId::proportional(24.0),
         egui::Color32::WHITE,
     );

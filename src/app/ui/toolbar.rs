@@ -78,6 +78,23 @@ pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
             action_item(ui, UiAction::ImportMask, has_doc, &mut out);
             action_item(ui, UiAction::Export, has_doc, &mut out);
             ui.separator();
+            let has_phrase =
+                masks.is_some_and(|m| m.layers().iter().any(|e| !e.props.phrase.trim().is_empty()));
+            if ui
+                .add_enabled(has_phrase, egui::Button::new("Save recipe…"))
+                .on_hover_text("The phrase layers and their settings, to re-run on other images")
+                .clicked()
+            {
+                out.push(Command::SaveRecipeDialog);
+            }
+            if ui
+                .add_enabled(has_doc, egui::Button::new("Apply recipe…"))
+                .on_hover_text("Add a recipe's (or a session's) phrase layers to this image")
+                .clicked()
+            {
+                out.push(Command::ApplyRecipeDialog);
+            }
+            ui.separator();
             action_item(ui, UiAction::Quit, true, &mut out);
         });
         ui.menu_button("Edit", |ui| {

@@ -1,0 +1,173 @@
+//! File › Save recipe / Apply recipe: the document's phrase layers as a [`Recipe`] file, and a
+//! recipe (or a session, which holds one) re-run on the open image. Dropping a recipe on the
+//! window applies it too ([`super::ui::open_command_for`] tells it from a session by content).
+//!
+//! Applying adds the recipe's layers after the existing ones (one undo step each), so nothing
+//! the user made is replaced; each gets the recipe's combine op, layer ops and picks (placed
+//! by fraction of the image size) and is sent to the model. The app draws deterministically
+//! with [`SEED`]; a recipe asking for other draws, or made with other weights, is applied
+//! with a warning that its masks may differ from `ldzmask segment --recipe`.
+
+use std::path::{Path, PathBuf};
+
+use super::app::App;
+use super::commands::Command;
+use super::ui::notices::Level;
+use super::worker::SEED;
+use crate::mask::LayerProps;
+use crate::pipeline::Mode;
+use crate::recipe::Recipe;
+
+impl App {
+    /// The open document's recipe (visible phrase layers, the app's draws, the weights'
+    /// identity when known) and how many layers it leaves out; `None` without a document.
+    pub fn document_recipe(&self) -> Option<(Recipe, usize)> {
+        let doc = self.state.document.as_ref()?;
+        let (w, h) = doc.masks.size();
+        let (mut recipe, left_out) = Recipe::from_layers(doc.masks.layers(), w, h);
+        recipe.mode = Mode::Deterministic;
+        recipe.seed = SEED;
+        recipe.model = self.model_identity.clone();
+        Some((recipe, left_out))
+    }
+
+    pub(super) fn save_recipe_dialog(&mut self) {
+        let Some(doc) = &self.state.document else {
+            return;
+        };
+        let stem = Path::new(&doc.name)
+            .file_stem()
+            .map_or_else(|| "masks".into(), |s| s.to_string_lossy().into_owned());
+        if let Some(path) = self
+            .file_dialog()
+            .add_filter("ldzmask recipe", &["json"])
+            .set_file_name(format!("{stem}.recipe.json"))
+            .save_file()
+        {
+            self.apply(Command::SaveRecipe(path));
+        }
+    }
+
+    pub(super) fn apply_recipe_dialog(&mut self) {
+        if let Some(path) = self
+            .file_dialog()
+            .add_filter("ldzmask recipe or session", &["json"])
+            .pick_file()
+        {
+            self.apply(Command::ApplyRecipe(path));
+        }
+    }
+
+    /// Writes the document's recipe (a few KB: written on the UI thread, atomically).
+    pub(super) fn save_recipe(&mut self, path: &Path) {
+        let Some((recipe, left_out)) = self.document_recipe() else {
+            self.toasts
+                .push(Level::Warning, "Open an image first.".into());
+            return;
+        };
+        if recipe.layers.is_empty() {
+            self.toasts.push(
+                Level::Warning,
+                "No visible phrase layer to save: a recipe re-runs phrases (painted, imported \
+                 and hidden layers are not part of it)."
+                    .into(),
+            );
+            return;
+        }
+        match recipe.save(path) {
+            Ok(()) => {
+                self.remember_folder(path);
+                let left = match left_out {
+                    0 => String::new(),
+                    n => format!(" ({n} painted, imported or hidden layer(s) left out)"),
+                };
+                self.toasts.push(
+                    Level::Info,
+                    format!(
+                        "Recipe of {} layer(s) saved to {}{left}",
+                        recipe.layers.len(),
+                        path.display()
+                    ),
+                );
+            }
+            Err(e) => self.toasts.push(Level::Error, e.to_string()),
+        }
+    }
+
+    /// Adds a recipe's layers to the open document and runs them.
+    pub(super) fn apply_recipe(&mut self, path: PathBuf) {
+        self.end_stroke();
+        if self.state.document.is_none() {
+            self.toasts.push(
+                Level::Warning,
+                "Open an image first, then apply the recipe to it.".into(),
+            );
+            return;
+        }
+        // Recipes are a few KB (a session's recipe sits in a file of at most some MB): read on
+        // the UI thread.
+        let recipe = match Recipe::load(&path) {
+            Ok(recipe) => recipe,
+            Err(e) => {
+                self.toasts.push(Level::Error, e.to_string());
+                return;
+            }
+        };
+        self.remember_folder(&path);
+        let settings = &self.state.settings;
+        let Some(doc) = &mut self.state.document else {
+            return;
+        };
+        let (w, h) = doc.masks.size();
+        let mut ids = Vec::with_capacity(recipe.layers.len());
+        for layer in &recipe.layers {
+            let used: Vec<[u8; 3]> = doc.masks.layers().iter().map(|e| e.props.colour).collect();
+            let props = LayerProps {
+                name: layer.phrase.clone(),
+                phrase: layer.phrase.clone(),
+                colour: settings.next_colour(&used),
+                visible: true,
+                opacity: settings.default_opacity,
+                combine: layer.combine,
+            };
+            ids.push(
+                doc.masks
+                    .add_layer_with_ops(props, layer.ops, layer.picks_in_image(w, h)),
+            );
+        }
+        doc.active_layer = ids.last().copied().or(doc.active_layer);
+        self.sync_layers();
+        for &id in &ids {
+            self.request_segment(id);
+        }
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into(),
+        );
+        self.toasts.push(
+            Level::Info,
+            format!("Applied {name}: {} layer(s) added", ids.len()),
+        );
+        if recipe.mode != Mode::Deterministic || recipe.seed != SEED {
+            self.toasts.push(
+                Level::Warning,
+                format!(
+                    "{name} asks for {:?} draws with seed {}; the app draws deterministically \
+                     with seed {SEED}, so its masks may differ from `ldzmask segment --recipe`.",
+                    recipe.mode, recipe.seed
+                ),
+            );
+        }
+        if let (Some(made_with), Some(loaded)) = (&recipe.model, &self.model_identity)
+            && made_with != loaded
+        {
+            self.toasts.push(
+                Level::Warning,
+                format!(
+                    "{name} was made with other weights ({}); masks may differ.",
+                    made_with.describe()
+                ),
+            );
+        }
+    }
+}
