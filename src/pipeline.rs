@@ -118,15 +118,35 @@ pub enum Randomness {
         mode: Mode,
         /// Generator seed.
         seed: u64,
+        /// The deterministic preset's prompt template (index into [`PROMPT_TEMPLATES`]);
+        /// the official distribution draws its own.
+        template: usize,
     },
     /// Given explicitly (the same for every phrase): reproduces a recorded run.
     Fixed(Draws),
 }
 
 impl Randomness {
-    /// Seeded draws.
+    /// Seeded draws (the deterministic preset with template 0, "a photo of a {}.").
     pub fn seeded(mode: Mode, seed: u64) -> Self {
-        Self::Seeded { mode, seed }
+        Self::Seeded {
+            mode,
+            seed,
+            template: 0,
+        }
+    }
+
+    /// The same draws with another prompt template for the deterministic preset (an index
+    /// into [`PROMPT_TEMPLATES`], clamped to it); no effect on other draws.
+    pub fn with_template(self, template_index: usize) -> Self {
+        match self {
+            Self::Seeded { mode, seed, .. } => Self::Seeded {
+                mode,
+                seed,
+                template: template_index.min(PROMPT_TEMPLATES.len() - 1),
+            },
+            fixed => fixed,
+        }
     }
 }
 
@@ -545,7 +565,13 @@ impl Segmenter {
         let mut out = Vec::with_capacity(phrases.len());
         for (i, phrase) in phrases.iter().enumerate() {
             let draws = match randomness {
-                Randomness::Seeded { mode, .. } => Draws::sample(*mode, &mut rng, latent_len),
+                Randomness::Seeded { mode, template, .. } => {
+                    let mut draws = Draws::sample(*mode, &mut rng, latent_len);
+                    if *mode == Mode::Deterministic {
+                        draws.template_index = *template;
+                    }
+                    draws
+                }
                 Randomness::Fixed(draws) => draws.clone(),
             };
             let wrong_len = |v: &[f32]| v.len() != latent_len;
@@ -774,6 +800,28 @@ mod tests {
                 other => panic!("{bad:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn templates_pick_the_deterministic_prompt_only() {
+        let Randomness::Seeded { template, .. } = Randomness::seeded(Mode::Deterministic, 1) else {
+            panic!("seeded")
+        };
+        assert_eq!(template, 0, "a photo of a {{}}.");
+        let r = Randomness::seeded(Mode::Deterministic, 1).with_template(3);
+        assert!(matches!(
+            r,
+            Randomness::Seeded {
+                template: 3,
+                seed: 1,
+                ..
+            }
+        ));
+        let r = Randomness::seeded(Mode::Official, 1).with_template(99);
+        assert!(
+            matches!(r, Randomness::Seeded { template: 8, .. }),
+            "clamped"
+        );
     }
 
     #[test]

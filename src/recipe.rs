@@ -18,6 +18,7 @@
 //!   "version": 1,
 //!   "mode": "Deterministic",
 //!   "seed": 0,
+//!   "template": 0,
 //!   "layers": [
 //!     { "phrase": "the dog", "combine": "Union",
 //!       "ops": { "threshold": 0.5, "invert": false, "grow_px": 0, "feather_px": 0.0,
@@ -43,7 +44,7 @@ use crate::mask::export::{ExportError, write_atomic};
 use crate::mask::refine::{RefineError, RgbView};
 use crate::mask::session::SESSION_FORMAT;
 use crate::mask::{CombineOp, EdgeOps, LayerEntry, LayerOps, MaskBuf, MaskLayer, Pick, combine};
-use crate::pipeline::{Mode, split_alternatives};
+use crate::pipeline::{Mode, PROMPT_TEMPLATES, Randomness, split_alternatives};
 
 /// The recipe format version this build writes and the newest it reads.
 pub const RECIPE_VERSION: u32 = 1;
@@ -63,6 +64,9 @@ pub struct Recipe {
     pub mode: Mode,
     /// Seed of the random draws.
     pub seed: u64,
+    /// The deterministic mode's prompt template: an index into [`PROMPT_TEMPLATES`] (0 = "a
+    /// photo of a {}."); the official mode draws its own.
+    pub template: usize,
     /// Phrase layers, folded in order (index 0 first) onto an empty mask.
     pub layers: Vec<RecipeLayer>,
     /// The weights the recipe was made with, if known.
@@ -75,6 +79,7 @@ impl Default for Recipe {
             version: RECIPE_VERSION,
             mode: Mode::default(),
             seed: 0,
+            template: 0,
             layers: Vec::new(),
             model: None,
         }
@@ -323,6 +328,16 @@ impl Recipe {
         if self.layers.is_empty() {
             return Err(("layers".into(), "the recipe has no layers".into()));
         }
+        if self.template >= PROMPT_TEMPLATES.len() {
+            return Err((
+                "template".into(),
+                format!(
+                    "{} is not a prompt template (0 to {})",
+                    self.template,
+                    PROMPT_TEMPLATES.len() - 1
+                ),
+            ));
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             split_alternatives(&layer.phrase)
                 .map_err(|e| (format!("layers[{i}].phrase"), e.to_string()))?;
@@ -358,6 +373,11 @@ impl Recipe {
             }
         }
         Ok(())
+    }
+
+    /// The model's random draws the recipe asks for (mode, seed, template).
+    pub fn randomness(&self) -> Randomness {
+        Randomness::seeded(self.mode, self.seed).with_template(self.template)
     }
 
     /// The phrases of the layers, in order.
@@ -585,6 +605,7 @@ mod tests {
             version: RECIPE_VERSION,
             mode: Mode::Official,
             seed: 7,
+            template: 3,
             layers: vec![
                 RecipeLayer {
                     phrase: "the dog | the cat".into(),
@@ -693,6 +714,10 @@ mod tests {
             (r#"{"layers": [{"phrase": "a"}], "seed": -1}"#, "seed"),
             (r#"{"layers": [{"phrase": "a"}], "version": 9}"#, "version"),
             (r#"{"layers": []}"#, "layers"),
+            (
+                r#"{"layers": [{"phrase": "a"}], "template": 9}"#,
+                "template",
+            ),
             (
                 r#"{"layers": [{"phrase": "a", "picks": [{"at": [0.5, 1.5]}]}]}"#,
                 "layers[0].picks[0].at",

@@ -230,6 +230,7 @@ fn segment_help_documents_every_flag() {
         "--cutout",
         "--mode",
         "--seed",
+        "--template",
         "--draws",
         "--overwrite",
         "--refine",

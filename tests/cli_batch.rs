@@ -207,6 +207,42 @@ fn refine_is_each_layers_edge_setting_and_plain_phrases_get_a_summary() {
             "{name}"
         );
     }
+    // The prompt template travels in the recipe and changes what the model reads.
+    let templated = weights.join("t3.json");
+    let t3 = weights.join("t3");
+    let (code, text) = run(segment(&weights)
+        .arg("--input-dir")
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(&t3)
+        .args([
+            "--phrase",
+            &p0,
+            "--subtract",
+            &p1,
+            "--refine",
+            "--template",
+            "3",
+            "--soft",
+        ])
+        .arg("--save-recipe")
+        .arg(&templated));
+    assert_eq!(code, 0, "{text}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&templated).expect("recipe")).expect("json");
+    assert_eq!(saved["template"], 3, "{saved}");
+    let (code, text) = run(segment(&weights)
+        .arg("--image")
+        .arg(input.join("a.png"))
+        .arg("--out")
+        .arg(weights.join("t0.png"))
+        .args(["--phrase", &p0, "--subtract", &p1, "--refine", "--soft"]));
+    assert_eq!(code, 0, "{text}");
+    assert_ne!(
+        std::fs::read(t3.join("a.png")).expect("template 3"),
+        std::fs::read(weights.join("t0.png")).expect("template 0"),
+        "another template, another mask"
+    );
     // Plain repeated --phrase runs share the batch loop: files named, a summary, exit 1 and
     // the failed file listed with its reason when an image is broken.
     std::fs::write(input.join("broken.png"), b"not a png").expect("write");

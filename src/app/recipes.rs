@@ -27,6 +27,7 @@ impl App {
         let (mut recipe, left_out) = Recipe::from_layers(doc.masks.layers(), w, h);
         recipe.mode = Mode::Deterministic;
         recipe.seed = SEED;
+        recipe.template = 0;
         recipe.model = self.model_identity.clone();
         Some((recipe, left_out))
     }
@@ -148,13 +149,14 @@ impl App {
             Level::Info,
             format!("Applied {name}: {} layer(s) added", ids.len()),
         );
-        if recipe.mode != Mode::Deterministic || recipe.seed != SEED {
+        if recipe.mode != Mode::Deterministic || recipe.seed != SEED || recipe.template != 0 {
             self.toasts.push(
                 Level::Warning,
                 format!(
-                    "{name} asks for {:?} draws with seed {}; the app draws deterministically \
-                     with seed {SEED}, so its masks may differ from `ldzmask segment --recipe`.",
-                    recipe.mode, recipe.seed
+                    "{name} asks for {:?} draws with seed {} and template {}; the app draws \
+                     deterministically with seed {SEED} and template 0, so its masks may differ \
+                     from `ldzmask segment --recipe`.",
+                    recipe.mode, recipe.seed, recipe.template
                 ),
             );
         }

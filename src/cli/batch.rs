@@ -19,7 +19,7 @@ use ldzmask::imageio::load_image;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
 use ldzmask::mask::refine::RgbView;
 use ldzmask::mask::{CombineOp, EdgeOps, LayerOps, MaskBuf};
-use ldzmask::pipeline::{Randomness, SegmentError, Segmenter, split_alternatives};
+use ldzmask::pipeline::{SegmentError, Segmenter, split_alternatives};
 use ldzmask::precision::Precision;
 use ldzmask::recipe::{ModelIdentity, Recipe, RecipeLayer};
 
@@ -95,6 +95,7 @@ fn recipe_from_args(args: &SegmentArgs) -> Recipe {
     Recipe {
         mode: args.mode,
         seed: args.seed,
+        template: args.template.into(),
         layers: layers
             .into_iter()
             .map(|(combine, phrase)| RecipeLayer {
@@ -256,12 +257,20 @@ fn segment_file(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = load_image(path)?;
     let (width, height) = (loaded.rgb.width, loaded.rgb.height);
-    let randomness = Randomness::seeded(recipe.mode, recipe.seed);
-    let masks = segmenter.segment(&loaded.rgb, &recipe.phrases(), &randomness)?;
-    let probabilities = masks
-        .into_iter()
-        .map(|mask| MaskBuf::from_vec(mask.width, mask.height, mask.probabilities))
-        .collect::<Result<Vec<_>, _>>()?;
+    let randomness = recipe.randomness();
+    // One run per layer, as the app sends them: each phrase gets the seed's first draws, so a
+    // layer's mask does not depend on the layers before it and matches the app's. The image's
+    // latent is cached, so this costs no more than one run with every phrase.
+    let mut probabilities = Vec::with_capacity(recipe.layers.len());
+    for phrase in recipe.phrases() {
+        for mask in segmenter.segment(&loaded.rgb, &[phrase], &randomness)? {
+            probabilities.push(MaskBuf::from_vec(
+                mask.width,
+                mask.height,
+                mask.probabilities,
+            )?);
+        }
+    }
     let view = RgbView {
         width,
         height,

@@ -45,7 +45,7 @@ pub struct SegmentArgs {
     pub intersect: Vec<String>,
     /// Re-apply a recipe (layers with their thresholds, grow/feather, edge refinement and
     /// picks; mode, seed) instead of phrase flags. A session file works too (its recipe).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["threshold", "mode", "seed", "refine", "draws"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["threshold", "mode", "seed", "template", "refine", "draws"])]
     pub recipe: Option<PathBuf>,
     /// Write this run's recipe (JSON) for --recipe.
     #[arg(long, value_name = "FILE")]
@@ -84,6 +84,11 @@ pub struct SegmentArgs {
     /// Seed of the random draws.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The deterministic mode's prompt template, 0 to 8 (0 = "a photo of a {}.", 3 = "{}.";
+    /// the official mode draws its own).
+    #[arg(long, default_value_t = 0, value_name = "N",
+          value_parser = clap::value_parser!(u8).range(0..9))]
+    pub template: u8,
     /// Reproduce a recorded run: a safetensors file with `template_index`, `posterior_noise`,
     /// `t_sd` and `noise_sd` (e.g. dumped from the official PyTorch code), optionally with a
     /// key prefix given as `FILE:PREFIX` (e.g. `io.safetensors:case0.`).
@@ -134,7 +139,7 @@ pub fn run(
     }
     let randomness = match &args.draws {
         Some(spec) => Randomness::Fixed(read_draws(spec)?),
-        None => Randomness::seeded(args.mode, args.seed),
+        None => Randomness::seeded(args.mode, args.seed).with_template(args.template.into()),
     };
     let (segmenter, _, _) = super::load_segmenter(weights, device, precision)?;
     let phrases: Vec<&str> = args.phrases.iter().map(String::as_str).collect();
