@@ -246,7 +246,7 @@ pub fn write_inpaint_crop(
         mask_bounds: bounds.into(),
         padding_px: settings.padding_px,
         snap_px: snap,
-        size_is_multiple: crop.width % snap == 0 && crop.height % snap == 0,
+        size_is_multiple: crop.width.is_multiple_of(snap) && crop.height.is_multiple_of(snap),
         export: label.to_owned(),
         mask_file: file_name(&paths.mask),
         image_file: image_path.map(|p| file_name(p)),
@@ -330,7 +330,7 @@ mod tests {
                 r.x0 <= lo.saturating_sub(pad) && r.x1 >= (hi + pad).min(300),
                 "{r:?}"
             );
-            assert!(r.x1 <= 300 && r.width() % snap == 0, "{r:?}");
+            assert!(r.x1 <= 300 && r.width().is_multiple_of(snap), "{r:?}");
         }
     }
 
