@@ -252,6 +252,8 @@ impl App {
             UiAction::SaveSession => Some(Command::SaveSessionDialog),
             UiAction::Export => Some(Command::ShowExport),
             UiAction::ImportMask => Some(Command::ImportMaskDialog),
+            // Ctrl+C is pressed out of habit: without an image it does nothing (no warning).
+            UiAction::CopyMask | UiAction::CopyCutout if self.state.document.is_none() => None,
             UiAction::CopyMask => Some(Command::Copy(ClipboardCopy::Mask)),
             UiAction::CopyCutout => Some(Command::Copy(ClipboardCopy::Cutout)),
             UiAction::Undo => Some(Command::Undo),

@@ -31,7 +31,7 @@ use super::state::{ExportKind, ExportSettings};
 pub struct ExportRequest {
     /// Destination PNG.
     pub path: PathBuf,
-    /// Kind, source, padding, blur.
+    /// Kind (preset), source and options.
     pub settings: ExportSettings,
     /// Replace an existing file (only after the user said so).
     pub overwrite: bool,

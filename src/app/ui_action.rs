@@ -225,7 +225,10 @@ impl UiAction {
             Self::Open => "Open an image or a session",
             Self::SaveSession => "Save the masking session",
             Self::ImportMask => "Import a mask PNG as a new layer",
-            Self::Export => "Export (binary mask, soft matte, cut-out, inpainting mask)",
+            Self::Export => {
+                "Export for A1111 / Forge, ComfyUI, Krita / Photoshop / GIMP or InvokeAI, a \
+                 cut-out or an inpainting mask; optionally as an inpaint crop"
+            }
             Self::Quit => "Quit",
             Self::NewLayer => "New empty layer (paint it by hand)",
             Self::Rerun => "Run the active layer's phrase again",

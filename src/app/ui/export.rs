@@ -66,13 +66,17 @@ pub fn export_ui(ctx: &egui::Context, cx: &ExportCx<'_>) -> Vec<Command> {
                         );
                     });
                 }
+                ui.separator();
                 let deep_ok = settings.kind.preset().is_some_and(Preset::supports_16_bit);
-                ui.add_enabled_ui(deep_ok, |ui| {
+                let hint = "For compositing apps only. Other presets are always 8-bit.";
+                if deep_ok {
                     ui.checkbox(&mut settings.sixteen_bit, SIXTEEN_BIT_LABEL)
-                        .on_hover_text(
-                            "For compositing apps only. Other presets are always 8-bit.",
-                        );
-                });
+                        .on_hover_text(hint);
+                } else {
+                    // Shows what will be written (8-bit); the choice is kept for the matte.
+                    ui.add_enabled(false, egui::Checkbox::new(&mut false, SIXTEEN_BIT_LABEL))
+                        .on_disabled_hover_text(hint);
+                }
                 ui.separator();
                 ui.checkbox(&mut settings.crop_enabled, CROP_LABEL)
                     .on_hover_text(
