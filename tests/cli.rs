@@ -234,6 +234,7 @@ fn segment_help_documents_every_flag() {
         "--draws",
         "--overwrite",
         "--refine",
+        "--preset",
         "--precision",
         "--threads",
         "--device",
@@ -328,4 +329,33 @@ fn segment_survives_a_gpu_fault_and_probes_quietly() {
     );
     run_on("auto", false);
     let _ = std::fs::remove_dir_all(&weights);
+}
+
+/// `segment --preset comfyui` writes the image as RGBA with the mask as inverted alpha (what
+/// ComfyUI's Load Image reads as its mask), and an unknown preset is a clear usage error.
+#[test]
+fn segment_preset_comfyui_writes_the_image_with_a_transparent_hole() {
+    let weights = tiny_weights_dir("cli-preset");
+    let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
+    let input = weights.join("case0.png");
+    write_png_from_tensor(io.get("case0.image"), &input);
+    let soft = weights.join("soft.png");
+    let (code, text) = run(segment(&weights, &input, &soft).args(["--phrase", "a cat", "--soft"]));
+    assert_eq!(code, 0, "{text}");
+    let hole = weights.join("hole.png");
+    let (code, text) = run(segment(&weights, &input, &hole)
+        .args(["--phrase", "a cat", "--soft", "--preset", "comfyui"]));
+    assert_eq!(code, 0, "{text}");
+    let matte = image::open(&soft).expect("soft mask").to_luma8();
+    let hole = image::open(&hole).expect("preset file");
+    assert_eq!(hole.color(), image::ColorType::Rgba8);
+    let source = image::open(&input).expect("input").to_rgb8();
+    for (x, y, p) in hole.to_rgba8().enumerate_pixels() {
+        assert_eq!(255 - p.0[3], matte.get_pixel(x, y).0[0], "({x},{y})");
+        assert_eq!(&p.0[..3], &source.get_pixel(x, y).0, "({x},{y})");
+    }
+    let (code, text) = run(segment(&weights, &input, &weights.join("x.png"))
+        .args(["--phrase", "a cat", "--preset", "nope"]));
+    assert_ne!(code, 0);
+    assert!(text.contains("unknown preset"), "{text}");
 }

@@ -290,6 +290,7 @@ fn export_writes_files_at_image_size_and_asks_before_overwriting() {
                 source: ExportSource::Combined,
                 padding_px: 4,
                 blur_px: 2.0,
+                ..ExportSettings::default()
             },
             overwrite,
         }));

@@ -7,6 +7,7 @@ use crate::mask::BrushMode;
 use super::app::App;
 use super::commands::{Command, Dialog};
 use super::state::{BRUSH_RADIUS_RANGE, Document};
+use super::tasks::ClipboardCopy;
 use super::ui::notices::Level;
 use super::ui_action::UiAction;
 use super::view::{KEY_ZOOM_STEP, ViewRequest};
@@ -73,6 +74,7 @@ impl App {
             }
             Command::ExportDialog(settings) => self.export_dialog(settings),
             Command::Export(request) => self.start_export(request),
+            Command::Copy(what) => self.start_copy(what),
             Command::ChooseWeightsDialog => self.choose_weights_dialog(),
             Command::LoadWeights(dir) => self.start_loading(dir),
             Command::UnloadModel => self.unload_model(),
@@ -254,6 +256,10 @@ impl App {
             UiAction::SaveSession => Some(Command::SaveSessionDialog),
             UiAction::Export => Some(Command::ShowExport),
             UiAction::ImportMask => Some(Command::ImportMaskDialog),
+            // Ctrl+C is pressed out of habit: without an image it does nothing (no warning).
+            UiAction::CopyMask | UiAction::CopyCutout if self.state.document.is_none() => None,
+            UiAction::CopyMask => Some(Command::Copy(ClipboardCopy::Mask)),
+            UiAction::CopyCutout => Some(Command::Copy(ClipboardCopy::Cutout)),
             UiAction::Undo => Some(Command::Undo),
             UiAction::Redo => Some(Command::Redo),
             UiAction::Invert => Some(Command::InvertActive),

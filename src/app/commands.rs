@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::mask::{CombineOp, LayerOps, LayerProps};
 
 use super::state::{ExportSettings, Settings};
-use super::tasks::ExportRequest;
+use super::tasks::{ClipboardCopy, ExportRequest};
 use super::ui_action::UiAction;
 use super::view::ViewRequest;
 
@@ -69,6 +69,8 @@ pub enum Command {
     ExportDialog(ExportSettings),
     /// Write an export.
     Export(ExportRequest),
+    /// Put the mask or the cut-out on the clipboard.
+    Copy(ClipboardCopy),
     /// Choose a weights folder and load it.
     ChooseWeightsDialog,
     /// (Re)load the model from a folder (`None` = the usual search).

@@ -259,10 +259,32 @@ impl App {
                     self.layer_runtimes.refine_lost();
                 }
             }
+            TaskResult::Copied { what, result } => match result {
+                Ok(image) => {
+                    let [w, h] = image.size;
+                    self.ctx.copy_image((*image).clone());
+                    self.toasts.push(
+                        Level::Info,
+                        format!("Copied the {} ({w}×{h}) to the clipboard", what.name()),
+                    );
+                }
+                Err(e) => {
+                    log::error!("copy failed: {e}");
+                    self.toasts.push(
+                        Level::Error,
+                        format!("Cannot copy the {}: {e}", what.name()),
+                    );
+                }
+            },
             TaskResult::Exported { request, result } => match result {
                 Ok((w, h)) => {
+                    let crop = if request.settings.crop_enabled {
+                        " inpaint crop"
+                    } else {
+                        ""
+                    };
                     let msg = format!(
-                        "Exported {} ({w}×{h}) to {}",
+                        "Exported {}{crop} ({w}×{h}) to {}",
                         request.settings.kind.file_suffix(),
                         request.path.display()
                     );

@@ -14,7 +14,7 @@ use super::app::App;
 use super::commands::Command;
 use super::display::{self, DisplayImage};
 use super::state::{Document, ExportSettings, ExportSource};
-use super::tasks::{self, ExportRequest, MaskSnapshot, SessionSaved, TaskResult};
+use super::tasks::{self, ClipboardCopy, ExportRequest, MaskSnapshot, SessionSaved, TaskResult};
 use super::ui::notices::Level;
 use super::ui::open_command_for;
 use super::view::ViewRequest;
@@ -397,15 +397,15 @@ impl App {
         self.sync_layers();
     }
 
-    pub(super) fn start_export(&mut self, request: ExportRequest) {
-        self.end_stroke();
-        self.ui.confirm_overwrite = None;
+    /// The masks `source` names, copied out of the document for a task; `None` (with a
+    /// notice) when there is no image or no active layer. Warns when no layer is visible.
+    fn mask_snapshot(&mut self, source: ExportSource) -> Option<(MaskSnapshot, Arc<LoadedImage>)> {
         let Some(doc) = &self.state.document else {
             self.toasts
                 .push(Level::Warning, "Open an image first.".into());
-            return;
+            return None;
         };
-        let snapshot = match request.settings.source {
+        let snapshot = match source {
             ExportSource::Combined => MaskSnapshot::combined(&doc.masks),
             ExportSource::ActiveLayer => {
                 match doc.active_layer.and_then(|id| doc.masks.layer(id)) {
@@ -413,22 +413,44 @@ impl App {
                     None => {
                         self.toasts
                             .push(Level::Warning, "There is no active layer to export.".into());
-                        return;
+                        return None;
                     }
                 }
             }
         };
+        let image = Arc::clone(&doc.image);
         if matches!(&snapshot, MaskSnapshot::Combined { layers, .. } if layers.is_empty()) {
             self.toasts.push(
                 Level::Warning,
                 "No visible layer: the exported mask is empty.".into(),
             );
         }
+        Some((snapshot, image))
+    }
+
+    pub(super) fn start_export(&mut self, request: ExportRequest) {
+        self.end_stroke();
+        self.ui.confirm_overwrite = None;
+        let Some((snapshot, image)) = self.mask_snapshot(request.settings.source) else {
+            return;
+        };
         self.state.settings.export = request.settings;
-        let image = Arc::clone(&doc.image);
         self.spawn("ldzmask-export", move || {
             let result = tasks::write_export(&request, &snapshot, &image);
             TaskResult::Exported { request, result }
+        });
+    }
+
+    /// Puts the mask or the cut-out (of the export window's "Mask" choice) on the clipboard:
+    /// computed on a task thread, copied when it reports ([`TaskResult::Copied`]).
+    pub(super) fn start_copy(&mut self, what: ClipboardCopy) {
+        self.end_stroke();
+        let Some((snapshot, image)) = self.mask_snapshot(self.state.settings.export.source) else {
+            return;
+        };
+        self.spawn("ldzmask-copy", move || TaskResult::Copied {
+            what,
+            result: tasks::clipboard_image(what, &snapshot, &image).map(Arc::new),
         });
     }
 

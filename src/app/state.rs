@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use crate::device::DeviceChoice;
 use crate::imageio::LoadedImage;
-use crate::mask::{BrushMode, LAYER_PALETTE, MaskDocument};
+use crate::mask::crop::CropSettings;
+use crate::mask::{BitDepth, BrushMode, LAYER_PALETTE, MaskDocument, Preset};
 
 /// Environment variable that moves the settings folder (tests use it so they never touch the
 /// user's real settings).
@@ -60,14 +61,20 @@ impl Default for BrushSettings {
 /// Smallest and largest brush radius offered.
 pub const BRUSH_RADIUS_RANGE: std::ops::RangeInclusive<f32> = 0.5..=1000.0;
 
-/// What to export.
+/// What to export: a tool's preset ([`Preset`]) or one of the two extra kinds. The first four
+/// are the presets; the variant names of the older kinds stay as they were, so settings files
+/// keep reading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum ExportKind {
-    /// Black/white PNG (cut at 0.5).
+    /// A1111 / Forge: black/white L8 (cut at 0.5), white = repaint ([`Preset::A1111`]).
     #[default]
     Binary,
-    /// 8-bit soft alpha matte.
+    /// ComfyUI Load Image: the image with alpha 0 where masked ([`Preset::ComfyUi`]).
+    ComfyUi,
+    /// Krita / Photoshop / GIMP: soft grey matte ([`Preset::GreyMatte`]).
     Soft,
+    /// InvokeAI canvas: RGBA alpha mask, opaque = masked ([`Preset::InvokeAi`]).
+    InvokeAi,
     /// RGBA cut-out: the image with the mask as alpha (colour kept under transparent pixels).
     Cutout,
     /// Inpainting mask: grown by the padding, then blurred.
@@ -75,16 +82,69 @@ pub enum ExportKind {
 }
 
 impl ExportKind {
-    /// All kinds, in menu order.
-    pub const ALL: [ExportKind; 4] = [Self::Binary, Self::Soft, Self::Cutout, Self::Inpaint];
+    /// All kinds, in menu order (the presets first).
+    pub const ALL: [ExportKind; 6] = [
+        Self::Binary,
+        Self::ComfyUi,
+        Self::Soft,
+        Self::InvokeAi,
+        Self::Cutout,
+        Self::Inpaint,
+    ];
+
+    /// The preset this kind writes, if it is one.
+    pub fn preset(self) -> Option<Preset> {
+        match self {
+            Self::Binary => Some(Preset::A1111),
+            Self::ComfyUi => Some(Preset::ComfyUi),
+            Self::Soft => Some(Preset::GreyMatte),
+            Self::InvokeAi => Some(Preset::InvokeAi),
+            Self::Cutout | Self::Inpaint => None,
+        }
+    }
 
     /// Label in the export window.
     pub fn label(self) -> &'static str {
         match self {
-            Self::Binary => "Binary mask (black/white)",
-            Self::Soft => "Soft alpha matte (8-bit)",
+            Self::Binary => "A1111 / Forge: black/white mask (white = repaint)",
+            Self::ComfyUi => "ComfyUI Load Image: the image, transparent where masked",
+            Self::Soft => "Krita / Photoshop / GIMP: soft grey matte",
+            Self::InvokeAi => "InvokeAI canvas: alpha mask (opaque = masked)",
             Self::Cutout => "Cut-out (RGBA, colour kept)",
             Self::Inpaint => "Inpainting mask (padding + blur)",
+        }
+    }
+
+    /// What the file holds, for the export window's hover text.
+    pub fn details(self) -> &'static str {
+        match self {
+            Self::Binary => {
+                "8-bit greyscale PNG, 0 or 255, no alpha. Also right for IOPaint, diffusers and \
+                 A1111 batch masks folders."
+            }
+            Self::ComfyUi => {
+                "RGBA PNG of the image: alpha 0 where masked, soft edges kept, RGB untouched. \
+                 Load Image gives the image and the mask from this one file."
+            }
+            Self::Soft => {
+                "8-bit greyscale PNG with soft edges, white = selected. Also for A1111 with \
+                 Soft inpainting and ComfyUI Differential Diffusion."
+            }
+            Self::InvokeAi => {
+                "RGBA PNG: opaque white where masked, transparent elsewhere (InvokeAI counts \
+                 every non-transparent pixel as masked, so edges are hard)."
+            }
+            Self::Cutout => "RGBA PNG of the image with the mask as alpha.",
+            Self::Inpaint => "8-bit greyscale PNG, grown then blurred.",
+        }
+    }
+
+    /// True if the file carries the image's pixels (an inpaint crop then writes no separate
+    /// image).
+    pub fn includes_image(self) -> bool {
+        match self.preset() {
+            Some(preset) => preset.includes_image(),
+            None => self == Self::Cutout,
         }
     }
 
@@ -92,12 +152,17 @@ impl ExportKind {
     pub fn file_suffix(self) -> &'static str {
         match self {
             Self::Binary => "mask",
+            Self::ComfyUi => "comfyui",
             Self::Soft => "matte",
+            Self::InvokeAi => "invokeai",
             Self::Cutout => "cutout",
             Self::Inpaint => "inpaint",
         }
     }
 }
+
+/// Largest inpaint-crop padding offered, in pixels.
+pub const MAX_CROP_PADDING_PX: u32 = 1024;
 
 /// Which mask to export.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -121,6 +186,23 @@ pub struct ExportSettings {
     pub padding_px: u32,
     /// Inpainting: Gaussian blur sigma in pixels.
     pub blur_px: f32,
+    /// Write 16 bits per pixel where the preset allows it (the grey matte only; off by
+    /// default: A1111, ComfyUI and IOPaint read 16-bit masks as fully masked).
+    pub sixteen_bit: bool,
+    /// Write an inpaint crop (cropped image + mask + sidecar) instead of the full size.
+    pub crop_enabled: bool,
+    /// Padding and snapping of the inpaint crop.
+    pub crop: CropSettings,
+}
+
+impl ExportSettings {
+    /// The bit depth to write: 16 only when asked for and the kind's preset supports it.
+    pub fn bit_depth(&self) -> BitDepth {
+        match self.kind.preset() {
+            Some(p) if self.sixteen_bit && p.supports_16_bit() => BitDepth::Sixteen,
+            _ => BitDepth::Eight,
+        }
+    }
 }
 
 impl Default for ExportSettings {
@@ -130,6 +212,9 @@ impl Default for ExportSettings {
             source: ExportSource::Combined,
             padding_px: 16,
             blur_px: 8.0,
+            sixteen_bit: false,
+            crop_enabled: false,
+            crop: CropSettings::default(),
         }
     }
 }
@@ -296,6 +381,11 @@ impl Settings {
         if !self.export.blur_px.is_finite() || self.export.blur_px < 0.0 {
             self.export.blur_px = 0.0;
         }
+        // Only the two snaps the export window offers.
+        if !matches!(self.export.crop.snap_px, 8 | 64) {
+            self.export.crop.snap_px = CropSettings::default().snap_px;
+        }
+        self.export.crop.padding_px = self.export.crop.padding_px.min(MAX_CROP_PADDING_PX);
     }
 
     /// The next colour for a new layer: the first palette colour no layer uses yet, else
@@ -398,6 +488,30 @@ mod tests {
         assert!(err.is_some());
         assert_eq!(broken, Settings::default());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn export_settings_of_older_versions_still_read() {
+        // The export block as versions before the presets wrote it.
+        let old = r#"{"export": {"kind": "Soft", "source": "ActiveLayer", "padding_px": 9, "blur_px": 3.0}}"#;
+        let mut s: Settings = serde_json::from_str(old).unwrap();
+        s.sanitise();
+        assert_eq!(s.export.kind, ExportKind::Soft);
+        assert_eq!(s.export.kind.preset(), Some(Preset::GreyMatte));
+        assert_eq!(s.export.source, ExportSource::ActiveLayer);
+        assert_eq!((s.export.padding_px, s.export.blur_px), (9, 3.0));
+        assert!(!s.export.sixteen_bit && !s.export.crop_enabled);
+        assert_eq!(s.export.crop, CropSettings::default());
+        assert_eq!(s.export.bit_depth(), BitDepth::Eight);
+        // 16 bits only where the preset allows them.
+        s.export.sixteen_bit = true;
+        assert_eq!(s.export.bit_depth(), BitDepth::Sixteen);
+        s.export.kind = ExportKind::Binary;
+        assert_eq!(s.export.bit_depth(), BitDepth::Eight);
+        // A snap the window does not offer falls back to 8.
+        s.export.crop.snap_px = 13;
+        s.sanitise();
+        assert_eq!(s.export.crop.snap_px, 8);
     }
 
     #[test]

@@ -15,9 +15,9 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use crate::imageio::LoadedImage;
 use crate::mask::RectInImage;
-use crate::mask::export::{
-    export_binary_png, export_cutout_png, export_inpaint_png, export_soft_png,
-};
+use crate::mask::crop::{CropPaths, write_inpaint_crop};
+use crate::mask::export::{cutout_image, inpaint_mask, soft_matte_image, write_png};
+use crate::mask::presets::preset_image;
 use crate::mask::refine::RgbView;
 use crate::mask::{
     CombineOp, ExportError, ImportedMask, MaskBuf, MaskDocument, MaskLayer, RefineJob,
@@ -31,7 +31,7 @@ use super::state::{ExportKind, ExportSettings};
 pub struct ExportRequest {
     /// Destination PNG.
     pub path: PathBuf,
-    /// Kind, source, padding, blur.
+    /// Kind (preset), source and options.
     pub settings: ExportSettings,
     /// Replace an existing file (only after the user said so).
     pub overwrite: bool,
@@ -121,41 +121,108 @@ pub fn rgb_view(rgb: &RgbImage) -> RgbView<'_> {
     }
 }
 
-/// Writes one export (runs on a task thread; also callable directly).
+/// The image as `image` sees it (RGBA, as loaded).
+fn dynamic_image(image: &LoadedImage) -> Result<image::DynamicImage, String> {
+    image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone())
+        .map(image::DynamicImage::ImageRgba8)
+        .ok_or_else(|| "the image's pixel buffer does not match its size".to_owned())
+}
+
+/// Writes one export (runs on a task thread; also callable directly): the kind's full-size
+/// image, or with `crop_enabled` an inpaint crop of it (cropped image + mask + sidecar, see
+/// [`crate::mask::crop`]). Returns the size of the mask written.
 pub fn write_export(
     request: &ExportRequest,
     masks: &MaskSnapshot,
     image: &LoadedImage,
 ) -> Result<(u32, u32), ExportFailure> {
     let mask = masks.compute_refined(Some(rgb_view(&image.rgb)));
-    let (path, overwrite) = (request.path.as_path(), request.overwrite);
+    let source = dynamic_image(image).map_err(ExportFailure::Other)?;
     let s = &request.settings;
-    let result = match s.kind {
-        ExportKind::Binary => export_binary_png(&mask, path, overwrite),
-        ExportKind::Soft => export_soft_png(&mask, path, overwrite),
-        ExportKind::Inpaint => export_inpaint_png(&mask, s.padding_px, s.blur_px, path, overwrite),
-        ExportKind::Cutout => {
-            let rgba =
-                image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone());
-            match rgba {
-                Some(rgba) => export_cutout_png(
-                    &image::DynamicImage::ImageRgba8(rgba),
-                    &mask,
-                    path,
-                    overwrite,
-                ),
-                None => {
-                    return Err(ExportFailure::Other(
-                        "the image's pixel buffer does not match its size".into(),
-                    ));
-                }
-            }
-        }
+    // The mask the file shows (the inpainting kind grows and blurs it; the crop follows it).
+    let mask = match s.kind {
+        ExportKind::Inpaint => inpaint_mask(&mask, s.padding_px, s.blur_px),
+        _ => mask,
     };
+    let made = match (s.kind, s.kind.preset()) {
+        (_, Some(preset)) => preset_image(preset, &mask, &source, s.bit_depth()),
+        (ExportKind::Cutout, None) => {
+            cutout_image(&source, &mask).map(image::DynamicImage::ImageRgba8)
+        }
+        _ => Ok(image::DynamicImage::ImageLuma8(soft_matte_image(&mask))),
+    };
+    let (path, overwrite) = (request.path.as_path(), request.overwrite);
+    let result = made.and_then(|out| {
+        if !s.crop_enabled {
+            return write_png(&out, path, overwrite).map(|()| mask.size());
+        }
+        let label = match s.kind.preset() {
+            Some(preset) => preset.name(),
+            None => s.kind.file_suffix(),
+        };
+        let paths = CropPaths::for_mask(path);
+        let separate_image = !s.kind.includes_image();
+        write_inpaint_crop(
+            &out,
+            &source,
+            &mask,
+            s.crop,
+            label,
+            separate_image,
+            &paths,
+            overwrite,
+        )
+        .map(|sidecar| (sidecar.crop.width, sidecar.crop.height))
+    });
     match result {
-        Ok(()) => Ok(mask.size()),
+        Ok(size) => Ok(size),
         Err(ExportError::Exists(p)) => Err(ExportFailure::Exists(p)),
         Err(e) => Err(ExportFailure::Other(e.to_string())),
+    }
+}
+
+/// What "Copy" puts on the clipboard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClipboardCopy {
+    /// The mask as an opaque grey image (the soft 8-bit matte, white = masked).
+    Mask,
+    /// The cut-out: the image with the mask as alpha.
+    Cutout,
+}
+
+impl ClipboardCopy {
+    /// What it is, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Mask => "mask",
+            Self::Cutout => "cut-out",
+        }
+    }
+}
+
+/// The clipboard image of `what` (runs on a task thread). egui's colours are premultiplied,
+/// so a cut-out's colour under fully transparent pixels does not survive the clipboard (use
+/// the export for that).
+pub fn clipboard_image(
+    what: ClipboardCopy,
+    masks: &MaskSnapshot,
+    image: &LoadedImage,
+) -> Result<egui::ColorImage, String> {
+    let mask = masks.compute_refined(Some(rgb_view(&image.rgb)));
+    let size = [mask.width as usize, mask.height as usize];
+    match what {
+        ClipboardCopy::Mask => {
+            let grey = soft_matte_image(&mask);
+            let pixels = grey.pixels().map(|p| egui::Color32::from_gray(p.0[0]));
+            Ok(egui::ColorImage::new(size, pixels.collect()))
+        }
+        ClipboardCopy::Cutout => {
+            let rgba = cutout_image(&dynamic_image(image)?, &mask).map_err(|e| e.to_string())?;
+            Ok(egui::ColorImage::from_rgba_unmultiplied(
+                size,
+                rgba.as_raw(),
+            ))
+        }
     }
 }
 
@@ -311,6 +378,13 @@ pub enum TaskResult {
     Panicked {
         /// The task's thread name.
         task: String,
+    },
+    /// A clipboard image is ready to be copied.
+    Copied {
+        /// What it is.
+        what: ClipboardCopy,
+        /// The image, or why not.
+        result: Result<Arc<egui::ColorImage>, String>,
     },
     /// An export finished.
     Exported {

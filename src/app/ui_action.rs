@@ -35,6 +35,10 @@ pub enum UiAction {
     Undo,
     /// Redo.
     Redo,
+    /// Copy the mask to the clipboard.
+    CopyMask,
+    /// Copy the cut-out to the clipboard.
+    CopyCutout,
     /// Brush paints mask in.
     Brush,
     /// Brush erases.
@@ -93,7 +97,7 @@ macro_rules! keys {
 
 impl UiAction {
     /// Every action, grouped by [`Self::section`] in help-overlay order.
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 31] = [
         Self::Open,
         Self::SaveSession,
         Self::ImportMask,
@@ -105,6 +109,8 @@ impl UiAction {
         Self::DeleteLayer,
         Self::Undo,
         Self::Redo,
+        Self::CopyMask,
+        Self::CopyCutout,
         Self::Brush,
         Self::Eraser,
         Self::RefineEdge,
@@ -139,6 +145,10 @@ impl UiAction {
             Self::DeleteLayer => keys![NONE Delete],
             Self::Undo => keys![CMD Z],
             Self::Redo => keys![CMD_SHIFT Z, CMD Y],
+            // A real window reports Ctrl+C as a copy event, not a key
+            // (`super::ui::window_input` turns it into this action).
+            Self::CopyMask => keys![CMD C],
+            Self::CopyCutout => keys![CMD_SHIFT C],
             Self::Brush => keys![NONE B],
             Self::Eraser => keys![NONE E],
             Self::RefineEdge => keys![NONE R],
@@ -186,6 +196,8 @@ impl UiAction {
             Self::DeleteLayer => "Delete layer",
             Self::Undo => "Undo",
             Self::Redo => "Redo",
+            Self::CopyMask => "Copy mask",
+            Self::CopyCutout => "Copy cut-out",
             Self::Brush => "Brush",
             Self::Eraser => "Eraser",
             Self::RefineEdge => "Refine edge",
@@ -213,7 +225,10 @@ impl UiAction {
             Self::Open => "Open an image or a session",
             Self::SaveSession => "Save the masking session",
             Self::ImportMask => "Import a mask PNG as a new layer",
-            Self::Export => "Export (binary mask, soft matte, cut-out, inpainting mask)",
+            Self::Export => {
+                "Export for A1111 / Forge, ComfyUI, Krita / Photoshop / GIMP or InvokeAI, a \
+                 cut-out or an inpainting mask; optionally as an inpaint crop"
+            }
             Self::Quit => "Quit",
             Self::NewLayer => "New empty layer (paint it by hand)",
             Self::Rerun => "Run the active layer's phrase again",
@@ -221,6 +236,11 @@ impl UiAction {
             Self::DeleteLayer => "Delete the active layer (undoable)",
             Self::Undo => "Undo",
             Self::Redo => "Redo",
+            Self::CopyMask => {
+                "Copy the mask to the clipboard (grey, white = masked; the export window's \
+                 Mask choice)"
+            }
+            Self::CopyCutout => "Copy the image with the mask as alpha to the clipboard",
             Self::Brush => "Brush adds mask",
             Self::Eraser => "Eraser removes mask",
             Self::RefineEdge => {
@@ -253,7 +273,7 @@ impl UiAction {
                 "Files"
             }
             Self::NewLayer | Self::Rerun | Self::Invert | Self::DeleteLayer => "Layers",
-            Self::Undo | Self::Redo => "Edit",
+            Self::Undo | Self::Redo | Self::CopyMask | Self::CopyCutout => "Edit",
             Self::Brush
             | Self::Eraser
             | Self::RefineEdge
@@ -294,10 +314,15 @@ impl UiAction {
     }
 
     /// True when the action may run while a text field has the keyboard: only chords that
-    /// cannot be text (Ctrl+…, F1) act, and Ctrl+Z stays the text field's own undo.
+    /// cannot be text (Ctrl+…, F1) act; Ctrl+Z and Ctrl+C stay the text field's own undo and
+    /// copy.
     pub fn acts_while_typing(self, shortcut: &KeyboardShortcut) -> bool {
         let text_safe = shortcut.modifiers.command || shortcut.logical_key == Key::F1;
-        text_safe && !matches!(self, Self::Undo | Self::Redo)
+        text_safe
+            && !matches!(
+                self,
+                Self::Undo | Self::Redo | Self::CopyMask | Self::CopyCutout
+            )
     }
 }
 

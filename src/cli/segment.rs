@@ -8,8 +8,9 @@ use image::DynamicImage;
 use ldzmask::device::DeviceChoice;
 use ldzmask::imageio::load_image;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
+use ldzmask::mask::presets::export_preset_png;
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
-use ldzmask::mask::{CombineOp, MaskBuf};
+use ldzmask::mask::{BitDepth, CombineOp, MaskBuf, Preset};
 use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage, Segmenter};
 use ldzmask::precision::Precision;
 
@@ -69,6 +70,18 @@ pub struct SegmentArgs {
     /// Write the soft 8-bit probability map instead of a binary mask.
     #[arg(long)]
     pub soft: bool,
+    /// Write each phrase mask in a tool's convention: `a1111` (8-bit grey, white = repaint, cut
+    /// at 0.5), `comfyui` (the image as RGBA, transparent where masked: Load Image's mask),
+    /// `krita` (8-bit grey matte, white = selected) or `invokeai` (RGBA, opaque white where
+    /// masked). --soft keeps soft values for comfyui and krita. Without it: 8-bit grey as
+    /// --soft says. Not with layers or recipes (their combined mask is always 8-bit grey).
+    #[arg(
+        long,
+        value_name = "TOOL",
+        value_parser = parse_preset,
+        conflicts_with_all = ["subtract", "intersect", "recipe", "save_recipe", "per_layer"]
+    )]
+    pub preset: Option<Preset>,
     /// Snap each mask's edges to the image before thresholding or writing it (guided filter +
     /// matting at full resolution, as `ldzmask refine` does with its default settings; with
     /// layers: every layer's edge refinement, saved in the recipe).
@@ -97,6 +110,12 @@ pub struct SegmentArgs {
     /// Replace existing output files.
     #[arg(long)]
     pub overwrite: bool,
+}
+
+/// `--preset`'s value: a [`Preset::name`] or one of its aliases.
+fn parse_preset(name: &str) -> Result<Preset, String> {
+    Preset::from_name(name)
+        .ok_or_else(|| format!("unknown preset {name:?}: use a1111, comfyui, krita or invokeai"))
 }
 
 const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
@@ -324,10 +343,19 @@ fn write_outputs(
             path.display()
         );
     }
-    if args.soft {
-        export_soft_png(&output, &path, args.overwrite)?;
-    } else {
-        export_binary_png(&output, &path, args.overwrite)?;
+    match args.preset {
+        Some(preset) => {
+            export_preset_png(
+                preset,
+                &output,
+                image,
+                BitDepth::Eight,
+                &path,
+                args.overwrite,
+            )?;
+        }
+        None if args.soft => export_soft_png(&output, &path, args.overwrite)?,
+        None => export_binary_png(&output, &path, args.overwrite)?,
     }
     let mut written = vec![path];
     if args.cutout {

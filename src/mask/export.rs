@@ -61,6 +61,23 @@ pub enum ExportError {
         /// Image height.
         image_h: u32,
     },
+    /// 16 bits were asked of a preset whose readers break on them (named by
+    /// [`super::presets::Preset::name`]).
+    #[error(
+        "the {0} preset is 8-bit only: its readers take any non-zero 16-bit value as fully masked"
+    )]
+    NoSixteenBit(&'static str),
+    /// An inpaint crop of a mask with nothing in it.
+    #[error("the mask is empty: there is nothing to crop to")]
+    EmptyMask,
+    /// The inpaint crop's sidecar could not be serialised.
+    #[error("cannot write the crop sidecar {}: {source}", path.display())]
+    Sidecar {
+        /// Sidecar file.
+        path: PathBuf,
+        /// Underlying error.
+        source: serde_json::Error,
+    },
 }
 
 /// Errors while importing a mask file.

@@ -23,9 +23,14 @@
 //! * [`session`]: the session JSON format, written and read ([`SessionSnapshot`]).
 //! * [`export`]: binary / soft / cut-out / inpainting PNGs (atomic, no silent overwrite) and
 //!   mask import.
+//! * [`presets`]: the pixel conventions of each inpainting tool ([`Preset`]: A1111 / Forge,
+//!   ComfyUI, Krita / Photoshop / GIMP grey matte, InvokeAI), 8-bit unless 16 is asked for.
+//! * [`crop`]: the inpaint crop (mask bounds + padding, snapped to a multiple of 8 or 64) with
+//!   its JSON sidecar.
 
 pub mod buffer;
 pub mod combine;
+pub mod crop;
 pub mod document;
 pub mod edits;
 pub mod export;
@@ -33,6 +38,7 @@ pub mod history;
 pub mod layer;
 pub mod ops;
 pub mod picks;
+pub mod presets;
 pub mod refine;
 pub mod session;
 pub mod step;
@@ -46,6 +52,7 @@ pub use export::{ExportError, ImportError, ImportedMask, import_mask};
 pub use history::{History, HistoryStep};
 pub use layer::{EdgeOps, LayerEntry, LayerOps, LayerProps, MaskLayer, RefineJob};
 pub use picks::Pick;
+pub use presets::{BitDepth, Preset};
 pub use session::{SessionError, SessionSnapshot};
 pub use step::{DocStep, StepScope};
 pub use stroke::{Brush, BrushMode, Stroke};

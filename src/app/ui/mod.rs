@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use super::commands::Command;
 use super::tasks::ExportRequest;
+use super::ui_action::UiAction;
 use crate::mask::session::is_session_file;
 use crate::recipe::is_recipe_file;
 
@@ -71,7 +72,8 @@ pub fn pasted_path(text: &str) -> Option<PathBuf> {
     (!line.is_empty() && path.is_file()).then_some(path)
 }
 
-/// Input aimed at the whole window this frame: dropped and hovered files, clipboard paste.
+/// Input aimed at the whole window this frame: dropped and hovered files, clipboard paste
+/// and copy.
 #[derive(Debug, Default)]
 pub struct WindowInput {
     /// Files are dragged over the window.
@@ -82,7 +84,7 @@ pub struct WindowInput {
     pub dropped_without_path: bool,
 }
 
-/// Reads dropped and hovered files and pasted images or paths.
+/// Reads dropped and hovered files, pasted images or paths, and Ctrl+C (copy the mask).
 pub fn window_input(ctx: &egui::Context) -> WindowInput {
     let typing = ctx.text_edit_focused();
     let (hovering_files, dropped, mut commands) = ctx.input(|i| {
@@ -92,6 +94,9 @@ pub fn window_input(ctx: &egui::Context) -> WindowInput {
             .filter_map(|e| match e {
                 egui::Event::PasteImage(image) => Some(Command::PasteImage(image.clone())),
                 egui::Event::Paste(text) if !typing => pasted_path(text).map(open_command_for),
+                // Ctrl+C outside a text field: a real window sends it as this event, not as
+                // a key, so the key table never sees it.
+                egui::Event::Copy if !typing => Some(Command::Perform(UiAction::CopyMask)),
                 _ => None,
             })
             .collect();

@@ -131,6 +131,9 @@ pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
                 out.push(Command::ClearEdits(id));
             }
             action_item(ui, UiAction::NewLayer, has_doc, &mut out);
+            ui.separator();
+            action_item(ui, UiAction::CopyMask, has_doc, &mut out);
+            action_item(ui, UiAction::CopyCutout, has_doc, &mut out);
         });
         ui.menu_button("View", |ui| {
             for action in [
