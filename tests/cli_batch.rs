@@ -267,6 +267,40 @@ fn refine_is_each_layers_edge_setting_and_plain_phrases_get_a_summary() {
     )));
 }
 
+#[test]
+fn presets_apply_to_combined_batch_masks() {
+    let weights = tiny_weights_dir("batch-preset");
+    let input = input_dir(&weights);
+    let (p0, p1) = phrases();
+    let batch = |out: &Path, preset: &[&str]| {
+        let (code, text) = run(segment(&weights)
+            .arg("--input-dir")
+            .arg(&input)
+            .arg("--out-dir")
+            .arg(out)
+            .args(["--phrase", &p0, "--subtract", &p1, "--soft"])
+            .args(preset));
+        assert_eq!(code, 0, "{text}");
+    };
+    let (plain, comfy) = (weights.join("plain"), weights.join("comfy"));
+    batch(&plain, &[]);
+    batch(&comfy, &["--preset", "comfyui"]);
+    for stem in ["a", "c"] {
+        let mask = l8(&plain.join(format!("{stem}.png")));
+        let hole = image::open(comfy.join(format!("{stem}.png"))).expect("comfyui file");
+        assert_eq!(hole.color(), image::ColorType::Rgba8, "{stem}");
+        let hole = hole.to_rgba8();
+        let source = image::open(input.join(format!("{stem}.png")))
+            .expect("input")
+            .to_rgb8();
+        assert_eq!(hole.dimensions(), mask.dimensions());
+        for ((h, m), s) in hole.pixels().zip(mask.pixels()).zip(source.pixels()) {
+            assert_eq!(h[3], 255 - m[0], "{stem}: transparent where masked");
+            assert_eq!([h[0], h[1], h[2]], s.0, "{stem}: the image's colours");
+        }
+    }
+}
+
 fn ldzmask_slug(phrase: &str) -> String {
     phrase
         .to_lowercase()

@@ -11,7 +11,6 @@ mod mutate;
 mod seeds;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use image::{DynamicImage, ImageFormat};
 
@@ -61,9 +60,7 @@ fn segment_input_dir_survives_a_mutated_corpus() {
     }
 
     let started = std::time::Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_ldzmask"))
-        .env("LDZMASK_DEVICE", "cpu")
-        .env_remove("LDZMASK_WEIGHTS")
+    let output = common::ldzmask()
         .arg("segment")
         .arg("--weights")
         .arg(&weights)

@@ -1,7 +1,8 @@
 //! `ldzmask refine` end to end: generated image + mask files in, soft grey PNG out.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A fresh temp folder for one test.
 fn temp_dir(tag: &str) -> PathBuf {
@@ -13,7 +14,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 /// Runs `ldzmask refine` and returns (exit code, stdout + stderr).
 fn refine(image: &Path, mask: &Path, out: &Path) -> (i32, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ldzmask"))
+    let output = common::ldzmask()
         .args(["refine", "--image"])
         .arg(image)
         .arg("--mask")

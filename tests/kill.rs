@@ -39,20 +39,11 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// The binary under test: `LDZMASK_TEST_BIN` if set (a private copy, when several checkouts
-/// share one build folder and another build may replace `target/debug/ldzmask` mid-test),
-/// else the one cargo built.
-fn bin() -> PathBuf {
-    std::env::var_os("LDZMASK_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ldzmask")))
-}
+use common::ldzmask_bin as bin;
 
 fn ldzmask() -> Command {
-    let mut cmd = Command::new(bin());
-    cmd.env("LDZMASK_DEVICE", "cpu")
-        .env_remove("LDZMASK_WEIGHTS")
-        .env_remove(PAUSE_BEFORE_RENAME_ENV);
+    let mut cmd = common::ldzmask();
+    cmd.env_remove(PAUSE_BEFORE_RENAME_ENV);
     cmd
 }
 

@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
@@ -15,10 +14,8 @@ use ldzmask::tokenizer::ClipTokenizer;
 use ldzmask::weights::WeightFiles;
 
 fn ldzmask(args: &[&str], dirs: &[&Path]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ldzmask"));
-    cmd.env("LDZMASK_DEVICE", "cpu")
-        .env_remove("LDZMASK_WEIGHTS")
-        .args(args);
+    let mut cmd = common::ldzmask();
+    cmd.args(args);
     for d in dirs {
         cmd.arg(d);
     }

@@ -17,8 +17,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use ldzmask::device::DeviceChoice;
 use ldzmask::imageio::load_image;
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
+use ldzmask::mask::presets::export_preset_png;
 use ldzmask::mask::refine::RgbView;
-use ldzmask::mask::{CombineOp, EdgeOps, LayerOps, MaskBuf};
+use ldzmask::mask::{BitDepth, CombineOp, EdgeOps, LayerOps, MaskBuf};
 use ldzmask::pipeline::{SegmentError, Segmenter, split_alternatives};
 use ldzmask::precision::Precision;
 use ldzmask::recipe::{ModelIdentity, Recipe, RecipeLayer};
@@ -277,6 +278,9 @@ fn segment_file(
         pixels: &loaded.rgb.pixels,
     };
     let combined = recipe.combined(view, probabilities)?;
+    let image = image::RgbaImage::from_raw(width, height, loaded.rgba)
+        .map(DynamicImage::ImageRgba8)
+        .context("internal: RGBA buffer size")?;
 
     let out = combined_path(args, path);
     if out == path {
@@ -286,7 +290,7 @@ fn segment_file(
         );
     }
     let mut written = Vec::new();
-    write_mask(args, &combined.mask, &out)?;
+    write_mask(args, &combined.mask, &image, &out)?;
     written.push(out.clone());
     if args.per_layer {
         let dir = out.with_extension("");
@@ -294,15 +298,12 @@ fn segment_file(
             .with_context(|| format!("cannot create {}", dir.display()))?;
         for (name, mask) in layer_file_names(recipe).into_iter().zip(&combined.layers) {
             let file = dir.join(name);
-            write_mask(args, mask, &file)?;
+            write_mask(args, mask, &image, &file)?;
             written.push(file);
         }
     }
     if args.cutout {
         let file = out.with_file_name(format!("{}-cutout.png", file_stem(&out)));
-        let image = image::RgbaImage::from_raw(width, height, loaded.rgba)
-            .map(DynamicImage::ImageRgba8)
-            .context("internal: RGBA buffer size")?;
         export_cutout_png(&image, &combined.mask, &file, args.overwrite)?;
         written.push(file);
     }
@@ -348,11 +349,18 @@ fn layer_file_names(recipe: &Recipe) -> Vec<String> {
 }
 
 /// 8-bit grey, white = masked: soft matte with `--soft`, else 0/255 cut at 0.5.
-fn write_mask(args: &SegmentArgs, mask: &MaskBuf, path: &Path) -> anyhow::Result<()> {
-    if args.soft {
-        export_soft_png(mask, path, args.overwrite)?;
-    } else {
-        export_binary_png(mask, path, args.overwrite)?;
+fn write_mask(
+    args: &SegmentArgs,
+    mask: &MaskBuf,
+    image: &DynamicImage,
+    path: &Path,
+) -> anyhow::Result<()> {
+    match args.preset {
+        Some(preset) => {
+            export_preset_png(preset, mask, image, BitDepth::Eight, path, args.overwrite)?;
+        }
+        None if args.soft => export_soft_png(mask, path, args.overwrite)?,
+        None => export_binary_png(mask, path, args.overwrite)?,
     }
     Ok(())
 }

@@ -74,13 +74,8 @@ pub struct SegmentArgs {
     /// at 0.5), `comfyui` (the image as RGBA, transparent where masked: Load Image's mask),
     /// `krita` (8-bit grey matte, white = selected) or `invokeai` (RGBA, opaque white where
     /// masked). --soft keeps soft values for comfyui and krita. Without it: 8-bit grey as
-    /// --soft says. Not with layers or recipes (their combined mask is always 8-bit grey).
-    #[arg(
-        long,
-        value_name = "TOOL",
-        value_parser = parse_preset,
-        conflicts_with_all = ["subtract", "intersect", "recipe", "save_recipe", "per_layer"]
-    )]
+    /// --soft says. With layers or recipes it applies to the combined (and per-layer) masks.
+    #[arg(long, value_name = "TOOL", value_parser = parse_preset)]
     pub preset: Option<Preset>,
     /// Snap each mask's edges to the image before thresholding or writing it (guided filter +
     /// matting at full resolution, as `ldzmask refine` does with its default settings; with

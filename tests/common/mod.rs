@@ -278,9 +278,18 @@ pub fn gpu_available(what: &str) -> bool {
     }
 }
 
+/// The binary under test: `LDZMASK_TEST_BIN` if set (a private copy, when several checkouts
+/// share one build folder and another build may replace `target/debug/ldzmask` mid-test),
+/// else the one cargo built.
+pub fn ldzmask_bin() -> PathBuf {
+    std::env::var_os("LDZMASK_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ldzmask")))
+}
+
 /// The `ldzmask` binary on the CPU, with no `LDZMASK_WEIGHTS` from the environment.
 pub fn ldzmask() -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ldzmask"));
+    let mut cmd = std::process::Command::new(ldzmask_bin());
     cmd.env("LDZMASK_DEVICE", "cpu")
         .env_remove("LDZMASK_WEIGHTS");
     cmd
