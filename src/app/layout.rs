@@ -3,6 +3,7 @@
 
 use super::app::App;
 use super::commands::Command;
+use super::ui::batch::overwrite_ui;
 use super::ui::canvas::CanvasCx;
 use super::ui::export::{ExportCx, export_ui};
 use super::ui::help::help_ui;
@@ -38,6 +39,7 @@ impl App {
             hide_overlays: self.ui.hide_overlays,
             show_help: self.ui.show_help,
             show_band: self.ui.show_band,
+            batch_reviewed: self.state.batch.as_ref().map(|b| b.reviewed_count()),
         };
         let mut out = Vec::new();
         egui::Panel::top("menu").show(ui, |ui| out.extend(menu_ui(ui, &menu)));
@@ -62,6 +64,10 @@ impl App {
             zoom_percent: self.view.percent(ctx.pixels_per_point()),
         };
         egui::Panel::bottom("status").show(ui, |ui| status_ui(ui, &status));
+        if let Some(batch) = &self.state.batch {
+            let strip = &mut self.batch_strip;
+            egui::Panel::bottom("batch").show(ui, |ui| out.extend(strip.ui(ui, batch)));
+        }
         let layers = LayersCx {
             document: masks,
             runtimes: &self.layer_runtimes,
@@ -103,6 +109,9 @@ impl App {
             confirm_overwrite: self.ui.confirm_overwrite.as_ref(),
         };
         out.extend(export_ui(&ctx, &export));
+        if let Some((dir, existing)) = &self.ui.confirm_batch_overwrite {
+            out.extend(overwrite_ui(&ctx, dir, existing));
+        }
         if let Some(pending) = &self.ui.confirm_discard {
             let name = document.map(|d| d.name.as_str()).unwrap_or_default();
             out.extend(discard_ui(&ctx, name, pending));
