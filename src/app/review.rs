@@ -57,6 +57,12 @@ impl App {
         self.ui.last_batch_export.as_ref()
     }
 
+    /// A batch export waiting for the user's "replace?" answer: the folder and the files that
+    /// exist.
+    pub fn pending_batch_overwrite(&self) -> Option<&(PathBuf, Vec<PathBuf>)> {
+        self.ui.confirm_batch_overwrite.as_ref()
+    }
+
     /// True when the document or a kept batch image has edits not saved or exported.
     pub fn has_unsaved_work(&self) -> bool {
         self.state
