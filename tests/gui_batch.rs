@@ -195,6 +195,7 @@ fn review_a_folder_and_export_the_reviewed_masks() {
         before,
         "nothing replaced before the answer"
     );
+    h.step(); // the question is drawn on the frame after it is asked
     h.get_by_label("Replace").click();
     h.step();
     wait_for(&mut h, "the second export", LONG, |app| {
@@ -203,7 +204,10 @@ fn review_a_folder_and_export_the_reviewed_masks() {
     let report = h.state().last_batch_export().unwrap();
     assert_eq!(report.written.len(), 2, "{:?}", report.failed);
     assert_ne!(
-        std::fs::metadata(out.join("a.png")).unwrap().modified().unwrap(),
+        std::fs::metadata(out.join("a.png"))
+            .unwrap()
+            .modified()
+            .unwrap(),
         before,
         "replaced after the answer"
     );

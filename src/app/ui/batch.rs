@@ -80,12 +80,12 @@ impl BatchStrip {
             if action_button(
                 ui,
                 UiAction::PreviousImage,
-                "◀ Previous",
+                "Previous",
                 batch.step(-1).is_some(),
             ) {
                 out.push(Command::Perform(UiAction::PreviousImage));
             }
-            if action_button(ui, UiAction::NextImage, "Next ▶", batch.step(1).is_some()) {
+            if action_button(ui, UiAction::NextImage, "Next", batch.step(1).is_some()) {
                 out.push(Command::Perform(UiAction::NextImage));
             }
             if let Some(i) = shown {
@@ -180,13 +180,13 @@ impl BatchStrip {
         if item.reviewed {
             let at = rect.right_top() + Vec2::new(-12.0, 12.0);
             painter.circle_filled(at, 9.0, Color32::from_rgb(40, 160, 70));
-            painter.text(
-                at,
-                egui::Align2::CENTER_CENTER,
-                "✔",
-                egui::FontId::proportional(12.0),
-                Color32::WHITE,
-            );
+            // A tick drawn as two strokes (the default fonts have no check-mark glyph).
+            let tick = [
+                at + Vec2::new(-4.5, 0.5),
+                at + Vec2::new(-1.5, 3.5),
+                at + Vec2::new(4.5, -3.5),
+            ];
+            painter.line(tick.to_vec(), Stroke::new(2.0, Color32::WHITE));
         }
         if shown == Some(index) {
             let accent = ui.visuals().selection.stroke.color;
