@@ -187,7 +187,33 @@ pub struct Visited {
     pub saved_mark: (usize, usize, usize),
 }
 
+/// Undo memory kept for each image not on screen: a batch of many images must not hold the
+/// full undo budget of each (the image on screen gets the full budget back).
+pub const KEPT_UNDO_BYTES: usize = 32 * 1024 * 1024;
+
 impl Visited {
+    /// The masks of an image being left, with their undo history trimmed to
+    /// [`KEPT_UNDO_BYTES`] (oldest steps first). Masks exported before stay "exported": dropping
+    /// old undo steps is not an edit.
+    pub fn keep(
+        mut masks: MaskDocument,
+        active_layer: Option<u64>,
+        saved_mark: (usize, usize, usize),
+    ) -> Self {
+        let was_saved = edit_mark(&masks) == saved_mark;
+        masks.set_history_budget_bytes(KEPT_UNDO_BYTES);
+        let saved_mark = if was_saved {
+            edit_mark(&masks)
+        } else {
+            saved_mark
+        };
+        Self {
+            masks,
+            active_layer,
+            saved_mark,
+        }
+    }
+
     /// True when there are edits since the last export.
     pub fn has_unsaved_edits(&self) -> bool {
         edit_mark(&self.masks) != self.saved_mark
@@ -680,14 +706,7 @@ mod tests {
         b.begin_go(1);
         let left = b.finish_go(1, Path::new("/in/b.png")).unwrap();
         assert_eq!(left, Some(0));
-        b.store(
-            0,
-            Visited {
-                masks: doc,
-                active_layer: Some(1),
-                saved_mark: (0, 0, 0),
-            },
-        );
+        b.store(0, Visited::keep(doc, Some(1), (0, 0, 0)));
         assert!(b.has_unsaved_edits());
         assert!(b.visited(1).is_none());
         b.begin_go(0);
@@ -698,6 +717,28 @@ mod tests {
         assert_eq!(back.masks.layers()[0].layer.edits.add_plane(), &edits[..]);
         assert!(b.take(0).is_none(), "taken once: it is on screen now");
         assert!(!b.has_unsaved_edits());
+    }
+
+    #[test]
+    fn kept_masks_trim_their_undo_history_without_becoming_unsaved() {
+        let mut doc = MaskDocument::new(1024, 1024, None);
+        let id = doc.add_layer("a dog");
+        // Twelve model results of 4 MiB each: 48 MiB of undo steps.
+        for i in 0..12 {
+            let p = MaskBuf::from_vec(1024, 1024, vec![i as f32 / 12.0; 1024 * 1024]).unwrap();
+            doc.set_probabilities(id, Some(p)).unwrap();
+        }
+        let big = doc.history().undo_len();
+        let exported = edit_mark(&doc);
+        let kept = Visited::keep(doc, Some(id), exported);
+        assert_eq!(kept.masks.history().budget_bytes(), KEPT_UNDO_BYTES);
+        assert!(kept.masks.history().undo_len() < big, "history trimmed");
+        assert!(!kept.has_unsaved_edits(), "trimming is not an edit");
+        // Edits not exported stay unsaved after trimming.
+        let (mut doc, exported) = (kept.masks, kept.saved_mark);
+        assert!(doc.undo());
+        let kept = Visited::keep(doc, Some(id), exported);
+        assert!(kept.has_unsaved_edits());
     }
 
     #[test]

@@ -162,11 +162,7 @@ impl App {
                 Arc::clone(&doc.image),
                 MaskSnapshot::combined(&doc.masks),
             );
-            let visited = Visited {
-                active_layer: doc.active_layer,
-                saved_mark: doc.saved_mark,
-                masks: doc.masks,
-            };
+            let visited = Visited::keep(doc.masks, doc.active_layer, doc.saved_mark);
             if let Some(batch) = &mut self.state.batch {
                 batch.store(left, visited);
             }
