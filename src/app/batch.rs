@@ -327,9 +327,14 @@ impl Batch {
         (to < self.items.len() && to != from).then_some(to)
     }
 
-    /// Starts going to `index`; false when it is out of range or already on screen.
+    /// Starts going to `index`; false when it is out of range or already on screen (going
+    /// back to the image on screen while another is being opened cancels that).
     pub fn begin_go(&mut self, index: usize) -> bool {
-        if index >= self.items.len() || (self.current == Some(index) && self.pending.is_none()) {
+        if self.current == Some(index) {
+            self.pending = None;
+            return false;
+        }
+        if index >= self.items.len() {
             return false;
         }
         self.pending = Some(index);
@@ -627,6 +632,11 @@ mod tests {
         // A stale decode (another index or another file) does not move.
         assert_eq!(b.finish_go(1, Path::new("/in/b.png")), Err(Stale));
         assert_eq!(b.finish_go(2, Path::new("/in/x.png")), Err(Stale));
+        // Back to the image on screen while 2 is opening: nothing to open, 2 is dropped.
+        assert!(!b.begin_go(0));
+        assert_eq!(b.pending(), None);
+        assert_eq!(b.finish_go(2, Path::new("/in/c.png")), Err(Stale));
+        assert!(b.begin_go(2));
         assert_eq!(b.finish_go(2, Path::new("/in/c.png")), Ok(Some(0)));
         assert_eq!(b.current(), Some(2));
         assert_eq!(b.pending(), None);
