@@ -149,6 +149,25 @@ fn review_a_folder_and_export_the_reviewed_masks() {
     assert_eq!(reviewed, [true, true, false]);
     h.get_by_label("2 of 3 reviewed");
 
+    // Opening another folder asks first: the kept images hold edits not exported.
+    h.state_mut().queue(Command::OpenBatch(vec![input.clone()]));
+    h.step();
+    assert!(
+        matches!(h.state().pending_discard(), Some(Command::OpenBatch(_))),
+        "asks before dropping the batch's edits"
+    );
+    h.step();
+    h.step();
+    // The question names the kept images too (a and c hold model results not exported).
+    h.get_by_label(
+        "The masks of b.png and 2 other image(s) of the batch changed since they were last \
+         saved or exported.",
+    );
+    h.get_by_label("Cancel").click();
+    h.step();
+    assert!(h.state().pending_discard().is_none());
+    assert_eq!(h.state().batch().unwrap().reviewed_count(), 2, "batch kept");
+
     // Export the reviewed masks.
     let out = dir.join("masks");
     h.state_mut().queue(Command::ExportReviewed {

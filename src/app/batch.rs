@@ -405,10 +405,16 @@ impl Batch {
 
     /// True when an image other than the one on screen has edits not exported yet.
     pub fn has_unsaved_edits(&self) -> bool {
+        self.unsaved_count() > 0
+    }
+
+    /// How many images other than the one on screen have edits not exported yet.
+    pub fn unsaved_count(&self) -> usize {
         self.items
             .iter()
             .filter_map(|i| i.visited.as_ref())
-            .any(Visited::has_unsaved_edits)
+            .filter(|v| v.has_unsaved_edits())
+            .count()
     }
 
     /// A number for the next thumbnail of image `index` (newer thumbnails replace older).
@@ -718,6 +724,7 @@ mod tests {
         assert_eq!(left, Some(0));
         b.store(0, Visited::keep(doc, Some(1), (0, 0, 0)));
         assert!(b.has_unsaved_edits());
+        assert_eq!(b.unsaved_count(), 1);
         assert!(b.visited(1).is_none());
         b.begin_go(0);
         b.finish_go(0, Path::new("/in/a.png")).unwrap();

@@ -113,8 +113,18 @@ impl App {
             out.extend(overwrite_ui(&ctx, dir, existing));
         }
         if let Some(pending) = &self.ui.confirm_discard {
-            let name = document.map(|d| d.name.as_str()).unwrap_or_default();
-            out.extend(discard_ui(&ctx, name, pending));
+            let mut name = document.map(|d| d.name.clone()).unwrap_or_default();
+            // Kept batch images with edits not exported are named too.
+            let others = self.state.batch.as_ref().map_or(0, |b| b.unsaved_count());
+            if others > 0 {
+                let unsaved = document.is_some_and(|d| d.has_unsaved_edits());
+                name = if unsaved {
+                    format!("{name} and {others} other image(s) of the batch")
+                } else {
+                    format!("{others} image(s) of the batch")
+                };
+            }
+            out.extend(discard_ui(&ctx, &name, pending));
         } else if let Some((orphan, rest)) = self.recovery_offers().split_first() {
             out.extend(recovery_ui(&ctx, orphan, rest.len()));
         }
