@@ -1,9 +1,10 @@
 //! Behaviour test of batch review, driven through egui_kittest (no window) with the tiny
-//! fixture model: open a folder of three images, add a phrase layer, go to the next image
-//! (the layer runs again there), paint on it, go back (the first image has no such stroke) and
-//! forth (the stroke is still there), mark two images reviewed (keys and a thumbnail click),
-//! export the reviewed masks and read them back: exactly two 8-bit grey PNGs named by stem,
-//! at the images' sizes; a second export asks before replacing them.
+//! fixture model: a folder without images is refused with a notice; then a folder of three
+//! images: add a phrase layer, go to the next image (the layer runs again there), paint on it,
+//! go back (the first image has no such stroke) and forth (the stroke is still there), mark two
+//! images reviewed (keys and a thumbnail click), see the unsaved-masks question before another
+//! folder replaces the batch, export the reviewed masks and read them back: exactly two 8-bit
+//! grey PNGs named by stem, at the images' sizes; a second export asks before replacing them.
 //!
 //! Run: `LDZMASK_DEVICE=cpu cargo test --test gui_batch`.
 
@@ -74,6 +75,23 @@ fn review_a_folder_and_export_the_reviewed_masks() {
     let weights = tiny_weights_dir("gui-batch");
     let mut h = harness(options(&dir, Some(weights.clone())));
     wait_model_ready(&mut h);
+
+    // A folder without images: a clear notice, no batch.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "not an image").unwrap();
+    h.state_mut().queue(Command::OpenBatch(vec![empty.clone()]));
+    h.step();
+    assert!(h.state().batch().is_none());
+    let notice = format!(
+        "{} holds no PNG, JPEG, WebP, TIFF, BMP or GIF image",
+        empty.display()
+    );
+    assert!(
+        h.state().notices().contains(&notice),
+        "{:?}",
+        h.state().notices()
+    );
 
     h.state_mut().queue(Command::OpenBatch(vec![input.clone()]));
     wait_on(&mut h, &a);
