@@ -21,6 +21,7 @@
 //!   never replaces its own input image.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::imageio::LoadedImage;
 use crate::mask::export::{ExportError, export_binary_png};
@@ -260,9 +261,13 @@ pub struct PlannedFile {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stale;
 
+/// Numbers batches, so caches of one (textures) are never shown for another.
+static NEXT_BATCH_ID: AtomicU64 = AtomicU64::new(1);
+
 /// The images of a batch review, the one on screen, and the one being opened.
 #[derive(Debug)]
 pub struct Batch {
+    id: u64,
     items: Vec<BatchItem>,
     current: Option<usize>,
     pending: Option<usize>,
@@ -286,12 +291,18 @@ impl Batch {
             })
             .collect();
         Self {
+            id: NEXT_BATCH_ID.fetch_add(1, Ordering::Relaxed),
             items,
             current: None,
             pending: None,
             next_seq: 1,
             thumbnails_running: false,
         }
+    }
+
+    /// A number no other batch of this run has.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// The images in order.
@@ -624,6 +635,7 @@ mod tests {
     #[test]
     fn next_and_previous_stop_at_the_ends() {
         let mut b = batch_of(&["a.png", "b.png", "c.png"]);
+        assert_ne!(b.id(), batch_of(&["a.png"]).id());
         assert_eq!(b.step(1), None, "nothing on screen yet");
         assert!(b.begin_go(0));
         assert_eq!(b.finish_go(0, Path::new("/in/a.png")), Ok(None));

@@ -3,7 +3,7 @@
 
 use super::app::App;
 use super::commands::Command;
-use super::ui::batch::overwrite_ui;
+use super::ui::batch::{BatchStrip, overwrite_ui};
 use super::ui::canvas::CanvasCx;
 use super::ui::export::{ExportCx, export_ui};
 use super::ui::help::help_ui;
@@ -67,6 +67,9 @@ impl App {
         if let Some(batch) = &self.state.batch {
             let strip = &mut self.batch_strip;
             egui::Panel::bottom("batch").show(ui, |ui| out.extend(strip.ui(ui, batch)));
+        } else {
+            // No batch: its thumbnail textures are freed.
+            self.batch_strip = BatchStrip::default();
         }
         let layers = LayersCx {
             document: masks,

@@ -17,9 +17,11 @@ use super::super::ui_action::UiAction;
 /// [`super::super::batch::THUMB_HEIGHT`] pixels tall, sharp on high-DPI screens).
 const SHOWN_HEIGHT: f32 = 72.0;
 
-/// The strip's textures, by image index (with the thumbnail's sequence number they show).
+/// The strip's textures, by image index (with the thumbnail's sequence number they show), for
+/// the batch with id `batch_id`.
 #[derive(Default)]
 pub struct BatchStrip {
+    batch_id: u64,
     textures: HashMap<usize, (u64, egui::TextureHandle)>,
 }
 
@@ -72,6 +74,10 @@ impl BatchStrip {
 
     /// Draws the strip; returns what the user asked for.
     pub fn ui(&mut self, ui: &mut Ui, batch: &Batch) -> Vec<Command> {
+        if self.batch_id != batch.id() {
+            self.batch_id = batch.id();
+            self.textures.clear();
+        }
         let mut out = Vec::new();
         let n = batch.len();
         let current = batch.current();
