@@ -338,14 +338,15 @@ impl Batch {
         (to < self.items.len() && to != from).then_some(to)
     }
 
-    /// Starts going to `index`; false when it is out of range or already on screen (going
-    /// back to the image on screen while another is being opened cancels that).
+    /// Starts going to `index`; false when it is out of range, already on screen or already
+    /// being opened (going back to the image on screen while another is being opened cancels
+    /// that).
     pub fn begin_go(&mut self, index: usize) -> bool {
         if self.current == Some(index) {
             self.pending = None;
             return false;
         }
-        if index >= self.items.len() {
+        if index >= self.items.len() || self.pending == Some(index) {
             return false;
         }
         self.pending = Some(index);
@@ -644,6 +645,7 @@ mod tests {
         assert!(!b.begin_go(0), "already on screen");
         assert!(!b.begin_go(3), "out of range");
         assert!(b.begin_go(2));
+        assert!(!b.begin_go(2), "already being opened");
         // While going to 2, "previous" counts from 2 and "next" is past the end.
         assert_eq!(b.step(1), None);
         assert_eq!(b.step(-1), Some(1));

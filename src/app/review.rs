@@ -236,13 +236,14 @@ impl App {
         }
     }
 
-    /// Ctrl+Enter: marks the image on screen reviewed and goes to the next one.
+    /// Ctrl+Enter: marks the image on screen reviewed and goes to the one after it (counted
+    /// from the image on screen, also while another is being opened).
     pub(super) fn mark_reviewed_and_next(&mut self) {
         let Some(current) = self.state.batch.as_ref().and_then(Batch::current) else {
             return;
         };
         self.set_reviewed(current, true);
-        self.batch_step(1);
+        self.batch_go(current + 1);
     }
 
     // ---- thumbnails ----------------------------------------------------------------------------
