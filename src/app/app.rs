@@ -197,8 +197,8 @@ impl App {
     }
 
     /// What `ldzmask FILE` does with `file`: a folder opens as a batch review, a session file
-    /// (told by its content) opens as a session, and if it is a crash leftover offered for recovery it is restored (and no
-    /// longer offered); anything else opens as an image.
+    /// (told by its content) opens as a session, and if it is a crash leftover offered for
+    /// recovery it is restored (and no longer offered); anything else opens as an image.
     fn open_command_for_file(&mut self, file: PathBuf) -> Command {
         if file.is_dir() {
             Command::OpenBatch(vec![file])

@@ -76,7 +76,7 @@ impl App {
                 .is_some_and(Batch::has_unsaved_edits)
     }
 
-    // ---- opening ---------------------------------------------------------------------------
+    // ---- opening -------------------------------------------------------------------------
 
     pub(super) fn open_folder_dialog(&mut self) {
         let dialog = rfd::FileDialog::new();
@@ -111,7 +111,7 @@ impl App {
         self.next_plain_thumbnail();
     }
 
-    // ---- moving ------------------------------------------------------------------------------
+    // ---- moving --------------------------------------------------------------------------
 
     /// Starts going to image `index` (decoded on a task thread).
     pub(super) fn batch_go(&mut self, index: usize) {
@@ -214,7 +214,7 @@ impl App {
         }
     }
 
-    // ---- reviewing ---------------------------------------------------------------------------
+    // ---- reviewing -----------------------------------------------------------------------
 
     /// Marks image `index` reviewed (or not); its thumbnail is remade with its mask.
     pub(super) fn set_reviewed(&mut self, index: usize, reviewed: bool) {
@@ -246,7 +246,7 @@ impl App {
         self.batch_go(current + 1);
     }
 
-    // ---- thumbnails ----------------------------------------------------------------------------
+    // ---- thumbnails ----------------------------------------------------------------------
 
     /// Remakes image `index`'s thumbnail from its image and combined mask, off the UI thread.
     fn request_thumbnail(&mut self, index: usize, image: Arc<LoadedImage>, snapshot: MaskSnapshot) {
@@ -289,7 +289,7 @@ impl App {
         });
     }
 
-    // ---- export ----------------------------------------------------------------------------------
+    // ---- export --------------------------------------------------------------------------
 
     pub(super) fn export_reviewed_dialog(&mut self) {
         let reviewed = self.state.batch.as_ref().map_or(0, Batch::reviewed_count);
@@ -413,7 +413,7 @@ impl App {
         self.ui.last_batch_export = Some(report);
     }
 
-    // ---- task results ------------------------------------------------------------------------------
+    // ---- task results --------------------------------------------------------------------
 
     pub(super) fn handle_batch(&mut self, done: BatchDone) {
         match done {
