@@ -16,7 +16,8 @@ use ldzmask::runtime::{InferencePool, Role, retain_freed_memory};
 #[command(name = "ldzmask", version, about, long_about = None)]
 struct Cli {
     /// Image or session file to open in the app (a session saved by the app, or an autosave
-    /// from the autosave folder; told apart from images by its content).
+    /// from the autosave folder; told apart from images by its content), or a folder of images
+    /// to review one by one.
     #[arg(value_name = "FILE")]
     image: Option<PathBuf>,
 

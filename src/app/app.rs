@@ -34,6 +34,7 @@ use super::render::CanvasRenderer;
 use super::state::{AppState, Document, Settings};
 use super::tasks::{ExportRequest, Tasks};
 use super::ui::UiState;
+use super::ui::batch::BatchStrip;
 use super::ui::canvas::Canvas;
 use super::ui::layers::LayersPanel;
 use super::ui::notices::{Level, Toasts};
@@ -77,6 +78,7 @@ pub struct App {
     pub(super) renderer: CanvasRenderer,
     pub(super) canvas: Canvas,
     pub(super) layers_panel: LayersPanel,
+    pub(super) batch_strip: BatchStrip,
     pub(super) tasks: Tasks,
     pub(super) view: View,
     pub(super) ui: UiState,
@@ -158,6 +160,7 @@ impl App {
             state: AppState {
                 settings: settings.clone(),
                 document: None,
+                batch: None,
             },
             ctx,
             settings_path,
@@ -178,6 +181,7 @@ impl App {
             renderer: CanvasRenderer::new(cc),
             canvas: Canvas::default(),
             layers_panel: LayersPanel::default(),
+            batch_strip: BatchStrip::default(),
             tasks: Tasks::default(),
             view: View::default(),
             ui: UiState::default(),
@@ -196,11 +200,13 @@ impl App {
         app
     }
 
-    /// What `ldzmask FILE` does with `file`: a session file (told by its content) opens as a
-    /// session, and if it is a crash leftover offered for recovery it is restored (and no
-    /// longer offered); anything else opens as an image.
+    /// What `ldzmask FILE` does with `file`: a folder opens as a batch review, a session file
+    /// (told by its content) opens as a session, and if it is a crash leftover offered for
+    /// recovery it is restored (and no longer offered); anything else opens as an image.
     fn open_command_for_file(&mut self, file: PathBuf) -> Command {
-        if let Some(saver) = &mut self.autosave
+        if file.is_dir() {
+            Command::OpenBatch(vec![file])
+        } else if let Some(saver) = &mut self.autosave
             && saver.begin_restore(&file)
         {
             Command::OpenSession(file)
@@ -401,12 +407,7 @@ impl App {
         if !close || self.ui.close_confirmed {
             return;
         }
-        if self
-            .state
-            .document
-            .as_ref()
-            .is_some_and(Document::has_unsaved_edits)
-        {
+        if self.has_unsaved_work() {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             self.ui.confirm_discard = Some(Command::Quit);
         }

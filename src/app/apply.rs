@@ -6,7 +6,7 @@ use crate::mask::BrushMode;
 
 use super::app::App;
 use super::commands::{Command, Dialog};
-use super::state::{BRUSH_RADIUS_RANGE, Document};
+use super::state::BRUSH_RADIUS_RANGE;
 use super::tasks::ClipboardCopy;
 use super::ui::notices::Level;
 use super::ui_action::UiAction;
@@ -20,7 +20,7 @@ impl App {
         }
     }
 
-    /// True when `command` would replace a document with unsaved edits.
+    /// True when `command` would replace a document (or a batch) with unsaved edits.
     fn discards_work(&self, command: &Command) -> bool {
         matches!(
             command,
@@ -28,12 +28,9 @@ impl App {
                 | Command::PasteImage(_)
                 | Command::OpenSession(_)
                 | Command::RestoreAutosave(_)
+                | Command::OpenBatch(_)
                 | Command::Quit
-        ) && self
-            .state
-            .document
-            .as_ref()
-            .is_some_and(Document::has_unsaved_edits)
+        ) && self.has_unsaved_work()
     }
 
     /// Applies one command: every change to the document goes through here. A command that
@@ -78,6 +75,14 @@ impl App {
             Command::ChooseWeightsDialog => self.choose_weights_dialog(),
             Command::LoadWeights(dir) => self.start_loading(dir),
             Command::UnloadModel => self.unload_model(),
+            Command::OpenFolderDialog => self.open_folder_dialog(),
+            Command::OpenBatch(inputs) => self.open_batch(&inputs),
+            Command::BatchGo(index) => self.batch_go(index),
+            Command::SetReviewed(index, reviewed) => self.set_reviewed(index, reviewed),
+            Command::ExportReviewedDialog => self.export_reviewed_dialog(),
+            Command::ExportReviewed { dir, overwrite } => {
+                self.start_export_reviewed(dir, overwrite);
+            }
             Command::AddPhraseLayer(phrase) => {
                 self.add_phrase_layer(&phrase);
             }
@@ -196,6 +201,7 @@ impl App {
                 Dialog::Overwrite => self.ui.confirm_overwrite = None,
                 Dialog::Discard => self.ui.confirm_discard = None,
                 Dialog::ModelNotice => self.ui.notice_dismissed = true,
+                Dialog::BatchOverwrite => self.ui.confirm_batch_overwrite = None,
             },
             Command::Quit => {
                 self.ui.close_confirmed = true;
@@ -264,6 +270,20 @@ impl App {
             UiAction::Redo => Some(Command::Redo),
             UiAction::Invert => Some(Command::InvertActive),
             UiAction::Quit => Some(Command::Quit),
+            UiAction::OpenFolder => Some(Command::OpenFolderDialog),
+            UiAction::PreviousImage => {
+                self.batch_step(-1);
+                None
+            }
+            UiAction::NextImage => {
+                self.batch_step(1);
+                None
+            }
+            UiAction::MarkReviewed => {
+                self.mark_reviewed_and_next();
+                None
+            }
+            UiAction::ExportReviewed => Some(Command::ExportReviewedDialog),
             UiAction::NewLayer => Some(Command::AddEmptyLayer),
             UiAction::Rerun => active.map(Command::RerunLayer),
             UiAction::DeleteLayer => active.map(Command::DeleteLayer),

@@ -27,6 +27,8 @@ pub enum Dialog {
     Discard,
     /// The no-weights notice.
     ModelNotice,
+    /// "Replace the existing mask files?" of a batch export (cancelled).
+    BatchOverwrite,
 }
 
 /// A request from the UI.
@@ -77,6 +79,26 @@ pub enum Command {
     LoadWeights(Option<PathBuf>),
     /// Unload the model to free its memory; the next phrase reloads it.
     UnloadModel,
+
+    // ---- batch review ----
+    /// Ask for a folder of images to review.
+    OpenFolderDialog,
+    /// Review these images: folders (their images) and image files, sorted by name.
+    OpenBatch(Vec<PathBuf>),
+    /// Go to the batch image at this index (its masks are kept, or made from the phrase
+    /// layers of the image on screen).
+    BatchGo(usize),
+    /// Mark the batch image at this index reviewed (or not).
+    SetReviewed(usize, bool),
+    /// Ask for a folder, then export the reviewed masks there.
+    ExportReviewedDialog,
+    /// Write `<dir>/<stem>.png` for every reviewed image.
+    ExportReviewed {
+        /// Destination folder.
+        dir: PathBuf,
+        /// Replace existing files (only after the user said so).
+        overwrite: bool,
+    },
 
     // ---- layers ----
     /// Add a layer for a phrase and run the model on it.

@@ -246,6 +246,7 @@ impl App {
                 }
             }
             TaskResult::Refined(done) => self.finish_refine(*done),
+            TaskResult::Batch(done) => self.handle_batch(*done),
             TaskResult::SessionSaved(saved) => self.finish_save_session(saved),
             TaskResult::Panicked { task } => {
                 let msg = format!("Internal error in {task}; see the log");

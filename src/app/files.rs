@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::imageio::LoadedImage;
-use crate::mask::{LayerOps, LayerProps, MaskDocument, export::ImportedMask};
+use crate::mask::{MaskDocument, export::ImportedMask};
 
 use super::app::App;
+use super::batch::{self, IMAGE_EXTENSIONS};
 use super::commands::Command;
 use super::display::{self, DisplayImage};
 use super::state::{Document, ExportSettings, ExportSource};
@@ -18,9 +19,6 @@ use super::tasks::{self, ClipboardCopy, ExportRequest, MaskSnapshot, SessionSave
 use super::ui::notices::Level;
 use super::ui::open_command_for;
 use super::view::ViewRequest;
-
-/// Image files the app opens.
-const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
 
 /// The file stem of a document name, or `fallback`.
 fn stem_of(name: &str, fallback: &str) -> String {
@@ -223,7 +221,8 @@ impl App {
         }
     }
 
-    /// Makes a decoded image the document (a fresh one, or a loaded session's).
+    /// Makes a decoded image the document (a fresh one, or a loaded session's). A fresh one
+    /// gets the phrase layers of the one it replaces when the settings keep phrases.
     pub(super) fn install_image(
         &mut self,
         image: LoadedImage,
@@ -232,33 +231,38 @@ impl App {
         session: Option<(MaskDocument, PathBuf)>,
     ) {
         self.end_stroke();
+        // A single image or a session replaces a batch review (after the discard question).
+        self.state.batch = None;
+        let (w, h) = (image.rgb.width, image.rgb.height);
+        let carried = match (&self.state.document, &session) {
+            (Some(old), None) if self.state.settings.keep_phrases => {
+                batch::carried_layers(&old.masks)
+            }
+            _ => Vec::new(),
+        };
+        let (masks, session_path) = match session {
+            Some((masks, session_path)) => (masks, Some(session_path)),
+            None => (batch::fresh_masks(w, h, path.clone(), carried), None),
+        };
+        self.install_document(image, path, name, masks, session_path);
+    }
+
+    /// Makes a decoded image and its masks the document: shown, autosaved from now on, its
+    /// phrase layers without a model result run.
+    pub(super) fn install_document(
+        &mut self,
+        image: LoadedImage,
+        path: Option<PathBuf>,
+        name: String,
+        mut masks: MaskDocument,
+        session_path: Option<PathBuf>,
+    ) {
+        self.end_stroke();
         let (w, h) = (image.rgb.width, image.rgb.height);
         let image_id = self.next_image_id;
         self.next_image_id += 1;
         let budget = self.state.settings.undo_budget_mib as usize * 1024 * 1024;
-        let carried: Vec<(LayerProps, LayerOps)> = match (&self.state.document, &session) {
-            (Some(old), None) if self.state.settings.keep_phrases => old
-                .masks
-                .layers()
-                .iter()
-                .filter(|e| !e.props.phrase.trim().is_empty())
-                .map(|e| (e.props.clone(), e.layer.ops))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let (mut masks, session_path) = match session {
-            Some((masks, session_path)) => (masks, Some(session_path)),
-            None => (MaskDocument::new(w, h, path.clone()), None),
-        };
         masks.set_history_budget_bytes(budget);
-        for (props, ops) in carried {
-            let id = masks.add_layer_with_props(props);
-            if ops != LayerOps::default()
-                && let Err(e) = masks.set_ops(id, ops, false)
-            {
-                log::warn!("{e}");
-            }
-        }
         if let Some(p) = &path {
             self.remember_folder(p);
         }

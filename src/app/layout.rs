@@ -3,6 +3,7 @@
 
 use super::app::App;
 use super::commands::Command;
+use super::ui::batch::{BatchStrip, overwrite_ui};
 use super::ui::canvas::CanvasCx;
 use super::ui::export::{ExportCx, export_ui};
 use super::ui::help::help_ui;
@@ -38,6 +39,7 @@ impl App {
             hide_overlays: self.ui.hide_overlays,
             show_help: self.ui.show_help,
             show_band: self.ui.show_band,
+            batch_reviewed: self.state.batch.as_ref().map(|b| b.reviewed_count()),
         };
         let mut out = Vec::new();
         egui::Panel::top("menu").show(ui, |ui| out.extend(menu_ui(ui, &menu)));
@@ -62,6 +64,13 @@ impl App {
             zoom_percent: self.view.percent(ctx.pixels_per_point()),
         };
         egui::Panel::bottom("status").show(ui, |ui| status_ui(ui, &status));
+        if let Some(batch) = &self.state.batch {
+            let strip = &mut self.batch_strip;
+            egui::Panel::bottom("batch").show(ui, |ui| out.extend(strip.ui(ui, batch)));
+        } else {
+            // No batch: its thumbnail textures are freed.
+            self.batch_strip = BatchStrip::default();
+        }
         let layers = LayersCx {
             document: masks,
             runtimes: &self.layer_runtimes,
@@ -103,9 +112,22 @@ impl App {
             confirm_overwrite: self.ui.confirm_overwrite.as_ref(),
         };
         out.extend(export_ui(&ctx, &export));
+        if let Some((dir, existing)) = &self.ui.confirm_batch_overwrite {
+            out.extend(overwrite_ui(&ctx, dir, existing));
+        }
         if let Some(pending) = &self.ui.confirm_discard {
-            let name = document.map(|d| d.name.as_str()).unwrap_or_default();
-            out.extend(discard_ui(&ctx, name, pending));
+            let mut name = document.map(|d| d.name.clone()).unwrap_or_default();
+            // Kept batch images with edits not exported are named too.
+            let others = self.state.batch.as_ref().map_or(0, |b| b.unsaved_count());
+            if others > 0 {
+                let unsaved = document.is_some_and(|d| d.has_unsaved_edits());
+                name = if unsaved {
+                    format!("{name} and {others} other image(s) of the batch")
+                } else {
+                    format!("{others} image(s) of the batch")
+                };
+            }
+            out.extend(discard_ui(&ctx, &name, pending));
         } else if let Some((orphan, rest)) = self.recovery_offers().split_first() {
             out.extend(recovery_ui(&ctx, orphan, rest.len()));
         }

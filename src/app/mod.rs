@@ -17,6 +17,7 @@
 //! * [`worker`]: the `ldzmask-inference` thread owning the `Segmenter`.
 //! * [`tasks`]: one-off background jobs (decode, composite, export, save).
 //! * [`autosave`]: the document autosaved off the UI thread; crash leftovers offered back.
+//! * [`batch`]: batch review of a folder of images (GUI-free); `review.rs` runs it in the app.
 //! * [`display`]: the pixels the canvas shows; [`view`]: zoom and pan (`ui_from_image`).
 
 // `app::app::App`: the file layout the project's conventions prescribe (mod.rs runs the
@@ -25,6 +26,7 @@
 pub mod app;
 mod apply;
 pub mod autosave;
+pub mod batch;
 pub mod commands;
 pub mod display;
 mod edit;
@@ -34,6 +36,7 @@ pub mod layer_runtime;
 mod layout;
 mod recipes;
 pub mod render;
+mod review;
 pub mod state;
 pub mod tasks;
 pub mod ui;

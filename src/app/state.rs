@@ -454,6 +454,9 @@ pub struct AppState {
     pub settings: Settings,
     /// The open image, if any.
     pub document: Option<Document>,
+    /// The batch under review, when a folder (or several files) was opened; the image on
+    /// screen is [`Self::document`], the others' masks are kept in the batch.
+    pub batch: Option<super::batch::Batch>,
 }
 
 #[cfg(test)]

@@ -393,6 +393,8 @@ pub enum TaskResult {
         /// Mask size written, or why not.
         result: Result<(u32, u32), ExportFailure>,
     },
+    /// Batch review work: an image to go to, a thumbnail, the reviewed masks written.
+    Batch(Box<super::batch::BatchDone>),
 }
 
 /// Spawns tasks and collects their results.

@@ -23,6 +23,16 @@ pub enum UiAction {
     Export,
     /// Quit.
     Quit,
+    /// Open a folder for batch review.
+    OpenFolder,
+    /// Batch: previous image.
+    PreviousImage,
+    /// Batch: next image.
+    NextImage,
+    /// Batch: mark the image reviewed and go to the next.
+    MarkReviewed,
+    /// Batch: export the reviewed masks.
+    ExportReviewed,
     /// New empty layer.
     NewLayer,
     /// Run the active layer's phrase again.
@@ -97,12 +107,17 @@ macro_rules! keys {
 
 impl UiAction {
     /// Every action, grouped by [`Self::section`] in help-overlay order.
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 36] = [
         Self::Open,
         Self::SaveSession,
         Self::ImportMask,
         Self::Export,
         Self::Quit,
+        Self::OpenFolder,
+        Self::PreviousImage,
+        Self::NextImage,
+        Self::MarkReviewed,
+        Self::ExportReviewed,
         Self::NewLayer,
         Self::Rerun,
         Self::Invert,
@@ -139,6 +154,11 @@ impl UiAction {
             Self::ImportMask => keys![CMD M],
             Self::Export => keys![CMD E],
             Self::Quit => keys![CMD Q],
+            Self::OpenFolder => keys![CMD_SHIFT O],
+            Self::PreviousImage => keys![NONE PageUp],
+            Self::NextImage => keys![NONE PageDown],
+            Self::MarkReviewed => keys![CMD Enter],
+            Self::ExportReviewed => keys![CMD_SHIFT E],
             Self::NewLayer => keys![CMD_SHIFT N],
             Self::Rerun => keys![CMD R],
             Self::Invert => keys![CMD I, CMD_SHIFT I],
@@ -175,6 +195,8 @@ impl UiAction {
     pub fn gesture(self) -> Option<&'static str> {
         match self {
             Self::Open => Some("drop a file on the window"),
+            Self::OpenFolder => Some("drop a folder or several images on the window"),
+            Self::PreviousImage | Self::NextImage => Some("click a thumbnail"),
             Self::ZoomIn | Self::ZoomOut => Some("wheel"),
             Self::Fit => Some("double-click empty canvas"),
             Self::Pick => Some("Alt+click with any tool (Alt+Shift+click drops)"),
@@ -190,6 +212,11 @@ impl UiAction {
             Self::ImportMask => "Import mask as layer…",
             Self::Export => "Export…",
             Self::Quit => "Quit",
+            Self::OpenFolder => "Open folder…",
+            Self::PreviousImage => "Previous image",
+            Self::NextImage => "Next image",
+            Self::MarkReviewed => "Mark reviewed",
+            Self::ExportReviewed => "Export reviewed masks…",
             Self::NewLayer => "New empty layer",
             Self::Rerun => "Re-run layer",
             Self::Invert => "Invert layer",
@@ -230,6 +257,15 @@ impl UiAction {
                  cut-out or an inpainting mask; optionally as an inpaint crop"
             }
             Self::Quit => "Quit",
+            Self::OpenFolder => "Open a folder of images for batch review",
+            Self::PreviousImage => "Previous image of the batch (its masks and edits are kept)",
+            Self::NextImage => {
+                "Next image of the batch (a new one gets this image's phrase layers, which run)"
+            }
+            Self::MarkReviewed => "Mark the image reviewed and go to the next one",
+            Self::ExportReviewed => {
+                "Export the reviewed masks as <folder>/<image name>.png (8-bit grey, white = mask)"
+            }
             Self::NewLayer => "New empty layer (paint it by hand)",
             Self::Rerun => "Run the active layer's phrase again",
             Self::Invert => "Invert the active layer",
@@ -272,6 +308,11 @@ impl UiAction {
             Self::Open | Self::SaveSession | Self::ImportMask | Self::Export | Self::Quit => {
                 "Files"
             }
+            Self::OpenFolder
+            | Self::PreviousImage
+            | Self::NextImage
+            | Self::MarkReviewed
+            | Self::ExportReviewed => "Batch",
             Self::NewLayer | Self::Rerun | Self::Invert | Self::DeleteLayer => "Layers",
             Self::Undo | Self::Redo | Self::CopyMask | Self::CopyCutout => "Edit",
             Self::Brush
@@ -318,10 +359,11 @@ impl UiAction {
     /// copy.
     pub fn acts_while_typing(self, shortcut: &KeyboardShortcut) -> bool {
         let text_safe = shortcut.modifiers.command || shortcut.logical_key == Key::F1;
+        // Ctrl+Enter may end a line of text; marking reviewed waits for the text field to let go.
         text_safe
             && !matches!(
                 self,
-                Self::Undo | Self::Redo | Self::CopyMask | Self::CopyCutout
+                Self::Undo | Self::Redo | Self::CopyMask | Self::CopyCutout | Self::MarkReviewed
             )
     }
 }

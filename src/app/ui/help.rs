@@ -127,7 +127,7 @@ mod tests {
         sections.dedup();
         assert_eq!(
             sections,
-            ["Files", "Layers", "Edit", "Brush", "View", "Help"]
+            ["Files", "Batch", "Layers", "Edit", "Brush", "View", "Help"]
         );
         let redo = rows.iter().find(|r| r.what == "Redo").expect("redo");
         assert_eq!(redo.keys, "Ctrl+Shift+Z / Ctrl+Y");
@@ -136,5 +136,10 @@ mod tests {
             .find(|r| r.what.starts_with("Fit"))
             .expect("fit");
         assert_eq!(fit.keys, "F / Ctrl+0, double-click empty canvas");
+        let next = rows
+            .iter()
+            .find(|r| r.what.starts_with("Next image"))
+            .expect("next");
+        assert_eq!(next.keys, "PageDown, click a thumbnail");
     }
 }

@@ -4,6 +4,7 @@
 //! `ViewerContext`; egui's `WrapApp::backend_panel(..) -> Command`). Widgets with state
 //! between frames own it ([`canvas::Canvas`], [`layers::LayersPanel`], [`notices::Toasts`]).
 
+pub mod batch;
 pub mod canvas;
 pub mod export;
 pub mod help;
@@ -44,6 +45,10 @@ pub struct UiState {
     pub confirm_discard: Option<Command>,
     /// The user agreed to close with unsaved masks.
     pub close_confirmed: bool,
+    /// A batch export waits for "replace?": the folder and the files that exist.
+    pub confirm_batch_overwrite: Option<(PathBuf, Vec<PathBuf>)>,
+    /// The last batch export's outcome.
+    pub last_batch_export: Option<super::batch::ExportReport>,
 }
 
 /// What opening a file means, by its content: a session opens, a recipe is applied to the
@@ -61,6 +66,16 @@ pub fn open_command_for(path: PathBuf) -> Command {
         Command::OpenSession(path)
     } else {
         Command::OpenImage(path)
+    }
+}
+
+/// What dropping `paths` opens: one file opens as an image or a session; several files, or a
+/// folder, open as a batch review.
+pub fn drop_command(mut paths: Vec<PathBuf>) -> Option<Command> {
+    match paths.as_slice() {
+        [] => None,
+        [one] if !one.is_dir() => paths.pop().map(open_command_for),
+        _ => Some(Command::OpenBatch(paths)),
     }
 }
 
@@ -116,14 +131,14 @@ pub fn window_input(ctx: &egui::Context) -> WindowInput {
     if ctx.current_pass_index() > 0 {
         return input;
     }
-    // Only the first dropped file opens: one document at a time.
-    if let Some(file) = dropped.first() {
-        let path = file.path().to_path_buf();
-        if path.as_os_str().is_empty() {
-            input.dropped_without_path = true;
-        } else {
-            input.commands.push(open_command_for(path));
-        }
+    let paths: Vec<PathBuf> = dropped
+        .iter()
+        .map(|f| f.path().to_path_buf())
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    input.dropped_without_path = paths.len() < dropped.len();
+    if let Some(command) = drop_command(paths) {
+        input.commands.push(command);
     }
     input.commands.append(&mut commands);
     input
@@ -140,7 +155,7 @@ pub fn drop_hint(ctx: &egui::Context) {
     painter.text(
         rect.center(),
         egui::Align2::CENTER_CENTER,
-        "Drop to open (image or session), or to apply a recipe",
+        "Drop to open (image or session), to apply a recipe, or a folder / images to review",
         egui::FontId::proportional(24.0),
         egui::Color32::WHITE,
     );
@@ -157,6 +172,22 @@ mod tests {
         let me = std::env::current_exe().expect("exe");
         let text = format!("file://{}\n", me.display());
         assert_eq!(pasted_path(&text), Some(me));
+    }
+
+    #[test]
+    fn several_files_or_a_folder_open_as_a_batch() {
+        assert!(drop_command(Vec::new()).is_none());
+        assert!(matches!(
+            drop_command(vec![PathBuf::from("a/photo.png")]),
+            Some(Command::OpenImage(_))
+        ));
+        let two = vec![PathBuf::from("a/1.png"), PathBuf::from("a/2.png")];
+        assert!(matches!(drop_command(two), Some(Command::OpenBatch(p)) if p.len() == 2));
+        let folder = std::env::temp_dir();
+        assert!(matches!(
+            drop_command(vec![folder]),
+            Some(Command::OpenBatch(_))
+        ));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct MenuCx<'a> {
     pub show_help: bool,
     /// The uncertainty band is hatched.
     pub show_band: bool,
+    /// Reviewed images of the batch under review (`None`: no batch).
+    pub batch_reviewed: Option<usize>,
 }
 
 /// Idle minutes offered when "Unload when idle" is switched on.
@@ -73,10 +75,14 @@ pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
             if ui.button("Open session…").clicked() {
                 out.push(Command::OpenSessionDialog);
             }
+            action_item(ui, UiAction::OpenFolder, true, &mut out);
             ui.separator();
             action_item(ui, UiAction::SaveSession, has_doc, &mut out);
             action_item(ui, UiAction::ImportMask, has_doc, &mut out);
             action_item(ui, UiAction::Export, has_doc, &mut out);
+            if let Some(reviewed) = cx.batch_reviewed {
+                action_item(ui, UiAction::ExportReviewed, reviewed > 0, &mut out);
+            }
             ui.separator();
             let has_phrase =
                 masks.is_some_and(|m| m.layers().iter().any(|e| !e.props.phrase.trim().is_empty()));
