@@ -12,6 +12,17 @@ use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
 use crate::pipeline::RgbImage;
 
+/// File extensions of the images ldzmask opens (lower case): the app's dialogs, folders and
+/// drops, and `segment --input-dir`.
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
+
+/// True when `path` has one of [`IMAGE_EXTENSIONS`] (any case).
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 /// Largest accepted side, in pixels.
 pub const MAX_SIDE: u32 = 16_384;
 /// Largest decoded size, in bytes (a 16-bit RGBA 8k × 8k image is 512 MiB).

@@ -3,7 +3,8 @@
 //! annotation state per image): the app (`review.rs`) decodes, runs the model and draws, this
 //! file holds what the review is about and is tested without a window.
 //!
-//! * **The list**: image files the app opens ([`IMAGE_EXTENSIONS`]), sorted by file name.
+//! * **The list**: image files the app opens ([`crate::imageio::IMAGE_EXTENSIONS`]), sorted
+//!   by file name.
 //! * **Per image**: its masks once visited ([`Visited`]: layers, brush edits, undo history), so
 //!   brush edits belong to one image and come back when the user returns; a reviewed flag; a
 //!   small thumbnail tinted with the combined mask.
@@ -23,12 +24,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::imageio::LoadedImage;
+use crate::imageio::{LoadedImage, is_image_file};
 use crate::mask::export::{ExportError, export_binary_png};
 use crate::mask::{LayerOps, LayerProps, MaskBuf, MaskDocument};
-
-/// Image files the app opens (what [`crate::imageio`] decodes).
-pub const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
 
 /// Thumbnail height in pixels.
 pub const THUMB_HEIGHT: u32 = 96;
@@ -37,13 +35,6 @@ pub const THUMB_HEIGHT: u32 = 96;
 const TINT_ALPHA: f32 = 0.55;
 /// Tint colour on thumbnails (sRGB).
 const TINT: [u8; 3] = [255, 64, 64];
-
-/// True when `path` names a file with an image extension the app opens.
-pub fn is_image_file(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-}
 
 /// Why a batch could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -160,12 +151,7 @@ pub fn fresh_masks(
 ) -> MaskDocument {
     let mut masks = MaskDocument::new(width, height, image_path);
     for (props, ops) in carried {
-        let id = masks.add_layer_with_props(props);
-        if ops != LayerOps::default()
-            && let Err(e) = masks.set_ops(id, ops, false)
-        {
-            log::warn!("{e}");
-        }
+        masks.add_layer_with_ops(props, ops, Vec::new());
     }
     masks
 }

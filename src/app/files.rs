@@ -11,7 +11,7 @@ use crate::imageio::LoadedImage;
 use crate::mask::{MaskDocument, export::ImportedMask};
 
 use super::app::App;
-use super::batch::{self, IMAGE_EXTENSIONS};
+use super::batch;
 use super::commands::Command;
 use super::display::{self, DisplayImage};
 use super::state::{Document, ExportSettings, ExportSource};
@@ -19,6 +19,7 @@ use super::tasks::{self, ClipboardCopy, ExportRequest, MaskSnapshot, SessionSave
 use super::ui::notices::Level;
 use super::ui::open_command_for;
 use super::view::ViewRequest;
+use crate::imageio::IMAGE_EXTENSIONS;
 
 /// The file stem of a document name, or `fallback`.
 fn stem_of(name: &str, fallback: &str) -> String {

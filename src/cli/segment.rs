@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use image::DynamicImage;
 use ldzmask::device::DeviceChoice;
-use ldzmask::imageio::load_image;
+use ldzmask::imageio::{is_image_file, load_image};
 use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
 use ldzmask::mask::presets::export_preset_png;
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
@@ -112,8 +112,6 @@ fn parse_preset(name: &str) -> Result<Preset, String> {
     Preset::from_name(name)
         .ok_or_else(|| format!("unknown preset {name:?}: use a1111, comfyui, krita or invokeai"))
 }
-
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "webp", "tif", "tiff", "bmp", "gif"];
 
 /// Runs the command; a failing image is reported and skipped, and the run ends with a summary
 /// and exit code 1 when any image failed (see [`super::batch::for_each_image`]).
@@ -243,12 +241,7 @@ pub(super) fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut images: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-        })
+        .filter(|p| p.is_file() && is_image_file(p))
         .collect();
     images.sort();
     if images.is_empty() {
