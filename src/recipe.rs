@@ -822,23 +822,8 @@ mod tests {
 
     #[test]
     fn edge_ops_refine_only_layers_that_ask() {
-        // A dark left half, a bright right half (edge at x = 24) and a blurry model map
-        // crossing 0.5 at x = 17: refinement moves the mask's edge onto the image's.
         let (w, h) = (48u32, 32u32);
-        let pixels: Vec<u8> = (0..w * h)
-            .flat_map(|i| {
-                let v = if i % w < w / 2 { 20 } else { 230 };
-                [v, v, v]
-            })
-            .collect();
-        let ramp = MaskBuf::from_vec(
-            w,
-            h,
-            (0..w * h)
-                .map(|i| (((i % w) as f32 - 7.0) / 20.0).clamp(0.0, 1.0))
-                .collect(),
-        )
-        .unwrap();
+        let (pixels, ramp) = crate::mask::layer::tests::dark_bright_and_blurry_map();
         let recipe_with = |enabled: bool| Recipe {
             layers: vec![RecipeLayer {
                 phrase: "a".into(),

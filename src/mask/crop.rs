@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use image::DynamicImage;
 
 use super::buffer::{MaskBuf, RectInImage, unit_to_u8};
-use super::export::{ExportError, write_atomic, write_png};
+use super::export::{ExportError, check_same_size, write_atomic, write_png};
 
 /// How the crop box is made from the mask's bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -209,14 +209,7 @@ pub fn write_inpaint_crop(
 ) -> Result<CropSidecar, ExportError> {
     let (w, h) = mask.size();
     for other in [export, image] {
-        if (other.width(), other.height()) != (w, h) {
-            return Err(ExportError::SizeMismatch {
-                mask_w: w,
-                mask_h: h,
-                image_w: other.width(),
-                image_h: other.height(),
-            });
-        }
+        check_same_size(other, mask)?;
     }
     let bounds = mask_bounds(mask).ok_or(ExportError::EmptyMask)?;
     let rect = crop_rect(bounds, w, h, settings);

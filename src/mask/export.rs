@@ -141,16 +141,22 @@ pub fn inpaint_mask_image(mask: &MaskBuf, padding_px: u32, blur_px: f32) -> Gray
     soft_matte_image(&inpaint_mask(mask, padding_px, blur_px))
 }
 
+/// [`ExportError::SizeMismatch`] unless `image` and `mask` have the same size.
+pub fn check_same_size(image: &DynamicImage, mask: &MaskBuf) -> Result<(), ExportError> {
+    if (image.width(), image.height()) == mask.size() {
+        return Ok(());
+    }
+    Err(ExportError::SizeMismatch {
+        mask_w: mask.width,
+        mask_h: mask.height,
+        image_w: image.width(),
+        image_h: image.height(),
+    })
+}
+
 /// RGBA cut-out: the image's RGB unchanged everywhere, alpha = mask × image alpha.
 pub fn cutout_image(image: &DynamicImage, mask: &MaskBuf) -> Result<RgbaImage, ExportError> {
-    if (image.width(), image.height()) != mask.size() {
-        return Err(ExportError::SizeMismatch {
-            mask_w: mask.width,
-            mask_h: mask.height,
-            image_w: image.width(),
-            image_h: image.height(),
-        });
-    }
+    check_same_size(image, mask)?;
     let mut out = image.to_rgba8();
     for (p, &m) in out.pixels_mut().zip(&mask.data) {
         let Rgba([r, g, b, a]) = *p;

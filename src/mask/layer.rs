@@ -574,7 +574,7 @@ pub struct LayerEntry {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
-mod tests {
+pub(crate) mod tests {
     use super::super::stroke::{Brush, BrushMode, Stroke};
     use super::*;
 
@@ -834,31 +834,37 @@ mod tests {
         assert_eq!(l.binary().get(20, 0), Some(1.0), "one region: all kept");
     }
 
-    #[test]
-    fn refined_map_is_the_base_until_its_inputs_change() {
+    /// A 48×32 RGB image whose left half is dark and right half bright (edge at x = 24), and a
+    /// blurry model map crossing 0.5 at x = 17: refinement moves the mask's edge onto the
+    /// image's.
+    pub(crate) fn dark_bright_and_blurry_map() -> (Vec<u8>, MaskBuf) {
         let (w, h) = (48u32, 32u32);
-        // An image whose left half is dark, right half bright; the model's map is a blurry
-        // step in the middle: refinement sharpens it onto the colour edge.
         let pixels: Vec<u8> = (0..w * h)
             .flat_map(|i| {
                 let v = if i % w < w / 2 { 20 } else { 230 };
                 [v, v, v]
             })
             .collect();
+        let blurry = MaskBuf::from_vec(
+            w,
+            h,
+            (0..w * h)
+                .map(|i| (((i % w) as f32 - 7.0) / 20.0).clamp(0.0, 1.0))
+                .collect(),
+        )
+        .unwrap();
+        (pixels, blurry)
+    }
+
+    #[test]
+    fn refined_map_is_the_base_until_its_inputs_change() {
+        let (w, h) = (48u32, 32u32);
+        let (pixels, blurry) = dark_bright_and_blurry_map();
         let image = RgbView {
             width: w,
             height: h,
             pixels: &pixels,
         };
-        let blurry = MaskBuf::from_vec(
-            w,
-            h,
-            (0..w * h)
-                .map(|i| ((i % w) as f32 - 7.0) / 20.0)
-                .map(|v| v.clamp(0.0, 1.0))
-                .collect(),
-        )
-        .unwrap();
         let mut l = MaskLayer::new(w, h);
         l.ops.edge.radius_px = 8;
         assert!(

@@ -40,7 +40,7 @@
 use image::{DynamicImage, ImageBuffer, Luma, Rgba};
 
 use super::buffer::{MaskBuf, unit_to_u8, unit_to_u16};
-use super::export::{ExportError, binary_mask_image, soft_matte_image, write_png};
+use super::export::{ExportError, binary_mask_image, check_same_size, soft_matte_image, write_png};
 
 /// Which tool the export is for (see the module table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -113,14 +113,7 @@ pub fn preset_image(
     image: &DynamicImage,
     depth: BitDepth,
 ) -> Result<DynamicImage, ExportError> {
-    if (image.width(), image.height()) != mask.size() {
-        return Err(ExportError::SizeMismatch {
-            mask_w: mask.width,
-            mask_h: mask.height,
-            image_w: image.width(),
-            image_h: image.height(),
-        });
-    }
+    check_same_size(image, mask)?;
     if depth == BitDepth::Sixteen && !preset.supports_16_bit() {
         return Err(ExportError::NoSixteenBit(preset.name()));
     }
