@@ -293,8 +293,11 @@ impl App {
         }
         self.sync_layers();
         self.canvas.request(ViewRequest::Fit);
-        self.toasts
-            .push(Level::Info, format!("Opened {name} ({w}×{h})"));
+        // In a batch the strip names the image on screen: a notice per move would be noise.
+        if self.state.batch.is_none() {
+            self.toasts
+                .push(Level::Info, format!("Opened {name} ({w}×{h})"));
+        }
         self.ctx
             .send_viewport_cmd(egui::ViewportCommand::Title(format!("{name} — ldzmask")));
         // Phrase layers without a model result run now (or once the model is ready).
