@@ -358,3 +358,78 @@ fn a_session_file_given_on_the_command_line_opens_by_its_content() {
     drop(h);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Batch review: leaving an image with edits not exported keeps (parks) its autosave, so a
+/// crash leaves it for recovery; coming back replaces it with the new autosave, and export
+/// removes it.
+#[test]
+fn batch_images_off_screen_keep_their_autosaves_until_exported() {
+    let dir = scratch("autosave-batch");
+    let input = dir.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let first = gradient_image(&input, 80, 60);
+    let second = input.join("second.png");
+    std::fs::copy(&first, &second).unwrap();
+    let autosaves = autosave_dir(&dir);
+    let mut h = harness(options(&dir));
+    let on = |h: &mut Harness<'_, App>, path: &Path| {
+        let path = path.to_path_buf();
+        wait_for(h, "the batch image", Duration::from_secs(20), move |app| {
+            app.document()
+                .is_some_and(|d| d.source.as_deref() == Some(path.as_path()))
+                && !app.is_busy()
+                && app.autosave_pending() == 0
+        });
+    };
+    h.state_mut().queue(Command::OpenBatch(vec![input.clone()]));
+    on(&mut h, &first);
+    add_painted_layer(&mut h);
+    let parked = wait_for_autosave(&mut h);
+
+    // Leaving it: its autosave stays, holding the stroke (image 2, unedited, has none).
+    h.state_mut().queue(Command::BatchGo(1));
+    on(&mut h, &second);
+    assert_eq!(autosaves_in(&autosaves), vec![parked.clone()]);
+    let kept = MaskDocument::load_session(&parked).unwrap();
+    assert_eq!(kept.layers().len(), 1);
+    assert!(
+        kept.layers()[0]
+            .layer
+            .edits
+            .add_plane()
+            .iter()
+            .any(|&v| v > 0)
+    );
+
+    // Back on screen: its new autosave is written, then the parked one goes.
+    h.state_mut().queue(Command::BatchGo(0));
+    on(&mut h, &first);
+    let resumed = wait_for_autosave(&mut h);
+    assert_ne!(resumed, parked);
+    let gone = parked.clone();
+    wait_for(
+        &mut h,
+        "the parked autosave to go",
+        Duration::from_secs(10),
+        move |_| !gone.exists(),
+    );
+    assert_eq!(autosaves_in(&autosaves), vec![resumed.clone()]);
+
+    // Parked again, then exported: its work is in the mask file, the autosave goes.
+    h.state_mut().queue(Command::BatchGo(1));
+    on(&mut h, &second);
+    assert_eq!(autosaves_in(&autosaves), vec![resumed.clone()]);
+    h.state_mut().queue(Command::SetReviewed(0, true));
+    let out = dir.join("masks");
+    h.state_mut().queue(Command::ExportReviewed {
+        dir: out.clone(),
+        overwrite: false,
+    });
+    let exported = resumed.clone();
+    wait_for(&mut h, "the export", Duration::from_secs(20), move |app| {
+        !app.is_busy() && !exported.exists()
+    });
+    assert!(out.join("gradient.png").exists());
+    assert_eq!(autosaves_in(&autosaves), Vec::<PathBuf>::new());
+    std::fs::remove_dir_all(dir).unwrap();
+}

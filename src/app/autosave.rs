@@ -26,6 +26,11 @@
 //! * **Retired** (removed): after an explicit session save with nothing changed since, when
 //!   another document replaces this one (after the user saved or chose to discard), and at a
 //!   clean exit.
+//! * **Parked** (kept): a batch review keeps each image's masks open while another image is on
+//!   screen. Leaving an image with edits not exported parks its autosave ([`Autosaver::park`]:
+//!   written at once if a change is pending) instead of retiring it, so a crash leaves every
+//!   such image for recovery; the file goes when its masks are exported, when the image comes
+//!   back on screen (after its new autosave is written) and at a clean exit.
 //! * **Pruned** at start-up: crash leftovers older than [`KEEP_DAYS`] days, and all but the
 //!   newest [`KEEP_MAX`].
 //! * **Recovery**: the leftovers found at start-up are offered one by one (newest first) in a
@@ -267,6 +272,8 @@ pub struct Autosaver {
     claimed: Vec<(String, File, PathBuf)>,
     /// The last write failed (reported once until one succeeds).
     failing: bool,
+    /// Autosaves of documents kept open off screen (batch review, see [`Self::park`]).
+    parked: Vec<PathBuf>,
     ctx: egui::Context,
 }
 
@@ -323,6 +330,7 @@ impl Autosaver {
             restoring: None,
             claimed: Vec::new(),
             failing: false,
+            parked: Vec::new(),
             ctx,
         };
         saver.find_orphans();
@@ -629,31 +637,13 @@ impl Autosaver {
             self.ctx.request_repaint_after(due - now);
             return errors;
         }
-        let (image_id, copy_written) = (t.image_id, t.image_copy_written);
+        let copy_written = t.image_copy_written;
         if painting || self.in_flight > 0 {
             // Checked again soon: the stroke ends or the write finishes (which repaints).
             self.ctx.request_repaint_after(Duration::from_millis(250));
             return errors;
         }
-        let path = self.path_for(image_id);
-        let copy_path = doc
-            .source
-            .is_none()
-            .then(|| with_suffix(&path, IMAGE_SUFFIX));
-        let image_copy = copy_path
-            .clone()
-            .filter(|_| !copy_written)
-            .map(|p| (Arc::clone(&doc.image), p));
-        let snapshot = doc
-            .masks
-            .session_snapshot()
-            .with_image_path(copy_path.or_else(|| doc.source.clone()));
-        let job = Job::Write {
-            snapshot: Box::new(snapshot),
-            path,
-            image_copy,
-            image_id,
-        };
+        let job = self.write_job(doc, copy_written);
         match self.jobs.as_ref().map(|tx| tx.try_send(job)) {
             Some(Ok(())) => {
                 self.in_flight += 1;
@@ -672,6 +662,84 @@ impl Autosaver {
             }
         }
         errors
+    }
+
+    /// The write of `doc`'s autosave (and of its image copy when it has no file and the copy
+    /// is not written yet).
+    fn write_job(&self, doc: &mut Document, copy_written: bool) -> Job {
+        let path = self.path_for(doc.image_id);
+        let copy_path = doc
+            .source
+            .is_none()
+            .then(|| with_suffix(&path, IMAGE_SUFFIX));
+        let image_copy = copy_path
+            .clone()
+            .filter(|_| !copy_written)
+            .map(|p| (Arc::clone(&doc.image), p));
+        let snapshot = doc
+            .masks
+            .session_snapshot()
+            .with_image_path(copy_path.or_else(|| doc.source.clone()));
+        Job::Write {
+            snapshot: Box::new(snapshot),
+            path,
+            image_copy,
+            image_id: doc.image_id,
+        }
+    }
+
+    /// The tracked document leaves the screen but stays open (an image of a batch review).
+    /// With edits not exported, its autosave is kept (written now if a change is pending)
+    /// instead of retired, and its path returned for [`Self::resume`] or [`Self::unpark`];
+    /// otherwise it is retired.
+    pub fn park(&mut self, doc: &mut Document) -> Option<PathBuf> {
+        let tracked = self.tracked.as_ref().filter(|t| t.image_id == doc.image_id);
+        let Some(t) = tracked.filter(|_| doc.has_unsaved_edits()) else {
+            self.retire();
+            return None;
+        };
+        let pending = t.dirty_since.is_some()
+            || doc.edit_mark() != t.seen
+            || !same_settings(&t.seen_settings, doc);
+        let copy_written = t.image_copy_written;
+        if pending {
+            let job = self.write_job(doc, copy_written);
+            self.in_flight += 1;
+            self.send(job);
+        }
+        // A leftover this work was restored from stays until the next start prunes it when
+        // a write was needed just now: should that write fail, the leftover still holds it.
+        if let Some(orphan) = self.tracked.take().and_then(|t| t.recovered_from)
+            && !pending
+        {
+            self.remove_orphan(&orphan);
+        }
+        let path = self.path_for(doc.image_id);
+        self.parked.push(path.clone());
+        Some(path)
+    }
+
+    /// A parked document is on screen again as `image_id` (just tracked): its new autosave is
+    /// written at once, and the parked file removed after that write.
+    pub fn resume(&mut self, image_id: u64, parked: &Path) {
+        self.parked.retain(|p| p != parked);
+        let orphan = Orphan {
+            session: parked.to_path_buf(),
+            saved_at: SystemTime::now(),
+            summary: Err("parked by this app".into()),
+            instance: self.instance.clone(),
+        };
+        self.mark_recovered(image_id, Some(orphan));
+    }
+
+    /// A parked document's work is safe elsewhere (its masks were exported) or the user let
+    /// it go: its autosave is removed.
+    pub fn unpark(&mut self, parked: &Path) {
+        self.parked.retain(|p| p != parked);
+        self.send(Job::Remove {
+            paths: vec![with_suffix(parked, IMAGE_SUFFIX), parked.to_path_buf()],
+            lock: None,
+        });
     }
 
     fn finish_write(&mut self, done: Written, errors: &mut Vec<String>) {
@@ -724,6 +792,9 @@ impl Autosaver {
     /// the writer to finish.
     pub fn shutdown(&mut self) {
         self.retire();
+        for parked in std::mem::take(&mut self.parked) {
+            self.unpark(&parked);
+        }
         if let Some(lock) = self.lock.take() {
             self.send(Job::Remove {
                 paths: Vec::new(),

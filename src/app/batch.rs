@@ -172,6 +172,9 @@ pub struct Visited {
     pub active_layer: Option<u64>,
     /// [`edit_mark`] when the masks were last exported (or first made).
     pub saved_mark: (usize, usize, usize),
+    /// The autosave kept for the masks' edits not exported (the app's autosaver parks it when
+    /// the image leaves the screen), removed once they are exported or back on screen.
+    pub autosave: Option<PathBuf>,
 }
 
 /// Undo memory kept for each image not on screen: a batch of many images must not hold the
@@ -198,12 +201,22 @@ impl Visited {
             masks,
             active_layer,
             saved_mark,
+            autosave: None,
         }
     }
 
     /// True when there are edits since the last export.
     pub fn has_unsaved_edits(&self) -> bool {
         edit_mark(&self.masks) != self.saved_mark
+    }
+}
+
+impl Batch {
+    /// The autosaves kept for images off screen (see [`Visited::autosave`]).
+    pub fn parked_autosaves(&self) -> impl Iterator<Item = &Path> {
+        self.items
+            .iter()
+            .filter_map(|item| item.visited.as_ref()?.autosave.as_deref())
     }
 }
 

@@ -233,7 +233,7 @@ impl App {
     ) {
         self.end_stroke();
         // A single image or a session replaces a batch review (after the discard question).
-        self.state.batch = None;
+        self.close_batch();
         let (w, h) = (image.rgb.width, image.rgb.height);
         let carried = match (&self.state.document, &session) {
             (Some(old), None) if self.state.settings.keep_phrases => {

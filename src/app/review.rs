@@ -10,10 +10,12 @@
 //! made one at a time in the background at open (never all decoded at once); an image's
 //! thumbnail is remade with its combined mask when the user leaves it or marks it reviewed.
 //!
-//! Autosave and recovery: the image on screen is autosaved as any document is (a revisited
-//! image with edits not exported is written again at once). The kept masks of the other
-//! images live in memory only: a crash loses them, while leaving the app, opening another
-//! image or another folder asks first when any of them has edits not exported.
+//! Autosave and recovery: the image on screen is autosaved as any document is. Leaving an
+//! image with edits not exported parks its autosave ([`super::autosave::Autosaver::park`]),
+//! so a crash leaves every such image of the batch for recovery at the next start; the file
+//! is removed once the masks are exported, when the image is back on screen (after its new
+//! autosave is written) or when the user lets the batch go. Leaving the app, opening another
+//! image or another folder asks first when any image has edits not exported.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -104,6 +106,7 @@ impl App {
         if let Some(folder) = images.first().and_then(|p| p.parent()) {
             self.state.settings.last_folder = Some(folder.to_path_buf());
         }
+        self.close_batch();
         self.state.batch = Some(Batch::new(images));
         self.toasts
             .push(Level::Info, format!("Batch review: {n} image(s)"));
@@ -156,13 +159,15 @@ impl App {
             Some(doc) if keep_phrases => super::batch::carried_layers(&doc.masks),
             _ => Vec::new(),
         };
-        if let (Some(left), Some(doc)) = (left, leaving) {
+        if let (Some(left), Some(mut doc)) = (left, leaving) {
             self.request_thumbnail(
                 left,
                 Arc::clone(&doc.image),
                 MaskSnapshot::combined(&doc.masks),
             );
-            let visited = Visited::keep(doc.masks, doc.active_layer, doc.saved_mark);
+            let parked = self.autosave.as_mut().and_then(|s| s.park(&mut doc));
+            let mut visited = Visited::keep(doc.masks, doc.active_layer, doc.saved_mark);
+            visited.autosave = parked;
             if let Some(batch) = &mut self.state.batch {
                 batch.store(left, visited);
             }
@@ -177,7 +182,7 @@ impl App {
             .unwrap_or_default();
         let (masks, restored) = match visited {
             Some(v) if v.masks.size() == (w, h) => {
-                let restored = (v.active_layer, v.saved_mark);
+                let restored = (v.active_layer, v.saved_mark, v.autosave);
                 (v.masks, Some(restored))
             }
             Some(_) => {
@@ -197,7 +202,7 @@ impl App {
             ),
         };
         self.install_document(image, Some(path), name, masks, None);
-        let Some((active, saved_mark)) = restored else {
+        let Some((active, saved_mark, parked)) = restored else {
             return;
         };
         if let Some(doc) = &mut self.state.document {
@@ -205,11 +210,28 @@ impl App {
                 doc.active_layer = active;
             }
             doc.saved_mark = saved_mark;
-            if doc.has_unsaved_edits()
-                && let Some(saver) = &mut self.autosave
-            {
-                // Edits not exported yet: autosaved at once, as work to keep.
-                saver.mark_recovered(doc.image_id, None);
+            if let Some(saver) = &mut self.autosave {
+                match (doc.has_unsaved_edits(), parked) {
+                    // Edits not exported yet: autosaved at once, as work to keep; the parked
+                    // file goes after that write.
+                    (true, Some(parked)) => saver.resume(doc.image_id, &parked),
+                    (true, None) => saver.mark_recovered(doc.image_id, None),
+                    (false, Some(parked)) => saver.unpark(&parked),
+                    (false, None) => {}
+                }
+            }
+        }
+    }
+
+    /// Ends the batch review (the user exported, or agreed to drop the edits not exported):
+    /// the autosaves parked for its images go with it.
+    pub(super) fn close_batch(&mut self) {
+        let Some(batch) = self.state.batch.take() else {
+            return;
+        };
+        if let Some(saver) = &mut self.autosave {
+            for parked in batch.parked_autosaves() {
+                saver.unpark(parked);
             }
         }
     }
@@ -394,6 +416,10 @@ impl App {
                 && edit_mark(&v.masks) == mark
             {
                 v.saved_mark = mark;
+                // The exported file holds the work now.
+                if let (Some(parked), Some(saver)) = (v.autosave.take(), &mut self.autosave) {
+                    saver.unpark(&parked);
+                }
             }
         }
         let n = report.written.len();
