@@ -301,6 +301,32 @@ fn presets_apply_to_combined_batch_masks() {
     }
 }
 
+#[test]
+fn repeated_stems_get_numbered_masks_like_the_app() {
+    let weights = tiny_weights_dir("batch-stems");
+    let input = input_dir(&weights);
+    let png = image::open(input.join("a.png")).expect("png").to_rgb8();
+    png.save(input.join("a.jpg")).expect("jpeg");
+    let (p0, p1) = phrases();
+    let out = weights.join("stems");
+    let (code, text) = run(segment(&weights)
+        .arg("--input-dir")
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(&out)
+        .args(["--phrase", &p0, "--subtract", &p1]));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("done: 3 of 3 image(s); failed: 0"), "{text}");
+    // Sorted by name: a.jpg, a.png, c.png; the second `a` is numbered, nothing is replaced.
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a-2.png", "a.png", "c.png"]);
+    assert_eq!(l8(&out.join("a-2.png")).dimensions(), (64, 64));
+}
+
 fn ldzmask_slug(phrase: &str) -> String {
     phrase
         .to_lowercase()

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::imageio::{LoadedImage, is_image_file};
-use crate::mask::export::{ExportError, export_binary_png};
+use crate::mask::export::{ExportError, batch_mask_names, export_binary_png};
 use crate::mask::{LayerOps, LayerProps, MaskBuf, MaskDocument};
 
 /// Thumbnail height in pixels.
@@ -485,28 +485,11 @@ impl Batch {
         }
     }
 
-    /// The mask file name of every image: `<stem>.png`, with `-2`, `-3`, … for stems that
-    /// repeat (compared ignoring case, for case-insensitive file systems).
+    /// The mask file name of every image ([`batch_mask_names`]: `<stem>.png`, `-2`, `-3`, …
+    /// for stems that repeat), the same as `ldzmask segment --input-dir` writes.
     pub fn output_names(&self) -> Vec<String> {
-        let mut seen: Vec<String> = Vec::new();
-        self.items
-            .iter()
-            .map(|item| {
-                let base = item
-                    .path
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "image".into());
-                let mut name = base.clone();
-                let mut n = 1;
-                while seen.contains(&name.to_lowercase()) {
-                    n += 1;
-                    name = format!("{base}-{n}");
-                }
-                seen.push(name.to_lowercase());
-                format!("{name}.png")
-            })
-            .collect()
+        let paths: Vec<&Path> = self.items.iter().map(|item| item.path.as_path()).collect();
+        batch_mask_names(&paths)
     }
 
     /// The files an export of the reviewed masks to `dir` writes, in batch order.

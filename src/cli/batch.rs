@@ -16,7 +16,9 @@ use image::DynamicImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use ldzmask::device::DeviceChoice;
 use ldzmask::imageio::load_image;
-use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
+use ldzmask::mask::export::{
+    batch_mask_names, export_binary_png, export_cutout_png, export_soft_png,
+};
 use ldzmask::mask::presets::export_preset_png;
 use ldzmask::mask::refine::RgbView;
 use ldzmask::mask::{BitDepth, CombineOp, EdgeOps, LayerOps, MaskBuf};
@@ -163,8 +165,16 @@ pub fn run(
         eprintln!("recipe → {}", path.display());
     }
 
+    let names = batch_mask_names(&images);
+    let name_of = |path: &Path| -> String {
+        images
+            .iter()
+            .position(|p| p == path)
+            .and_then(|i| names.get(i).cloned())
+            .unwrap_or_else(|| format!("{}.png", file_stem(path)))
+    };
     for_each_image(&images, weights, segmenter, |segmenter, path| {
-        segment_file(&args, &recipe, segmenter, path)
+        segment_file(&args, &recipe, segmenter, path, &name_of(path))
     })
 }
 
@@ -255,6 +265,7 @@ fn segment_file(
     recipe: &Recipe,
     segmenter: &mut Segmenter,
     path: &Path,
+    mask_name: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = load_image(path)?;
     let (width, height) = (loaded.rgb.width, loaded.rgb.height);
@@ -282,7 +293,7 @@ fn segment_file(
         .map(DynamicImage::ImageRgba8)
         .context("internal: RGBA buffer size")?;
 
-    let out = combined_path(args, path);
+    let out = combined_path(args, mask_name);
     if out == path {
         bail!(
             "refusing to write the mask over the input image {}",
@@ -310,14 +321,12 @@ fn segment_file(
     Ok(written)
 }
 
-/// `--out` as given, else `<out-dir>/<image stem>.png`.
-fn combined_path(args: &SegmentArgs, image: &Path) -> PathBuf {
+/// `--out` as given, else `<out-dir>/<mask_name>` (the batch layout's name of the image,
+/// [`batch_mask_names`]).
+fn combined_path(args: &SegmentArgs, mask_name: &str) -> PathBuf {
     match (&args.out, &args.out_dir) {
         (Some(out), _) => out.clone(),
-        (None, dir) => dir
-            .clone()
-            .unwrap_or_default()
-            .join(format!("{}.png", file_stem(image))),
+        (None, dir) => dir.clone().unwrap_or_default().join(mask_name),
     }
 }
 

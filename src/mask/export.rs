@@ -141,6 +141,32 @@ pub fn inpaint_mask_image(mask: &MaskBuf, padding_px: u32, blur_px: f32) -> Gray
     soft_matte_image(&inpaint_mask(mask, padding_px, blur_px))
 }
 
+/// The batch layout's mask file names for `images`, in order: `<stem>.png` (the layout
+/// A1111/Forge batch inpainting and IOPaint read), with `-2`, `-3`, … for stems that repeat
+/// (`a.png` and `a.jpg`; compared ignoring case, for case-insensitive file systems), so no
+/// image's mask replaces another's and a name never depends on which images are written.
+pub fn batch_mask_names<P: AsRef<Path>>(images: &[P]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    images
+        .iter()
+        .map(|path| {
+            let base = path
+                .as_ref()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            let mut name = base.clone();
+            let mut n = 1;
+            while seen.contains(&name.to_lowercase()) {
+                n += 1;
+                name = format!("{base}-{n}");
+            }
+            seen.push(name.to_lowercase());
+            format!("{name}.png")
+        })
+        .collect()
+}
+
 /// [`ExportError::SizeMismatch`] unless `image` and `mask` have the same size.
 pub fn check_same_size(image: &DynamicImage, mask: &MaskBuf) -> Result<(), ExportError> {
     if (image.width(), image.height()) == mask.size() {
