@@ -109,6 +109,26 @@ impl Draws {
     }
 }
 
+/// How a document's (or a recipe's) phrases draw the model's random values: the settings
+/// behind [`Randomness::Seeded`], saved with sessions and recipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct DrawSettings {
+    /// Deterministic preset or the official distribution.
+    pub mode: Mode,
+    /// Generator seed.
+    pub seed: u64,
+    /// The deterministic preset's prompt template (index into [`PROMPT_TEMPLATES`]).
+    pub template: usize,
+}
+
+impl DrawSettings {
+    /// The draws these settings make.
+    pub fn randomness(&self) -> Randomness {
+        Randomness::seeded(self.mode, self.seed).with_template(self.template)
+    }
+}
+
 /// Where the random draws of a run come from.
 #[derive(Debug, Clone)]
 pub enum Randomness {

@@ -44,7 +44,7 @@ use crate::mask::export::{ExportError, write_atomic};
 use crate::mask::refine::{RefineError, RgbView};
 use crate::mask::session::SESSION_FORMAT;
 use crate::mask::{CombineOp, EdgeOps, LayerEntry, LayerOps, MaskBuf, MaskLayer, Pick, combine};
-use crate::pipeline::{Mode, PROMPT_TEMPLATES, Randomness, split_alternatives};
+use crate::pipeline::{DrawSettings, Mode, PROMPT_TEMPLATES, Randomness, split_alternatives};
 
 /// The recipe format version this build writes and the newest it reads.
 pub const RECIPE_VERSION: u32 = 1;
@@ -279,8 +279,8 @@ impl Recipe {
         Ok(())
     }
 
-    /// The recipe of a document's layers (deterministic draws, seed 0 and no model identity:
-    /// the caller sets those). Only visible phrase layers are taken: painted and imported
+    /// The recipe of a document's layers (default draws and no model identity: the caller
+    /// sets those). Only visible phrase layers are taken: painted and imported
     /// layers have nothing to re-run, and hidden ones are not in the combined mask. Returns
     /// the recipe and how many layers were left out; picks are converted to fractions of the
     /// `width × height` image.
@@ -377,7 +377,23 @@ impl Recipe {
 
     /// The model's random draws the recipe asks for (mode, seed, template).
     pub fn randomness(&self) -> Randomness {
-        Randomness::seeded(self.mode, self.seed).with_template(self.template)
+        self.draws().randomness()
+    }
+
+    /// The recipe's mode, seed and template.
+    pub fn draws(&self) -> DrawSettings {
+        DrawSettings {
+            mode: self.mode,
+            seed: self.seed,
+            template: self.template,
+        }
+    }
+
+    /// Sets the recipe's mode, seed and template.
+    pub fn set_draws(&mut self, draws: DrawSettings) {
+        self.mode = draws.mode;
+        self.seed = draws.seed;
+        self.template = draws.template;
     }
 
     /// The phrases of the layers, in order.

@@ -697,6 +697,22 @@ fn recipe_save_apply_by_drop_and_in_sessions() {
         .queue(Command::SetCombine(dog, CombineOp::Subtract));
     h.step();
     wait_layers_settled(&mut h);
+    // Another prompt template (Model › Random draws): both layers run again with it.
+    let draws = ldzmask::pipeline::DrawSettings {
+        template: 3,
+        seed: 5,
+        ..Default::default()
+    };
+    let before = h.state().document().unwrap().masks.combined_mask();
+    h.state_mut().queue(Command::SetDraws(draws));
+    h.step();
+    wait_layers_settled(&mut h);
+    assert_eq!(h.state().document().unwrap().masks.draws(), draws);
+    assert_ne!(
+        h.state().document().unwrap().masks.combined_mask(),
+        before,
+        "another template, another mask"
+    );
 
     // Save: the file holds both layers with their settings and the weights' identity.
     let recipe_path = dir.join("cat.recipe.json");
@@ -708,6 +724,11 @@ fn recipe_save_apply_by_drop_and_in_sessions() {
     assert_eq!(recipe.layers[0].ops, ops);
     assert_eq!(recipe.layers[0].picks[0].at, [0.25, 0.75]);
     assert_eq!(recipe.layers[1].combine, CombineOp::Subtract);
+    assert_eq!(
+        (recipe.template, recipe.seed),
+        (3, 5),
+        "the document's draws"
+    );
     let model = recipe.model.as_ref().expect("the loaded weights' identity");
     assert_eq!(model.files[0].name, "weights.safetensors");
 

@@ -156,6 +156,17 @@ impl App {
                     self.request_segment(id);
                 }
             }
+            Command::SetDraws(draws) => {
+                let Some(doc) = &mut self.state.document else {
+                    return;
+                };
+                if doc.masks.draws() != draws {
+                    doc.masks.set_draws(draws);
+                    for id in self.layer_ids() {
+                        self.request_segment(id);
+                    }
+                }
+            }
             Command::InvertActive => {
                 let Some(doc) = &self.state.document else {
                     return;

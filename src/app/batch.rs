@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::imageio::{LoadedImage, is_image_file};
 use crate::mask::export::{ExportError, batch_mask_names, export_binary_png};
 use crate::mask::{LayerOps, LayerProps, MaskBuf, MaskDocument};
+use crate::pipeline::DrawSettings;
 
 /// Thumbnail height in pixels.
 pub const THUMB_HEIGHT: u32 = 96;
@@ -142,14 +143,17 @@ pub fn carried_layers(masks: &MaskDocument) -> Vec<(LayerProps, LayerOps)> {
         .collect()
 }
 
-/// A new document for a `width × height` image with `carried` layers (no model results yet).
+/// A new document for a `width × height` image with `carried` layers (no model results yet)
+/// drawing as `draws` (those of the image it follows, so carried layers run the same way).
 pub fn fresh_masks(
     width: u32,
     height: u32,
     image_path: Option<PathBuf>,
     carried: Vec<(LayerProps, LayerOps)>,
+    draws: DrawSettings,
 ) -> MaskDocument {
     let mut masks = MaskDocument::new(width, height, image_path);
+    masks.set_draws(draws);
     for (props, ops) in carried {
         masks.add_layer_with_ops(props, ops, Vec::new());
     }
@@ -690,7 +694,12 @@ mod tests {
             ["dog", "sky"],
             "painted layer left behind, order kept"
         );
-        let new = fresh_masks(20, 10, None, carried);
+        let draws = DrawSettings {
+            template: 3,
+            ..DrawSettings::default()
+        };
+        let new = fresh_masks(20, 10, None, carried, draws);
+        assert_eq!(new.draws(), draws, "the draws travel with the layers");
         assert_eq!(new.size(), (20, 10));
         let (dog, sky) = (&new.layers()[0], &new.layers()[1]);
         assert_eq!(dog.props, old.layers()[0].props);

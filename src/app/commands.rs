@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::mask::{CombineOp, LayerOps, LayerProps};
+use crate::pipeline::DrawSettings;
 
 use super::state::{ExportSettings, Settings};
 use super::tasks::{ClipboardCopy, ExportRequest};
@@ -136,6 +137,9 @@ pub enum Command {
     RerunLayer(u64),
     /// Run every phrase layer again.
     RerunAll,
+    /// Change how the document's phrases draw the model's random values (mode, seed, prompt
+    /// template) and run them again.
+    SetDraws(DrawSettings),
     /// Flip the active layer's invert op.
     InvertActive,
     /// Remove a layer's brush edits.

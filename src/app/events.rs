@@ -189,6 +189,7 @@ impl App {
                 image_id: doc.image_id,
                 image: Arc::clone(&doc.rgb),
                 phrase,
+                randomness: doc.masks.draws().randomness(),
             });
         }
     }

@@ -20,6 +20,7 @@ use super::ui::notices::Level;
 use super::ui::open_command_for;
 use super::view::ViewRequest;
 use crate::imageio::IMAGE_EXTENSIONS;
+use crate::pipeline::DrawSettings;
 
 /// The file stem of a document name, or `fallback`.
 fn stem_of(name: &str, fallback: &str) -> String {
@@ -235,15 +236,15 @@ impl App {
         // A single image or a session replaces a batch review (after the discard question).
         self.close_batch();
         let (w, h) = (image.rgb.width, image.rgb.height);
-        let carried = match (&self.state.document, &session) {
+        let (carried, draws) = match (&self.state.document, &session) {
             (Some(old), None) if self.state.settings.keep_phrases => {
-                batch::carried_layers(&old.masks)
+                (batch::carried_layers(&old.masks), old.masks.draws())
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), DrawSettings::default()),
         };
         let (masks, session_path) = match session {
             Some((masks, session_path)) => (masks, Some(session_path)),
-            None => (batch::fresh_masks(w, h, path.clone(), carried), None),
+            None => (batch::fresh_masks(w, h, path.clone(), carried, draws), None),
         };
         self.install_document(image, path, name, masks, session_path);
     }

@@ -4,30 +4,27 @@
 //!
 //! Applying adds the recipe's layers after the existing ones (one undo step each), so nothing
 //! the user made is replaced; each gets the recipe's combine op, layer ops and picks (placed
-//! by fraction of the image size) and is sent to the model. The app draws deterministically
-//! with [`SEED`]; a recipe asking for other draws, or made with other weights, is applied
-//! with a warning that its masks may differ from `ldzmask segment --recipe`.
+//! by fraction of the image size) and is sent to the model. The document takes the recipe's
+//! draws (mode, seed, prompt template), so its masks are those `ldzmask segment --recipe`
+//! writes; phrase layers already there keep their masks until they are run again (a notice
+//! says so). A recipe made with other weights is applied with a warning.
 
 use std::path::{Path, PathBuf};
 
 use super::app::App;
 use super::commands::Command;
 use super::ui::notices::Level;
-use super::worker::SEED;
 use crate::mask::LayerProps;
-use crate::pipeline::Mode;
 use crate::recipe::Recipe;
 
 impl App {
-    /// The open document's recipe (visible phrase layers, the app's draws, the weights'
+    /// The open document's recipe (visible phrase layers, the document's draws, the weights'
     /// identity when known) and how many layers it leaves out; `None` without a document.
     pub fn document_recipe(&self) -> Option<(Recipe, usize)> {
         let doc = self.state.document.as_ref()?;
         let (w, h) = doc.masks.size();
         let (mut recipe, left_out) = Recipe::from_layers(doc.masks.layers(), w, h);
-        recipe.mode = Mode::Deterministic;
-        recipe.seed = SEED;
-        recipe.template = 0;
+        recipe.set_draws(doc.masks.draws());
         recipe.model = self.model_identity.clone();
         Some((recipe, left_out))
     }
@@ -120,6 +117,13 @@ impl App {
             return;
         };
         let (w, h) = doc.masks.size();
+        let earlier_with_other_draws = doc.masks.draws() != recipe.draws()
+            && doc
+                .masks
+                .layers()
+                .iter()
+                .any(|e| !e.props.phrase.trim().is_empty());
+        doc.masks.set_draws(recipe.draws());
         let mut ids = Vec::with_capacity(recipe.layers.len());
         for layer in &recipe.layers {
             let used: Vec<[u8; 3]> = doc.masks.layers().iter().map(|e| e.props.colour).collect();
@@ -149,14 +153,13 @@ impl App {
             Level::Info,
             format!("Applied {name}: {} layer(s) added", ids.len()),
         );
-        if recipe.mode != Mode::Deterministic || recipe.seed != SEED || recipe.template != 0 {
+        if earlier_with_other_draws {
             self.toasts.push(
-                Level::Warning,
+                Level::Info,
                 format!(
-                    "{name} asks for {:?} draws with seed {} and template {}; the app draws \
-                     deterministically with seed {SEED} and template 0, so its masks may differ \
-                     from `ldzmask segment --recipe`.",
-                    recipe.mode, recipe.seed, recipe.template
+                    "The image now draws as {name} says ({}); the phrase layers it had keep \
+                     their masks until run again (Model › Re-run all phrases).",
+                    describe_draws(&recipe)
                 ),
             );
         }
@@ -171,5 +174,21 @@ impl App {
                 ),
             );
         }
+    }
+}
+
+/// `deterministic, template 3 ("{}."), seed 0` or `official, seed 7`.
+fn describe_draws(recipe: &Recipe) -> String {
+    match recipe.mode {
+        crate::pipeline::Mode::Deterministic => format!(
+            "deterministic, template {} ({:?}), seed {}",
+            recipe.template,
+            crate::pipeline::PROMPT_TEMPLATES
+                .get(recipe.template)
+                .copied()
+                .unwrap_or_default(),
+            recipe.seed
+        ),
+        crate::pipeline::Mode::Official => format!("official, seed {}", recipe.seed),
     }
 }

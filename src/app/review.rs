@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::imageio::LoadedImage;
+use crate::pipeline::DrawSettings;
 
 use super::app::App;
 use super::batch::{
@@ -155,9 +156,11 @@ impl App {
         };
         let leaving = self.state.document.take();
         let keep_phrases = left.is_some() || self.state.settings.keep_phrases;
-        let carried = match &leaving {
-            Some(doc) if keep_phrases => super::batch::carried_layers(&doc.masks),
-            _ => Vec::new(),
+        let (carried, draws) = match &leaving {
+            Some(doc) if keep_phrases => {
+                (super::batch::carried_layers(&doc.masks), doc.masks.draws())
+            }
+            _ => (Vec::new(), DrawSettings::default()),
         };
         if let (Some(left), Some(mut doc)) = (left, leaving) {
             self.request_thumbnail(
@@ -192,12 +195,12 @@ impl App {
                     format!("{name} changed on disk; its masks were made anew"),
                 );
                 (
-                    super::batch::fresh_masks(w, h, Some(path.clone()), carried),
+                    super::batch::fresh_masks(w, h, Some(path.clone()), carried, draws),
                     None,
                 )
             }
             None => (
-                super::batch::fresh_masks(w, h, Some(path.clone()), carried),
+                super::batch::fresh_masks(w, h, Some(path.clone()), carried, draws),
                 None,
             ),
         };

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crate::device::{DeviceChoice, GpuMemory, SelectedDevice, free_gpu_memory, gpu_memory, is_gpu};
 use crate::mask::MaskBuf;
 use crate::pipeline::{
-    Mode, Randomness, RgbImage, SegmentError, Segmenter, SetupError, StageTimings, weights_label,
+    Randomness, RgbImage, SegmentError, Segmenter, SetupError, StageTimings, weights_label,
 };
 use crate::precision::Precision;
 use crate::recipe::ModelIdentity;
@@ -106,9 +106,6 @@ pub struct GpuStatus {
 const JOB_QUEUE: usize = 8;
 /// Events the worker may get ahead of the UI before it waits.
 const EVENT_QUEUE: usize = 32;
-/// Seed of the deterministic preset: the same phrase always gives the same mask.
-pub const SEED: u64 = 0;
-
 /// Work for the inference thread.
 #[derive(Debug)]
 pub enum Job {
@@ -134,6 +131,8 @@ pub enum Job {
         image: Arc<RgbImage>,
         /// The phrase.
         phrase: String,
+        /// How the model's random values are drawn (the document's draws).
+        randomness: Randomness,
     },
 }
 
@@ -407,6 +406,7 @@ impl Worker {
                 image_id,
                 image,
                 phrase,
+                randomness,
             } => {
                 let start = Instant::now();
                 if self.segmenter.is_none()
@@ -415,7 +415,6 @@ impl Worker {
                 {
                     return false;
                 }
-                let randomness = Randomness::seeded(Mode::Deterministic, SEED);
                 let phrases = [phrase.as_str()];
                 let mut result = match &mut self.segmenter {
                     Some(segmenter) => segmenter.segment(&image, &phrases, &randomness),
@@ -645,6 +644,7 @@ mod tests {
                 pixels: vec![0, 0, 0],
             }),
             phrase: "x".into(),
+            randomness: Randomness::seeded(crate::pipeline::Mode::Deterministic, 0),
         }
     }
 

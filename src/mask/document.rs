@@ -22,6 +22,7 @@ use super::picks::Pick;
 use super::session::{self, SessionError, SessionSnapshot};
 use super::step::{DocStep, StepKind, StepScope};
 use super::stroke::{Brush, BrushMode, Stroke};
+use crate::pipeline::DrawSettings;
 
 /// Distinct overlay colours given to new layers in turn (Sasha Trubetskoy's 20-colour list,
 /// first eight: readable on photos and on each other).
@@ -66,6 +67,7 @@ pub struct MaskDocument {
     next_id: u64,
     history: History<DocStep>,
     active_stroke: Option<(u64, ActiveStroke)>,
+    draws: DrawSettings,
 }
 
 impl MaskDocument {
@@ -79,7 +81,20 @@ impl MaskDocument {
             next_id: 1,
             history: History::default(),
             active_stroke: None,
+            draws: DrawSettings::default(),
         }
+    }
+
+    /// How the document's phrase layers draw the model's random values (mode, seed, prompt
+    /// template); saved with the session. Not an undo step: it changes no mask by itself (the
+    /// app re-runs the phrase layers when the user changes it).
+    pub fn draws(&self) -> DrawSettings {
+        self.draws
+    }
+
+    /// Sets [`Self::draws`].
+    pub fn set_draws(&mut self, draws: DrawSettings) {
+        self.draws = draws;
     }
 
     /// Image width in pixels.
@@ -698,6 +713,7 @@ impl MaskDocument {
             height: self.height,
             next_id: self.next_id,
             layers: self.layers.clone(),
+            draws: self.draws,
             model: None,
         }
     }
@@ -713,6 +729,7 @@ impl MaskDocument {
         let mut doc = Self::new(session.width, session.height, session.image_path);
         doc.layers = session.layers;
         doc.next_id = session.next_id;
+        doc.draws = session.draws;
         doc
     }
 }

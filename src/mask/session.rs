@@ -20,6 +20,7 @@
 //!     "edit_band_png": "<base64 8-bit grey PNG>",         // optional: refine-edge strokes
 //!     "picks": [ { "point_in_image": [12.5, 40.5], "keep": true } ]   // optional
 //!   } ],
+//!   "draws": { "mode": "Deterministic", "seed": 0, "template": 0 },   // optional
 //!   "recipe": { "version": 1, "layers": [ … ], "model": { … } }   // optional
 //! }
 //! ```
@@ -47,6 +48,7 @@ use super::edits::EditBuf;
 use super::export::{ExportError, write_atomic};
 use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
 use super::picks::Pick;
+use crate::pipeline::DrawSettings;
 use crate::recipe::{ModelIdentity, Recipe};
 
 /// Value of the `format` field.
@@ -130,6 +132,8 @@ pub struct SessionSnapshot {
     pub(super) next_id: u64,
     /// The layers in document order.
     pub(super) layers: Vec<LayerEntry>,
+    /// How the phrase layers draw the model's random values.
+    pub(super) draws: DrawSettings,
     /// The weights the document's masks came from, for the session's recipe (never read back).
     pub(super) model: Option<ModelIdentity>,
 }
@@ -153,10 +157,11 @@ impl SessionSnapshot {
         self
     }
 
-    /// The recipe the session file holds: its visible phrase layers, the app's deterministic
-    /// draws (seed 0) and [`Self::with_model`]'s weights; `None` without a phrase layer.
+    /// The recipe the session file holds: its visible phrase layers, its draws and
+    /// [`Self::with_model`]'s weights; `None` without a phrase layer.
     pub fn recipe(&self) -> Option<Recipe> {
         let (mut recipe, _) = Recipe::from_layers(&self.layers, self.width, self.height);
+        recipe.set_draws(self.draws);
         recipe.model = self.model.clone();
         (!recipe.layers.is_empty()).then_some(recipe)
     }
@@ -281,6 +286,7 @@ pub fn write(session: &SessionSnapshot, path: &Path) -> Result<(), SessionError>
                 picks: e.layer.picks().to_vec(),
             })
             .collect(),
+        draws: session.draws,
         recipe: session.recipe(),
     };
     let json = serde_json::to_vec_pretty(&file).map_err(|source| SessionError::Json {
@@ -354,6 +360,7 @@ pub fn read(path: &Path) -> Result<SessionSnapshot, SessionError> {
         height: h,
         next_id: file.next_layer_id.max(max_id + 1),
         layers,
+        draws: file.draws,
         model: None,
     })
 }
@@ -454,6 +461,9 @@ struct SessionFile {
     height: u32,
     next_layer_id: u64,
     layers: Vec<SessionLayer>,
+    /// Absent in sessions saved before it existed: the deterministic preset.
+    #[serde(default)]
+    draws: DrawSettings,
     /// Written for other tools and `Recipe::load`; ignored when a session is opened, so a
     /// damaged recipe never keeps the user's masks from loading.
     #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
@@ -701,6 +711,12 @@ mod tests {
     fn a_session_holds_its_recipe() {
         let dir = temp_dir("session-recipe");
         let (mut doc, _, _) = sample_doc();
+        let draws = crate::pipeline::DrawSettings {
+            template: 3,
+            seed: 9,
+            ..Default::default()
+        };
+        doc.set_draws(draws);
         let path = dir.join("work.ldzmask.json");
         let model = crate::recipe::ModelIdentity {
             files: vec![crate::recipe::CheckpointId {
@@ -716,6 +732,8 @@ mod tests {
         assert!(!want.layers.is_empty());
         assert_eq!(recipe.layers, want.layers);
         assert_eq!(recipe.model, Some(model));
+        assert_eq!(recipe.draws(), draws);
+        assert_eq!(MaskDocument::load_session(&path).unwrap().draws(), draws);
         // A damaged recipe never keeps the masks from loading.
         let text = std::fs::read_to_string(&path).unwrap();
         let damaged = text.replacen("\"recipe\": {", "\"recipe\": {\"bogus\": 1, ", 1);

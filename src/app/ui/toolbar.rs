@@ -10,6 +10,7 @@ use super::super::state::{BRUSH_RADIUS_RANGE, Settings};
 use super::super::ui_action::UiAction;
 use crate::device::DeviceChoice;
 use crate::mask::{BrushMode, MaskDocument};
+use crate::pipeline::{DrawSettings, Mode, PROMPT_TEMPLATES};
 
 /// What the menu bar shows.
 pub struct MenuCx<'a> {
@@ -192,6 +193,9 @@ pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
             {
                 out.push(Command::RerunAll);
             }
+            if let Some(m) = masks {
+                ui.menu_button("Random draws", |ui| draws_ui(ui, m.draws(), &mut out));
+            }
             ui.separator();
             if ui
                 .add_enabled(
@@ -343,4 +347,33 @@ pub fn toolbar_ui(
     });
     settings_cmd(settings, edited, &mut out);
     out
+}
+
+/// Model › Random draws: the document's mode, prompt template and seed (a change re-runs its
+/// phrase layers).
+fn draws_ui(ui: &mut Ui, current: DrawSettings, out: &mut Vec<Command>) {
+    let mut draws = current;
+    ui.radio_value(
+        &mut draws.mode,
+        Mode::Deterministic,
+        "Deterministic (stable masks)",
+    )
+    .on_hover_text("Posterior mean, timestep 400, the template below");
+    ui.radio_value(&mut draws.mode, Mode::Official, "Official random draws")
+        .on_hover_text("Random template, posterior sample and timestep, as the paper's code");
+    ui.separator();
+    ui.add_enabled_ui(draws.mode == Mode::Deterministic, |ui| {
+        ui.label("Prompt template");
+        for (i, template) in PROMPT_TEMPLATES.iter().enumerate() {
+            ui.radio_value(&mut draws.template, i, template.replace("{}", "…"));
+        }
+    });
+    ui.separator();
+    ui.horizontal(|ui| {
+        ui.label("Seed");
+        ui.add(egui::DragValue::new(&mut draws.seed));
+    });
+    if draws != current {
+        out.push(Command::SetDraws(draws));
+    }
 }
