@@ -6,7 +6,7 @@
 use std::cell::Cell;
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
@@ -21,6 +21,58 @@ pub fn is_image_file(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+/// Why [`images_in`] found nothing to open.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// A folder cannot be listed.
+    #[error("cannot list {}: {source}", path.display())]
+    List {
+        /// The folder.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Nothing to review.
+    #[error("{what} holds no PNG, JPEG, WebP, TIFF, BMP or GIF image")]
+    NoImages {
+        /// What was opened (a folder, or "the dropped files").
+        what: String,
+    },
+}
+
+/// The images among `inputs`: files with an image extension, and the image files directly in
+/// each folder; sorted by file name (then by full path), each once. What a batch review opens
+/// and what `segment --input-dir` masks.
+pub fn images_in(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ListError> {
+    let mut images = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let entries = std::fs::read_dir(input).map_err(|source| ListError::List {
+                path: input.clone(),
+                source,
+            })?;
+            images.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file() && is_image_file(p)),
+            );
+        } else if is_image_file(input) {
+            images.push(input.clone());
+        }
+    }
+    images.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
+    images.dedup();
+    if images.is_empty() {
+        let what = match inputs {
+            [one] => one.display().to_string(),
+            _ => "the dropped files".to_owned(),
+        };
+        return Err(ListError::NoImages { what });
+    }
+    Ok(images)
 }
 
 /// Largest accepted side, in pixels.

@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::imageio::{LoadedImage, is_image_file};
+use crate::imageio::LoadedImage;
 use crate::mask::export::{ExportError, batch_mask_names, export_binary_png};
 use crate::mask::{LayerOps, LayerProps, MaskBuf, MaskDocument};
 use crate::pipeline::DrawSettings;
@@ -36,57 +36,6 @@ pub const THUMB_HEIGHT: u32 = 96;
 const TINT_ALPHA: f32 = 0.55;
 /// Tint colour on thumbnails (sRGB).
 const TINT: [u8; 3] = [255, 64, 64];
-
-/// Why a batch could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum BatchError {
-    /// A folder cannot be listed.
-    #[error("cannot list {}: {source}", path.display())]
-    List {
-        /// The folder.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// Nothing to review.
-    #[error("{what} holds no PNG, JPEG, WebP, TIFF, BMP or GIF image")]
-    NoImages {
-        /// What was opened (a folder, or "the dropped files").
-        what: String,
-    },
-}
-
-/// The images among `inputs`: files with an image extension, and the image files directly in
-/// each folder; sorted by file name (then by full path), each once.
-pub fn images_in(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, BatchError> {
-    let mut images = Vec::new();
-    for input in inputs {
-        if input.is_dir() {
-            let entries = std::fs::read_dir(input).map_err(|source| BatchError::List {
-                path: input.clone(),
-                source,
-            })?;
-            images.extend(
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.is_file() && is_image_file(p)),
-            );
-        } else if is_image_file(input) {
-            images.push(input.clone());
-        }
-    }
-    images.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
-    images.dedup();
-    if images.is_empty() {
-        let what = match inputs {
-            [one] => one.display().to_string(),
-            _ => "the dropped files".to_owned(),
-        };
-        return Err(BatchError::NoImages { what });
-    }
-    Ok(images)
-}
 
 /// A small RGBA picture of an image with its combined mask tinted in.
 #[derive(Clone, Debug, PartialEq)]
@@ -280,7 +229,8 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// A batch of `images` (in the order given; see [`images_in`]), none on screen yet.
+    /// A batch of `images` (in the order given; see [`crate::imageio::images_in`]), none on
+    /// screen yet.
     pub fn new(images: Vec<PathBuf>) -> Self {
         let items = images
             .into_iter()
@@ -318,7 +268,8 @@ impl Batch {
         self.items.len()
     }
 
-    /// True when the batch has no image (never, for a batch from [`images_in`]).
+    /// True when the batch has no image (never, for a batch from
+    /// [`crate::imageio::images_in`]).
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -574,6 +525,7 @@ pub fn write_mask(
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
+    use crate::imageio::images_in;
     use crate::mask::{Brush, BrushMode, CombineOp, Stroke};
 
     fn scratch(name: &str) -> PathBuf {

@@ -20,13 +20,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::imageio::LoadedImage;
+use crate::imageio::{LoadedImage, images_in};
 use crate::pipeline::DrawSettings;
 
 use super::app::App;
 use super::batch::{
-    Batch, BatchDone, ExportReport, THUMB_HEIGHT, Visited, edit_mark, images_in, make_thumbnail,
-    write_mask,
+    Batch, BatchDone, ExportReport, THUMB_HEIGHT, Visited, edit_mark, make_thumbnail, write_mask,
 };
 use super::commands::Command;
 use super::state::Document;

@@ -26,7 +26,7 @@ use ldzmask::pipeline::{SegmentError, Segmenter, split_alternatives};
 use ldzmask::precision::Precision;
 use ldzmask::recipe::{ModelIdentity, Recipe, RecipeLayer};
 
-use super::segment::{SegmentArgs, list_images, slug};
+use super::segment::{SegmentArgs, input_images, slug};
 
 /// Whether the arguments ask for the layer/recipe outputs (one combined mask per image) rather
 /// than one file per phrase.
@@ -139,14 +139,7 @@ pub fn run(
             path.display()
         );
     }
-    let images = match (&args.image, &args.input_dir) {
-        (Some(image), _) => vec![image.clone()],
-        (None, Some(dir)) => list_images(dir)?,
-        (None, None) => bail!("give --image PATH or --input-dir DIR"),
-    };
-    if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
+    let images = input_images(&args)?;
     let (segmenter, found, _) = super::load_segmenter(weights, device, precision)?;
     let identity = ModelIdentity::of_files(&found.files)?;
     if let (Some(path), Some(made_with)) = (&args.recipe, &recipe.model)
@@ -166,26 +159,19 @@ pub fn run(
     }
 
     let names = batch_mask_names(&images);
-    let name_of = |path: &Path| -> String {
-        images
-            .iter()
-            .position(|p| p == path)
-            .and_then(|i| names.get(i).cloned())
-            .unwrap_or_else(|| format!("{}.png", file_stem(path)))
-    };
-    for_each_image(&images, weights, segmenter, |segmenter, path| {
-        segment_file(&args, &recipe, segmenter, path, &name_of(path))
+    for_each_image(&images, weights, segmenter, |segmenter, i, path| {
+        segment_file(&args, &recipe, segmenter, path, &names[i])
     })
 }
 
-/// Runs `segment_file` on every image with a progress bar, names each file written and each
+/// Runs `segment_file` on every image (with its index in `images`) with a progress bar, names each file written and each
 /// failure (a failing image is skipped), moves the run to the CPU if the GPU fails (that image
 /// included), and ends with a summary; exit code 1 when any image failed.
 pub fn for_each_image(
     images: &[PathBuf],
     weights: Option<&Path>,
     mut segmenter: Segmenter,
-    mut segment_file: impl FnMut(&mut Segmenter, &Path) -> anyhow::Result<Vec<PathBuf>>,
+    mut segment_file: impl FnMut(&mut Segmenter, usize, &Path) -> anyhow::Result<Vec<PathBuf>>,
 ) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(images.len());
     let mut done = 0;
@@ -196,14 +182,14 @@ pub fn for_each_image(
             &bar,
             format!("[{}/{}] {}", i + 1, images.len(), path.display()),
         );
-        let mut result = segment_file(&mut segmenter, path);
+        let mut result = segment_file(&mut segmenter, i, path);
         if let Err(e) = &result
             && let Some(SegmentError::Device(fault)) = e.downcast_ref::<SegmentError>()
         {
             // The GPU is unusable from now on: finish the run on the CPU, this image included.
             say(&bar, format!("warning: {fault}; continuing on the CPU"));
             (segmenter, _, _) = super::load_segmenter(weights, DeviceChoice::Cpu, Precision::F32)?;
-            result = segment_file(&mut segmenter, path);
+            result = segment_file(&mut segmenter, i, path);
         }
         match result {
             Ok(written) => {
@@ -358,7 +344,9 @@ fn layer_file_names(recipe: &Recipe) -> Vec<String> {
 }
 
 /// 8-bit grey, white = masked: soft matte with `--soft`, else 0/255 cut at 0.5.
-fn write_mask(
+/// Writes one mask as the arguments say: `--preset`'s convention, else the soft 8-bit matte
+/// with `--soft`, else the binary mask.
+pub(super) fn write_mask(
     args: &SegmentArgs,
     mask: &MaskBuf,
     image: &DynamicImage,

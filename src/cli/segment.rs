@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 use image::DynamicImage;
 use ldzmask::device::DeviceChoice;
-use ldzmask::imageio::{is_image_file, load_image};
-use ldzmask::mask::export::{export_binary_png, export_cutout_png, export_soft_png};
-use ldzmask::mask::presets::export_preset_png;
+use ldzmask::imageio::{images_in, load_image};
+use ldzmask::mask::export::export_cutout_png;
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
-use ldzmask::mask::{BitDepth, CombineOp, MaskBuf, Preset};
+use ldzmask::mask::{CombineOp, MaskBuf, Preset};
 use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage, Segmenter};
 use ldzmask::precision::Precision;
 
@@ -140,22 +139,14 @@ pub fn run(
     if super::batch::uses_layers(&args) {
         return super::batch::run(args, weights, device, precision);
     }
-    let images = match (&args.image, &args.input_dir) {
-        (Some(image), _) => vec![image.clone()],
-        (None, Some(dir)) => list_images(dir)?,
-        (None, None) => bail!("give --image PATH or --input-dir DIR"),
-    };
-    if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    }
+    let images = input_images(&args)?;
     let randomness = match &args.draws {
         Some(spec) => Randomness::Fixed(read_draws(spec)?),
         None => Randomness::seeded(args.mode, args.seed).with_template(args.template.into()),
     };
     let (segmenter, _, _) = super::load_segmenter(weights, device, precision)?;
     let phrases: Vec<&str> = args.phrases.iter().map(String::as_str).collect();
-    super::batch::for_each_image(&images, weights, segmenter, |segmenter, path| {
+    super::batch::for_each_image(&images, weights, segmenter, |segmenter, _, path| {
         segment_file(&args, segmenter, path, &phrases, &randomness)
     })
 }
@@ -234,21 +225,17 @@ fn read_draws(spec: &str) -> anyhow::Result<Draws> {
     })
 }
 
-/// The images of a folder (by extension), sorted by name.
-pub(super) fn list_images(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?;
-    let mut images: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && is_image_file(p))
-        .collect();
-    images.sort();
-    if images.is_empty() {
-        bail!(
-            "{} holds no PNG, JPEG, WebP, TIFF, BMP or GIF image",
-            dir.display()
-        );
+/// The images to mask (`--image`, or those of `--input-dir`: [`images_in`]), after creating
+/// `--out-dir` if needed.
+pub(super) fn input_images(args: &SegmentArgs) -> anyhow::Result<Vec<PathBuf>> {
+    let images = match (&args.image, &args.input_dir) {
+        (Some(image), _) => vec![image.clone()],
+        (None, Some(dir)) => images_in(std::slice::from_ref(dir))?,
+        (None, None) => bail!("give --image PATH or --input-dir DIR"),
+    };
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
     Ok(images)
 }
@@ -331,20 +318,7 @@ fn write_outputs(
             path.display()
         );
     }
-    match args.preset {
-        Some(preset) => {
-            export_preset_png(
-                preset,
-                &output,
-                image,
-                BitDepth::Eight,
-                &path,
-                args.overwrite,
-            )?;
-        }
-        None if args.soft => export_soft_png(&output, &path, args.overwrite)?,
-        None => export_binary_png(&output, &path, args.overwrite)?,
-    }
+    super::batch::write_mask(args, &output, image, &path)?;
     let mut written = vec![path];
     if args.cutout {
         let path = output_path(args, image_path, &mask.phrase, "-cutout");
