@@ -33,7 +33,7 @@
 //! Missing fields take their defaults (older recipes stay readable); unknown fields and
 //! invalid values are errors naming the file and the field (e.g. `layers[1].ops.grow`).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -504,10 +504,20 @@ impl CheckpointId {
 /// object with `layers`. How the app tells a dropped recipe from an image; reads at most
 /// 1 MiB (recipes are a few KB; a session's `format` comes first).
 pub fn is_recipe_file(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut reader = std::io::BufReader::new(file.take(HASHED_PREFIX_BYTES));
+    // A recipe is a JSON object: an image is told apart by its first bytes, without reading
+    // (and UTF-8 checking) a whole MiB of it on the UI thread.
+    let may_be_object = reader.fill_buf().is_ok_and(|head| {
+        head.iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_none_or(|&b| b == b'{')
+    });
     let mut text = String::new();
-    let read = std::fs::File::open(path)
-        .and_then(|f| f.take(HASHED_PREFIX_BYTES).read_to_string(&mut text));
-    read.is_ok()
+    may_be_object
+        && reader.read_to_string(&mut text).is_ok()
         && serde_json::from_str::<Value>(&text)
             .is_ok_and(|v| v.get("layers").is_some() && !is_session(&v))
 }
