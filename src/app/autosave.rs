@@ -246,6 +246,12 @@ impl Tracked {
             recovered_from: None,
         }
     }
+
+    /// True when `doc` changed since the last frame looked at it (an edit, or a layer setting
+    /// merged into an undo step without moving the edit mark).
+    fn sees_change(&self, doc: &Document) -> bool {
+        doc.edit_mark() != self.seen || !same_settings(&self.seen_settings, doc)
+    }
 }
 
 /// Autosave and recovery for one running app (see the module docs). Dropped without
@@ -622,9 +628,8 @@ impl Autosaver {
         let Some(t) = self.tracked.as_mut().filter(|t| t.image_id == doc.image_id) else {
             return errors;
         };
-        let mark = doc.edit_mark();
-        if mark != t.seen || !same_settings(&t.seen_settings, doc) {
-            t.seen = mark;
+        if t.sees_change(doc) {
+            t.seen = doc.edit_mark();
             t.seen_settings = layer_settings(doc);
             t.changed_at = now;
             t.dirty_since.get_or_insert(now);
@@ -698,9 +703,7 @@ impl Autosaver {
             self.retire();
             return None;
         };
-        let pending = t.dirty_since.is_some()
-            || doc.edit_mark() != t.seen
-            || !same_settings(&t.seen_settings, doc);
+        let pending = t.dirty_since.is_some() || t.sees_change(doc);
         let copy_written = t.image_copy_written;
         if pending {
             let job = self.write_job(doc, copy_written);

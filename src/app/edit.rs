@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use crate::mask::{CombineOp, LayerProps, MaskBuf, Pick, RectInImage, StepScope};
+use crate::mask::{CombineOp, LayerProps, MaskBuf, MaskDocument, Pick, RectInImage, StepScope};
 
 use super::app::{App, StrokeRuntime};
 use super::display;
+use super::state::Settings;
 use super::tasks::{self, RefineDone};
 use super::ui::notices::Level;
 
@@ -32,20 +33,9 @@ impl App {
                 .push(Level::Warning, "Open an image first (File › Open…).".into());
             return None;
         };
-        let used: Vec<[u8; 3]> = doc.masks.layers().iter().map(|e| e.props.colour).collect();
-        let name = if phrase.is_empty() {
-            format!("Layer {}", doc.masks.layers().len() + 1)
-        } else {
-            phrase.to_owned()
-        };
-        let id = doc.masks.add_layer_with_props(LayerProps {
-            name,
-            phrase: phrase.to_owned(),
-            colour: settings.next_colour(&used),
-            visible: true,
-            opacity: settings.default_opacity,
-            combine: CombineOp::Union,
-        });
+        let id = doc
+            .masks
+            .add_layer_with_props(new_layer_props(settings, &doc.masks, phrase));
         doc.active_layer = Some(id);
         self.sync_layers();
         Some(id)
@@ -370,5 +360,28 @@ impl App {
         for event in self.layer_runtimes.take_deferred() {
             self.handle_event(event);
         }
+    }
+}
+
+/// The props of a new layer of `masks`: named after its phrase (`Layer N` for one to paint),
+/// the first palette colour no layer uses, the default opacity, visible, union.
+pub(super) fn new_layer_props(
+    settings: &Settings,
+    masks: &MaskDocument,
+    phrase: &str,
+) -> LayerProps {
+    let used: Vec<[u8; 3]> = masks.layers().iter().map(|e| e.props.colour).collect();
+    let name = if phrase.is_empty() {
+        format!("Layer {}", masks.layers().len() + 1)
+    } else {
+        phrase.to_owned()
+    };
+    LayerProps {
+        name,
+        phrase: phrase.to_owned(),
+        colour: settings.next_colour(&used),
+        visible: true,
+        opacity: settings.default_opacity,
+        combine: CombineOp::Union,
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::app::App;
 use super::commands::Command;
+use super::edit::new_layer_props;
 use super::ui::notices::Level;
 use crate::mask::LayerProps;
 use crate::recipe::Recipe;
@@ -126,14 +127,9 @@ impl App {
         doc.masks.set_draws(recipe.draws());
         let mut ids = Vec::with_capacity(recipe.layers.len());
         for layer in &recipe.layers {
-            let used: Vec<[u8; 3]> = doc.masks.layers().iter().map(|e| e.props.colour).collect();
             let props = LayerProps {
-                name: layer.phrase.clone(),
-                phrase: layer.phrase.clone(),
-                colour: settings.next_colour(&used),
-                visible: true,
-                opacity: settings.default_opacity,
                 combine: layer.combine,
+                ..new_layer_props(settings, &doc.masks, &layer.phrase)
             };
             ids.push(
                 doc.masks
