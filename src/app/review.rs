@@ -29,8 +29,9 @@ use super::batch::{
 };
 use super::commands::Command;
 use super::state::Document;
-use super::tasks::{MaskSnapshot, TaskResult, rgb_view};
+use super::tasks::{MaskSnapshot, TaskResult};
 use super::ui::notices::Level;
+use crate::mask::refine::RgbView;
 
 /// Task thread names.
 const DECODE_TASK: &str = "ldzmask-batch-open";
@@ -503,6 +504,6 @@ fn write_job(job: &ExportJob, overwrite: bool) -> Result<(), String> {
     };
     let mask = job
         .snapshot
-        .compute_refined(image.as_ref().map(|i| rgb_view(&i.rgb)));
+        .compute_refined(image.as_ref().map(|i| RgbView::from(&i.rgb)));
     write_mask(&mask, &job.image, &job.out, overwrite).map_err(|e| e.to_string())
 }

@@ -112,15 +112,6 @@ impl MaskSnapshot {
     }
 }
 
-/// A borrowed view of an RGB image for [`crate::mask::refine`].
-pub fn rgb_view(rgb: &RgbImage) -> RgbView<'_> {
-    RgbView {
-        width: rgb.width,
-        height: rgb.height,
-        pixels: &rgb.pixels,
-    }
-}
-
 /// The image as `image` sees it (RGBA, as loaded).
 fn dynamic_image(image: &LoadedImage) -> Result<image::DynamicImage, String> {
     image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone())
@@ -136,7 +127,7 @@ pub fn write_export(
     masks: &MaskSnapshot,
     image: &LoadedImage,
 ) -> Result<(u32, u32), ExportFailure> {
-    let mask = masks.compute_refined(Some(rgb_view(&image.rgb)));
+    let mask = masks.compute_refined(Some(RgbView::from(&image.rgb)));
     let source = dynamic_image(image).map_err(ExportFailure::Other)?;
     let s = &request.settings;
     // The mask the file shows (the inpainting kind grows and blurs it; the crop follows it).
@@ -208,7 +199,7 @@ pub fn clipboard_image(
     masks: &MaskSnapshot,
     image: &LoadedImage,
 ) -> Result<egui::ColorImage, String> {
-    let mask = masks.compute_refined(Some(rgb_view(&image.rgb)));
+    let mask = masks.compute_refined(Some(RgbView::from(&image.rgb)));
     let size = [mask.width as usize, mask.height as usize];
     match what {
         ClipboardCopy::Mask => {
@@ -319,7 +310,7 @@ pub struct RefineDone {
 /// Refines one layer's model map (task body).
 pub fn refine_task(rgb: Arc<RgbImage>, layer_id: u64, image_id: u64, job: RefineJob) -> TaskResult {
     let start = std::time::Instant::now();
-    let result = job.run(rgb_view(&rgb)).map_err(|e| e.to_string());
+    let result = job.run(RgbView::from(&*rgb)).map_err(|e| e.to_string());
     TaskResult::Refined(Box::new(RefineDone {
         layer_id,
         image_id,

@@ -269,12 +269,7 @@ fn segment_file(
             )?);
         }
     }
-    let view = RgbView {
-        width,
-        height,
-        pixels: &loaded.rgb.pixels,
-    };
-    let combined = recipe.combined(view, probabilities)?;
+    let combined = recipe.combined(RgbView::from(&loaded.rgb), probabilities)?;
     let image = image::RgbaImage::from_raw(width, height, loaded.rgba)
         .map(DynamicImage::ImageRgba8)
         .context("internal: RGBA buffer size")?;

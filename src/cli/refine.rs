@@ -52,11 +52,7 @@ pub fn run(args: RefineArgs) -> anyhow::Result<ExitCode> {
     let soft = mask.resized(width, height);
     let start = Instant::now();
     let refined = refine(
-        RgbView {
-            width,
-            height,
-            pixels: &image.rgb.pixels,
-        },
+        RgbView::from(&image.rgb),
         &soft,
         None,
         &RefineSettings::default(),

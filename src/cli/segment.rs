@@ -299,12 +299,12 @@ fn write_outputs(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let mut probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities.clone())?;
     if args.refine {
-        let view = RgbView {
-            width: rgb.width,
-            height: rgb.height,
-            pixels: &rgb.pixels,
-        };
-        probabilities = refine(view, &probabilities, None, &RefineSettings::default())?;
+        probabilities = refine(
+            RgbView::from(rgb),
+            &probabilities,
+            None,
+            &RefineSettings::default(),
+        )?;
     }
     let output = if args.soft {
         probabilities

@@ -57,6 +57,17 @@ pub struct RgbView<'a> {
     pub pixels: &'a [u8],
 }
 
+impl<'a> From<&'a crate::pipeline::RgbImage> for RgbView<'a> {
+    /// A view of a decoded image.
+    fn from(rgb: &'a crate::pipeline::RgbImage) -> Self {
+        Self {
+            width: rgb.width,
+            height: rgb.height,
+            pixels: &rgb.pixels,
+        }
+    }
+}
+
 /// Tuning of [`refine`]; [`Default`] is what the app and `ldzmask refine` use.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefineSettings {
