@@ -122,6 +122,15 @@ pub struct LoadedImage {
     pub has_alpha: bool,
 }
 
+impl LoadedImage {
+    /// The image as the `image` crate's RGBA8 (a copy of [`Self::rgba`]); `None` only when the
+    /// buffer does not fit the size (never for an image this module decoded).
+    pub fn to_dynamic(&self) -> Option<DynamicImage> {
+        image::RgbaImage::from_raw(self.rgb.width, self.rgb.height, self.rgba.clone())
+            .map(DynamicImage::ImageRgba8)
+    }
+}
+
 /// Reads an image file (format sniffed from its content, not its name).
 pub fn load_image(path: &Path) -> Result<LoadedImage, ImageError> {
     let bytes = std::fs::read(path).map_err(|source| ImageError::Io {

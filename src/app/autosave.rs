@@ -868,9 +868,8 @@ fn writer_loop(jobs: &Receiver<Job>, results: &Sender<Written>, ctx: &egui::Cont
 
 /// Writes the copy of an image that has no file (replacing an older copy).
 fn write_image_copy(image: &LoadedImage, path: &Path) -> Result<(), String> {
-    let rgba = image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone())
-        .ok_or_else(|| "bad image buffer".to_owned())?;
-    crate::mask::export::write_png(&image::DynamicImage::ImageRgba8(rgba), path, true)
+    let image = image.to_dynamic().ok_or("bad image buffer")?;
+    crate::mask::export::write_png(&image, path, true)
         .map_err(|e| format!("cannot save a copy of the image: {e}"))
 }
 

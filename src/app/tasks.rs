@@ -114,8 +114,8 @@ impl MaskSnapshot {
 
 /// The image as `image` sees it (RGBA, as loaded).
 fn dynamic_image(image: &LoadedImage) -> Result<image::DynamicImage, String> {
-    image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone())
-        .map(image::DynamicImage::ImageRgba8)
+    image
+        .to_dynamic()
         .ok_or_else(|| "the image's pixel buffer does not match its size".to_owned())
 }
 
@@ -247,9 +247,8 @@ pub fn open_session(path: &Path) -> Result<(MaskDocument, LoadedImage), String> 
 /// Writes an image that has no file (a pasted one) as a PNG next to its session, so the
 /// session can reopen it.
 pub fn write_pasted_image(image: &LoadedImage, path: &Path) -> Result<(), String> {
-    let rgba = image::RgbaImage::from_raw(image.rgb.width, image.rgb.height, image.rgba.clone())
-        .ok_or_else(|| "bad image buffer".to_owned())?;
-    crate::mask::export::write_png(&image::DynamicImage::ImageRgba8(rgba), path, false)
+    let image = image.to_dynamic().ok_or("bad image buffer")?;
+    crate::mask::export::write_png(&image, path, false)
         .map_err(|e| format!("cannot save the pasted image next to the session: {e}"))
 }
 

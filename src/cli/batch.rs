@@ -254,7 +254,6 @@ fn segment_file(
     mask_name: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = load_image(path)?;
-    let (width, height) = (loaded.rgb.width, loaded.rgb.height);
     let randomness = recipe.randomness();
     // One run per layer, as the app sends them: each phrase gets the seed's first draws, so a
     // layer's mask does not depend on the layers before it and matches the app's. The image's
@@ -270,9 +269,7 @@ fn segment_file(
         }
     }
     let combined = recipe.combined(RgbView::from(&loaded.rgb), probabilities)?;
-    let image = image::RgbaImage::from_raw(width, height, loaded.rgba)
-        .map(DynamicImage::ImageRgba8)
-        .context("internal: RGBA buffer size")?;
+    let image = loaded.to_dynamic().context("internal: RGBA buffer size")?;
 
     let out = combined_path(args, mask_name);
     if out == path {

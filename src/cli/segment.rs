@@ -162,8 +162,8 @@ fn segment_file(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = load_image(path)?;
     let masks = segmenter.segment(&loaded.rgb, phrases, randomness)?;
-    let image = image::RgbaImage::from_raw(loaded.rgb.width, loaded.rgb.height, loaded.rgba)
-        .map(DynamicImage::ImageRgba8)
+    let image = loaded
+        .to_dynamic()
         .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
     let mut written = Vec::new();
     for mask in &masks {
