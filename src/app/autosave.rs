@@ -585,11 +585,7 @@ impl Autosaver {
         let Some(t) = self.tracked.take() else {
             return;
         };
-        let path = self.path_for(t.image_id);
-        self.send(Job::Remove {
-            paths: vec![with_suffix(&path, IMAGE_SUFFIX), path],
-            lock: None,
-        });
+        self.remove_autosave(&self.path_for(t.image_id));
         if let Some(orphan) = &t.recovered_from {
             self.remove_orphan(orphan);
         }
@@ -739,8 +735,13 @@ impl Autosaver {
     /// it go: its autosave is removed.
     pub fn unpark(&mut self, parked: &Path) {
         self.parked.retain(|p| p != parked);
+        self.remove_autosave(parked);
+    }
+
+    /// Removes one of this app's autosaves and its image copy, in order with the writes.
+    fn remove_autosave(&self, session: &Path) {
         self.send(Job::Remove {
-            paths: vec![with_suffix(parked, IMAGE_SUFFIX), parked.to_path_buf()],
+            paths: vec![with_suffix(session, IMAGE_SUFFIX), session.to_path_buf()],
             lock: None,
         });
     }
