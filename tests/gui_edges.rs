@@ -81,6 +81,19 @@ fn phrase_layer(h: &mut Harness<'_, App>, phrase: &str) -> u64 {
 }
 
 /// Changes a layer's ops through the UI's command.
+/// An app without weights on a 200×150 grey image with one phrase layer (edge refinement off,
+/// so the test's probabilities are the composite's base as set): the folder, harness, layer.
+fn grey_image_with_plain_layer(name: &str, phrase: &str) -> (PathBuf, Harness<'static, App>, u64) {
+    let (dir, mut h) = app_without_weights(name);
+    open(
+        &mut h,
+        &image_file(&dir, "grey.png", 200, 150, |_, _| [128; 3]),
+    );
+    let id = phrase_layer(&mut h, phrase);
+    set_ops(&mut h, id, |ops| ops.edge.enabled = false);
+    (dir, h, id)
+}
+
 fn set_ops(h: &mut Harness<'_, App>, id: u64, edit: impl FnOnce(&mut LayerOps)) {
     let mut ops = layer_ops(h.state(), id);
     edit(&mut ops);
@@ -148,13 +161,7 @@ fn blobs_shown(h: &mut Harness<'_, App>, id: u64) -> (bool, bool) {
 
 #[test]
 fn pick_keeps_one_of_two_blobs_shift_pick_drops_one_and_both_undo() {
-    let (dir, mut h) = app_without_weights("pick");
-    open(
-        &mut h,
-        &image_file(&dir, "grey.png", 200, 150, |_, _| [128; 3]),
-    );
-    let id = phrase_layer(&mut h, "blobs");
-    set_ops(&mut h, id, |ops| ops.edge.enabled = false);
+    let (dir, mut h, id) = grey_image_with_plain_layer("pick", "blobs");
     h.state_mut().set_layer_probabilities(id, two_blobs(100.0));
     assert_eq!(blobs_shown(&mut h, id), (true, true));
 
@@ -280,13 +287,7 @@ fn picks_survive_a_model_rerun() {
 
 #[test]
 fn band_toggle_hatches_the_drawn_overlay() {
-    let (dir, mut h) = app_without_weights("band");
-    open(
-        &mut h,
-        &image_file(&dir, "grey.png", 200, 150, |_, _| [128; 3]),
-    );
-    let id = phrase_layer(&mut h, "ramp");
-    set_ops(&mut h, id, |ops| ops.edge.enabled = false);
+    let (dir, mut h, id) = grey_image_with_plain_layer("band", "ramp");
     // Probability rising left to right: the band (|p − 0.5| < margin) is the middle columns.
     let ramp = probabilities(200, 150, |x, _| x as f32 / 199.0);
     h.state_mut().set_layer_probabilities(id, ramp);
