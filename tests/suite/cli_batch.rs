@@ -1,7 +1,7 @@
 //! `ldzmask segment` with layers, recipes and batch folders, the `a | b` phrase syntax and the
 //! TIFF/BMP/GIF inputs, end to end on the tiny fixture weights.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

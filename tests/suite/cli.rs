@@ -1,6 +1,6 @@
 //! The `ldzmask` binary end to end on the tiny fixture weights.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

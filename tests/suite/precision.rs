@@ -13,7 +13,7 @@
 //! Without a wgpu adapter (or one without `SHADER_F16`) the GPU tests print why and pass, unless
 //! `LDZMASK_REQUIRE_GPU=1`, which makes that a failure.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::OnceLock;

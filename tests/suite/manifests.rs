@@ -3,7 +3,7 @@
 //! `LDZNet_txt2mask.ckpt`-style file, with the right shape, the EMA rule and the
 //! `sd_features_stage_model.` renaming, and every key left unread is deliberately ignored.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

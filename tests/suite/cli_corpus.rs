@@ -2,13 +2,11 @@
 //! mutations (issue 14's done-when): no panic, every broken file reported by name, the run
 //! carries on, exits 1 with a summary, and the 10 good images still get right-sized masks.
 
-mod common;
+use crate::common;
 #[allow(dead_code)] // the image mutations only
-#[path = "fuzz/mutate.rs"]
-mod mutate;
+use crate::mutate;
 #[allow(dead_code)] // the image seeds only
-#[path = "fuzz/seeds.rs"]
-mod seeds;
+use crate::seeds;
 
 use std::collections::BTreeSet;
 

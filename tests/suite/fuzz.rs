@@ -15,14 +15,10 @@
 //! `fuzz/runner.rs` for how a run is isolated (child process, address-space cap, watchdog) and
 //! `fuzz/mutate.rs` for the mutations.
 
-#[path = "fuzz/mutate.rs"]
-mod mutate;
-#[path = "fuzz/runner.rs"]
-mod runner;
-#[path = "fuzz/seeds.rs"]
-mod seeds;
-#[path = "fuzz/targets.rs"]
-mod targets;
+use crate::mutate;
+use crate::runner;
+use crate::seeds;
+use crate::targets;
 
 #[test]
 fn fuzz_image() {

@@ -13,7 +13,7 @@
 //! tests/tools/measure_full_size.sh /tmp/full      # convert + load, time and peak RSS
 //! ```
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `ldzmask weights check|convert` on the tiny fixtures and on broken inputs, and loading a
 //! converted bundle (f32: same outputs as the original files; f16: within half precision).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Loader behaviour on every file of `fixtures/checkpoint_formats/` (as its README row says)
 //! and on deliberately wrong inputs: each bad file gives an error that names the problem.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

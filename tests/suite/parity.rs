@@ -6,7 +6,7 @@
 //! `cargo test --test parity -- --nocapture` prints the max error of every tensor. The wgpu run
 //! is skipped without an adapter unless `LDZMASK_REQUIRE_GPU=1`, which makes that a failure.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

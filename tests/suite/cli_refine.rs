@@ -1,6 +1,6 @@
 //! `ldzmask refine` end to end: generated image + mask files in, soft grey PNG out.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
