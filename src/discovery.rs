@@ -308,8 +308,7 @@ pub fn write_config_file(
     let path = dir.join(CONFIG_FILE);
     let value = serde_json::json!({"models": configs.to_json(), "preprocess": preprocess});
     let text = serde_json::to_string_pretty(&value).unwrap_or_default();
-    crate::mask::export::write_atomic(&path, text.as_bytes(), true)
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    crate::fsutil::write_atomic(&path, text.as_bytes(), true)?;
     Ok(path)
 }
 

@@ -10,7 +10,17 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
-use crate::pipeline::RgbImage;
+
+/// An 8-bit RGB image (row-major, 3 bytes per pixel).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes.
+    pub pixels: Vec<u8>,
+}
 
 /// File extensions of the images ldzmask opens (lower case): the app's dialogs, folders and
 /// drops, and `segment --input-dir`.

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     if let (Some(Command::Segment(args)), Some(("segment", segment))) =
         (&mut cli.command, matches.subcommand())
     {
-        args.layers = cli::batch::ordered_layers(segment);
+        args.layers = cli::segment::ordered_layers(segment);
     }
     let level = match cli.verbose {
         0 => "warn,ldzmask=info",

@@ -17,6 +17,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::device::{DeviceFault, catch_device_fault, inject_fault_once, is_gpu};
 use crate::discovery::{DiscoveryError, FoundWeights};
+use crate::imageio::RgbImage;
 use crate::model::clip::CLIPTextTransformer;
 use crate::model::configs::ModelConfigs;
 use crate::model::schedule::NoiseSchedule;
@@ -232,17 +233,6 @@ pub enum SegmentError {
         /// Height.
         height: u32,
     },
-}
-
-/// An 8-bit RGB image (row-major, 3 bytes per pixel).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RgbImage {
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// `width * height * 3` bytes.
-    pub pixels: Vec<u8>,
 }
 
 /// Wall time of each stage of the last run.

@@ -40,9 +40,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::mask::export::{ExportError, write_atomic};
+use crate::fsutil::write_atomic;
+use crate::mask::export::ExportError;
 use crate::mask::refine::{RefineError, RgbView};
-use crate::mask::session::SESSION_FORMAT;
 use crate::mask::{CombineOp, EdgeOps, LayerEntry, LayerOps, MaskBuf, MaskLayer, Pick, combine};
 use crate::pipeline::{DrawSettings, Mode, PROMPT_TEMPLATES, Randomness, split_alternatives};
 
@@ -275,7 +275,7 @@ impl Recipe {
 
     /// Writes the recipe atomically (replacing the file).
     pub fn save(&self, path: &Path) -> Result<(), RecipeError> {
-        write_atomic(path, (self.to_json() + "\n").as_bytes(), true)?;
+        write_atomic(path, (self.to_json() + "\n").as_bytes(), true).map_err(ExportError::from)?;
         Ok(())
     }
 
@@ -522,9 +522,11 @@ pub fn is_recipe_file(path: &Path) -> bool {
             .is_ok_and(|v| v.get("layers").is_some() && !is_session(&v))
 }
 
-/// True when a parsed JSON file is a session.
+/// True when a parsed JSON file is another ldzmask file that may carry a recipe under
+/// `recipe` (a session, `mask::session`): those name their `format` first, a field no recipe
+/// has (recipes are versioned by `version`, and an unknown field is refused).
 fn is_session(value: &Value) -> bool {
-    value.get("format").and_then(Value::as_str) == Some(SESSION_FORMAT)
+    value.get("format").is_some_and(Value::is_string)
 }
 
 /// A recipe with one of every nested object, serialised: the set of known field names.

@@ -21,7 +21,7 @@
 //!   10 s. Never in the middle of a brush stroke (the stroke is not a document step yet).
 //! * **Off the UI thread**: the UI thread only copies the document ([`SessionSnapshot`]); the
 //!   `ldzmask-autosave` thread encodes and writes it atomically
-//!   ([`crate::mask::export::write_atomic`]). The same thread removes retired autosaves, in
+//!   ([`crate::fsutil::write_atomic`]). The same thread removes retired autosaves, in
 //!   order, so a removal never races a write of the same file.
 //! * **Retired** (removed): after an explicit session save with nothing changed since, when
 //!   another document replaces this one (after the user saved or chose to discard), and at a
@@ -120,8 +120,9 @@ pub struct Orphan {
     pub session: PathBuf,
     /// When it was written.
     pub saved_at: SystemTime,
-    /// Its image and layers, or why it cannot be read.
-    pub summary: Result<SessionSummary, String>,
+    /// Its image and layers, or why it cannot be read; `None` while the autosave thread
+    /// reads it (a big autosave takes a moment, and start-up never waits for it).
+    pub summary: Option<Result<SessionSummary, String>>,
     /// The instance that wrote it.
     instance: String,
 }
@@ -135,7 +136,8 @@ impl Orphan {
             .map(|d| format_age(d.as_secs()))
             .unwrap_or_else(|_| "just now".into());
         match &self.summary {
-            Ok(s) => {
+            None => format!("an autosave from {age} (reading what it holds…)"),
+            Some(Ok(s)) => {
                 let image = s
                     .image_path
                     .as_deref()
@@ -153,7 +155,7 @@ impl Orphan {
                     if n > 0 { ")" } else { "" },
                 )
             }
-            Err(e) => format!("an autosave from {age} that cannot be read: {e}"),
+            Some(Err(e)) => format!("an autosave from {age} that cannot be read: {e}"),
         }
     }
 
@@ -204,6 +206,20 @@ enum Job {
     Remove {
         paths: Vec<PathBuf>,
         lock: Option<(File, PathBuf)>,
+    },
+    /// Read the summaries of leftover autosaves for the recovery window (off the UI thread:
+    /// a start-up with many big leftovers shows its window at once).
+    Peek { sessions: Vec<PathBuf> },
+}
+
+/// What the `ldzmask-autosave` thread sends back.
+enum Done {
+    /// A [`Job::Write`] finished.
+    Written(Written),
+    /// A leftover's summary was read ([`Job::Peek`]).
+    Peeked {
+        session: PathBuf,
+        summary: Result<SessionSummary, String>,
     },
 }
 
@@ -265,7 +281,7 @@ pub struct Autosaver {
     /// Our own lock, held for the app's lifetime.
     lock: Option<(File, PathBuf)>,
     jobs: Option<SyncSender<Job>>,
-    results: Receiver<Written>,
+    results: Receiver<Done>,
     writer: Option<JoinHandle<()>>,
     /// Writes sent and not finished.
     in_flight: usize,
@@ -288,6 +304,7 @@ impl std::fmt::Debug for Job {
         match self {
             Job::Write { path, .. } => write!(f, "Write({})", path.display()),
             Job::Remove { paths, .. } => write!(f, "Remove({paths:?})"),
+            Job::Peek { sessions } => write!(f, "Peek({sessions:?})"),
         }
     }
 }
@@ -305,7 +322,7 @@ impl Autosaver {
     pub fn start(dir: &Path, ctx: egui::Context) -> Result<Self, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create the autosave folder {}: {e}", dir.display()))?;
-        crate::mask::export::remove_stale_temps(dir);
+        crate::fsutil::remove_stale_temps(dir);
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -403,7 +420,7 @@ impl Autosaver {
             .into_iter()
             .filter(|(instance, _, _)| orphaned(instance))
             .map(|(instance, session, saved_at)| Orphan {
-                summary: peek(&session).map_err(|e| e.to_string()),
+                summary: None,
                 session,
                 saved_at,
                 instance,
@@ -436,6 +453,9 @@ impl Autosaver {
                 self.dir.display()
             );
         }
+        self.send(Job::Peek {
+            sessions: self.orphans.iter().map(|o| o.session.clone()).collect(),
+        });
         let mut paths = stray;
         for o in &expired {
             paths.push(o.session.clone());
@@ -614,8 +634,17 @@ impl Autosaver {
     pub fn tick(&mut self, doc: Option<&mut Document>, painting: bool) -> Vec<String> {
         let mut errors = Vec::new();
         while let Ok(done) = self.results.try_recv() {
-            self.in_flight = self.in_flight.saturating_sub(1);
-            self.finish_write(done, &mut errors);
+            match done {
+                Done::Written(written) => {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                    self.finish_write(written, &mut errors);
+                }
+                Done::Peeked { session, summary } => {
+                    if let Some(o) = self.orphans.iter_mut().find(|o| o.session == session) {
+                        o.summary = Some(summary);
+                    }
+                }
+            }
         }
         let now = Instant::now();
         let Some(doc) = doc else {
@@ -725,7 +754,7 @@ impl Autosaver {
         let orphan = Orphan {
             session: parked.to_path_buf(),
             saved_at: SystemTime::now(),
-            summary: Err("parked by this app".into()),
+            summary: Some(Err("parked by this app".into())),
             instance: self.instance.clone(),
         };
         self.mark_recovered(image_id, Some(orphan));
@@ -781,7 +810,12 @@ impl Autosaver {
 
     /// Sends a job to the writer (a removal waits for a free slot: removals are quick).
     fn send(&self, job: Job) {
-        if matches!(&job, Job::Remove { paths, lock } if paths.is_empty() && lock.is_none()) {
+        let nothing = match &job {
+            Job::Remove { paths, lock } => paths.is_empty() && lock.is_none(),
+            Job::Peek { sessions } => sessions.is_empty(),
+            Job::Write { .. } => false,
+        };
+        if nothing {
             return;
         }
         if let Some(tx) = &self.jobs
@@ -823,7 +857,7 @@ impl Autosaver {
 }
 
 /// The `ldzmask-autosave` thread: runs jobs in order until the app drops its sender.
-fn writer_loop(jobs: &Receiver<Job>, results: &Sender<Written>, ctx: &egui::Context) {
+fn writer_loop(jobs: &Receiver<Job>, results: &Sender<Done>, ctx: &egui::Context) {
     for job in jobs {
         match job {
             Job::Write {
@@ -837,16 +871,25 @@ fn writer_loop(jobs: &Receiver<Job>, results: &Sender<Written>, ctx: &egui::Cont
                     .map_or(Ok(()), |(image, copy)| write_image_copy(&image, &copy))
                     .and_then(|()| snapshot.write(&path).map_err(|e| e.to_string()));
                 if results
-                    .send(Written {
+                    .send(Done::Written(Written {
                         image_id,
                         wrote_image_copy,
                         result,
-                    })
+                    }))
                     .is_err()
                 {
                     return; // the app is gone
                 }
                 ctx.request_repaint();
+            }
+            Job::Peek { sessions } => {
+                for session in sessions {
+                    let summary = peek(&session).map_err(|e| e.to_string());
+                    if results.send(Done::Peeked { session, summary }).is_err() {
+                        return; // the app is gone
+                    }
+                    ctx.request_repaint();
+                }
             }
             Job::Remove { paths, lock } => {
                 for path in paths {
@@ -936,6 +979,13 @@ mod tests {
 
         let mut first = Autosaver::start(&dir, ctx.clone()).unwrap();
         assert_eq!(first.orphans().len(), 1, "{:?}", first.orphans());
+        // The summary is read on the autosave thread, not during start-up.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while first.orphans()[0].summary.is_none() {
+            assert!(Instant::now() < deadline, "the summary was never read");
+            std::thread::sleep(Duration::from_millis(5));
+            first.tick(None, false);
+        }
         let orphan = first.orphans()[0].clone();
         assert_eq!(orphan.session, dead);
         assert!(

@@ -346,7 +346,7 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        crate::mask::export::write_atomic(path, &json, true)?;
+        crate::fsutil::write_atomic(path, &json, true).map_err(crate::mask::ExportError::from)?;
         Ok(())
     }
 
@@ -408,7 +408,7 @@ pub struct Document {
     /// The decoded image (8-bit RGB for the model, RGBA for display and cut-outs).
     pub image: Arc<LoadedImage>,
     /// The model's view of the image, shared with the inference worker without copies.
-    pub rgb: Arc<crate::pipeline::RgbImage>,
+    pub rgb: Arc<crate::imageio::RgbImage>,
     /// Where the image came from (none for a pasted image).
     pub source: Option<PathBuf>,
     /// Display name (file name or "pasted image").

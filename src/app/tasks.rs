@@ -22,7 +22,7 @@ use crate::mask::refine::RgbView;
 use crate::mask::{
     CombineOp, ExportError, ImportedMask, MaskBuf, MaskDocument, MaskLayer, RefineJob,
 };
-use crate::pipeline::RgbImage;
+use crate::imageio::RgbImage;
 
 use super::state::{ExportKind, ExportSettings};
 
@@ -493,7 +493,7 @@ pub fn open_image_task(path: PathBuf) -> TaskResult {
 }
 
 /// Shares a loaded image with the worker without copying its pixels twice.
-pub fn shared_rgb(image: &LoadedImage) -> Arc<crate::pipeline::RgbImage> {
+pub fn shared_rgb(image: &LoadedImage) -> Arc<RgbImage> {
     Arc::new(image.rgb.clone())
 }
 

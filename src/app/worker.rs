@@ -19,9 +19,10 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use crate::device::{DeviceChoice, GpuMemory, SelectedDevice, free_gpu_memory, gpu_memory, is_gpu};
+use crate::imageio::RgbImage;
 use crate::mask::MaskBuf;
 use crate::pipeline::{
-    Randomness, RgbImage, SegmentError, Segmenter, SetupError, StageTimings, weights_label,
+    Randomness, SegmentError, Segmenter, SetupError, StageTimings, weights_label,
 };
 use crate::precision::Precision;
 use crate::recipe::ModelIdentity;

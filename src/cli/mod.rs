@@ -1,7 +1,6 @@
 //! The headless commands and the app launcher behind `main.rs`.
 
 pub mod app;
-pub mod batch;
 pub mod bench;
 pub mod refine;
 pub mod segment;

@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use image::DynamicImage;
 
 use super::buffer::{MaskBuf, RectInImage, unit_to_u8};
-use super::export::{ExportError, check_same_size, write_atomic, write_png};
+use super::export::{ExportError, check_same_size, write_png};
+use crate::fsutil::write_atomic;
 
 /// How the crop box is made from the mask's bounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -10,7 +10,7 @@
 //!   Gaussian-blurred with `sigma = blur_px`, L8 (A1111's "mask blur" uses the same sigma, so
 //!   settings carry over; ComfyUI's grow + blur does the same).
 //!
-//! Writes are atomic: the bytes go to a temporary file in the destination directory, are
+//! Writes are atomic ([`crate::fsutil::write_atomic`]): the bytes go to a temporary file in the destination directory, are
 //! synced, then moved into place. Without `overwrite` an existing file is never replaced
 //! (checked up front and again at the final, no-clobber hard link), and the distinct
 //! [`ExportError::Exists`] lets the GUI ask.
@@ -20,12 +20,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, Luma, Rgba, RgbaImage};
 
 use super::buffer::{MaskBuf, unit_to_u8};
 use super::ops;
+use crate::fsutil::{WriteError, write_atomic};
 
 /// Errors while exporting a mask.
 #[derive(Debug, thiserror::Error)]
@@ -192,6 +192,15 @@ pub fn cutout_image(image: &DynamicImage, mask: &MaskBuf) -> Result<RgbaImage, E
     Ok(out)
 }
 
+impl From<WriteError> for ExportError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Exists(path) => Self::Exists(path),
+            WriteError::Io { path, source } => Self::Io { path, source },
+        }
+    }
+}
+
 /// Encodes an image as PNG bytes.
 pub fn encode_png(image: &DynamicImage, path_for_errors: &Path) -> Result<Vec<u8>, ExportError> {
     let mut bytes = std::io::Cursor::new(Vec::new());
@@ -204,14 +213,14 @@ pub fn encode_png(image: &DynamicImage, path_for_errors: &Path) -> Result<Vec<u8
     Ok(bytes.into_inner())
 }
 
-/// Writes a PNG atomically (see [`write_atomic`]).
+/// Writes a PNG atomically (see [`crate::fsutil::write_atomic`]).
 pub fn write_png(image: &DynamicImage, path: &Path, overwrite: bool) -> Result<(), ExportError> {
     // Refuse before spending time on encoding.
     if !overwrite && path.exists() {
         return Err(ExportError::Exists(path.to_path_buf()));
     }
     let bytes = encode_png(image, path)?;
-    write_atomic(path, &bytes, overwrite)
+    Ok(write_atomic(path, &bytes, overwrite)?)
 }
 
 /// Exports the binary mask PNG (L8, 0/255).
@@ -253,200 +262,6 @@ pub fn export_inpaint_png(
 ) -> Result<(), ExportError> {
     let img = inpaint_mask_image(mask, padding_px, blur_px);
     write_png(&DynamicImage::ImageLuma8(img), path, overwrite)
-}
-
-/// Distinguishes temp files of concurrent writes within one process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Test hook (tests/kill.rs): when set to a file path, every atomic write stops after its temp
-/// file is written and synced, creates that file (naming the temp file) and sleeps for up to a
-/// minute before the rename, so a test can kill the process exactly mid-write. Never set
-/// otherwise.
-pub const PAUSE_BEFORE_RENAME_ENV: &str = "LDZMASK_TEST_PAUSE_BEFORE_RENAME";
-
-/// Folders this process cleared of stale temp files, and when ([`remove_stale_temps`] lists a
-/// folder at most once a minute: a batch writing thousands of masks into one folder does not
-/// list it for every file).
-static SWEPT_DIRS: std::sync::Mutex<Vec<(PathBuf, std::time::Instant)>> =
-    std::sync::Mutex::new(Vec::new());
-
-/// How often one folder is listed for stale temp files.
-const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The temp file name [`write_atomic`] uses for `name`: hidden, with the writer's process id
-/// and a counter, so leftovers of a killed writer can be recognised ([`stale_temp_pid`]).
-fn temp_name(name: &str) -> String {
-    format!(
-        ".{name}.{}-{}.tmp",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// The writer's process id if `file_name` is a temp file of [`write_atomic`].
-fn stale_temp_pid(file_name: &str) -> Option<u32> {
-    let rest = file_name.strip_prefix('.')?.strip_suffix(".tmp")?;
-    let (_, tag) = rest.rsplit_once('.')?;
-    let (pid, counter) = tag.split_once('-')?;
-    counter.parse::<u64>().ok()?;
-    pid.parse().ok()
-}
-
-/// True if the process that wrote a temp file is gone. Linux asks `/proc`; elsewhere a temp
-/// file untouched for a day counts as abandoned (no portable liveness check without `unsafe`).
-fn writer_is_gone(pid: u32, meta: &std::fs::Metadata) -> bool {
-    if pid == std::process::id() {
-        return false; // one of our own writes in progress
-    }
-    if cfg!(target_os = "linux") {
-        return !Path::new("/proc").join(pid.to_string()).exists();
-    }
-    meta.modified()
-        .ok()
-        .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600))
-}
-
-/// Removes the temp files that killed writers (a crash, `kill -9`, a power cut between write
-/// and rename) left in `dir` (at most once a minute per folder and process). A write that is
-/// killed cannot clean up after itself; the next write into the same folder does. Returns
-/// how many were removed.
-pub fn remove_stale_temps(dir: &Path) -> usize {
-    {
-        let now = std::time::Instant::now();
-        let mut swept = SWEPT_DIRS.lock().unwrap_or_else(|e| e.into_inner());
-        swept.retain(|(_, at)| now.duration_since(*at) < SWEEP_INTERVAL);
-        if swept.iter().any(|(d, _)| d == dir) {
-            return 0;
-        }
-        swept.push((dir.to_path_buf(), now));
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut removed = 0;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(stale_temp_pid) else {
-            continue;
-        };
-        let Ok(meta) = entry.metadata() else {
-            continue;
-        };
-        if meta.is_file() && writer_is_gone(pid, &meta) {
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => {
-                    log::info!(
-                        "removed {} (left by a killed write)",
-                        entry.path().display()
-                    );
-                    removed += 1;
-                }
-                Err(e) => log::debug!("cannot remove {}: {e}", entry.path().display()),
-            }
-        }
-    }
-    removed
-}
-
-/// The [`PAUSE_BEFORE_RENAME_ENV`] hook.
-fn pause_before_rename(tmp: &Path) {
-    let Some(marker) = std::env::var_os(PAUSE_BEFORE_RENAME_ENV) else {
-        return;
-    };
-    if let Err(e) = std::fs::write(&marker, tmp.to_string_lossy().as_bytes()) {
-        log::warn!(
-            "test hook: cannot write {}: {e}",
-            Path::new(&marker).display()
-        );
-    }
-    std::thread::sleep(std::time::Duration::from_secs(60));
-}
-
-/// Writes `bytes` to `path` atomically: a temp file in the same directory (same file system,
-/// so the final step is a rename, not a copy), `fsync`, then into place.
-///
-/// * `overwrite = true`: `rename`, which atomically replaces an existing file.
-/// * `overwrite = false`: a hard link, which fails if `path` exists, so a file created
-///   meanwhile is never clobbered; where hard links are unsupported (some FAT or network
-///   drives) it falls back to check-then-rename.
-///
-/// Readers never see a half-written file, and a failed write leaves no temp file behind; a
-/// killed one leaves a hidden `.{name}.{pid}-{n}.tmp` that the next write into the folder
-/// removes ([`remove_stale_temps`]). Every file the app and the CLI write (exports, sessions,
-/// autosaves, settings, `segment`/`refine` masks) goes through here.
-pub fn write_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), ExportError> {
-    if !overwrite && path.exists() {
-        return Err(ExportError::Exists(path.to_path_buf()));
-    }
-    place_atomic(path, bytes, overwrite)
-}
-
-/// [`write_atomic`] without the up-front existence check (the no-clobber link still refuses).
-fn place_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), ExportError> {
-    // Errors name the destination the user chose, not the hidden temp file.
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| ExportError::Io { path: p, source }
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "export".to_owned());
-    remove_stale_temps(&dir);
-    let tmp = dir.join(temp_name(&name));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(io_err(path))?;
-        f.write_all(bytes).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))?;
-        drop(f);
-        pause_before_rename(&tmp);
-        if overwrite {
-            std::fs::rename(&tmp, path).map_err(io_err(path))?;
-            sync_dir(&dir);
-            return Ok(());
-        }
-        match std::fs::hard_link(&tmp, path) {
-            Ok(()) => {
-                // The link is in place; the temp name is just removed.
-                let _ = std::fs::remove_file(&tmp);
-                sync_dir(&dir);
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(ExportError::Exists(path.to_path_buf()))
-            }
-            Err(e) => {
-                log::debug!("hard link unsupported ({e}); falling back to check-then-rename");
-                if path.exists() {
-                    return Err(ExportError::Exists(path.to_path_buf()));
-                }
-                std::fs::rename(&tmp, path).map_err(io_err(path))
-            }
-        }
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Syncs a folder after a rename so the new name survives a power cut (best effort: not every
-/// platform can open a folder as a file).
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = std::fs::File::open(dir)
-        && let Err(e) = d.sync_all()
-    {
-        log::debug!("cannot sync {}: {e}", dir.display());
-    }
 }
 
 /// An imported mask, already at the image size.
@@ -539,10 +354,11 @@ pub(crate) mod tests {
 
     /// A fresh empty directory under the system temp dir (removed by the caller at will).
     pub(crate) fn temp_dir(tag: &str) -> PathBuf {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let d = std::env::temp_dir().join(format!(
             "ldzmask-test-{tag}-{}-{}",
             std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
@@ -638,11 +454,6 @@ pub(crate) mod tests {
             other => panic!("expected Exists, got {other:?}"),
         }
         assert_eq!(std::fs::read(&path).unwrap(), first, "untouched");
-        // Even if the file appears after the up-front check, the final link refuses.
-        assert!(matches!(
-            place_atomic(&path, b"x", false),
-            Err(ExportError::Exists(_))
-        ));
         export_soft_png(&MaskBuf::filled(4, 2, 1.0), &path, true).unwrap();
         assert_eq!(
             image::open(&path).unwrap().to_luma8().into_raw(),
@@ -719,25 +530,4 @@ pub(crate) mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
-    #[test]
-    fn temps_of_killed_writers_are_removed_by_the_next_write() {
-        let dir = temp_dir("stale");
-        assert_eq!(stale_temp_pid(".m.png.123-4.tmp"), Some(123));
-        assert_eq!(stale_temp_pid(".a.b.png.7-0.tmp"), Some(7));
-        assert_eq!(stale_temp_pid("m.png.123-4.tmp"), None);
-        assert_eq!(stale_temp_pid(".m.png.x-4.tmp"), None);
-        // Above Linux's largest pid: no such process.
-        let dead = dir.join(".m.png.999999999-0.tmp");
-        let ours = dir.join(format!(".m.png.{}-999.tmp", std::process::id()));
-        let foreign = dir.join(".notes.tmp");
-        for p in [&dead, &ours, &foreign] {
-            std::fs::write(p, b"partial").unwrap();
-        }
-        write_atomic(&dir.join("m.png"), b"new", true).unwrap();
-        assert_eq!(std::fs::read(dir.join("m.png")).unwrap(), b"new");
-        assert_eq!(!dead.exists(), cfg!(target_os = "linux"));
-        assert!(ours.exists(), "a temp of a live writer is never touched");
-        assert!(foreign.exists(), "only our own temp names are touched");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 }

@@ -150,7 +150,7 @@ pub fn preset_image(
 }
 
 /// Writes [`preset_image`] as a PNG (atomically; `overwrite` as in
-/// [`super::export::write_atomic`]).
+/// [`crate::fsutil::write_atomic`]).
 pub fn export_preset_png(
     preset: Preset,
     mask: &MaskBuf,

@@ -45,7 +45,8 @@ use image::{DynamicImage, GrayImage, ImageBuffer, ImageFormat, Luma};
 
 use super::buffer::{MaskBuf, u16_to_unit, unit_to_u16};
 use super::edits::EditBuf;
-use super::export::{ExportError, write_atomic};
+use super::export::ExportError;
+use crate::fsutil::write_atomic;
 use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
 use super::picks::Pick;
 use crate::pipeline::DrawSettings;
@@ -293,7 +294,7 @@ pub fn write(session: &SessionSnapshot, path: &Path) -> Result<(), SessionError>
         path: path.to_path_buf(),
         source,
     })?;
-    write_atomic(path, &json, true)?;
+    write_atomic(path, &json, true).map_err(ExportError::from)?;
     Ok(())
 }
 

@@ -9,16 +9,14 @@ use std::path::Path;
 
 use burn::store::burn_pack::Tensor as PackTensor;
 
-use super::format::{FileFormat, float_values, read_safetensors_header, sniff_format};
+use crate::fsutil::AtomicDir;
+
+use super::format::{
+    BUNDLE_FORMAT, BUNDLE_FORMAT_KEY, FileFormat, float_values, read_safetensors_header, sniff_format,
+};
 use super::keys::{CLIP_PREFIXES, SD_IN_LDZNET_PREFIX, UNET_PREFIX, VAE_PREFIX};
 use super::{ExpectedParam, LoadError, Network, WeightFiles};
 
-/// Metadata key that marks an ldzmask bundle (`weights convert`), value [`BUNDLE_FORMAT`].
-pub const BUNDLE_FORMAT_KEY: &str = "ldzmask.format";
-/// Format tag of ldzmask bundles. v2 stores tensors in burn's layout (Linear weights
-/// `[in, out]`), so loading copies each tensor once, without transposing; v1 (PyTorch layout)
-/// bundles are refused with a request to convert again.
-pub const BUNDLE_FORMAT: &str = "ldzmask-bundle-v2";
 /// Metadata key with the bundle's network configs (JSON of `ModelConfigs::to_json`).
 pub const BUNDLE_CONFIGS_KEY: &str = "ldzmask.configs";
 /// Metadata key with the bundle's resize rule (JSON).
@@ -35,20 +33,6 @@ pub fn bundle_metadata(path: &Path) -> Option<BTreeMap<String, String>> {
     let meta: BTreeMap<String, String> =
         serde_json::from_value(header.get("__metadata__")?.clone()).ok()?;
     meta.contains_key(BUNDLE_FORMAT_KEY).then_some(meta)
-}
-
-/// Whether a safetensors `__metadata__` marks a bundle ldzmask can load; a bundle of another
-/// format is an error that says how to rebuild it.
-pub(super) fn is_current_bundle<'a>(
-    mut meta: impl Iterator<Item = (&'a String, &'a String)>,
-) -> Result<bool, String> {
-    match meta.find(|(k, _)| *k == BUNDLE_FORMAT_KEY) {
-        None => Ok(false),
-        Some((_, format)) if format == BUNDLE_FORMAT => Ok(true),
-        Some((_, format)) => Err(format!(
-            "an ldzmask bundle in an older format ({format}); rebuild it from the original files with `ldzmask weights convert --overwrite`"
-        )),
-    }
 }
 
 /// Progress callback of a bundle write: `(done, total, tensor name)`.
@@ -113,8 +97,10 @@ impl WeightFiles {
         Ok(entries)
     }
 
-    /// Streams `plan` into a safetensors bundle at `out` (written to a temporary file, then
-    /// renamed): one tensor in memory at a time. `progress(done, total, name)` is called per
+    /// Streams `plan` into a safetensors bundle at `out` (written inside a hidden scratch
+    /// folder beside it, synced, then renamed: [`AtomicDir`]), one tensor in memory at a time.
+    /// A conversion killed half-way leaves only that hidden folder, which no loader takes for a
+    /// bundle and the next write into the folder removes. `progress(done, total, name)` is called per
     /// tensor.
     pub fn write_bundle(
         &self,
@@ -128,7 +114,8 @@ impl WeightFiles {
             path: out.to_path_buf(),
             source,
         };
-        let tmp = out.with_extension("safetensors.partial");
+        let scratch = AtomicDir::new(out, true).map_err(|e| io(e.into()))?;
+        let tmp = scratch.file_path();
         let state = WriteState {
             failure: std::cell::RefCell::new(None),
             counter: std::cell::Cell::new(0),
@@ -155,21 +142,20 @@ impl WeightFiles {
         let written = safetensors::tensor::serialize_to_file(views, Some(meta), &tmp);
         let failed = state.failure.borrow_mut().take();
         if let Some(reason) = failed.or_else(|| written.err().map(|e| e.to_string())) {
-            let _ = std::fs::remove_file(&tmp);
+            // Dropping `scratch` removes the partial file.
             return Err(LoadError::Format {
                 path: out.to_path_buf(),
                 reason: format!("conversion failed: {reason}"),
             });
         }
-        std::fs::rename(&tmp, out).map_err(io)?;
         // safetensors writes through a private temporary file (mode 0600); a bundle is a model
         // file like the checkpoints it came from, readable by others.
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).map_err(io)?;
         }
-        Ok(())
+        scratch.commit().map_err(|e| io(e.into()))
     }
 }
 

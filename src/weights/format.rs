@@ -13,8 +13,28 @@ use burn::store::{ModuleStore, PytorchStore};
 use burn::tensor::DType;
 
 use super::LoadError;
-use super::bundle::is_current_bundle;
 use super::keys::{CheckpointKind, identify};
+
+/// Metadata key that marks an ldzmask bundle (`weights convert`), value [`BUNDLE_FORMAT`].
+pub const BUNDLE_FORMAT_KEY: &str = "ldzmask.format";
+/// Format tag of ldzmask bundles. v2 stores tensors in burn's layout (Linear weights
+/// `[in, out]`), so loading copies each tensor once, without transposing; v1 (PyTorch layout)
+/// bundles are refused with a request to convert again.
+pub const BUNDLE_FORMAT: &str = "ldzmask-bundle-v2";
+
+/// Whether a safetensors `__metadata__` marks a bundle ldzmask can load; a bundle of another
+/// format is an error that says how to rebuild it.
+fn is_current_bundle<'a>(
+    mut meta: impl Iterator<Item = (&'a String, &'a String)>,
+) -> Result<bool, String> {
+    match meta.find(|(k, _)| *k == BUNDLE_FORMAT_KEY) {
+        None => Ok(false),
+        Some((_, format)) if format == BUNDLE_FORMAT => Ok(true),
+        Some((_, format)) => Err(format!(
+            "an ldzmask bundle in an older format ({format}); rebuild it from the original files with `ldzmask weights convert --overwrite`"
+        )),
+    }
+}
 
 /// The container format of a checkpoint file, sniffed from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

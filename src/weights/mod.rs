@@ -72,10 +72,12 @@ use crate::model::unet::{UNetModel, UNetModelConfig};
 use crate::model::vae::{VaeEncoder, VaeEncoderConfig};
 
 pub use bundle::{
-    BUNDLE_CONFIGS_KEY, BUNDLE_FORMAT, BUNDLE_FORMAT_KEY, BUNDLE_PREPROCESS_KEY,
-    BUNDLE_SOURCES_KEY, BundleEntry, BundlePrecision, bundle_metadata,
+    BUNDLE_CONFIGS_KEY, BUNDLE_PREPROCESS_KEY, BUNDLE_SOURCES_KEY, BundleEntry, BundlePrecision,
+    bundle_metadata,
 };
-pub use format::{Checkpoint, FileFormat, read_safetensors_header, sniff_format};
+pub use format::{
+    BUNDLE_FORMAT, BUNDLE_FORMAT_KEY, Checkpoint, FileFormat, read_safetensors_header, sniff_format,
+};
 pub use keys::{
     CLIP_PREFIXES, CheckpointKind, EMA_PREFIX, IGNORED_KEYS, SCHEDULE_BUFFERS, SD_IN_LDZNET_PREFIX,
     UNET_PREFIX, VAE_PREFIX, ema_key, identify, ignored_reason, key_to_module_path,

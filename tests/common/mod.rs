@@ -306,3 +306,13 @@ pub fn run(cmd: &mut std::process::Command) -> (i32, String) {
     println!("{text}");
     (out.status.code().unwrap_or(-1), text)
 }
+
+/// The slug `segment` uses in file names: the phrase's lower-case words joined by `-`.
+pub fn slug(phrase: &str) -> String {
+    phrase
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-")
+}

@@ -234,3 +234,65 @@ pub fn safetensors() -> Vec<(String, Vec<u8>)> {
         ("bundle.safetensors".into(), bundle),
     ]
 }
+
+/// Recipes: a plain one, one with every field (picks, edge refinement, ops, model identity,
+/// an `a | b` phrase) and a session that carries its recipe.
+pub fn recipes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    use ldzmask::mask::{CombineOp, EdgeOps, LayerOps};
+    use ldzmask::recipe::{CheckpointId, ModelIdentity, Recipe, RecipeLayer, RecipePick};
+    let plain = Recipe {
+        layers: vec![RecipeLayer {
+            phrase: "sky".into(),
+            ..RecipeLayer::default()
+        }],
+        ..Recipe::default()
+    };
+    let full = Recipe {
+        seed: 5,
+        template: 3,
+        layers: vec![
+            RecipeLayer {
+                phrase: "the girl | the dog".into(),
+                ops: LayerOps {
+                    threshold: 0.4,
+                    grow_px: 3,
+                    feather_px: 1.5,
+                    edge: EdgeOps::default(),
+                    ..LayerOps::default()
+                },
+                picks: vec![RecipePick {
+                    at: [0.25, 0.75],
+                    keep: true,
+                }],
+                ..RecipeLayer::default()
+            },
+            RecipeLayer {
+                phrase: "hair".into(),
+                combine: CombineOp::Subtract,
+                ops: LayerOps {
+                    invert: true,
+                    ..LayerOps::default()
+                },
+                picks: vec![RecipePick {
+                    at: [0.5, 0.1],
+                    keep: false,
+                }],
+            },
+        ],
+        model: Some(ModelIdentity {
+            files: vec![CheckpointId::default()],
+        }),
+        ..Recipe::default()
+    };
+    let mut out = vec![
+        ("plain.json".to_string(), plain.to_json().into_bytes()),
+        ("full.json".to_string(), full.to_json().into_bytes()),
+    ];
+    // A session whose recipe `Recipe::load` reads.
+    let (name, bytes) = sessions(dir)
+        .into_iter()
+        .find(|(n, _)| n == "layers.json")
+        .expect("session seed");
+    out.push((format!("session-{name}"), bytes));
+    out
+}

@@ -1,5 +1,5 @@
 //! The fuzz harnesses: each calls a loader the way the app or the CLI does, on bytes from
-//! anywhere. Recipes (issue 13) do not exist yet, so they have no harness.
+//! anywhere.
 
 use ldzmask::mask::MaskDocument;
 use ldzmask::mask::export::{import_mask, mask_from_image};
@@ -76,6 +76,46 @@ pub const CHECKPOINT: Target = Target {
             if let Some(tensor) = ckpt.tensor(key) {
                 tensor.to_bytes().map_err(|e| e.to_string())?;
             }
+        }
+        Ok(())
+    },
+};
+
+/// Recipe files as the app and `segment --recipe` take them: `is_recipe_file` (how a drop is
+/// told apart), `Recipe::load` (a recipe or a session's recipe, every field checked), then what
+/// a run does with an accepted recipe: its draws, its phrases split into alternatives, and the
+/// combined mask of a small image folded the app's way (refinement, picks, ops) for recipes
+/// of up to 8 layers.
+pub const RECIPE: Target = Target {
+    name: "recipe",
+    extension: "json",
+    shape: Shape::Json,
+    short_execs: 3000,
+    run: |_, path| {
+        let _ = ldzmask::recipe::is_recipe_file(path);
+        let recipe = ldzmask::recipe::Recipe::load(path).map_err(|e| e.to_string())?;
+        let _ = recipe.randomness();
+        for phrase in recipe.phrases() {
+            let _ = ldzmask::pipeline::split_alternatives(phrase);
+        }
+        if recipe.layers.len() <= 8 {
+            let (w, h) = (24u32, 16u32);
+            let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 37 % 251) as u8).collect();
+            let view = ldzmask::mask::refine::RgbView {
+                width: w,
+                height: h,
+                pixels: &pixels,
+            };
+            let maps = (0..recipe.layers.len())
+                .map(|i| {
+                    let probs = (0..w * h)
+                        .map(|p| ((p as usize + i * 7) % 24) as f32 / 23.0)
+                        .collect();
+                    ldzmask::mask::MaskBuf::from_vec(w, h, probs).map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let combined = recipe.combined(view, maps).map_err(|e| e.to_string())?;
+            assert_eq!(combined.mask.size(), (w, h), "combined mask size");
         }
         Ok(())
     },

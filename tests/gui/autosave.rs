@@ -215,6 +215,14 @@ fn recovery_prompt_restores_the_layers() {
     h.step();
     assert_eq!(h.state().recovery_offers().len(), 1);
     assert!(h.query_by_label("Recover unsaved work?").is_some());
+    // What the autosave holds is read off the UI thread and shown when it arrives.
+    wait_for(
+        &mut h,
+        "the leftover's summary",
+        Duration::from_secs(10),
+        |app| app.recovery_offers()[0].summary.is_some(),
+    );
+    h.step();
     assert!(
         h.query_by_label_contains("gradient.png (120×80), 2 layers (sky, tree)")
             .is_some()

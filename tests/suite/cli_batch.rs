@@ -88,7 +88,7 @@ fn recipe_batch_layout_and_byte_identical_reapply() {
         assert_eq!(combined.dimensions(), size, "{stem}: the image's size");
         assert!(is_binary(&combined));
         for phrase in [&p0, &p1] {
-            let slug = ldzmask_slug(phrase);
+            let slug = common::slug(phrase);
             let layer = l8(&out1.join(stem).join(format!("{slug}.png")));
             assert_eq!(layer.dimensions(), size);
         }
@@ -163,7 +163,6 @@ fn recipe_batch_layout_and_byte_identical_reapply() {
     let _ = std::fs::remove_dir_all(&weights);
 }
 
-/// The slug `segment` uses for per-layer file names (lower-case words joined by `-`).
 #[test]
 fn refine_is_each_layers_edge_setting_and_plain_phrases_get_a_summary() {
     let weights = tiny_weights_dir("batch-edges");
@@ -260,7 +259,7 @@ fn refine_is_each_layers_edge_setting_and_plain_phrases_get_a_summary() {
         .expect("summary")
         .1;
     assert!(listed.contains("broken.png: "), "{text}");
-    let slug = ldzmask_slug(&p0);
+    let slug = common::slug(&p0);
     assert!(text.contains(&format!(
         "→ {}",
         plain.join(format!("a-{slug}.png")).display()
@@ -327,13 +326,113 @@ fn repeated_stems_get_numbered_masks_like_the_app() {
     assert_eq!(l8(&out.join("a-2.png")).dimensions(), (64, 64));
 }
 
-fn ldzmask_slug(phrase: &str) -> String {
-    phrase
-        .to_lowercase()
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join("-")
+/// Every file in `dir` and below, as (path relative to `dir`, bytes), sorted.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("list") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("below").to_path_buf();
+                files.push((rel, std::fs::read(&path).expect("read")));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn shards_write_exactly_the_files_of_one_unsharded_run() {
+    let weights = tiny_weights_dir("batch-shards");
+    let input = input_dir(&weights);
+    // Five images, one stem repeated (a.jpg / a.png: named a.png and a-2.png in every shard).
+    let png = image::open(input.join("a.png")).expect("png");
+    png.to_rgb8().save(input.join("a.jpg")).expect("jpeg");
+    png.fliph().save(input.join("b.png")).expect("b");
+    png.flipv().save(input.join("d.png")).expect("d");
+    let (p0, p1) = phrases();
+    let batch = |out: &Path, extra: &[&str]| {
+        run(segment(&weights)
+            .arg("--input-dir")
+            .arg(&input)
+            .arg("--out-dir")
+            .arg(out)
+            .args(["--phrase", &p0, "--subtract", &p1, "--per-layer"])
+            .args(extra))
+    };
+    let whole = weights.join("whole");
+    let (code, text) = batch(&whole, &[]);
+    assert_eq!(code, 0, "{text}");
+    let sharded = weights.join("sharded");
+    let mut reported = Vec::new();
+    for k in 0..3 {
+        let report = weights.join(format!("report-{k}.jsonl"));
+        let shard = format!("{k}/3");
+        let (code, text) = batch(
+            &sharded,
+            &["--shard", &shard, "--report", report.to_str().expect("utf8")],
+        );
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains(&format!("shard {k}/3: ")), "{text}");
+        for line in std::fs::read_to_string(&report).expect("report").lines() {
+            let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+            assert_eq!(v["status"], "ok", "{v}");
+            assert_eq!(v["shard"], shard.as_str(), "{v}");
+            reported.push(v["image"].as_str().expect("image").to_owned());
+        }
+    }
+    // Together the shards wrote the same files, byte for byte, and reported every image once.
+    let (whole_tree, sharded_tree) = (tree(&whole), tree(&sharded));
+    assert!(whole_tree.len() >= 15, "{} files", whole_tree.len());
+    let names = |t: &[(PathBuf, Vec<u8>)]| t.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&sharded_tree), names(&whole_tree));
+    assert!(sharded_tree == whole_tree, "byte-identical masks");
+    reported.sort();
+    let mut images: Vec<String> = std::fs::read_dir(&input)
+        .expect("in")
+        .map(|e| e.expect("entry").path().to_string_lossy().into_owned())
+        .collect();
+    images.sort();
+    assert_eq!(reported, images);
+    // Bad shards are refused before any work.
+    let (code, text) = batch(&sharded, &["--shard", "3/3"]);
+    assert_ne!(code, 0);
+    assert!(text.contains("0 <= K < N"), "{text}");
+    let _ = std::fs::remove_dir_all(&weights);
+}
+
+#[test]
+fn fail_fast_stops_at_the_first_failure_and_reports_the_rest_as_not_run() {
+    let weights = tiny_weights_dir("batch-fail-fast");
+    let input = input_dir(&weights);
+    // Sorted by name: a.png, b.png (broken), c.png.
+    std::fs::write(input.join("b.png"), b"not a png").expect("broken");
+    let (p0, _) = phrases();
+    let report = weights.join("report.jsonl");
+    let (code, text) = run(segment(&weights)
+        .arg("--input-dir")
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(weights.join("out"))
+        .args(["--phrase", &p0, "--fail-fast", "--report"])
+        .arg(&report));
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("done: 1 of 3 image(s); failed: 1; not run: 1"), "{text}");
+    assert!(text.contains("2 of 3 image(s) have no mask"), "{text}");
+    let statuses: Vec<String> = std::fs::read_to_string(&report)
+        .expect("report")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["status"].as_str().expect("status").to_owned()
+        })
+        .collect();
+    assert_eq!(statuses, ["ok", "failed", "not-run"]);
+    let _ = std::fs::remove_dir_all(&weights);
 }
 
 /// Runs one image with two layers and `--per-layer`; returns (combined, layer 0, layer 1).
@@ -352,7 +451,7 @@ fn two_layers(
         .args(["--per-layer", "--threshold", "0.5"]));
     assert_eq!(code, 0, "{text}");
     let dir = out.with_extension("");
-    let layer = |i: usize| l8(&dir.join(format!("{}.png", ldzmask_slug(flags[2 * i + 1]))));
+    let layer = |i: usize| l8(&dir.join(format!("{}.png", common::slug(flags[2 * i + 1]))));
     (l8(out), layer(0), layer(1))
 }
 

@@ -1,13 +1,14 @@
 //! Mutation fuzzing on stable Rust of every loader that takes files from anywhere: images
 //! (`imageio`, with its size limits), mask import (the app's Import mask and `ldzmask refine
 //! --mask`), session files, and checkpoints (safetensors headers, PyTorch zips and legacy
-//! pickles). Recipes (issue 13) do not exist yet and have no harness.
+//! pickles), and recipes (a recipe file or a session's recipe, as `segment --recipe` and
+//! the app's Apply recipe take them).
 //!
 //! In `cargo test` each harness runs a fixed number of executions from a fixed seed (a few
 //! seconds). A long run, with random seeds, crashing inputs saved to a folder:
 //!
 //! ```text
-//! LDZMASK_FUZZ_SECS=3600 LDZMASK_FUZZ_OUT=/tmp/fuzz cargo test --locked --test fuzz -- fuzz_image
+//! LDZMASK_FUZZ_SECS=3600 LDZMASK_FUZZ_OUT=/tmp/fuzz cargo test --locked --test suite -- fuzz::fuzz_image
 //! ```
 //!
 //! Seeds and regression inputs live in `tests/fixtures/fuzz/<target>/`; every file there is
@@ -38,6 +39,11 @@ fn fuzz_session() {
 #[test]
 fn fuzz_checkpoint() {
     runner::fuzz(&targets::CHECKPOINT);
+}
+
+#[test]
+fn fuzz_recipe() {
+    runner::fuzz(&targets::RECIPE);
 }
 
 /// The mutator is deterministic for a seed, and its PNG mutations keep every chunk CRC valid.
@@ -71,7 +77,7 @@ fn mutations_are_seeded_and_png_crcs_stay_valid() {
 }
 
 /// Regenerates the generated seeds in `tests/fixtures/fuzz/` (the copied PyTorch files stay):
-/// `cargo test --test fuzz -- --ignored write_seed_corpus`.
+/// `cargo test --test suite -- --ignored fuzz::write_seed_corpus`.
 #[test]
 #[ignore = "writes the seed corpus into the source tree"]
 fn write_seed_corpus() {
@@ -83,6 +89,7 @@ fn write_seed_corpus() {
         ("mask", seeds::masks()),
         ("session", seeds::sessions(&tmp)),
         ("checkpoint", seeds::safetensors()),
+        ("recipe", seeds::recipes(&tmp)),
     ];
     for (target, files) in sets {
         let dir = root.join(target);

@@ -6,10 +6,13 @@
 //! autosave that `ldzmask FILE` reopens with its layers (under Xvfb).
 //!
 //! Killing mid-write is made deterministic by the `LDZMASK_TEST_PAUSE_BEFORE_RENAME` hook of
-//! `mask::export::write_atomic`: the writer stops after its temp file is written and synced,
+//! `fsutil::write_atomic`: the writer stops after its temp file is written and synced,
 //! creates a marker file, and waits; the test kills it then.
 //!
-//! Run: `cargo test --test kill` (the window test needs `Xvfb`; it fails instead of skipping
+//! Also: `weights convert` killed mid-write leaves nothing named like a bundle, and a batch
+//! `segment` killed half-way finishes with `--skip-existing`, writing each image once.
+//!
+//! Run: `cargo test --test suite kill::` (the window test needs `Xvfb`; it fails instead of skipping
 //! when it is missing and `LDZMASK_REQUIRE_GPU` or `CI` is set, as on CI).
 
 #![cfg(unix)]
@@ -23,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ldzmask::mask::MaskDocument;
-use ldzmask::mask::export::PAUSE_BEFORE_RENAME_ENV;
+use ldzmask::fsutil::{PAUSE_AFTER_WRITES_ENV, PAUSE_BEFORE_RENAME_ENV};
 
 use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
 
@@ -43,7 +46,8 @@ use common::ldzmask_bin as bin;
 
 fn ldzmask() -> Command {
     let mut cmd = common::ldzmask();
-    cmd.env_remove(PAUSE_BEFORE_RENAME_ENV);
+    cmd.env_remove(PAUSE_BEFORE_RENAME_ENV)
+        .env_remove(PAUSE_AFTER_WRITES_ENV);
     cmd
 }
 
@@ -501,4 +505,170 @@ fn app_killed_after_a_phrase_layer_leaves_an_autosave_that_reopens() {
     drop(x);
     std::fs::remove_dir_all(dir).unwrap();
     let _ = std::fs::remove_dir_all(weights);
+}
+
+/// Files in `dir` whose name ends in `.safetensors` (what discovery could take for a bundle).
+fn safetensors_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn weights_convert_killed_mid_write_leaves_nothing_named_like_a_bundle() {
+    let weights = tiny_weights_dir("kill-convert");
+    let before = safetensors_files(&weights);
+    let bundle = weights.join("ldzmask-bundle.safetensors");
+    let mut cmd = ldzmask();
+    cmd.args(["weights", "convert", "--out"])
+        .arg(&bundle)
+        .arg("--weights")
+        .arg(&weights);
+    let temp = kill_mid_write(cmd, &weights);
+    // What the killed conversion left is inside a hidden scratch folder.
+    let scratch = temp.parent().unwrap().to_path_buf();
+    let scratch_name = scratch.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        scratch_name.starts_with(".ldzmask-bundle.safetensors.") && scratch_name.ends_with(".tmp"),
+        "{scratch_name}"
+    );
+    assert_eq!(safetensors_files(&weights), before, "no bundle-like file");
+    // A later start does not take it for weights: check still finds the original files only.
+    let (ok, text) = run(ldzmask()
+        .args(["weights", "check"])
+        .arg(&weights)
+        .arg("--weights")
+        .arg(&weights));
+    assert!(ok, "{text}");
+    assert!(!text.contains("ldzmask-bundle"), "{text}");
+    // The next conversion into the folder removes the leftover and writes the bundle.
+    let (ok, text) = run(ldzmask()
+        .args(["weights", "convert", "--out"])
+        .arg(&bundle)
+        .arg("--weights")
+        .arg(&weights));
+    assert!(ok, "{text}");
+    assert!(bundle.exists());
+    assert!(!scratch.exists(), "the killed writer's scratch folder is removed");
+    let _ = std::fs::remove_dir_all(&weights);
+}
+
+#[test]
+fn batch_killed_half_way_resumes_with_skip_existing_and_writes_each_image_once() {
+    let weights = tiny_weights_dir("kill-batch");
+    let io = Io::open(&fixtures_dir().join("pipeline/io.safetensors"));
+    let input = weights.join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    write_png_from_tensor(io.get("case0.image"), &input.join("a.png"));
+    let base = image::open(input.join("a.png")).unwrap();
+    for (name, img) in [
+        ("b.png", base.fliph()),
+        ("c.png", base.flipv()),
+        ("d.png", base.rotate180()),
+        ("e.png", base.huerotate(90)),
+    ] {
+        img.save(input.join(name)).unwrap();
+    }
+    let phrase = common::config(&fixtures_dir().join("pipeline"))["cases"][0]["phrase"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = weights.join("out");
+    let report = weights.join("report.jsonl");
+    let segment = || {
+        let mut cmd = ldzmask();
+        cmd.arg("segment")
+            .arg("--weights")
+            .arg(&weights)
+            .arg("--input-dir")
+            .arg(&input)
+            .arg("--out-dir")
+            .arg(&out)
+            .args(["--phrase", &phrase])
+            .arg("--report")
+            .arg(&report);
+        cmd
+    };
+    // Two masks are written, the third is killed between its write and its rename.
+    let mut first = segment();
+    first.env(PAUSE_AFTER_WRITES_ENV, "2");
+    let temp = kill_mid_write(first, &out);
+    let mask = |stem: &str| out.join(format!("{stem}-{}.png", common::slug(&phrase)));
+    let written: Vec<_> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .filter(|s| mask(s).exists())
+        .collect();
+    assert_eq!(written, [&"a", &"b"], "two images done before the kill");
+    let stamp = |stem: &str| {
+        let m = std::fs::metadata(mask(stem)).unwrap();
+        (std::os::unix::fs::MetadataExt::ino(&m), m.modified().unwrap())
+    };
+    let before = [stamp("a"), stamp("b")];
+
+    let (ok, text) = run(segment().arg("--skip-existing"));
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("done: 3 of 5 image(s); failed: 0; skipped (done before): 2"),
+        "{text}"
+    );
+    assert_eq!([stamp("a"), stamp("b")], before, "finished images are not written again");
+    assert!(!temp.exists(), "the killed write's temp file is swept");
+    assert!(temp_files(&out).is_empty());
+    // The same bytes as one uninterrupted run.
+    let fresh = weights.join("fresh");
+    let (ok, text) = run(ldzmask()
+        .arg("segment")
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--input-dir")
+        .arg(&input)
+        .arg("--out-dir")
+        .arg(&fresh)
+        .args(["--phrase", &phrase]));
+    assert!(ok, "{text}");
+    for stem in ["a", "b", "c", "d", "e"] {
+        let name = mask(stem).file_name().unwrap().to_owned();
+        assert_eq!(
+            std::fs::read(out.join(&name)).unwrap(),
+            std::fs::read(fresh.join(&name)).unwrap(),
+            "{stem}"
+        );
+    }
+    // The report: two `ok` lines from the killed run, then two `skipped` and three `ok`.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&report)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let statuses: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            let image = Path::new(l["image"].as_str().unwrap());
+            (
+                image.file_stem().unwrap().to_string_lossy().into_owned(),
+                l["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("a", "ok"),
+        ("b", "ok"),
+        ("a", "skipped"),
+        ("b", "skipped"),
+        ("c", "ok"),
+        ("d", "ok"),
+        ("e", "ok"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(statuses, want);
+    assert!(lines[4]["outputs"][0].as_str().unwrap().ends_with(".png"));
+    assert!(lines[4]["seconds"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(&weights);
 }

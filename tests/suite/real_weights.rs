@@ -8,7 +8,8 @@
 
 use ldzmask::device::{DeviceChoice, select_device};
 use ldzmask::discovery::find_weights;
-use ldzmask::pipeline::{Mode, Randomness, RgbImage, Segmenter};
+use ldzmask::imageio::RgbImage;
+use ldzmask::pipeline::{Mode, Randomness, Segmenter};
 use ldzmask::tokenizer::ClipTokenizer;
 use ldzmask::weights::WeightFiles;
 

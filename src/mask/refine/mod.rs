@@ -57,9 +57,9 @@ pub struct RgbView<'a> {
     pub pixels: &'a [u8],
 }
 
-impl<'a> From<&'a crate::pipeline::RgbImage> for RgbView<'a> {
+impl<'a> From<&'a crate::imageio::RgbImage> for RgbView<'a> {
     /// A view of a decoded image.
-    fn from(rgb: &'a crate::pipeline::RgbImage) -> Self {
+    fn from(rgb: &'a crate::imageio::RgbImage) -> Self {
         Self {
             width: rgb.width,
             height: rgb.height,

@@ -1,17 +1,29 @@
-//! `ldzmask segment`: mask PNGs for one image or a folder, one per phrase.
+//! `ldzmask segment`: masks for one image or a folder. One flow for every form of the command:
+//! the arguments become a [`Plan`] (one mask file per phrase, or phrase layers folded into one
+//! combined mask per image: `--subtract`, `--intersect`, `--recipe`, `--per-layer`), each
+//! image's files are named up front ([`outputs::planned`]), and one loop ([`batch::run`]) runs
+//! [`segment_file`] over the images with sharding, resuming, a report and a summary.
+
+mod batch;
+mod layers;
+mod outputs;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::bail;
-use image::DynamicImage;
+use anyhow::{Context, bail};
 use ldzmask::device::DeviceChoice;
 use ldzmask::imageio::{images_in, load_image};
-use ldzmask::mask::export::export_cutout_png;
+use ldzmask::mask::export::{batch_mask_names, export_cutout_png};
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
 use ldzmask::mask::{CombineOp, MaskBuf, Preset};
-use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage, Segmenter};
+use ldzmask::pipeline::{Draws, Mode, Randomness, Segmenter, StageTimings};
 use ldzmask::precision::Precision;
+use ldzmask::recipe::Recipe;
+
+pub use batch::Shard;
+pub use layers::ordered_layers;
+use outputs::{Output, What, write_mask};
 
 /// Arguments of `ldzmask segment`.
 #[derive(Debug, clap::Args)]
@@ -104,6 +116,22 @@ pub struct SegmentArgs {
     /// Replace existing output files.
     #[arg(long)]
     pub overwrite: bool,
+    /// Take only every N-th image of --input-dir from the K-th (0-based): `--shard K/N`.
+    /// Images are in a fixed order (by file name, then path) and mask names are given over the
+    /// whole folder, so N jobs with K = 0..N-1 write exactly the files of one unsharded run.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Resume: skip an image whose output files all exist and are whole; an image with only
+    /// some of them is done again, replacing those.
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Append one JSON line per image to FILE: image, status (ok, skipped, failed, not-run),
+    /// outputs, seconds, model stage seconds, error, shard.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Stop at the first image that fails (the others are reported as not run).
+    #[arg(long)]
+    pub fail_fast: bool,
 }
 
 /// `--preset`'s value: a [`Preset::name`] or one of its aliases.
@@ -112,8 +140,23 @@ fn parse_preset(name: &str) -> Result<Preset, String> {
         .ok_or_else(|| format!("unknown preset {name:?}: use a1111, comfyui, krita or invokeai"))
 }
 
+
+/// What `segment` makes of each image.
+#[derive(Debug)]
+pub enum Plan {
+    /// One mask file (and cut-out) per phrase.
+    Phrases {
+        /// The phrases, as typed.
+        phrases: Vec<String>,
+        /// The draws every phrase gets.
+        randomness: Randomness,
+    },
+    /// Phrase layers folded into one combined mask per image, the app's way.
+    Layers(Recipe),
+}
+
 /// Runs the command; a failing image is reported and skipped, and the run ends with a summary
-/// and exit code 1 when any image failed (see [`super::batch::for_each_image`]).
+/// and exit code 1 when any image failed (see [`batch::run`]).
 pub fn run(
     args: SegmentArgs,
     weights: Option<&Path>,
@@ -135,38 +178,138 @@ pub fn run(
     if args.input_dir.is_some() && args.out.is_some() {
         bail!("--input-dir writes several files: use --out-dir instead of --out");
     }
-    super::batch::check_phrases(&args)?;
-    if super::batch::uses_layers(&args) {
-        return super::batch::run(args, weights, device, precision);
-    }
-    let images = input_images(&args)?;
-    let randomness = match &args.draws {
-        Some(spec) => Randomness::Fixed(read_draws(spec)?),
-        None => Randomness::seeded(args.mode, args.seed).with_template(args.template.into()),
+    layers::check_phrases(&args)?;
+    let plan = if layers::uses_layers(&args) {
+        Plan::Layers(layers::recipe(&args, weights)?)
+    } else {
+        let randomness = match &args.draws {
+            Some(spec) => Randomness::Fixed(read_draws(spec)?),
+            None => Randomness::seeded(args.mode, args.seed).with_template(args.template.into()),
+        };
+        Plan::Phrases {
+            phrases: args.phrases.clone(),
+            randomness,
+        }
     };
-    let (segmenter, _, _) = super::load_segmenter(weights, device, precision)?;
-    let phrases: Vec<&str> = args.phrases.iter().map(String::as_str).collect();
-    super::batch::for_each_image(&images, weights, segmenter, |segmenter, _, path| {
-        segment_file(&args, segmenter, path, &phrases, &randomness)
+
+    let images = input_images(&args)?;
+    // Names are given over the whole list, so a shard names its images as an unsharded run.
+    let names = batch_mask_names(&images);
+    let items: Vec<batch::Item> = images
+        .iter()
+        .zip(&names)
+        .enumerate()
+        .filter(|(position, _)| args.shard.is_none_or(|s| s.takes(*position)))
+        .map(|(_, (image, name))| batch::Item {
+            image: image.clone(),
+            outputs: outputs::planned(&args, &plan, image, name),
+        })
+        .collect();
+    if let Some(shard) = args.shard {
+        eprintln!(
+            "shard {shard}: {} of {} image(s)",
+            items.len(),
+            images.len()
+        );
+    }
+    let options = batch::BatchOptions {
+        skip_existing: args.skip_existing,
+        overwrite: args.overwrite,
+        fail_fast: args.fail_fast,
+        report: args.report.clone(),
+        shard: args.shard,
+    };
+    let segmenter = batch::LazySegmenter::new(weights, device, precision);
+    batch::run(&items, &options, segmenter, |segmenter, item, overwrite| {
+        segment_file(&args, &plan, segmenter, item, overwrite)
     })
 }
 
-/// Segments one image file and writes its outputs (one mask per phrase, and cut-outs when
-/// asked); returns the files written.
+/// Segments one image file as `plan` says and writes its outputs; returns the model's stage
+/// timings summed over the image's phrases.
 fn segment_file(
     args: &SegmentArgs,
+    plan: &Plan,
     segmenter: &mut Segmenter,
-    path: &Path,
-    phrases: &[&str],
+    item: &batch::Item,
+    overwrite: bool,
+) -> anyhow::Result<StageTimings> {
+    if let Some(o) = item.outputs.iter().find(|o| o.path == item.image) {
+        bail!(
+            "refusing to write the mask over the input image {}",
+            o.path.display()
+        );
+    }
+    let loaded = load_image(&item.image)?;
+    let image = loaded.to_dynamic().context("internal: RGBA buffer size")?;
+    let (masks, timings) = match plan {
+        Plan::Phrases {
+            phrases,
+            randomness,
+        } => phrase_masks(args, segmenter, &loaded.rgb, phrases, randomness)?,
+        Plan::Layers(recipe) => layers::layer_masks(recipe, segmenter, &loaded.rgb)?,
+    };
+    for Output { path, what } in &item.outputs {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mask = masks.get(what).context("internal: no mask for an output")?;
+        match what {
+            What::PhraseCutout(_) | What::CombinedCutout => {
+                export_cutout_png(&image, mask, path, overwrite)?;
+            }
+            What::Phrase(_) | What::Combined | What::Layer(_) => {
+                write_mask(args, mask, &image, path, overwrite)?;
+            }
+        }
+    }
+    Ok(timings)
+}
+
+/// The masks of one image, by what they are for ([`What`]); a cut-out uses its mask's entry.
+struct Masks {
+    /// One per phrase (per-phrase plans) or per layer.
+    parts: Vec<MaskBuf>,
+    /// The layers folded together (layer plans).
+    combined: Option<MaskBuf>,
+}
+
+impl Masks {
+    fn get(&self, what: &What) -> Option<&MaskBuf> {
+        match what {
+            What::Phrase(i) | What::PhraseCutout(i) | What::Layer(i) => self.parts.get(*i),
+            What::Combined | What::CombinedCutout => self.combined.as_ref(),
+        }
+    }
+}
+
+/// Stage timings of two runs added up.
+fn add_timings(a: StageTimings, b: StageTimings) -> StageTimings {
+    StageTimings {
+        vae: a.vae + b.vae,
+        clip: a.clip + b.clip,
+        sd_unet: a.sd_unet + b.sd_unet,
+        ldznet: a.ldznet + b.ldznet,
+        post: a.post + b.post,
+    }
+}
+
+/// One mask per phrase: the model's map, edge-refined with `--refine`, cut at `--threshold`
+/// unless `--soft`.
+fn phrase_masks(
+    args: &SegmentArgs,
+    segmenter: &mut Segmenter,
+    rgb: &ldzmask::imageio::RgbImage,
+    phrases: &[String],
     randomness: &Randomness,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let loaded = load_image(path)?;
-    let masks = segmenter.segment(&loaded.rgb, phrases, randomness)?;
-    let image = loaded
-        .to_dynamic()
-        .ok_or_else(|| anyhow::anyhow!("internal: RGBA buffer size"))?;
-    let mut written = Vec::new();
-    for mask in &masks {
+) -> anyhow::Result<(Masks, StageTimings)> {
+    let phrases: Vec<&str> = phrases.iter().map(String::as_str).collect();
+    let mut total = StageTimings::default();
+    let mut parts = Vec::with_capacity(phrases.len());
+    for mask in segmenter.segment(rgb, &phrases, randomness)? {
         let t = mask.timings;
         log::info!(
             "{:?}: VAE {:.0} ms, CLIP {:.0} ms, SD UNet {:.0} ms, LD-ZNet {:.0} ms",
@@ -176,9 +319,29 @@ fn segment_file(
             t.sd_unet.as_secs_f64() * 1e3,
             t.ldznet.as_secs_f64() * 1e3
         );
-        written.extend(write_outputs(args, path, &image, &loaded.rgb, mask)?);
+        total = add_timings(total, t);
+        let mut probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities)?;
+        if args.refine {
+            probabilities = refine(
+                RgbView::from(rgb),
+                &probabilities,
+                None,
+                &RefineSettings::default(),
+            )?;
+        }
+        parts.push(if args.soft {
+            probabilities
+        } else {
+            probabilities.threshold(args.threshold)
+        });
     }
-    Ok(written)
+    Ok((
+        Masks {
+            parts,
+            combined: None,
+        },
+        total,
+    ))
 }
 
 /// Reads injected draws from `FILE[:PREFIX]`.
@@ -225,9 +388,10 @@ fn read_draws(spec: &str) -> anyhow::Result<Draws> {
     })
 }
 
-/// The images to mask (`--image`, or those of `--input-dir`: [`images_in`]), after creating
-/// `--out-dir` if needed.
-pub(super) fn input_images(args: &SegmentArgs) -> anyhow::Result<Vec<PathBuf>> {
+
+/// The images to mask (`--image`, or those of `--input-dir`: [`images_in`], by file name then
+/// path), after creating `--out-dir` if needed.
+fn input_images(args: &SegmentArgs) -> anyhow::Result<Vec<PathBuf>> {
     let images = match (&args.image, &args.input_dir) {
         (Some(image), _) => vec![image.clone()],
         (None, Some(dir)) => images_in(std::slice::from_ref(dir))?,
@@ -238,105 +402,4 @@ pub(super) fn input_images(args: &SegmentArgs) -> anyhow::Result<Vec<PathBuf>> {
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     }
     Ok(images)
-}
-
-/// A file-name-safe version of a phrase: lower-case letters and digits, `-` between words.
-pub fn slug(phrase: &str) -> String {
-    let mut out = String::new();
-    for c in phrase.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out = out
-        .trim_end_matches('-')
-        .chars()
-        .take(60)
-        .collect::<String>();
-    if out.is_empty() {
-        "mask".to_string()
-    } else {
-        out
-    }
-}
-
-fn output_path(args: &SegmentArgs, image: &Path, phrase: &str, suffix: &str) -> PathBuf {
-    let several = args.phrases.len() > 1;
-    match (&args.out, &args.out_dir) {
-        (Some(out), _) if !several && suffix.is_empty() => out.clone(),
-        (Some(out), _) => {
-            let stem = out
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "mask".into());
-            let name = if several {
-                format!("{stem}-{}{suffix}.png", slug(phrase))
-            } else {
-                format!("{stem}{suffix}.png")
-            };
-            out.with_file_name(name)
-        }
-        (None, dir) => {
-            let stem = image
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "image".into());
-            dir.clone()
-                .unwrap_or_default()
-                .join(format!("{stem}-{}{suffix}.png", slug(phrase)))
-        }
-    }
-}
-
-fn write_outputs(
-    args: &SegmentArgs,
-    image_path: &Path,
-    image: &DynamicImage,
-    rgb: &RgbImage,
-    mask: &PhraseMask,
-) -> anyhow::Result<Vec<PathBuf>> {
-    let mut probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities.clone())?;
-    if args.refine {
-        probabilities = refine(
-            RgbView::from(rgb),
-            &probabilities,
-            None,
-            &RefineSettings::default(),
-        )?;
-    }
-    let output = if args.soft {
-        probabilities
-    } else {
-        probabilities.threshold(args.threshold)
-    };
-    let path = output_path(args, image_path, &mask.phrase, "");
-    if path == image_path {
-        bail!(
-            "refusing to write the mask over the input image {}",
-            path.display()
-        );
-    }
-    super::batch::write_mask(args, &output, image, &path)?;
-    let mut written = vec![path];
-    if args.cutout {
-        let path = output_path(args, image_path, &mask.phrase, "-cutout");
-        export_cutout_png(image, &output, &path, args.overwrite)?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slug;
-
-    #[test]
-    fn slugs_are_file_name_safe() {
-        assert_eq!(slug("The Red Hat!"), "the-red-hat");
-        assert_eq!(slug("  a/b\\c  "), "a-b-c");
-        assert_eq!(slug("..."), "mask");
-        assert_eq!(slug("Zürich café"), "zürich-café");
-    }
 }
