@@ -12,13 +12,7 @@ use ldzmask::device::DeviceChoice;
 
 use super::{Io, fixtures_dir, write_png_from_tensor};
 
-/// A fresh scratch folder per test (`name` unique within a test binary).
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch folder");
-    dir
-}
+pub use super::scratch;
 
 /// The 64×64 fixture image of the tiny pipeline, as a PNG in `dir`.
 pub fn fixture_image(dir: &Path) -> PathBuf {

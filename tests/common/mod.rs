@@ -316,3 +316,14 @@ pub fn slug(phrase: &str) -> String {
         .collect::<Vec<_>>()
         .join("-")
 }
+
+/// A fresh, empty scratch folder: unique per call, since the tests of one binary share a
+/// process id (`tag` names the test in the path, for whoever looks at a leftover).
+pub fn scratch(tag: &str) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ldzmask-test-{tag}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}

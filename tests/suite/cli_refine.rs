@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// A fresh temp folder for one test.
 fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-cli-refine-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
+    crate::common::scratch(&format!("cli-refine-{tag}"))
 }
 
 /// Runs `ldzmask refine` and returns (exit code, stdout + stderr).

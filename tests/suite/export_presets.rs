@@ -15,10 +15,7 @@ use ldzmask::mask::presets::export_preset_png;
 use ldzmask::mask::{BitDepth, ExportError, MaskBuf, Preset};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-presets-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    crate::common::scratch(&format!("presets-{name}"))
 }
 
 /// 40×30: a hard square (10..20, 5..15), a soft ramp on row 25, nothing elsewhere.

@@ -35,9 +35,7 @@ const CHILD_SESSION_ENV: &str = "LDZMASK_KILL_TEST_SESSION";
 
 /// A scratch folder per test.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-kill-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch(&format!("kill-{name}"));
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     dir
 }
@@ -81,14 +79,8 @@ fn refine(image: &Path, mask: &Path, out: &Path) -> Command {
 
 /// Runs to the end; returns (success, stdout + stderr).
 fn run(cmd: &mut Command) -> (bool, String) {
-    let out = cmd.output().expect("run");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    (out.status.success(), text)
+    let (code, text) = common::run(cmd);
+    (code == 0, text)
 }
 
 /// Temp files of atomic writes (`.NAME.PID-N.tmp`) in a folder.

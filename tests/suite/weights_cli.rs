@@ -19,14 +19,8 @@ fn ldzmask(args: &[&str], dirs: &[&Path]) -> (i32, String) {
     for d in dirs {
         cmd.arg(d);
     }
-    let out = cmd.output().expect("run ldzmask");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("$ ldzmask {args:?} {dirs:?}\n{text}");
-    (out.status.code().unwrap_or(-1), text)
+    println!("$ ldzmask {args:?} {dirs:?}");
+    common::run(&mut cmd)
 }
 
 /// `ldzmask weights convert --out OUT FLAGS… --weights DIR`.
@@ -38,10 +32,7 @@ fn convert(dir: &Path, out: &Path, flags: &[&str]) -> (i32, String) {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ldzmask-wcli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
-    dir
+    common::scratch(&format!("wcli-{name}"))
 }
 
 #[test]
