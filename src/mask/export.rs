@@ -18,7 +18,6 @@
 //! Import ([`import_mask`]): any format/colour type/bit depth `image` decodes; alpha if the
 //! file has a non-opaque alpha channel, else luminance; resized bilinearly to the image size.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, Luma, Rgba, RgbaImage};

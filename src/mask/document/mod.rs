@@ -13,15 +13,14 @@
 
 use std::path::{Path, PathBuf};
 
-use super::buffer::{MaskBuf, RectInImage};
+use super::buffer::MaskBuf;
 use super::combine::{CombineOp, combine};
 use super::edits::{ActiveStroke, EditBuf};
 use super::history::History;
 use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer, RefineJob};
 use super::picks::Pick;
 use super::session::{self, SessionError, SessionSnapshot};
-use super::step::{DocStep, StepKind, StepScope};
-use super::stroke::{Brush, BrushMode, Stroke};
+use super::step::{DocStep, StepKind};
 use crate::pipeline::DrawSettings;
 
 mod undo;
@@ -527,6 +526,8 @@ impl MaskDocument {
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 pub(super) mod tests {
     use super::super::buffer::u16_to_unit;
+    use super::super::step::StepScope;
+    use super::super::stroke::{Brush, BrushMode, Stroke};
     use super::*;
 
     fn hard(r: f32) -> Brush {
