@@ -353,23 +353,9 @@ impl Recipe {
                     ));
                 }
             }
-            if !(ops.edge.strength.is_finite() && (0.0..=1.0).contains(&ops.edge.strength)) {
-                return Err((
-                    format!("layers[{i}].ops.edge.strength"),
-                    format!("{} is not between 0 and 1", ops.edge.strength),
-                ));
-            }
-            if !(0.0..=1.0).contains(&ops.threshold) {
-                return Err((
-                    format!("layers[{i}].ops.threshold"),
-                    format!("{} is not between 0 and 1", ops.threshold),
-                ));
-            }
-            if !(ops.feather_px.is_finite() && ops.feather_px >= 0.0) {
-                return Err((
-                    format!("layers[{i}].ops.feather_px"),
-                    format!("{} is not a width in pixels (0 or more)", ops.feather_px),
-                ));
+            // The editor's ranges (a hand-edited feather of 4e9 px would blur for hours).
+            if let Some((field, reason)) = ops.out_of_range() {
+                return Err((format!("layers[{i}].ops.{field}"), reason));
             }
         }
         Ok(())

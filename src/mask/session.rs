@@ -372,9 +372,6 @@ const MAX_LAYER_ID: u64 = 1 << 53;
 /// Memory a session may need once decoded (its planes are compressed in the file, so a few KB
 /// can describe gigabytes): 4 GiB, e.g. ten layers with model results on an 8k × 8k image.
 const MAX_DECODED_BYTES: u64 = 4 << 30;
-/// Largest grow/shrink and feather accepted, in pixels: the ranges the layer panel offers.
-const MAX_GROW_PX: i32 = 500;
-const MAX_FEATHER_PX: f32 = 500.0;
 
 /// Checks the declared sizes before anything is allocated from them: the image size (the
 /// limits of [`crate::imageio`]), the layer ids, and the memory the layers will take (edit
@@ -415,26 +412,13 @@ fn check_sizes(file: &SessionFile) -> Result<(), String> {
 /// Checks a layer's ops and opacity against the ranges the editor offers (a huge feather
 /// would take minutes, a non-finite threshold selects nothing predictable).
 fn check_layer(layer: &SessionLayer) -> Result<(), String> {
-    let ops = &layer.ops;
     if !(0.0..=1.0).contains(&layer.props.opacity) {
         return Err(format!("opacity {} is outside 0…1", layer.props.opacity));
     }
-    if !(0.0..=1.0).contains(&ops.threshold) {
-        return Err(format!("threshold {} is outside 0…1", ops.threshold));
+    match layer.ops.out_of_range() {
+        Some((field, reason)) => Err(format!("{field} {reason}")),
+        None => Ok(()),
     }
-    if !(-MAX_GROW_PX..=MAX_GROW_PX).contains(&ops.grow_px) {
-        return Err(format!(
-            "grow/shrink {} px is outside ±{MAX_GROW_PX} px",
-            ops.grow_px
-        ));
-    }
-    if !(0.0..=MAX_FEATHER_PX).contains(&ops.feather_px) {
-        return Err(format!(
-            "feather {} px is outside 0…{MAX_FEATHER_PX} px",
-            ops.feather_px
-        ));
-    }
-    Ok(())
 }
 
 /// Just enough of the file to check it before the full parse.

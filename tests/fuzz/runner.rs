@@ -90,7 +90,8 @@ fn parent(target: &Target) {
     std::fs::create_dir_all(&dir).expect("crash dir");
     let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
-            &format!("fuzz_{}", target.name),
+            // The harness tests live in the suite's `fuzz` module (tests/suite/fuzz.rs).
+            &format!("fuzz::fuzz_{}", target.name),
             "--exact",
             "--nocapture",
             "--test-threads=1",
@@ -111,6 +112,11 @@ fn parent(target: &Target) {
     );
     println!("{text}");
     if out.status.success() {
+        assert!(
+            text.contains("1 passed"),
+            "fuzz {}: the child ran no harness (test name?)\n{text}",
+            target.name
+        );
         return;
     }
     // Killed or aborted (out of memory, hang, stack overflow): the input is still on disk.

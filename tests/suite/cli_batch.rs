@@ -422,7 +422,8 @@ fn fail_fast_stops_at_the_first_failure_and_reports_the_rest_as_not_run() {
         .arg(&report));
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("done: 1 of 3 image(s); failed: 1; not run: 1"), "{text}");
-    assert!(text.contains("2 of 3 image(s) have no mask"), "{text}");
+    assert!(text.contains("1 of 3 image(s) failed:\n  "), "{text}");
+    assert!(text.contains("1 image(s) not run (--fail-fast):\n  "), "{text}");
     let statuses: Vec<String> = std::fs::read_to_string(&report)
         .expect("report")
         .lines()

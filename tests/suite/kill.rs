@@ -177,7 +177,7 @@ fn session_save_killed_mid_write_leaves_the_old_file() {
         child
             .args([
                 "--exact",
-                "session_save_killed_mid_write_leaves_the_old_file",
+                "kill::session_save_killed_mid_write_leaves_the_old_file",
                 "--test-threads=1",
             ])
             .env(CHILD_SESSION_ENV, &session)

@@ -447,7 +447,7 @@ fn kernel_cache_persists_across_processes() {
 /// (stdout then stderr); fails if the child fails.
 fn run_child(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
     let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
-    command.args(["--exact", test, "--nocapture"]);
+    command.args(["--exact", &format!("precision::{test}"), "--nocapture"]);
     for (key, value) in env {
         command.env(key, value);
     }
@@ -458,6 +458,7 @@ fn run_child(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "child {test} failed:\n{text}");
+    assert!(text.contains("1 passed"), "child {test} ran no test:\n{text}");
     text
 }
 

@@ -311,16 +311,15 @@ pub fn run(
     }
     // Repeated at the end: in a long folder run the errors scroll away between progress lines,
     // and a training set with a missing mask stops kohya's masked-loss training.
-    eprintln!(
-        "{} of {} image(s) have no mask from this run:",
-        failed.len() + not_run.len(),
-        items.len()
-    );
+    eprintln!("{} of {} image(s) failed:", failed.len(), items.len());
     for (path, reason) in &failed {
         eprintln!("  {}: {reason}", path.display());
     }
-    for item in not_run {
-        eprintln!("  {}: not run (--fail-fast)", item.image.display());
+    if !not_run.is_empty() {
+        eprintln!("{} image(s) not run (--fail-fast):", not_run.len());
+        for item in not_run {
+            eprintln!("  {}", item.image.display());
+        }
     }
     Ok(ExitCode::FAILURE)
 }

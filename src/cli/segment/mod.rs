@@ -202,7 +202,7 @@ pub fn run(
         .filter(|(position, _)| args.shard.is_none_or(|s| s.takes(*position)))
         .map(|(_, (image, name))| batch::Item {
             image: image.clone(),
-            outputs: outputs::planned(&args, &plan, image, name),
+            outputs: outputs::planned(&args, &plan, name),
         })
         .collect();
     if let Some(shard) = args.shard {

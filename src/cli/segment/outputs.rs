@@ -37,10 +37,10 @@ pub enum What {
     CombinedCutout,
 }
 
-/// The files `plan` writes for `image`, whose batch name is `mask_name`
+/// The files `plan` writes for an image whose batch name is `mask_name`
 /// ([`ldzmask::mask::export::batch_mask_names`]: `<stem>.png`, or `<stem>-2.png` for a
 /// repeated stem).
-pub fn planned(args: &SegmentArgs, plan: &Plan, image: &Path, mask_name: &str) -> Vec<Output> {
+pub fn planned(args: &SegmentArgs, plan: &Plan, mask_name: &str) -> Vec<Output> {
     let stem = file_stem(Path::new(mask_name));
     let mut outputs = Vec::new();
     match plan {
