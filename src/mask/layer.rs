@@ -184,35 +184,38 @@ pub const MAX_EDGE_RADIUS_PX: u32 = 512;
 
 impl LayerOps {
     /// The first value outside the ranges the editor offers, as (field path under `ops`,
-    /// reason): how sessions and recipes refuse hand-edited or damaged files before a huge
+    /// reason naming the setting): how sessions and recipes refuse hand-edited or damaged files before a huge
     /// feather or radius runs for minutes.
     pub fn out_of_range(&self) -> Option<(&'static str, String)> {
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Some(("threshold", format!("{} is outside 0…1", self.threshold)));
+            return Some((
+                "threshold",
+                format!("threshold {} is outside 0…1", self.threshold),
+            ));
         }
         if !(-MAX_GROW_PX..=MAX_GROW_PX).contains(&self.grow_px) {
             return Some((
                 "grow_px",
-                format!("{} px is outside ±{MAX_GROW_PX} px", self.grow_px),
+                format!("grow/shrink {} px is outside ±{MAX_GROW_PX} px", self.grow_px),
             ));
         }
         if !(0.0..=MAX_FEATHER_PX).contains(&self.feather_px) {
             return Some((
                 "feather_px",
-                format!("{} px is outside 0…{MAX_FEATHER_PX} px", self.feather_px),
+                format!("feather {} px is outside 0…{MAX_FEATHER_PX} px", self.feather_px),
             ));
         }
         if !(0.0..=1.0).contains(&self.edge.strength) {
             return Some((
                 "edge.strength",
-                format!("{} is outside 0…1", self.edge.strength),
+                format!("edge strength {} is outside 0…1", self.edge.strength),
             ));
         }
         if self.edge.radius_px > MAX_EDGE_RADIUS_PX {
             return Some((
                 "edge.radius_px",
                 format!(
-                    "{} px is above {MAX_EDGE_RADIUS_PX} px",
+                    "edge radius {} px is above {MAX_EDGE_RADIUS_PX} px",
                     self.edge.radius_px
                 ),
             ));

@@ -416,7 +416,7 @@ fn check_layer(layer: &SessionLayer) -> Result<(), String> {
         return Err(format!("opacity {} is outside 0…1", layer.props.opacity));
     }
     match layer.ops.out_of_range() {
-        Some((field, reason)) => Err(format!("{field} {reason}")),
+        Some((_, reason)) => Err(reason),
         None => Ok(()),
     }
 }
