@@ -5,10 +5,12 @@
 //! only place that knows checkpoint formats and key names; [`device`] the only place that picks
 //! the compute device; [`precision`] its float dtype; [`runtime`] how inference uses the CPU's
 //! threads and memory. [`recipe`] saves and re-applies a run's phrase layers and settings.
+//! [`eval`] scores any engine on a dataset with the paper's metrics (`ldzmask eval`).
 
 pub mod app;
 pub mod device;
 pub mod discovery;
+pub mod eval;
 pub mod fetch;
 pub mod imageio;
 pub mod mask;

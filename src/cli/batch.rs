@@ -224,7 +224,7 @@ pub fn for_each_image(
 
 /// A bar for batches on a terminal; hidden for one image or when stderr is captured (logs and
 /// tests read plain lines).
-fn progress_bar(len: usize) -> ProgressBar {
+pub(super) fn progress_bar(len: usize) -> ProgressBar {
     if len < 2 || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
@@ -236,7 +236,7 @@ fn progress_bar(len: usize) -> ProgressBar {
 }
 
 /// Prints a line above the bar, or plainly when there is no bar (a hidden bar drops lines).
-fn say(bar: &ProgressBar, line: String) {
+pub(super) fn say(bar: &ProgressBar, line: String) {
     if bar.is_hidden() {
         eprintln!("{line}");
     } else {

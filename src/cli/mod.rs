@@ -3,6 +3,7 @@
 pub mod app;
 pub mod batch;
 pub mod bench;
+pub mod eval;
 pub mod refine;
 pub mod segment;
 pub mod weights;
