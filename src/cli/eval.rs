@@ -79,6 +79,9 @@ pub fn run(
     device: DeviceChoice,
     precision: Precision,
 ) -> anyhow::Result<ExitCode> {
+    if args.limit == Some(0) {
+        anyhow::bail!("--limit 0 evaluates nothing: give at least 1");
+    }
     let mut data = dataset::open(&args.data, args.layout, &args.split)?;
     for (why, n) in &data.left_out {
         eprintln!("left out {n} {why}");
@@ -229,7 +232,9 @@ struct LdznetPredictor {
 impl LdznetPredictor {
     fn segment(&mut self, image: &RgbImage, phrase: &str) -> Result<MaskBuf, SegmentError> {
         let mut masks = self.segmenter.segment(image, &[phrase], &self.randomness)?;
-        let mask = masks.pop().ok_or(SegmentError::EmptyPhrase)?;
+        let mask = masks
+            .pop()
+            .ok_or_else(|| SegmentError::Readback("no mask came back".into()))?;
         MaskBuf::from_vec(mask.width, mask.height, mask.probabilities)
             .map_err(|e| SegmentError::Readback(e.to_string()))
     }

@@ -11,7 +11,8 @@
 //!   of every polygon of every instance, as the PhraseCut loaders of CLIPSeg and LD-ZNet build it.
 //!   Like PhraseCut's `RefVGLoader`, tasks whose `phrase_structure` is null or empty are skipped;
 //!   like CLIPSeg's `PhraseCut` dataset, the 17 images whose annotated size does not match the
-//!   file ([`PHRASECUT_BAD_SIZE`]) are left out.
+//!   file ([`PHRASECUT_BAD_SIZE`]) are left out. Samples come in RefVGLoader's order: by image
+//!   id, then file order.
 //!
 //! The AIGI set of the LD-ZNet release is shared as a Google Drive folder whose file layout is
 //! not described anywhere we could read; convert it to the ldzmask layout (README "Evaluate").
@@ -165,7 +166,6 @@ fn read_text(path: &Path) -> Result<String, DatasetError> {
 
 /// One line of `samples.jsonl`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct SampleLine {
     image: PathBuf,
     phrase: String,
@@ -225,13 +225,17 @@ fn present<'de, D: serde::Deserializer<'de>>(
 
 fn read_phrasecut(dir: &Path, index: &Path) -> Result<Dataset, DatasetError> {
     let text = read_text(index)?;
-    let tasks: Vec<ReferTask> = serde_json::from_str(&text).map_err(|e| DatasetError::Parse {
-        path: index.to_path_buf(),
-        line: None,
-        reason: format!("{e} (expected PhraseCut's list of tasks)"),
-    })?;
+    let mut tasks: Vec<ReferTask> =
+        serde_json::from_str(&text).map_err(|e| DatasetError::Parse {
+            path: index.to_path_buf(),
+            line: None,
+            reason: format!("{e} (expected PhraseCut's list of tasks)"),
+        })?;
     let (mut no_structure, mut bad_size) = (0, 0);
     let mut samples = Vec::with_capacity(tasks.len());
+    // RefVGLoader's order (image ids ascending, each image's tasks in file order) keeps an
+    // image's phrases together, so its latent is computed once.
+    tasks.sort_by_key(|t| t.image_id);
     for task in tasks {
         let structure_missing = match &task.phrase_structure {
             Some(serde_json::Value::Null) => true,

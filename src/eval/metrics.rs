@@ -24,7 +24,7 @@
 use crate::mask::buffer::unit_to_u16;
 
 /// The thresholds of the paper's IoU columns.
-pub const THRESHOLDS: [f32; 2] = [0.3, 0.5];
+pub const THRESHOLDS: [f64; 2] = [0.3, 0.5];
 
 /// Levels of a 16-bit probability.
 const LEVELS: usize = 1 << 16;
@@ -35,8 +35,8 @@ pub fn quantise(probabilities: &[f32]) -> Vec<u16> {
 }
 
 /// Whether a 16-bit probability is above threshold `t` (strictly, as CLIPSeg's `p > t`).
-pub fn above(level: u16, t: f32) -> bool {
-    f64::from(level) / 65535.0 > f64::from(t)
+pub fn above(level: u16, t: f64) -> bool {
+    f64::from(level) / 65535.0 > t
 }
 
 /// Pixel counts of one prediction against its ground truth at one threshold.
@@ -53,7 +53,7 @@ impl Overlap {
     ///
     /// # Panics
     /// Never; a length mismatch counts only the common prefix (callers check sizes first).
-    pub fn count(levels: &[u16], truth: &[bool], t: f32) -> Self {
+    pub fn count(levels: &[u16], truth: &[bool], t: f64) -> Self {
         let mut out = Overlap::default();
         for (&level, &is_true) in levels.iter().zip(truth) {
             let predicted = above(level, t);

@@ -112,7 +112,7 @@ pub fn summary_json(dataset: &Dataset, info: &RunInfo<'_>, summary: &Summary) ->
             "left_out": left_out,
         },
         "protocol": {
-            "grid": info.grid.map(|n| json!([n, n])).unwrap_or(json!("image size")),
+            "grid": info.grid.map_or_else(|| json!("image size"), |n| json!([n, n])),
             "thresholds": THRESHOLDS,
             "prediction": "probability > threshold, probabilities as 16-bit levels",
             "miou": "mean over scored samples of intersection / union (1 when both are empty)",
@@ -151,7 +151,7 @@ pub fn table(engine: &str, summary: &Summary) -> String {
                 percent(m.miou[1]),
                 percent(m.overall_iou[0]),
                 percent(m.overall_iou[1]),
-                m.ap.map_or("-".to_string(), percent),
+                m.ap.map_or_else(|| "-".to_string(), percent),
             )),
             None => out.push_str(&format!("{label:<22}{:>10}\n", "no sample scored")),
         }
