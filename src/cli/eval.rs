@@ -152,8 +152,9 @@ pub fn run(
         return Err(e);
     }
 
+    let engine = args.engine.name();
     let info = RunInfo {
-        engine: engine_name(args.engine),
+        engine: &engine,
         engine_settings,
         grid: options.grid,
         samples: data.samples.len(),
@@ -187,14 +188,18 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-fn engine_name(engine: Engine) -> &'static str {
-    match engine {
-        Engine::Ldznet => "ldznet",
+impl Engine {
+    /// The name `--engine` takes.
+    fn name(self) -> String {
+        use clap::ValueEnum;
+        self.to_possible_value()
+            .map_or_else(|| format!("{self:?}"), |v| v.get_name().to_string())
     }
 }
 
 /// The engine behind `--engine`, and its settings for the summary. The one place an engine is
-/// chosen: the draft engine (issue 19, item 1) is added here as one more arm.
+/// built: the draft engine (issue 19, item 1) is added here as one more arm (and one more
+/// [`Engine`] variant), returning any [`Predictor`].
 fn predictor(
     args: &EvalArgs,
     weights: Option<&Path>,

@@ -37,7 +37,10 @@ pub type PredictError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the evaluation runs: one probability map per (image, phrase).
 ///
-/// Closures `FnMut(&RgbImage, &str) -> Result<MaskBuf, PredictError>` implement it.
+/// Called once per sample, in dataset order; consecutive samples on one image pass equal
+/// pixels (PhraseCut samples come grouped by image), so an engine may keep per-image work (a
+/// latent, cached attention queries) keyed by the image and reuse it. Closures
+/// `FnMut(&RgbImage, &str) -> Result<MaskBuf, PredictError>` implement it.
 pub trait Predictor {
     /// The probability that each pixel shows `phrase`: a [`MaskBuf`] of exactly
     /// `image.width × image.height`, values in `0..=1`.
