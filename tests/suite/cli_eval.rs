@@ -68,7 +68,10 @@ struct Expected {
     ap: f64,
 }
 
-fn expected(samples: &[(Vec<f64>, Vec<bool>)]) -> Expected {
+/// One scored sample as this test reads it back: probabilities and truth on the metric grid.
+type Scored = (Vec<f64>, Vec<bool>);
+
+fn expected(samples: &[Scored]) -> Expected {
     let mut per_sample_iou = Vec::new();
     let (mut inter, mut union) = ([0u64; 2], [0u64; 2]);
     for (p, t) in samples {
@@ -194,11 +197,7 @@ fn check_reported(
 }
 
 /// Reads the raw and refined maps of the scored rows and pairs them with their truths.
-fn maps(
-    out: &Path,
-    rows: &[Vec<String>],
-    truths: &[Vec<bool>],
-) -> (Vec<(Vec<f64>, Vec<bool>)>, Vec<(Vec<f64>, Vec<bool>)>) {
+fn maps(out: &Path, rows: &[Vec<String>], truths: &[Vec<bool>]) -> (Vec<Scored>, Vec<Scored>) {
     let mut raw = Vec::new();
     let mut refined = Vec::new();
     for (row, truth) in rows.iter().zip(truths) {
