@@ -254,7 +254,6 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-
 /// Renames a finished file into place durably: the file is synced, renamed (replacing
 /// `to`), and the folder synced, so after a power cut either the old or the whole new file is
 /// there under `to`.

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits};
 
-
 /// An 8-bit RGB image (row-major, 3 bytes per pixel).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RgbImage {

@@ -4,11 +4,14 @@
 //! `app` (the egui editor); [`mask`] holds the mask editing logic used by both. [`weights`] is the
 //! only place that knows checkpoint formats and key names; [`device`] the only place that picks
 //! the compute device; [`precision`] its float dtype; [`runtime`] how inference uses the CPU's
-//! threads and memory. [`fsutil`], at the bottom, writes every file durably. [`recipe`] saves and re-applies a run's phrase layers and settings.
+//! threads and memory. [`fsutil`], at the bottom, writes every file durably. [`recipe`] saves and
+//! re-applies a run's phrase layers and settings. [`eval`] scores any engine on a dataset with the
+//! paper's metrics (`ldzmask eval`).
 
 pub mod app;
 pub mod device;
 pub mod discovery;
+pub mod eval;
 pub mod fetch;
 pub mod fsutil;
 pub mod imageio;

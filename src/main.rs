@@ -70,6 +70,9 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Refine any mask along the image's edges (guided filter + matting), as a soft 8-bit PNG.
     Refine(cli::refine::RefineArgs),
+    /// Score an engine on a dataset (image, phrase, ground-truth mask) with the paper's
+    /// metrics: mIoU and overall IoU at 0.3 / 0.5 and AP, raw and edge-refined.
+    Eval(cli::eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -134,6 +137,7 @@ fn main() -> ExitCode {
                 Command::Weights(cmd) => cli::weights::run(cmd, weights),
                 Command::Bench(args) => cli::bench::run(args, weights, device, precision, threads),
                 Command::Refine(args) => cli::refine::run(args),
+                Command::Eval(args) => cli::eval::run(args, weights, device, precision),
             })
         }
     };

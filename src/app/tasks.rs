@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 
 use crate::imageio::LoadedImage;
+use crate::imageio::RgbImage;
 use crate::mask::RectInImage;
 use crate::mask::crop::{CropPaths, write_inpaint_crop};
 use crate::mask::export::{cutout_image, inpaint_mask, soft_matte_image, write_png};
@@ -22,7 +23,6 @@ use crate::mask::refine::RgbView;
 use crate::mask::{
     CombineOp, ExportError, ImportedMask, MaskBuf, MaskDocument, MaskLayer, RefineJob,
 };
-use crate::imageio::RgbImage;
 
 use super::state::{ExportKind, ExportSettings};
 

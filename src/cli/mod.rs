@@ -2,13 +2,16 @@
 
 pub mod app;
 pub mod bench;
+pub mod eval;
 pub mod refine;
 pub mod segment;
 pub mod weights;
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use ldzmask::device::{DeviceChoice, SelectedDevice, select_device};
 use ldzmask::discovery::{FoundWeights, find_weights};
@@ -54,4 +57,48 @@ pub fn select_with_precision(
         .apply_precision(precision)
         .with_context(|| format!("precision {precision} on {}", selected.description))?;
     Ok(selected)
+}
+
+/// A bar for batches on a terminal; hidden for one image or when stderr is captured (logs and
+/// tests read plain lines).
+pub fn progress_bar(len: usize) -> ProgressBar {
+    if len < 2 || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} (eta {eta}) {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Prints a line above the bar, or plainly when there is no bar (a hidden bar drops lines).
+pub fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+}
+
+/// A file-name-safe version of a phrase: lower-case letters and digits, `-` between words.
+pub fn slug(phrase: &str) -> String {
+    let mut out = String::new();
+    for c in phrase.chars().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    let out = out
+        .trim_end_matches('-')
+        .chars()
+        .take(60)
+        .collect::<String>();
+    if out.is_empty() {
+        "mask".to_string()
+    } else {
+        out
+    }
 }

@@ -41,7 +41,10 @@ pub(super) fn parse_unsatisfied_range(value: &str) -> Option<u64> {
     rest.strip_prefix("*/")?.trim().parse().ok()
 }
 
-pub(super) fn header_str<'a>(response: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<&'a str> {
+pub(super) fn header_str<'a>(
+    response: &'a ureq::http::Response<ureq::Body>,
+    name: &str,
+) -> Option<&'a str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -33,7 +33,8 @@ use ureq::http::StatusCode;
 mod http;
 
 use http::{
-    Client, Method, ServerInfo, header_str, header_u64, parse_content_range, parse_unsatisfied_range,
+    Client, Method, ServerInfo, header_str, header_u64, parse_content_range,
+    parse_unsatisfied_range,
 };
 
 /// One file of a model-hub repository.
@@ -797,9 +798,6 @@ mod tests {
             "https://huggingface.co/CompVis/stable-diffusion-v-1-4-original"
         );
     }
-
-
-
 
     #[test]
     fn progress_renders_a_bar() {

@@ -528,5 +528,4 @@ pub(crate) mod tests {
         ));
         std::fs::remove_dir_all(dir).unwrap();
     }
-
 }

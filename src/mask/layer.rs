@@ -196,13 +196,19 @@ impl LayerOps {
         if !(-MAX_GROW_PX..=MAX_GROW_PX).contains(&self.grow_px) {
             return Some((
                 "grow_px",
-                format!("grow/shrink {} px is outside ±{MAX_GROW_PX} px", self.grow_px),
+                format!(
+                    "grow/shrink {} px is outside ±{MAX_GROW_PX} px",
+                    self.grow_px
+                ),
             ));
         }
         if !(0.0..=MAX_FEATHER_PX).contains(&self.feather_px) {
             return Some((
                 "feather_px",
-                format!("feather {} px is outside 0…{MAX_FEATHER_PX} px", self.feather_px),
+                format!(
+                    "feather {} px is outside 0…{MAX_FEATHER_PX} px",
+                    self.feather_px
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&self.edge.strength) {

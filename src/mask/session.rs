@@ -46,9 +46,9 @@ use image::{DynamicImage, GrayImage, ImageBuffer, ImageFormat, Luma};
 use super::buffer::{MaskBuf, u16_to_unit, unit_to_u16};
 use super::edits::EditBuf;
 use super::export::ExportError;
-use crate::fsutil::write_atomic;
 use super::layer::{LayerEntry, LayerOps, LayerProps, MaskLayer};
 use super::picks::Pick;
+use crate::fsutil::write_atomic;
 use crate::pipeline::DrawSettings;
 use crate::recipe::{ModelIdentity, Recipe};
 

@@ -12,7 +12,8 @@ use burn::store::burn_pack::Tensor as PackTensor;
 use crate::fsutil::AtomicDir;
 
 use super::format::{
-    BUNDLE_FORMAT, BUNDLE_FORMAT_KEY, FileFormat, float_values, read_safetensors_header, sniff_format,
+    BUNDLE_FORMAT, BUNDLE_FORMAT_KEY, FileFormat, float_values, read_safetensors_header,
+    sniff_format,
 };
 use super::keys::{CLIP_PREFIXES, SD_IN_LDZNET_PREFIX, UNET_PREFIX, VAE_PREFIX};
 use super::{ExpectedParam, LoadError, Network, WeightFiles};

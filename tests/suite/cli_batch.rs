@@ -374,7 +374,12 @@ fn shards_write_exactly_the_files_of_one_unsharded_run() {
         let shard = format!("{k}/3");
         let (code, text) = batch(
             &sharded,
-            &["--shard", &shard, "--report", report.to_str().expect("utf8")],
+            &[
+                "--shard",
+                &shard,
+                "--report",
+                report.to_str().expect("utf8"),
+            ],
         );
         assert_eq!(code, 0, "{text}");
         assert!(text.contains(&format!("shard {k}/3: ")), "{text}");
@@ -421,9 +426,15 @@ fn fail_fast_stops_at_the_first_failure_and_reports_the_rest_as_not_run() {
         .args(["--phrase", &p0, "--fail-fast", "--report"])
         .arg(&report));
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("done: 1 of 3 image(s); failed: 1; not run: 1"), "{text}");
+    assert!(
+        text.contains("done: 1 of 3 image(s); failed: 1; not run: 1"),
+        "{text}"
+    );
     assert!(text.contains("1 of 3 image(s) failed:\n  "), "{text}");
-    assert!(text.contains("1 image(s) not run (--fail-fast):\n  "), "{text}");
+    assert!(
+        text.contains("1 image(s) not run (--fail-fast):\n  "),
+        "{text}"
+    );
     let statuses: Vec<String> = std::fs::read_to_string(&report)
         .expect("report")
         .lines()

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ldzmask::mask::MaskDocument;
 use ldzmask::fsutil::{PAUSE_AFTER_WRITES_ENV, PAUSE_BEFORE_RENAME_ENV};
+use ldzmask::mask::MaskDocument;
 
 use common::{Io, fixtures_dir, tiny_weights_dir, write_png_from_tensor};
 
@@ -546,7 +546,10 @@ fn weights_convert_killed_mid_write_leaves_nothing_named_like_a_bundle() {
         .arg(&weights));
     assert!(ok, "{text}");
     assert!(bundle.exists());
-    assert!(!scratch.exists(), "the killed writer's scratch folder is removed");
+    assert!(
+        !scratch.exists(),
+        "the killed writer's scratch folder is removed"
+    );
     let _ = std::fs::remove_dir_all(&weights);
 }
 
@@ -598,7 +601,10 @@ fn batch_killed_half_way_resumes_with_skip_existing_and_writes_each_image_once()
     assert_eq!(written, [&"a", &"b"], "two images done before the kill");
     let stamp = |stem: &str| {
         let m = std::fs::metadata(mask(stem)).unwrap();
-        (std::os::unix::fs::MetadataExt::ino(&m), m.modified().unwrap())
+        (
+            std::os::unix::fs::MetadataExt::ino(&m),
+            m.modified().unwrap(),
+        )
     };
     let before = [stamp("a"), stamp("b")];
 
@@ -608,7 +614,11 @@ fn batch_killed_half_way_resumes_with_skip_existing_and_writes_each_image_once()
         text.contains("done: 3 of 5 image(s); failed: 0; skipped (done before): 2"),
         "{text}"
     );
-    assert_eq!([stamp("a"), stamp("b")], before, "finished images are not written again");
+    assert_eq!(
+        [stamp("a"), stamp("b")],
+        before,
+        "finished images are not written again"
+    );
     assert!(!temp.exists(), "the killed write's temp file is swept");
     assert!(temp_files(&out).is_empty());
     // The same bytes as one uninterrupted run.

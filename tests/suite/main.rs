@@ -17,6 +17,7 @@ mod checkpoints;
 mod cli;
 mod cli_batch;
 mod cli_corpus;
+mod cli_eval;
 mod cli_refine;
 mod edge_bench;
 mod export_presets;

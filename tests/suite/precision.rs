@@ -458,7 +458,10 @@ fn run_child(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "child {test} failed:\n{text}");
-    assert!(text.contains("1 passed"), "child {test} ran no test:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "child {test} ran no test:\n{text}"
+    );
     text
 }
 

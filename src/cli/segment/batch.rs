@@ -3,18 +3,18 @@
 //! run report (`--report`), `--fail-fast`, the move to the CPU when the GPU fails, and a final
 //! summary that names every image left without a mask.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use ldzmask::device::DeviceChoice;
 use ldzmask::pipeline::{SegmentError, Segmenter, StageTimings};
 use ldzmask::precision::Precision;
 
 use super::outputs::{Output, is_complete_png};
+use crate::cli::{progress_bar, say};
 
 /// `--shard K/N`: this job takes every `N`-th image starting at the `K`-th (0-based) of the
 /// full, sorted image list, so `N` jobs with `K = 0..N` cover a folder once, on any machine.
@@ -322,28 +322,6 @@ pub fn run(
         }
     }
     Ok(ExitCode::FAILURE)
-}
-
-/// A bar for batches on a terminal; hidden for one image or when stderr is captured (logs and
-/// tests read plain lines).
-fn progress_bar(len: usize) -> ProgressBar {
-    if len < 2 || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} (eta {eta}) {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
-}
-
-/// Prints a line above the bar, or plainly when there is no bar (a hidden bar drops lines).
-fn say(bar: &ProgressBar, line: String) {
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
-    }
 }
 
 #[cfg(test)]

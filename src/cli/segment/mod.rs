@@ -140,7 +140,6 @@ fn parse_preset(name: &str) -> Result<Preset, String> {
         .ok_or_else(|| format!("unknown preset {name:?}: use a1111, comfyui, krita or invokeai"))
 }
 
-
 /// What `segment` makes of each image.
 #[derive(Debug)]
 pub enum Plan {
@@ -387,7 +386,6 @@ fn read_draws(spec: &str) -> anyhow::Result<Draws> {
         noise_sd: floats("noise_sd")?,
     })
 }
-
 
 /// The images to mask (`--image`, or those of `--input-dir`: [`images_in`], by file name then
 /// path), after creating `--out-dir` if needed.

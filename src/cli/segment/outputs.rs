@@ -12,6 +12,7 @@ use ldzmask::mask::{BitDepth, MaskBuf};
 use ldzmask::recipe::Recipe;
 
 use super::{Plan, SegmentArgs};
+use crate::cli::slug;
 
 /// One file written for an image, and what goes in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,28 +112,6 @@ fn file_stem(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "image".into())
-}
-
-/// A file-name-safe version of a phrase: lower-case letters and digits, `-` between words.
-pub fn slug(phrase: &str) -> String {
-    let mut out = String::new();
-    for c in phrase.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out = out
-        .trim_end_matches('-')
-        .chars()
-        .take(60)
-        .collect::<String>();
-    if out.is_empty() {
-        "mask".to_string()
-    } else {
-        out
-    }
 }
 
 /// `<phrase-slug>.png` per layer; a repeated slug gets `-2`, `-3`, … so no layer overwrites

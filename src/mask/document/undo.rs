@@ -2,11 +2,11 @@
 //! edit planes as it is drawn and recorded as one compact step when it ends; undo and redo
 //! apply a recorded [`DocStep`] backwards or forwards.
 
+use super::{DocumentError, MaskDocument};
 use crate::mask::buffer::RectInImage;
 use crate::mask::edits::ActiveStroke;
 use crate::mask::step::{DocStep, StepKind, StepScope};
 use crate::mask::stroke::{Brush, BrushMode, Stroke};
-use super::{DocumentError, MaskDocument};
 
 impl MaskDocument {
     // ---- strokes -----------------------------------------------------------------------
