@@ -36,6 +36,7 @@ pub fn uses_layers(args: &SegmentArgs) -> bool {
         || args.recipe.is_some()
         || args.save_recipe.is_some()
         || args.per_layer
+        || args.regions_out.is_some()
 }
 
 /// The phrase layers of `segment`'s matches in command line order: clap keeps each flag's
@@ -271,6 +272,18 @@ fn segment_file(
     let combined = recipe.combined(RgbView::from(&loaded.rgb), probabilities)?;
     let image = loaded.to_dynamic().context("internal: RGBA buffer size")?;
 
+    let mut written = Vec::new();
+    written.extend(super::regions::write_image_regions(
+        args,
+        recipe,
+        &combined.mask_layers,
+        &image,
+        path,
+        mask_name,
+    )?);
+    if args.out.is_none() && args.out_dir.is_none() {
+        return Ok(written); // --regions-out only
+    }
     let out = combined_path(args, mask_name);
     if out == path {
         bail!(
@@ -278,7 +291,6 @@ fn segment_file(
             path.display()
         );
     }
-    let mut written = Vec::new();
     write_mask(args, &combined.mask, &image, &out)?;
     written.push(out.clone());
     if args.per_layer {

@@ -4,6 +4,7 @@ pub mod app;
 pub mod batch;
 pub mod bench;
 pub mod refine;
+pub mod regions;
 pub mod segment;
 pub mod weights;
 

@@ -101,6 +101,21 @@ pub struct SegmentArgs {
     /// key prefix given as `FILE:PREFIX` (e.g. `io.safetensors:case0.`).
     #[arg(long, value_name = "FILE[:PREFIX]")]
     pub draws: Option<String>,
+    /// Also write one regions folder per image, `DIR/<image>.regions/`: the layers as one
+    /// partition (every pixel in one region or none) in the files regional-prompting tools
+    /// read (regions.png, regions.json, masks/, regions.ora, prompts.txt). The phrases are
+    /// layers, the first on top.
+    #[arg(long, value_name = "DIR")]
+    pub regions_out: Option<PathBuf>,
+    /// Who gets a pixel several layers cover in --regions-out: `stack-order` (the first
+    /// layer) or `most-confident` (the largest probability over threshold).
+    #[arg(long, default_value = "stack-order", value_name = "RULE",
+          value_parser = super::regions::parse_rule)]
+    pub regions_rule: ldzmask::mask::PartitionRule,
+    /// An ADE20K class for a phrase, `PHRASE=CLASS` (e.g. "the sky=sky"), repeatable: with
+    /// every phrase mapped, --regions-out also writes controlnet-seg.png.
+    #[arg(long, value_name = "PHRASE=CLASS")]
+    pub ade20k: Vec<String>,
     /// Replace existing output files.
     #[arg(long)]
     pub overwrite: bool,
@@ -129,9 +144,13 @@ pub fn run(
     if let Some(p) = args.phrases.iter().find(|p| p.trim().is_empty()) {
         bail!("--phrase {p:?} is empty: say what to mask, e.g. --phrase \"the red hat\"");
     }
-    if args.out.is_none() && args.out_dir.is_none() {
-        bail!("say where to write the masks: --out PATH (one image) or --out-dir DIR");
+    if args.out.is_none() && args.out_dir.is_none() && args.regions_out.is_none() {
+        bail!(
+            "say where to write the masks: --out PATH (one image), --out-dir DIR or \
+             --regions-out DIR"
+        );
     }
+    super::regions::check_args(&args)?;
     if args.input_dir.is_some() && args.out.is_some() {
         bail!("--input-dir writes several files: use --out-dir instead of --out");
     }
@@ -242,24 +261,7 @@ pub(super) fn input_images(args: &SegmentArgs) -> anyhow::Result<Vec<PathBuf>> {
 
 /// A file-name-safe version of a phrase: lower-case letters and digits, `-` between words.
 pub fn slug(phrase: &str) -> String {
-    let mut out = String::new();
-    for c in phrase.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out = out
-        .trim_end_matches('-')
-        .chars()
-        .take(60)
-        .collect::<String>();
-    if out.is_empty() {
-        "mask".to_string()
-    } else {
-        out
-    }
+    ldzmask::mask::regions::slug(phrase)
 }
 
 fn output_path(args: &SegmentArgs, image: &Path, phrase: &str, suffix: &str) -> PathBuf {
