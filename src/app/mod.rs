@@ -35,6 +35,7 @@ mod files;
 pub mod layer_runtime;
 mod layout;
 mod recipes;
+pub mod regions;
 pub mod render;
 mod review;
 pub mod state;
