@@ -1,33 +1,27 @@
-//! The Regions view (View › Regions) and File › Export regions…: the document's visible layers
-//! as one partition ([`crate::mask::partition`]: every pixel in one layer's region or in none)
-//! drawn in the export palette with a legend, and written as a regions folder
-//! ([`crate::mask::regions`]) for regional prompting. Thin over the mask module: this file only
-//! snapshots the layers, runs the work on task threads and keeps the results.
-//!
-//! The view is recomputed when what it shows changes: the image, the undo history's position
-//! (every edit, visibility or order change), a layer's generation (model results, refined
-//! maps) or the rule.
+//! The state of the Regions view (View › Regions) and of File › Export regions…: the partition
+//! shown ([`crate::mask::partition`]: the visible layers as one label map), its texture, what
+//! the regions tasks report ([`RegionsDone`]), and the task bodies' pure parts. The app's side
+//! (snapshots, spawning, results) is in `regions_export.rs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::mask::partition::{RegionSource, partition, region_phrase};
+use crate::mask::partition::{RegionSource, partition};
 use crate::mask::refine::RgbView;
 use crate::mask::region_palette::label_colour;
-use crate::mask::regions::{RegionsError, RegionsOptions, regions_dir, write_regions};
 use crate::mask::{MaskLayer, Partition, PartitionRule};
-
-use super::App;
-use super::tasks::TaskResult;
-use super::ui::notices::Level;
 
 /// What a shown partition was computed from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ViewKey {
-    image_id: u64,
-    edit_mark: (usize, usize, usize),
-    generations: Vec<(u64, u64)>,
-    rule: PartitionRule,
+    /// The document's image.
+    pub image_id: u64,
+    /// The undo history's position ([`super::state::Document::edit_mark`]).
+    pub edit_mark: (usize, usize, usize),
+    /// Each layer's id and runtime generation, in order.
+    pub generations: Vec<(u64, u64)>,
+    /// The rule.
+    pub rule: PartitionRule,
 }
 
 /// The Regions view's state (not saved).
@@ -38,13 +32,13 @@ pub struct RegionsView {
     /// Who gets a pixel several layers cover (view and export).
     pub rule: PartitionRule,
     /// The partition shown and what it was computed from.
-    shown: Option<(ViewKey, Arc<Partition>)>,
+    pub(super) shown: Option<(ViewKey, Arc<Partition>)>,
     /// A computation runs for this key.
-    in_flight: Option<ViewKey>,
+    pub(super) in_flight: Option<ViewKey>,
     /// Why the last computation failed.
-    error: Option<String>,
+    pub(super) error: Option<String>,
     /// The shown partition as a texture, with its key.
-    texture: Option<(ViewKey, egui::TextureHandle)>,
+    pub(super) texture: Option<(ViewKey, egui::TextureHandle)>,
     /// An export waits for "replace?": the folder chosen.
     pub confirm_overwrite: Option<PathBuf>,
     /// The last export's outcome: the regions folder, or why not.
@@ -106,9 +100,10 @@ pub enum RegionsDone {
 }
 
 /// The visible layers, top first, copied out of the document for a task thread.
-type LayerSnapshot = Vec<(u64, String, MaskLayer)>;
+pub type LayerSnapshot = Vec<(u64, String, MaskLayer)>;
 
-fn partition_of(
+/// The partition of a layer snapshot (a task body), its error as a sentence.
+pub fn partition_of(
     (width, height): (u32, u32),
     layers: &LayerSnapshot,
     rule: PartitionRule,
@@ -149,191 +144,8 @@ pub fn partition_image(partition: &Partition, factor: u32) -> egui::ColorImage {
     egui::ColorImage::new([w as usize, h as usize], pixels)
 }
 
-impl App {
-    /// The document's visible layers for a task, top first, named by their phrase.
-    fn region_layers(&self) -> Option<((u32, u32), LayerSnapshot)> {
-        let doc = self.state.document.as_ref()?;
-        let layers = doc
-            .masks
-            .layers()
-            .iter()
-            .filter(|e| e.props.visible)
-            .map(|e| {
-                let phrase = region_phrase(&e.props.phrase, &e.props.name).to_owned();
-                (e.id, phrase, e.layer.clone())
-            })
-            .collect();
-        Some((doc.size(), layers))
-    }
-
-    fn regions_key(&self) -> Option<ViewKey> {
-        let doc = self.state.document.as_ref()?;
-        Some(ViewKey {
-            image_id: doc.image_id,
-            edit_mark: doc.edit_mark(),
-            generations: doc
-                .masks
-                .layers()
-                .iter()
-                .map(|e| {
-                    let generation = self.layer_runtimes.get(e.id).map_or(0, |r| r.generation);
-                    (e.id, generation)
-                })
-                .collect(),
-            rule: self.regions.rule,
-        })
-    }
-
-    /// Per frame: with the view on, starts a computation when the document changed (one at a
-    /// time; not during a stroke) and turns a new partition into a texture.
-    pub(super) fn update_regions_view(&mut self, ctx: &egui::Context) {
-        if !self.regions.on || self.stroke.is_some() {
-            return;
-        }
-        let Some(key) = self.regions_key() else {
-            self.regions.shown = None;
-            self.regions.texture = None;
-            return;
-        };
-        let current = self.regions.shown.as_ref().is_some_and(|(k, _)| *k == key);
-        if !current
-            && self.regions.in_flight.is_none()
-            && let Some((size, layers)) = self.region_layers()
-        {
-            self.regions.in_flight = Some(key.clone());
-            let rule = key.rule;
-            self.spawn("ldzmask-regions-view", move || {
-                let result = partition_of(size, &layers, rule, None);
-                TaskResult::Regions(Box::new(RegionsDone::Computed { key, result }))
-            });
-        }
-        let stale = match (&self.regions.shown, &self.regions.texture) {
-            (Some((k, _)), Some((t, _))) => k != t,
-            (Some(_), None) => true,
-            _ => false,
-        };
-        if stale && let Some((k, partition)) = &self.regions.shown {
-            let factor = self.display.lock().factor;
-            let image = partition_image(partition, factor);
-            let texture = ctx.load_texture("regions-view", image, egui::TextureOptions::NEAREST);
-            self.regions.texture = Some((k.clone(), texture));
-        }
-    }
-
-    /// Turns the Regions view on or off.
-    pub(super) fn toggle_regions_view(&mut self) {
-        self.regions.on = !self.regions.on;
-        if !self.regions.on {
-            self.regions.texture = None; // frees the texture; recomputed when shown again
-            self.regions.shown = None;
-        }
-    }
-
-    /// Asks for a folder, then exports the regions into it.
-    pub(super) fn export_regions_dialog(&mut self) {
-        if self.state.document.is_none() {
-            return;
-        }
-        if let Some(dir) = self.file_dialog().pick_folder() {
-            self.apply(super::commands::Command::ExportRegions {
-                dir,
-                overwrite: false,
-            });
-        }
-    }
-
-    /// Writes `<dir>/<stem>.regions/` on a task thread (partition with edge-aware layers fully
-    /// refined first, as every export).
-    pub(super) fn start_export_regions(&mut self, dir: PathBuf, overwrite: bool) {
-        self.end_stroke();
-        self.regions.confirm_overwrite = None;
-        let Some((size, layers)) = self.region_layers() else {
-            return;
-        };
-        let Some(doc) = self.state.document.as_ref() else {
-            return;
-        };
-        let image = Arc::clone(&doc.image);
-        let rgb = Arc::clone(&doc.rgb);
-        let stem = doc
-            .source
-            .as_ref()
-            .and_then(|p| p.file_stem())
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "pasted".into());
-        let source_name = doc
-            .source
-            .as_ref()
-            .and_then(|p| p.file_name())
-            .map(|s| s.to_string_lossy().into_owned());
-        let rule = self.regions.rule;
-        self.spawn("ldzmask-export-regions", move || {
-            let result = (|| {
-                let partition =
-                    partition_of(size, &layers, rule, Some(RgbView::from(&*rgb))).map_err(Some)?;
-                let rgba = image
-                    .to_dynamic()
-                    .ok_or_else(|| Some("the image's pixel buffer does not match its size".into()))?
-                    .to_rgba8();
-                let options = RegionsOptions {
-                    source_name,
-                    overwrite,
-                    ..RegionsOptions::default()
-                };
-                let folder = regions_dir(&dir, &stem);
-                match write_regions(&folder, &partition, &rgba, &options) {
-                    Ok(written) => Ok((written.dir, written.notes)),
-                    Err(RegionsError::Exists(_)) => Err(None),
-                    Err(e) => Err(Some(e.to_string())),
-                }
-            })();
-            TaskResult::Regions(Box::new(RegionsDone::Exported { dir, result }))
-        });
-    }
-
-    /// Takes a regions task's result.
-    pub(super) fn handle_regions(&mut self, done: RegionsDone) {
-        match done {
-            RegionsDone::Computed { key, result } => {
-                if self.regions.in_flight.as_ref() == Some(&key) {
-                    self.regions.in_flight = None;
-                }
-                match result {
-                    Ok(partition) => {
-                        self.regions.error = None;
-                        self.regions.shown = Some((key, Arc::new(partition)));
-                    }
-                    Err(e) => {
-                        log::warn!("regions view: {e}");
-                        self.regions.error = Some(e);
-                    }
-                }
-                self.ctx.request_repaint();
-            }
-            RegionsDone::Exported { dir, result } => match result {
-                Ok((folder, notes)) => {
-                    let msg = format!("Exported regions to {}", folder.display());
-                    log::info!("{msg}");
-                    self.toasts.push(Level::Info, msg);
-                    for note in notes {
-                        self.toasts.push(Level::Warning, note);
-                    }
-                    self.remember_folder(&folder);
-                    self.regions.last_export = Some(Ok(folder));
-                }
-                Err(None) => self.regions.confirm_overwrite = Some(dir),
-                Err(Some(e)) => {
-                    let msg = format!("Cannot export regions: {e}");
-                    log::error!("{msg}");
-                    self.toasts.push(Level::Error, msg.clone());
-                    self.regions.last_export = Some(Err(msg));
-                }
-            },
-        }
-    }
-}
-
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use crate::mask::partition::clean_up;

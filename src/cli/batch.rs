@@ -273,14 +273,22 @@ fn segment_file(
     let image = loaded.to_dynamic().context("internal: RGBA buffer size")?;
 
     let mut written = Vec::new();
-    written.extend(super::regions::write_image_regions(
-        args,
-        recipe,
-        &combined.mask_layers,
-        &image,
-        path,
-        mask_name,
-    )?);
+    if let Some(out) = &args.regions_out {
+        let regions = super::regions::RegionsArgs {
+            out,
+            rule: args.regions_rule,
+            ade20k: &args.ade20k,
+            overwrite: args.overwrite,
+        };
+        written.push(super::regions::write_image_regions(
+            &regions,
+            recipe,
+            &combined.mask_layers,
+            &image,
+            path,
+            mask_name,
+        )?);
+    }
     if args.out.is_none() && args.out_dir.is_none() {
         return Ok(written); // --regions-out only
     }

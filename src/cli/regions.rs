@@ -13,7 +13,18 @@ use ldzmask::mask::region_palette::ade20k_class;
 use ldzmask::mask::regions::{RegionsOptions, regions_dir, write_regions};
 use ldzmask::recipe::Recipe;
 
-use super::segment::SegmentArgs;
+/// The regions flags of `segment`.
+#[derive(Clone, Copy, Debug)]
+pub struct RegionsArgs<'a> {
+    /// `--regions-out`: the folder the regions folders go in.
+    pub out: &'a Path,
+    /// `--regions-rule`.
+    pub rule: PartitionRule,
+    /// `--ade20k` values, `PHRASE=CLASS`.
+    pub ade20k: &'a [String],
+    /// `--overwrite`.
+    pub overwrite: bool,
+}
 
 /// `--regions-rule`'s value.
 pub fn parse_rule(name: &str) -> Result<PartitionRule, String> {
@@ -40,29 +51,26 @@ pub fn ade20k_map(pairs: &[String]) -> anyhow::Result<BTreeMap<String, usize>> {
     Ok(map)
 }
 
-/// Checks the regions flags before any model loads.
-pub fn check_args(args: &SegmentArgs) -> anyhow::Result<()> {
-    ade20k_map(&args.ade20k)?;
-    if !args.ade20k.is_empty() && args.regions_out.is_none() {
+/// Checks the regions flags (`--ade20k` values, `--regions-out`) before any model loads.
+pub fn check_args(ade20k: &[String], regions_out: Option<&Path>) -> anyhow::Result<()> {
+    ade20k_map(ade20k)?;
+    if !ade20k.is_empty() && regions_out.is_none() {
         bail!("--ade20k maps phrases for the regions export: add --regions-out DIR");
     }
     Ok(())
 }
 
 /// Partitions one image's layers (`recipe.layers` built as `layers`, top first) and writes its
-/// regions folder under `--regions-out`; `mask_name` is the image's unique batch name
+/// regions folder under `args.out`; `mask_name` is the image's unique batch name
 /// (`<stem>.png`). Returns the folder; its warnings go to stderr.
 pub fn write_image_regions(
-    args: &SegmentArgs,
+    args: &RegionsArgs<'_>,
     recipe: &Recipe,
     layers: &[MaskLayer],
     image: &DynamicImage,
     image_path: &Path,
     mask_name: &str,
-) -> anyhow::Result<Option<PathBuf>> {
-    let Some(out) = &args.regions_out else {
-        return Ok(None);
-    };
+) -> anyhow::Result<PathBuf> {
     let sources: Vec<RegionSource<'_>> = recipe
         .layers
         .iter()
@@ -75,20 +83,14 @@ pub fn write_image_regions(
         .collect();
     let rgba = image.to_rgba8();
     // The layers were refined when they were built (Recipe::combined).
-    let part = partition(
-        rgba.width(),
-        rgba.height(),
-        &sources,
-        args.regions_rule,
-        None,
-    )?;
+    let part = partition(rgba.width(), rgba.height(), &sources, args.rule, None)?;
     let stem = Path::new(mask_name)
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    let dir = regions_dir(out, &stem);
+    let dir = regions_dir(args.out, &stem);
     let options = RegionsOptions {
-        ade20k: ade20k_map(&args.ade20k)?,
+        ade20k: ade20k_map(args.ade20k)?,
         nothing_ade20k: None,
         source_name: image_path
             .file_name()
@@ -100,10 +102,11 @@ pub fn write_image_regions(
     for note in &written.notes {
         eprintln!("warning: {}: {note}", image_path.display());
     }
-    Ok(Some(written.dir))
+    Ok(written.dir)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
 

@@ -150,7 +150,7 @@ pub fn run(
              --regions-out DIR"
         );
     }
-    super::regions::check_args(&args)?;
+    super::regions::check_args(&args.ade20k, args.regions_out.as_deref())?;
     if args.input_dir.is_some() && args.out.is_some() {
         bail!("--input-dir writes several files: use --out-dir instead of --out");
     }

@@ -169,6 +169,7 @@ fn png(image: &RgbaImage) -> Result<Vec<u8>, image::ImageError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use std::io::Read;

@@ -485,6 +485,7 @@ fn components(width: usize, height: usize, labels: &[u8]) -> (Vec<u32>, Vec<usiz
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use crate::mask::MaskBuf;

@@ -583,6 +583,7 @@ fn remove_stale_masks(masks_dir: &Path, keep: &[String]) -> Result<(), RegionsEr
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
     use crate::mask::buffer::RectInImage;

@@ -162,6 +162,8 @@ fn regions_view_toggles_selects_layers_and_exports() {
         Duration::from_secs(30),
         |app| app.regions_view().confirm_overwrite.is_some(),
     );
+    h.step();
+    h.step();
     click(&mut h, "Replace");
     idle(&mut h);
     assert!(folder.join("prompts.txt").is_file(), "replaced");

@@ -5,6 +5,8 @@
 //! loader's palette indices and an OpenRaster reader. Also `segment --regions-out` end to end
 //! on the tiny fixture weights.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use crate::common;
 
 use std::io::{Cursor, Read};
@@ -304,7 +306,10 @@ fn check_regions_folder(dir: &Path) -> (Vec<u8>, Vec<String>) {
     assert_eq!(&ora[30..38], b"mimetype");
     assert_eq!(&ora[38..54], b"image/openraster");
     let mut zip = zip::ZipArchive::new(Cursor::new(ora)).expect("zip opens");
-    assert_eq!(zip.by_index(0).expect("first").name(), "mimetype");
+    assert_eq!(
+        zip.by_index(0).expect("first").name().expect("name"),
+        "mimetype"
+    );
     let mut xml = String::new();
     zip.by_name("stack.xml")
         .expect("stack.xml")
@@ -492,12 +497,31 @@ fn segment_regions_out_writes_one_folder_per_image_with_a_recipe() {
             .expect("phrase")
             .to_owned()
     };
-    // Layer 1 over layer 2; layer 2 at threshold 0 covers everything, so no pixel is nothing
-    // and both layers must show up unless layer 1 is empty.
+    // The tiny model's map of phrase 0 on a.png, to cut it at its median: about half the
+    // image, in blobs (the map is upsampled from the 8× smaller latent grid).
+    let soft = weights.join("soft-a.png");
+    let (code, text) = common::run(
+        common::ldzmask()
+            .arg("segment")
+            .arg("--weights")
+            .arg(&weights)
+            .arg("--image")
+            .arg(input.join("a.png"))
+            .arg("--phrase")
+            .arg(phrase(0))
+            .arg("--soft")
+            .arg("--out")
+            .arg(&soft),
+    );
+    assert_eq!(code, 0, "{text}");
+    let mut values: Vec<u8> = image::open(&soft).unwrap().to_luma8().into_raw();
+    values.sort_unstable();
+    let median = f32::from(values[values.len() / 2]) / 255.0;
+    // Layer 1 over layer 2; layer 2 at threshold 0 covers everything, so no pixel is nothing.
     let recipe = serde_json::json!({
         "version": 1,
         "layers": [
-            {"phrase": phrase(0), "ops": {"threshold": 0.5}},
+            {"phrase": phrase(0), "ops": {"threshold": median}},
             {"phrase": phrase(1), "ops": {"threshold": 0.0}},
         ]
     });
@@ -528,8 +552,14 @@ fn segment_regions_out_writes_one_folder_per_image_with_a_recipe() {
         let dir = out.join(folder);
         let (labels, phrases) = check_regions_folder(&dir);
         assert_eq!(labels.len(), w * h);
-        assert!(phrases.contains(&phrase(1)), "{phrases:?}");
         assert!(!labels.contains(&0), "threshold 0 covers every pixel");
+        if folder == "a.regions" {
+            assert_eq!(
+                phrases,
+                [phrase(0), phrase(1)],
+                "the median cut leaves both"
+            );
+        }
     }
     // Again without --overwrite: refused, per image.
     let (code, text) = common::run(
@@ -546,4 +576,43 @@ fn segment_regions_out_writes_one_folder_per_image_with_a_recipe() {
     );
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("already exists"), "{text}");
+}
+
+/// Times the partition and the export of a 2048×2048 scene with four overlapping layers.
+/// Run: `cargo test --test suite regions::timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "timing, prints numbers"]
+fn timing_partition_and_export_2048() {
+    let side = 2048u32;
+    let mut doc = MaskDocument::new(side, side, None);
+    for (i, phrase) in ["a", "b", "c", "d"].into_iter().enumerate() {
+        let id = doc.add_layer(phrase);
+        let c = (i as f32 + 1.0) * side as f32 / 5.0;
+        let p = MaskBuf::from_vec(
+            side,
+            side,
+            (0..side * side)
+                .map(|k| {
+                    let (x, y) = ((k % side) as f32, (k / side) as f32);
+                    let d = ((x - c).powi(2) + (y - side as f32 / 2.0).powi(2)).sqrt();
+                    if d < side as f32 / 4.0 { 0.9 } else { 0.1 }
+                })
+                .collect(),
+        )
+        .expect("map");
+        doc.set_probabilities(id, Some(p)).expect("layer");
+    }
+    let start = std::time::Instant::now();
+    let part = partition_document(&doc, PartitionRule::StackOrder, None).expect("partition");
+    let partitioned = start.elapsed();
+    let image = image::RgbaImage::new(side, side);
+    let dir = temp_dir("timing");
+    let start = std::time::Instant::now();
+    write_regions(&dir, &part, &image, &RegionsOptions::default()).expect("export");
+    println!(
+        "2048²: partition {:.0} ms, export {:.0} ms ({} regions)",
+        partitioned.as_secs_f64() * 1e3,
+        start.elapsed().as_secs_f64() * 1e3,
+        part.regions.len()
+    );
 }

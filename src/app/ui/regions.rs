@@ -50,7 +50,7 @@ fn swatch(ui: &mut egui::Ui, rgb: [u8; 3]) {
 pub fn regions_ui(ctx: &egui::Context, cx: &RegionsCx<'_>) -> Vec<Command> {
     let mut out = Vec::new();
     if let Some(dir) = &cx.view.confirm_overwrite {
-        egui::Modal::new(egui::Id::new("ldzmask-regions-overwrite")).show(ctx, |ui| {
+        egui::Modal::new(egui::Id::unique("ldzmask-regions-overwrite")).show(ctx, |ui| {
             ui.heading("Replace the regions?");
             ui.label(format!(
                 "{} already holds a regions export of this image.",
