@@ -398,7 +398,7 @@ impl Recipe {
         probabilities: Vec<MaskBuf>,
     ) -> Result<Combined, RefineError> {
         let (width, height) = (image.width, image.height);
-        let layers = self
+        let mask_layers = self
             .layers
             .iter()
             .zip(probabilities)
@@ -408,15 +408,20 @@ impl Recipe {
                 layer.ops = recipe_layer.ops;
                 layer.set_picks(recipe_layer.picks_in_image(width, height));
                 layer.refine_now(image)?;
-                Ok(layer.composite())
+                Ok(layer)
             })
-            .collect::<Result<Vec<MaskBuf>, RefineError>>()?;
+            .collect::<Result<Vec<MaskLayer>, RefineError>>()?;
+        let layers: Vec<MaskBuf> = mask_layers.iter().map(MaskLayer::composite).collect();
         let mask = combine(
             width,
             height,
             layers.iter().zip(self.layers.iter().map(|l| l.combine)),
         );
-        Ok(Combined { mask, layers })
+        Ok(Combined {
+            mask,
+            layers,
+            mask_layers,
+        })
     }
 }
 
@@ -427,6 +432,9 @@ pub struct Combined {
     pub mask: MaskBuf,
     /// Each layer's composite, in recipe order.
     pub layers: Vec<MaskBuf>,
+    /// Each layer as built (probabilities, ops, picks, full edge refinement), in recipe order:
+    /// what a regions partition reads ([`crate::mask::partition`]).
+    pub mask_layers: Vec<MaskLayer>,
 }
 
 impl ModelIdentity {

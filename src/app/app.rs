@@ -87,6 +87,8 @@ pub struct App {
     pub(super) startup_phrases: Vec<String>,
     pub(super) startup_masks: Vec<PathBuf>,
     pub(super) commands: Vec<Command>,
+    /// The Regions view and the regions export's state.
+    pub(super) regions: super::regions::RegionsView,
 }
 
 impl App {
@@ -190,6 +192,7 @@ impl App {
             startup_phrases: options.phrases.clone(),
             startup_masks: options.masks.clone(),
             commands: Vec::new(),
+            regions: super::regions::RegionsView::default(),
             options,
         };
         app.start_loading(app.weights_to_load());
@@ -271,6 +274,11 @@ impl App {
             || !self.commands.is_empty()
             || self.worker.as_ref().is_some_and(|w| w.waiting() > 0)
             || self.layer_runtimes.busy()
+    }
+
+    /// The Regions view (its partition, legend and last regions export).
+    pub fn regions_view(&self) -> &super::regions::RegionsView {
+        &self.regions
     }
 
     /// Background tasks (decode, composite, export) not finished yet.
@@ -387,6 +395,7 @@ impl App {
             ctx.request_repaint_after(next.saturating_duration_since(now));
         }
         self.schedule_composites();
+        self.update_regions_view(ctx);
         if let Some(worker) = &mut self.worker {
             worker.flush();
             if worker.waiting() > 0 {

@@ -72,6 +72,10 @@ impl App {
             Command::ExportDialog(settings) => self.export_dialog(settings),
             Command::Export(request) => self.start_export(request),
             Command::Copy(what) => self.start_copy(what),
+            Command::ExportRegionsDialog => self.export_regions_dialog(),
+            Command::ExportRegions { dir, overwrite } => self.start_export_regions(dir, overwrite),
+            Command::ToggleRegionsView => self.toggle_regions_view(),
+            Command::SetRegionsRule(rule) => self.regions.rule = rule,
             Command::ChooseWeightsDialog => self.choose_weights_dialog(),
             Command::LoadWeights(dir) => self.start_loading(dir),
             Command::UnloadModel => self.unload_model(),
@@ -213,6 +217,8 @@ impl App {
                 Dialog::Discard => self.ui.confirm_discard = None,
                 Dialog::ModelNotice => self.ui.notice_dismissed = true,
                 Dialog::BatchOverwrite => self.ui.confirm_batch_overwrite = None,
+                Dialog::RegionsOverwrite => self.regions.confirm_overwrite = None,
+                Dialog::Regions => self.toggle_regions_view(),
             },
             Command::Quit => {
                 self.ui.close_confirmed = true;

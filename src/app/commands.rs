@@ -30,6 +30,10 @@ pub enum Dialog {
     ModelNotice,
     /// "Replace the existing mask files?" of a batch export (cancelled).
     BatchOverwrite,
+    /// "Replace the existing regions folder?" (cancelled).
+    RegionsOverwrite,
+    /// The Regions legend (closing it turns the Regions view off).
+    Regions,
 }
 
 /// A request from the UI.
@@ -72,6 +76,19 @@ pub enum Command {
     ExportDialog(ExportSettings),
     /// Write an export.
     Export(ExportRequest),
+    /// Ask for a folder, then export the regions (the visible layers as one partition) there.
+    ExportRegionsDialog,
+    /// Write `<dir>/<stem>.regions/` (see [`crate::mask::regions`]).
+    ExportRegions {
+        /// The folder chosen; the regions folder goes inside it.
+        dir: PathBuf,
+        /// Replace an existing regions folder (only after the user said so).
+        overwrite: bool,
+    },
+    /// Show the visible layers as one partition in the export palette (or the overlays again).
+    ToggleRegionsView,
+    /// Who gets a pixel several layers cover in the Regions view and export.
+    SetRegionsRule(crate::mask::PartitionRule),
     /// Put the mask or the cut-out on the clipboard.
     Copy(ClipboardCopy),
     /// Choose a weights folder and load it.

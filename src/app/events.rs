@@ -248,6 +248,7 @@ impl App {
             }
             TaskResult::Refined(done) => self.finish_refine(*done),
             TaskResult::Batch(done) => self.handle_batch(*done),
+            TaskResult::Regions(done) => self.handle_regions(*done),
             TaskResult::SessionSaved(saved) => self.finish_save_session(saved),
             TaskResult::Panicked { task } => {
                 let msg = format!("Internal error in {task}; see the log");

@@ -9,6 +9,7 @@ use super::ui::export::{ExportCx, export_ui};
 use super::ui::help::help_ui;
 use super::ui::layers::LayersCx;
 use super::ui::notices::{Level, discard_ui, model_notice_ui, recovery_ui};
+use super::ui::regions::{RegionsCx, regions_ui};
 use super::ui::status::{StatusCx, status_ui};
 use super::ui::toolbar::{MenuCx, menu_ui, toolbar_ui};
 use super::ui::{drop_hint, shortcuts, window_input};
@@ -40,6 +41,7 @@ impl App {
             show_help: self.ui.show_help,
             show_band: self.ui.show_band,
             batch_reviewed: self.state.batch.as_ref().map(|b| b.reviewed_count()),
+            show_regions: self.regions.on,
         };
         let mut out = Vec::new();
         egui::Panel::top("menu").show(ui, |ui| out.extend(menu_ui(ui, &menu)));
@@ -100,11 +102,19 @@ impl App {
                 renderer: &mut self.renderer,
                 painting,
                 hide_overlays: self.ui.hide_overlays,
+                regions: self.regions.texture(),
             };
             out.extend(self.canvas.ui(ui, cx));
         });
 
         out.extend(help_ui(&ctx, self.ui.show_help));
+        out.extend(regions_ui(
+            &ctx,
+            &RegionsCx {
+                view: &self.regions,
+                document: document.map(|d| (&d.masks, d.active_layer)),
+            },
+        ));
         let export = ExportCx {
             open: self.ui.show_export,
             settings: &self.state.settings,

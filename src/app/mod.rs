@@ -35,6 +35,8 @@ mod files;
 pub mod layer_runtime;
 mod layout;
 mod recipes;
+pub mod regions;
+mod regions_export;
 pub mod render;
 mod review;
 pub mod state;

@@ -87,16 +87,7 @@ impl MaskSnapshot {
     /// refined map is not computed yet (still running, or only a preview) get it first, so an
     /// export is never made from a bilinear or preview map.
     pub fn compute_refined(&self, image: Option<RgbView<'_>>) -> MaskBuf {
-        let composite = |layer: &MaskLayer| match image {
-            Some(image) if layer.refine_due().is_some() => {
-                let mut layer = layer.clone();
-                if let Err(e) = layer.refine_now(image) {
-                    log::warn!("edge-aware refinement for the export failed: {e}");
-                }
-                layer.composite()
-            }
-            _ => layer.composite(),
-        };
+        let composite = |layer: &MaskLayer| layer.for_export(image).composite();
         match self {
             Self::Layer(layer) => composite(layer),
             Self::Combined {
@@ -385,6 +376,8 @@ pub enum TaskResult {
     },
     /// Batch review work: an image to go to, a thumbnail, the reviewed masks written.
     Batch(Box<super::batch::BatchDone>),
+    /// The Regions view's partition, or a regions export, finished.
+    Regions(Box<super::regions::RegionsDone>),
 }
 
 /// Spawns tasks and collects their results.

@@ -4,6 +4,7 @@ pub mod app;
 pub mod bench;
 pub mod eval;
 pub mod refine;
+pub mod regions;
 pub mod segment;
 pub mod weights;
 
@@ -81,24 +82,8 @@ pub fn say(bar: &ProgressBar, line: String) {
     }
 }
 
-/// A file-name-safe version of a phrase: lower-case letters and digits, `-` between words.
+/// A file-name-safe version of a phrase: lower-case letters and digits, `-` between words
+/// (the library's, so regions folders and mask files name a phrase alike).
 pub fn slug(phrase: &str) -> String {
-    let mut out = String::new();
-    for c in phrase.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out = out
-        .trim_end_matches('-')
-        .chars()
-        .take(60)
-        .collect::<String>();
-    if out.is_empty() {
-        "mask".to_string()
-    } else {
-        out
-    }
+    ldzmask::mask::regions::slug(phrase)
 }

@@ -408,6 +408,23 @@ impl MaskLayer {
         Ok(())
     }
 
+    /// This layer as an export must read it: with the image, an edge-aware layer whose
+    /// full-resolution refined map is not computed yet (still running, or only a preview) is
+    /// cloned and refined first, so an export is never made from a bilinear or preview map;
+    /// otherwise (or when refinement fails, which is logged) the layer as it is.
+    pub fn for_export(&self, image: Option<RgbView<'_>>) -> std::borrow::Cow<'_, MaskLayer> {
+        match image {
+            Some(image) if self.refine_due().is_some() => {
+                let mut layer = self.clone();
+                if let Err(e) = layer.refine_now(image) {
+                    log::warn!("edge-aware refinement for the export failed: {e}");
+                }
+                std::borrow::Cow::Owned(layer)
+            }
+            _ => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
     /// The refinement's inputs changed (probabilities, the refine band): the refined map is
     /// dropped and results of running jobs will be refused.
     pub(crate) fn refine_inputs_changed(&mut self) {

@@ -25,6 +25,11 @@
 //!   mask import.
 //! * [`presets`]: the pixel conventions of each inpainting tool ([`Preset`]: A1111 / Forge,
 //!   ComfyUI, Krita / Photoshop / GIMP grey matte, InvokeAI), 8-bit unless 16 is asked for.
+//! * [`partition`]: the visible layers as one label map ([`Partition`]: every pixel in one
+//!   region or in none), stack order or most confident, specks merged, labels without gaps.
+//! * [`regions`]: the regions export folder for regional prompting (indexed `regions.png`,
+//!   legend, one RGBA mask per region, OpenRaster, prompt scaffolds, ControlNet seg map);
+//!   [`region_palette`]: its colours (Regional Prompter's, ADE20K's); [`openraster`]: `.ora`.
 //! * [`crop`]: the inpaint crop (mask bounds + padding, snapped to a multiple of 8 or 64) with
 //!   its JSON sidecar.
 
@@ -36,10 +41,14 @@ pub mod edits;
 pub mod export;
 pub mod history;
 pub mod layer;
+pub mod openraster;
 pub mod ops;
+pub mod partition;
 pub mod picks;
 pub mod presets;
 pub mod refine;
+pub mod region_palette;
+pub mod regions;
 pub mod session;
 pub mod step;
 pub mod stroke;
@@ -51,6 +60,7 @@ pub use edits::{ActiveStroke, EditBuf, EditPatch, PatchTile};
 pub use export::{ExportError, ImportError, ImportedMask, import_mask};
 pub use history::{History, HistoryStep};
 pub use layer::{EdgeOps, LayerEntry, LayerOps, LayerProps, MaskLayer, RefineJob};
+pub use partition::{Partition, PartitionRule};
 pub use picks::Pick;
 pub use presets::{BitDepth, Preset};
 pub use session::{SessionError, SessionSnapshot};

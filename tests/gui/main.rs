@@ -9,3 +9,4 @@ mod autosave;
 mod batch;
 mod edges;
 mod export;
+mod regions;

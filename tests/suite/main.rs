@@ -29,5 +29,6 @@ mod manifests;
 mod parity;
 mod precision;
 mod real_weights;
+mod regions;
 mod tokenizer;
 mod weights_cli;

@@ -18,6 +18,8 @@ use crate::mask::BrushMode;
 
 /// Physical pixels per image pixel above which the image is drawn with visible pixels.
 const NEAREST_ABOVE: f32 = 1.5;
+/// Opacity of the Regions view over the image (0..=255).
+const REGIONS_ALPHA: u8 = 170;
 /// Zoom per point of wheel scrolling.
 const WHEEL_ZOOM_PER_POINT: f32 = 0.0036;
 
@@ -37,6 +39,8 @@ pub struct CanvasCx<'a> {
     pub painting: bool,
     /// Draw the image without overlays.
     pub hide_overlays: bool,
+    /// The Regions view's partition texture: drawn over the image instead of the layers.
+    pub regions: Option<egui::TextureId>,
 }
 
 /// The canvas widget and its state between frames.
@@ -247,7 +251,7 @@ impl Canvas {
             colour: [0.0; 4],
             outline_px: 0.0,
         }];
-        if !cx.hide_overlays {
+        if !cx.hide_overlays && cx.regions.is_none() {
             let outline = if cx.settings.show_outlines {
                 cx.settings.outline_px
             } else {
@@ -279,6 +283,15 @@ impl Canvas {
                 pixels_per_point: ppp,
             },
         );
+        if let Some(texture) = cx.regions.filter(|_| !cx.hide_overlays) {
+            let uv = egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+            painter.image(
+                texture,
+                image_in_ui,
+                uv,
+                Color32::from_white_alpha(REGIONS_ALPHA),
+            );
+        }
         painter.rect_stroke(
             image_in_ui,
             0.0,

@@ -10,6 +10,7 @@ pub mod export;
 pub mod help;
 pub mod layers;
 pub mod notices;
+pub mod regions;
 pub mod shortcuts;
 pub mod status;
 pub mod toolbar;

@@ -30,6 +30,8 @@ pub struct MenuCx<'a> {
     pub show_band: bool,
     /// Reviewed images of the batch under review (`None`: no batch).
     pub batch_reviewed: Option<usize>,
+    /// The Regions view is on.
+    pub show_regions: bool,
 }
 
 /// Idle minutes offered when "Unload when idle" is switched on.
@@ -81,6 +83,16 @@ pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
             action_item(ui, UiAction::SaveSession, has_doc, &mut out);
             action_item(ui, UiAction::ImportMask, has_doc, &mut out);
             action_item(ui, UiAction::Export, has_doc, &mut out);
+            if ui
+                .add_enabled(has_doc, egui::Button::new(super::regions::EXPORT_LABEL))
+                .on_hover_text(
+                    "The visible layers as one partition, in the files regional prompting reads \
+                     (Regional Prompter, ComfyUI, Krita, InvokeAI…)",
+                )
+                .clicked()
+            {
+                out.push(Command::ExportRegionsDialog);
+            }
             if let Some(reviewed) = cx.batch_reviewed {
                 action_item(ui, UiAction::ExportReviewed, reviewed > 0, &mut out);
             }
@@ -157,6 +169,17 @@ pub fn menu_ui(ui: &mut Ui, cx: &MenuCx<'_>) -> Vec<Command> {
                 out.push(Command::Perform(UiAction::ToggleOverlays));
             }
             ui.checkbox(&mut settings.show_outlines, "Show edge outlines  O");
+            let mut regions = cx.show_regions;
+            if ui
+                .checkbox(&mut regions, super::regions::VIEW_LABEL)
+                .on_hover_text(
+                    "The visible layers as one partition (each pixel in one region or none), in \
+                     the colours the regions export uses",
+                )
+                .changed()
+            {
+                out.push(Command::ToggleRegionsView);
+            }
             let mut band = cx.show_band;
             if ui
                 .checkbox(&mut band, "Uncertainty band  U")

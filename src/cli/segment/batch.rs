@@ -13,7 +13,7 @@ use ldzmask::device::DeviceChoice;
 use ldzmask::pipeline::{SegmentError, Segmenter, StageTimings};
 use ldzmask::precision::Precision;
 
-use super::outputs::{Output, is_complete_png};
+use super::outputs::{Output, is_complete};
 use crate::cli::{progress_bar, say};
 
 /// `--shard K/N`: this job takes every `N`-th image starting at the `K`-th (0-based) of the
@@ -115,6 +115,8 @@ impl<'a> LazySegmenter<'a> {
 pub struct Item {
     /// The image file.
     pub image: PathBuf,
+    /// Its batch name (`<stem>.png`, unique in the run: [`ldzmask::mask::export::batch_mask_names`]).
+    pub name: String,
     /// Its outputs ([`super::outputs::planned`]).
     pub outputs: Vec<Output>,
 }
@@ -198,7 +200,7 @@ pub fn run(
         let existing = outputs.iter().filter(|p| p.exists()).count();
         if options.skip_existing
             && existing == outputs.len()
-            && outputs.iter().all(|p| is_complete_png(p))
+            && item.outputs.iter().all(is_complete)
         {
             skipped += 1;
             say(

@@ -26,6 +26,7 @@ pub fn uses_layers(args: &SegmentArgs) -> bool {
         || args.recipe.is_some()
         || args.save_recipe.is_some()
         || args.per_layer
+        || args.regions_out.is_some()
 }
 
 /// The phrase layers of `segment`'s matches in command line order: clap keeps each flag's
@@ -174,6 +175,7 @@ pub(super) fn layer_masks(
         Masks {
             parts: combined.layers,
             combined: Some(combined.mask),
+            layers: combined.mask_layers,
         },
         timings,
     ))

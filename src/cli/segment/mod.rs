@@ -113,6 +113,21 @@ pub struct SegmentArgs {
     /// key prefix given as `FILE:PREFIX` (e.g. `io.safetensors:case0.`).
     #[arg(long, value_name = "FILE[:PREFIX]")]
     pub draws: Option<String>,
+    /// Also write one regions folder per image, `DIR/<image>.regions/`: the layers as one
+    /// partition (every pixel in one region or none) in the files regional-prompting tools
+    /// read (regions.png, regions.json, masks/, regions.ora, prompts.txt). The phrases are
+    /// layers, the first on top.
+    #[arg(long, value_name = "DIR")]
+    pub regions_out: Option<PathBuf>,
+    /// Who gets a pixel several layers cover in --regions-out: `stack-order` (the first
+    /// layer) or `most-confident` (the largest probability over threshold).
+    #[arg(long, default_value = "stack-order", value_name = "RULE",
+          value_parser = crate::cli::regions::parse_rule)]
+    pub regions_rule: ldzmask::mask::PartitionRule,
+    /// An ADE20K class for a phrase, `PHRASE=CLASS` (e.g. "the sky=sky"), repeatable: with
+    /// every phrase mapped, --regions-out also writes controlnet-seg.png.
+    #[arg(long, value_name = "PHRASE=CLASS")]
+    pub ade20k: Vec<String>,
     /// Replace existing output files.
     #[arg(long)]
     pub overwrite: bool,
@@ -171,9 +186,13 @@ pub fn run(
     if let Some(p) = args.phrases.iter().find(|p| p.trim().is_empty()) {
         bail!("--phrase {p:?} is empty: say what to mask, e.g. --phrase \"the red hat\"");
     }
-    if args.out.is_none() && args.out_dir.is_none() {
-        bail!("say where to write the masks: --out PATH (one image) or --out-dir DIR");
+    if args.out.is_none() && args.out_dir.is_none() && args.regions_out.is_none() {
+        bail!(
+            "say where to write the masks: --out PATH (one image), --out-dir DIR or \
+             --regions-out DIR"
+        );
     }
+    crate::cli::regions::check_args(&args.ade20k, args.regions_out.as_deref())?;
     if args.input_dir.is_some() && args.out.is_some() {
         bail!("--input-dir writes several files: use --out-dir instead of --out");
     }
@@ -201,6 +220,7 @@ pub fn run(
         .filter(|(position, _)| args.shard.is_none_or(|s| s.takes(*position)))
         .map(|(_, (image, name))| batch::Item {
             image: image.clone(),
+            name: name.clone(),
             outputs: outputs::planned(&args, &plan, name),
         })
         .collect();
@@ -255,6 +275,26 @@ fn segment_file(
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
+        if *what == What::Regions {
+            let (Plan::Layers(recipe), Some(out)) = (plan, &args.regions_out) else {
+                bail!("internal: regions without layers");
+            };
+            let regions = crate::cli::regions::RegionsArgs {
+                out,
+                rule: args.regions_rule,
+                ade20k: &args.ade20k,
+                overwrite,
+            };
+            crate::cli::regions::write_image_regions(
+                &regions,
+                recipe,
+                &masks.layers,
+                &image,
+                &item.image,
+                &item.name,
+            )?;
+            continue;
+        }
         let mask = masks.get(what).context("internal: no mask for an output")?;
         match what {
             What::PhraseCutout(_) | What::CombinedCutout => {
@@ -263,6 +303,7 @@ fn segment_file(
             What::Phrase(_) | What::Combined | What::Layer(_) => {
                 write_mask(args, mask, &image, path, overwrite)?;
             }
+            What::Regions => {}
         }
     }
     Ok(timings)
@@ -274,6 +315,8 @@ struct Masks {
     parts: Vec<MaskBuf>,
     /// The layers folded together (layer plans).
     combined: Option<MaskBuf>,
+    /// The layers as built (layer plans), for the regions partition.
+    layers: Vec<ldzmask::mask::MaskLayer>,
 }
 
 impl Masks {
@@ -281,6 +324,7 @@ impl Masks {
         match what {
             What::Phrase(i) | What::PhraseCutout(i) | What::Layer(i) => self.parts.get(*i),
             What::Combined | What::CombinedCutout => self.combined.as_ref(),
+            What::Regions => None,
         }
     }
 }
@@ -338,6 +382,7 @@ fn phrase_masks(
         Masks {
             parts,
             combined: None,
+            layers: Vec::new(),
         },
         total,
     ))

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use image::DynamicImage;
 use ldzmask::mask::export::{export_binary_png, export_soft_png};
 use ldzmask::mask::presets::export_preset_png;
+use ldzmask::mask::regions::regions_dir;
 use ldzmask::mask::{BitDepth, MaskBuf};
 use ldzmask::recipe::Recipe;
 
@@ -36,6 +37,8 @@ pub enum What {
     Layer(usize),
     /// The image cut out by the combined mask (`--cutout` with layers).
     CombinedCutout,
+    /// The regions folder (`--regions-out`), named by its `regions.json`, written last.
+    Regions,
 }
 
 /// The files `plan` writes for an image whose batch name is `mask_name`
@@ -71,6 +74,15 @@ pub fn planned(args: &SegmentArgs, plan: &Plan, mask_name: &str) -> Vec<Output> 
             }
         }
         Plan::Layers(recipe) => {
+            if let Some(dir) = &args.regions_out {
+                outputs.push(Output {
+                    path: regions_dir(dir, &stem).join("regions.json"),
+                    what: What::Regions,
+                });
+            }
+            if args.out.is_none() && args.out_dir.is_none() {
+                return outputs; // --regions-out alone
+            }
             let combined = match &args.out {
                 Some(out) => out.clone(),
                 None => out_dir(args).join(mask_name),
@@ -90,15 +102,12 @@ pub fn planned(args: &SegmentArgs, plan: &Plan, mask_name: &str) -> Vec<Output> 
                     what: What::CombinedCutout,
                 });
             }
-            // Written last: in a run that was killed, a present combined mask means its
-            // per-layer files and cut-out are there too.
-            outputs.insert(
-                0,
-                Output {
-                    path: combined,
-                    what: What::Combined,
-                },
-            );
+            // Written last, so a folder listing of a killed run rarely shows a combined mask
+            // without its per-layer files (`--skip-existing` checks every file anyway).
+            outputs.push(Output {
+                path: combined,
+                what: What::Combined,
+            });
         }
     }
     outputs
@@ -152,6 +161,15 @@ pub fn write_mask(
         None => export_binary_png(mask, path, overwrite)?,
     }
     Ok(())
+}
+
+/// True when an output of an earlier run is there whole: a PNG ([`is_complete_png`]), or a
+/// regions folder whose `regions.json` (written last) is there.
+pub fn is_complete(output: &Output) -> bool {
+    match output.what {
+        What::Regions => output.path.is_file(),
+        _ => is_complete_png(&output.path),
+    }
 }
 
 /// True when `path` is a whole PNG: its signature first and its `IEND` chunk last. Files are
