@@ -64,7 +64,7 @@ const PASSES: usize = 2;
 const DECIDED: f32 = 0.9;
 /// Weak evidence (log-likelihood ratio, after trust) that is ignored: a pixel's colour must be
 /// this much more likely on one side before it moves the model map at all.
-const MARGIN: f32 = 2.0;
+const MARGIN: f32 = 4.0;
 /// Temperature of the evidence: photo colours are not Gaussian, so the Gaussian ratio is
 /// overconfident; half of it is used.
 const TEMPERATURE: f32 = 0.5;
@@ -822,7 +822,8 @@ mod tests {
     #[test]
     fn preview_is_close_to_full_resolution() {
         let (w, h) = (200, 120);
-        let (rgb, soft) = step_case(w, h, 90, 110.0, 40.0);
+        // The colour edge (x = 90) inside the model's uncertain band (80..120).
+        let (rgb, soft) = step_case(w, h, 90, 100.0, 40.0);
         let view = RgbView {
             width: w as u32,
             height: h as u32,
@@ -840,6 +841,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(preview.size(), full.size());
+        assert_eq!(crossing(&full, 60), 90);
         assert!(crossing(&preview, 60).abs_diff(crossing(&full, 60)) <= 3);
     }
 
