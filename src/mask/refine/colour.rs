@@ -359,6 +359,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // the matrix product written by index
     fn inverse_of_a_symmetric_matrix() {
         let s = [4.0, 1.0, 0.5, 3.0, 0.2, 2.0];
         let (inv, det) = invert_sym3(s).unwrap();
