@@ -68,7 +68,7 @@ enum Command {
     /// Time each stage of one full-size forward pass (random weights unless --weights is given)
     /// and report peak memory.
     Bench(cli::bench::BenchArgs),
-    /// Refine any mask along the image's edges (guided filter + matting), as a soft 8-bit PNG.
+    /// Refine any mask along the image's edges (only its uncertain band), as a soft 8-bit PNG.
     Refine(cli::refine::RefineArgs),
     /// Score an engine on a dataset (image, phrase, ground-truth mask) with the paper's
     /// metrics: mIoU and overall IoU at 0.3 / 0.5 and AP, raw and edge-refined.

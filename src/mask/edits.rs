@@ -16,7 +16,7 @@
 //!
 //! A third plane, `band`, holds the strokes of the refine-edge brush ([`BrushMode::RefineEdge`]:
 //! `band' = band + c·(1 − band)`, `add` and `erase` untouched). It does not change the mask by
-//! itself: it marks pixels that edge-aware refinement re-estimates by matting whatever their
+//! itself: it marks pixels that edge-aware refinement re-decides by colour whatever their
 //! probability (the `band` argument of [`super::refine::refine`]). It lives here so that its
 //! strokes are undone, cancelled and saved exactly like the other brush edits.
 //!

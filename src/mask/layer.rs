@@ -48,19 +48,19 @@ pub const REFINE_PREVIEW_SIDE: u32 = 1024;
 pub struct EdgeOps {
     /// Refine the model map along the image's edges.
     pub enabled: bool,
-    /// How far the colour matte may override the guided filter, `0..=1`
-    /// ([`RefineSettings::matting`]).
+    /// How far the image's colours may move the model map inside its uncertain band, `0..=1`
+    /// ([`RefineSettings::strength`]; 0 = the model map unchanged).
     pub strength: f32,
-    /// Coarse filter radius in image pixels; 0 = one latent cell of the model (automatic).
+    /// Colour-statistics window radius in image pixels; 0 = one latent cell of the model (automatic).
     pub radius_px: u32,
 }
 
 impl Default for EdgeOps {
-    /// On, with [`RefineSettings::default`]'s matting and radius: what new layers get.
+    /// On, with [`RefineSettings::default`]'s strength and radius: what new layers get.
     fn default() -> Self {
         Self {
             enabled: true,
-            strength: RefineSettings::default().matting,
+            strength: RefineSettings::default().strength,
             radius_px: 0,
         }
     }
@@ -92,7 +92,7 @@ impl EdgeOps {
             RefineSettings::default()
         };
         RefineSettings {
-            matting: self.strength.clamp(0.0, 1.0),
+            strength: self.strength.clamp(0.0, 1.0),
             radius: (self.radius_px > 0).then_some(self.radius_px),
             ..base
         }

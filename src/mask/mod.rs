@@ -12,8 +12,8 @@
 //! * [`ops`]: anti-aliased threshold, exact Euclidean grow/shrink, Gaussian feather.
 //! * [`picks`]: keep / drop connected regions of a model mask by clicks ([`Pick`]), and the
 //!   uncertainty band around the threshold.
-//! * [`refine`]: edge-aware refinement of a soft mask guided by the image (guided filter +
-//!   colour-line matting in the uncertain band).
+//! * [`refine`]: edge-aware refinement of a soft mask guided by the image (a local colour
+//!   model decides the uncertain band; confident pixels are kept).
 //! * [`layer`]: [`MaskLayer`] and its composite order
 //!   (threshold → invert → brush edits → grow/shrink → feather); [`LayerEntry`], [`LayerProps`].
 //! * [`mod@combine`]: folding layers with union / subtract / intersect.

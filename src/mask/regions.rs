@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use image::{Rgb, RgbImage, Rgba, RgbaImage};
 
 use super::export::ExportError;
-use crate::fsutil::write_atomic;
 use super::openraster::{OraError, OraLayer, ora_bytes};
 use super::partition::Partition;
 use super::region_palette::{ADE20K, comfy_color_int, hex, label_colour};
+use crate::fsutil::write_atomic;
 
 /// The iTXt keyword of the legend in `regions.png`.
 pub const LEGEND_KEYWORD: &str = "ldzmask:regions";

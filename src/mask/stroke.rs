@@ -17,7 +17,7 @@ pub enum BrushMode {
     Add,
     /// Remove mask (coverage towards 0).
     Erase,
-    /// Mark the refine band: where edge-aware refinement re-estimates the edge by matting
+    /// Mark the refine band: where edge-aware refinement re-decides the edge by colour
     /// (the mask itself is not painted; see [`super::edits`]).
     RefineEdge,
 }

@@ -3,7 +3,7 @@
 //! export and read the file back, error paths, the no-weights notice and the help overlay.
 //! One test renders through wgpu (lavapipe on CI) to check the WGSL canvas draws the overlay.
 //!
-//! Run: `LDZMASK_DEVICE=cpu cargo test --test gui`.
+//! Run: `LDZMASK_DEVICE=cpu cargo test --test gui app::`.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 

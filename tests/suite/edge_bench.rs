@@ -6,17 +6,19 @@
 //! polygons and hair-like strands 1–3 px wide. The "model output" is the true matte averaged over
 //! the 48×48 latent grid of a 384² model input and upsampled bilinearly, as the app does.
 //!
-//! Reported per method (bilinear, plain two-scale guided filter = `refine` with matting off,
+//! Reported per method (bilinear, plain two-scale guided filter (`two_scale_guided_filter`),
 //! `refine` defaults): mean IoU at 0.5, boundary F-score (boundary pixels matched within 2 px)
 //! and mean absolute error. Seeds `0..DEV` were used while choosing the defaults; the numbers
 //! that count are on the held-out seeds `1000..`.
 //!
-//! Run: `cargo test --locked --test edge_bench -- --ignored --nocapture`
+//! Run: `cargo test --locked --test suite edge_bench:: -- --ignored --nocapture`
 
 use std::time::Instant;
 
 use ldzmask::mask::MaskBuf;
-use ldzmask::mask::refine::{LATENT_GRID, RefineSettings, RgbView, refine};
+use ldzmask::mask::refine::{
+    LATENT_GRID, RefineSettings, RgbView, refine, two_scale_guided_filter,
+};
 
 /// Seeds used while tuning.
 const DEV: u64 = 10;
@@ -24,7 +26,7 @@ const DEV: u64 = 10;
 const HELD_OUT: u64 = 24;
 
 /// splitmix64: a tiny deterministic generator, so cases never change with a crate version.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next_u64(&mut self) -> u64 {
@@ -35,10 +37,10 @@ impl Rng {
         z ^ (z >> 31)
     }
     /// Uniform in `0..1`.
-    fn f(&mut self) -> f32 {
+    pub(crate) fn f(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
+    pub(crate) fn range(&mut self, lo: f32, hi: f32) -> f32 {
         lo + (hi - lo) * self.f()
     }
     fn normal(&mut self) -> f32 {
@@ -107,7 +109,7 @@ fn texture(rng: &mut Rng, w: usize, h: usize) -> Vec<f32> {
 }
 
 /// Distance from `p` to segment `a–b`.
-fn seg_dist(p: [f32; 2], a: [f32; 2], b: [f32; 2]) -> f32 {
+pub(crate) fn seg_dist(p: [f32; 2], a: [f32; 2], b: [f32; 2]) -> f32 {
     let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
     let len2 = dx * dx + dy * dy;
     let t = if len2 > 0.0 {
@@ -256,7 +258,7 @@ fn make_case(seed: u64, width: usize, height: usize) -> Case {
 }
 
 /// The matte averaged over the 48×48 latent grid, upsampled bilinearly to the image.
-fn latent_model_output(truth: &MaskBuf) -> MaskBuf {
+pub(crate) fn latent_model_output(truth: &MaskBuf) -> MaskBuf {
     let (w, h) = (truth.width as usize, truth.height as usize);
     let g = LATENT_GRID as usize;
     let mut grid = vec![0.0f32; g * g];
@@ -277,7 +279,7 @@ fn latent_model_output(truth: &MaskBuf) -> MaskBuf {
 }
 
 /// IoU at 0.5, boundary F (2 px), MAE.
-fn metrics(pred: &MaskBuf, truth: &MaskBuf) -> [f64; 3] {
+pub(crate) fn metrics(pred: &MaskBuf, truth: &MaskBuf) -> [f64; 3] {
     let (w, h) = (truth.width as usize, truth.height as usize);
     let bp: Vec<bool> = pred.data.iter().map(|&v| v >= 0.5).collect();
     let bt: Vec<bool> = truth.data.iter().map(|&v| v >= 0.5).collect();
@@ -351,10 +353,6 @@ fn metrics(pred: &MaskBuf, truth: &MaskBuf) -> [f64; 3] {
 
 /// Mean metrics of the three methods over `seeds`.
 fn evaluate(seeds: impl Iterator<Item = u64>, refined: &RefineSettings) -> [[f64; 3]; 3] {
-    let plain = RefineSettings {
-        matting: 0.0,
-        ..refined.clone()
-    };
     let mut sums = [[0.0f64; 3]; 3];
     let mut n = 0;
     for seed in seeds {
@@ -370,7 +368,7 @@ fn evaluate(seeds: impl Iterator<Item = u64>, refined: &RefineSettings) -> [[f64
         };
         let results = [
             case.model.clone(),
-            refine(view, &case.model, None, &plain).expect("refine"),
+            two_scale_guided_filter(view, &case.model, refined.radius).expect("filter"),
             refine(view, &case.model, None, refined).expect("refine"),
         ];
         for (sum, pred) in sums.iter_mut().zip(&results) {
@@ -395,7 +393,7 @@ fn print_table(title: &str, table: &[[f64; 3]; 3]) {
 }
 
 #[test]
-#[ignore = "benchmark: cargo test --locked --test edge_bench -- --ignored --nocapture"]
+#[ignore = "benchmark: cargo test --locked --test suite edge_bench:: -- --ignored --nocapture"]
 fn edge_benchmark() {
     let settings = RefineSettings::default();
     let dev = evaluate(0..DEV, &settings);
@@ -414,7 +412,7 @@ fn edge_benchmark() {
 }
 
 #[test]
-#[ignore = "timing: cargo test --locked --test edge_bench -- --ignored --nocapture"]
+#[ignore = "timing: cargo test --locked --test suite edge_bench:: -- --ignored --nocapture"]
 fn refine_timing_12mp() {
     let case = make_case(7, 4000, 3000);
     let view = RgbView {

@@ -3,7 +3,7 @@
 //! (`mask = 1 − alpha / 255`), the grey matte (soft values, 16-bit only when asked), InvokeAI
 //! (`alpha > 0` = masked); and the inpaint crop with its sidecar.
 //!
-//! Run: `cargo test --test export_presets`.
+//! Run: `cargo test --test suite export_presets::`.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 

@@ -9,7 +9,7 @@
 //! [`Checkpoint::open`]); the full-size files (about 15 GB) are written only on request:
 //!
 //! ```sh
-//! LDZMASK_FULL_SIZE_DIR=/tmp/full cargo test --test full_size -- --ignored --nocapture
+//! LDZMASK_FULL_SIZE_DIR=/tmp/full cargo test --test suite full_size:: -- --ignored --nocapture
 //! tests/tools/measure_full_size.sh /tmp/full      # convert + load, time and peak RSS
 //! ```
 

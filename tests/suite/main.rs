@@ -27,6 +27,7 @@ mod fuzz;
 mod kill;
 mod manifests;
 mod parity;
+mod photo_bench;
 mod precision;
 mod real_weights;
 mod regions;

@@ -3,7 +3,7 @@
 //! compared with `|a - e| <= 1e-4 * max|e| + 1e-5` per tensor (token ids exactly). A directory
 //! that holds an `io.safetensors` of an unknown component fails the run.
 //!
-//! `cargo test --test parity -- --nocapture` prints the max error of every tensor. The wgpu run
+//! `cargo test --test suite parity:: -- --nocapture` prints the max error of every tensor. The wgpu run
 //! is skipped without an adapter unless `LDZMASK_REQUIRE_GPU=1`, which makes that a failure.
 
 use crate::common;

@@ -7,7 +7,7 @@
 //! the platform cache directory and reused by the next process.
 //!
 //! The tolerances are about 3x the errors measured on lavapipe (Mesa 22.3, llvmpipe) with
-//! `cargo test --release --test precision -- --nocapture`, which prints every figure; f16 has a
+//! `cargo test --release --test suite precision:: -- --nocapture`, which prints every figure; f16 has a
 //! relative step of 2^-11 ≈ 4.9e-4 per rounding, and the errors grow with each network's depth.
 //!
 //! Without a wgpu adapter (or one without `SHADER_F16`) the GPU tests print why and pass, unless

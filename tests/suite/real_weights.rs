@@ -3,7 +3,7 @@
 //! ignored by default. Run it with:
 //!
 //! ```sh
-//! cargo test --release --test real_weights -- --ignored --nocapture
+//! cargo test --release --test suite real_weights:: -- --ignored --nocapture
 //! ```
 
 use ldzmask::device::{DeviceChoice, select_device};

@@ -7,7 +7,7 @@
 //!   `CLIPTokenizer` (+ ftfy 6.3.1), 77 ids each.
 //!
 //! The asset is regenerated with
-//! `cargo test --test tokenizer -- --ignored write_bundled_tokenizer_asset`.
+//! `cargo test --test suite tokenizer:: -- --ignored write_bundled_tokenizer_asset`.
 
 use std::path::PathBuf;
 
@@ -52,7 +52,7 @@ fn bundled_asset_is_rebuilt_from_the_bpe_vocabulary() {
     assert!(
         committed == rebuilt,
         "assets/clip_tokenizer.json differs from build_from_bpe_vocab(bpe_simple_vocab_16e6.txt.gz); \
-         regenerate it with `cargo test --test tokenizer -- --ignored write_bundled_tokenizer_asset`"
+         regenerate it with `cargo test --test suite tokenizer:: -- --ignored write_bundled_tokenizer_asset`"
     );
     // and the file loads through the public API
     ClipTokenizer::from_file(&asset_path()).expect("asset loads");

@@ -2,7 +2,7 @@
 # Time and peak RSS of `weights check`, `weights convert` and loading, on full-size random
 # checkpoints (the real files cannot be downloaded here). Not part of the test suite.
 #
-#   LDZMASK_FULL_SIZE_DIR=/tmp/full cargo test --test full_size -- --ignored --nocapture   # ~2 min
+#   LDZMASK_FULL_SIZE_DIR=/tmp/full cargo test --test suite full_size:: -- --ignored --nocapture   # ~2 min
 #   cargo build --release
 #   tests/tools/measure_full_size.sh /tmp/full [path/to/ldzmask] [--cold] [--f32]
 #

@@ -446,7 +446,9 @@ fn edge_settings(ui: &mut Ui, edge: &mut EdgeOps, changed: &mut Option<bool>) {
             edge.enabled,
             egui::Slider::new(&mut edge.strength, 0.0..=1.0).fixed_decimals(2),
         )
-        .on_hover_text("How much colour matting may decide the edge (0: guided filter only)");
+        .on_hover_text(
+            "How far the image's colours may move the mask's uncertain edge (0: the model's edge)",
+        );
     if r.changed() {
         *changed = Some(merge_of(&r));
     }

@@ -88,9 +88,9 @@ pub struct SegmentArgs {
     /// --soft says. With layers or recipes it applies to the combined (and per-layer) masks.
     #[arg(long, value_name = "TOOL", value_parser = parse_preset)]
     pub preset: Option<Preset>,
-    /// Snap each mask's edges to the image before thresholding or writing it (guided filter +
-    /// matting at full resolution, as `ldzmask refine` does with its default settings; with
-    /// layers: every layer's edge refinement, saved in the recipe).
+    /// Snap each mask's edges to the image before thresholding or writing it (colour decision
+    /// in the uncertain band at full resolution, as `ldzmask refine` does with its default
+    /// settings; with layers: every layer's edge refinement, saved in the recipe).
     #[arg(long)]
     pub refine: bool,
     /// Also write an RGBA cut-out (`…-cutout.png`): the image with the mask as alpha.

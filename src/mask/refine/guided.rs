@@ -42,15 +42,6 @@ impl Plane {
         Plane { w: lw, h: lh, data }
     }
 
-    /// Elementwise map into a new plane.
-    pub(super) fn map(&self, f: impl Fn(f32) -> f32 + Sync) -> Plane {
-        Plane {
-            w: self.w,
-            h: self.h,
-            data: self.data.par_iter().map(|&v| f(v)).collect(),
-        }
-    }
-
     /// Elementwise product.
     pub(super) fn mul(&self, other: &Plane) -> Plane {
         Plane {

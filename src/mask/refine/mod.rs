@@ -2,49 +2,76 @@
 //!
 //! LD-ZNet predicts its probability map on the latent grid (1/8 of the model input, 48×48 for a
 //! 384² input), so once upsampled to a photo one grid cell spans tens of pixels: edges are blobby
-//! and thin structures vanish. [`refine`] snaps the map to the photo in three steps:
+//! and thin structures vanish. But the map is only *uncertain* near its edges: where the
+//! upsampled map is (near) 0 or 1, every latent cell around the pixel agreed, and the model was
+//! right or wrong there for reasons no colour can fix. So [`refine`] changes pixels only inside
+//! the **uncertain band** (probability strictly between [`RefineSettings::band`]'s bounds, plus
+//! the pixels a refine-edge brush marked) and leaves every other pixel exactly as it was, in the
+//! full-resolution path and in the preview path alike.
 //!
-//! 1. **Coarse colour guided filter** (He, Sun, Tang, "Guided Image Filtering", ECCV 2010,
-//!    Algorithm 1, colour guide with the 3×3 covariance per window) with a radius of about one
-//!    latent cell: moves the blob towards the colour regions it sits on.
-//! 2. **Fine colour guided filter** on the coarse result, radius ≈ 1/8 of that, small ε: sharp
-//!    edges that follow the photo.
+//! Inside the band each pixel is classified by its colour against the colours of the confident
+//! pixels around it, with the model map as the prior:
 //!
-//!    Both use the "fast guided filter" subsampling (He & Sun, arXiv:1505.00996): the linear
-//!    coefficients are computed on a box-downsampled grid, upsampled bilinearly and applied to
-//!    the full-resolution guide, so detail stays at full resolution while the box filters (running
-//!    sums, O(N) whatever the radius) run on fewer pixels.
-//! 3. **Colour-line matting in the uncertain band** (where the probability is neither near 0 nor
-//!    near 1, plus an optional caller band, e.g. a refine-edge brush). For each band pixel the
-//!    local foreground colour F and background colour B are the means of the confidently
-//!    in / out pixels in a window of about one cell; the pixel's alpha is its projection on the
-//!    F–B line, `α = (c − B)·(F − B) / |F − B|²` — the compositing equation `c = αF + (1−α)B`
-//!    solved in the least-squares sense, as sampling-based matting does (e.g. Wang & Cohen,
-//!    "Robust Matting", CVPR 2007; He et al., "A Global Sampling Method for Alpha Matting",
-//!    CVPR 2011) with one sample pair per pixel taken from local means. The colour estimate is
-//!    trusted in proportion to how well F and B separate relative to their own spread, and the
-//!    guided-filter value is kept where they do not. Because α is computed per pixel at full
-//!    resolution, a 1-px strand of foreground colour gets a high α even though no latent cell was
-//!    mostly strand. Closed-form matting (Levin et al. 2008) would need a global sparse solve,
-//!    far over the time budget at 12 MP; its local linear colour model is what steps 1–2 apply.
+//! 1. **Local colour model** ([`colour`]): per cell of a coarse grid (about 1/8 of a latent
+//!    cell), a Gaussian of the confident foreground colours and one of the confident background
+//!    colours (full 3×3 covariance) in a window of about one latent cell, growing where one
+//!    side has no samples (strands reach far from their body). Each cell also gets a **trust**
+//!    in `0..=1` that falls to 0 where the two distributions overlap (Bhattacharyya distance)
+//!    or where the model misreads its own samples: there the colours cannot separate
+//!    foreground from background, and inventing structure would damage the mask.
+//! 2. **Bayes decision per pixel**: `logit(out) = logit(p) + τ · strength · shrink(trust ·
+//!    ln N_F(c) / N_B(c))`, with `p` the model map (the prior), `c` the pixel's colour and
+//!    `shrink` a soft threshold that ignores weak evidence. Where the colours say nothing the
+//!    result is the model map; where they clearly say foreground, a 1-px strand of foreground
+//!    colour over a clear background gets a high value even though no latent cell was mostly
+//!    strand. Because the decision is per pixel, corners stay sharp wherever the colours allow.
+//!    A second pass takes its samples also from the band pixels the first pass decided
+//!    clearly, so the statistics come from closer to the edge.
+//! 3. **Speck removal** ([`specks`]): isolated decisions smaller than a quarter of a latent
+//!    cell that touch no confident pixel of their own side (a bright star next to the edge, a
+//!    dark spot inside the subject) take the other side's decision.
+//!
+//! This is sampling-based matting's colour model (Chuang et al., "A Bayesian Approach to
+//! Digital Image Matting", CVPR 2001, with one Gaussian per side and window) used as a
+//! classifier with the model map as prior, rather than solving for fractional alpha: fractional
+//! alpha from colour alone goes wrong wherever the colours of both sides are shared, and it is
+//! what turned dark parts of a subject into holes. [`guided_filter_mask`] and
+//! [`two_scale_guided_filter`] (He, Sun, Tang, "Guided Image Filtering", ECCV 2010) are kept
+//! as the plain baselines the benchmark compares against.
 //!
 //! Everything is parallel over rows with rayon. Image space as in [`super::buffer`].
 
+use rayon::prelude::*;
+
 use super::buffer::MaskBuf;
 
+mod colour;
 mod guided;
-mod matting;
+mod specks;
 
+use colour::{ColourModel, Moments, sample_weights};
 use guided::*;
-use matting::*;
 
 /// Side of the model's latent grid (384² input / 8): the default coarse radius is one cell of
 /// it, `long side / LATENT_GRID` pixels.
 pub const LATENT_GRID: u32 = 48;
 
-/// Matting passes: the first samples F and B from the filtered mask, each next one from the
-/// previous matte.
-const MATTING_PASSES: usize = 3;
+/// Classification passes: the first samples the colours of the confident pixels, the next ones
+/// also those of the band pixels the previous pass decided clearly.
+const PASSES: usize = 2;
+/// From the second pass, band pixels above this value (below `1 −` it) are foreground
+/// (background) samples, with a weight ramping up to the band's bound.
+const DECIDED: f32 = 0.9;
+/// Weak evidence (log-likelihood ratio, after trust) that is ignored: a pixel's colour must be
+/// this much more likely on one side before it moves the model map at all.
+const MARGIN: f32 = 4.0;
+/// Temperature of the evidence: photo colours are not Gaussian, so the Gaussian ratio is
+/// overconfident; half of it is used.
+const TEMPERATURE: f32 = 0.5;
+/// The prior is clamped to `PRIOR_MIN..=1 − PRIOR_MIN` (a brush band may hold exact 0s and 1s).
+const PRIOR_MIN: f32 = 0.02;
+/// Specks under this share of a latent cell's area (radius²) are removed.
+const SPECK_CELLS: f32 = 0.25;
 
 /// A borrowed 8-bit RGB image: `pixels[(y * width + x) * 3 + channel]`.
 #[derive(Clone, Copy, Debug)]
@@ -68,28 +95,21 @@ impl<'a> From<&'a crate::imageio::RgbImage> for RgbView<'a> {
     }
 }
 
-/// Tuning of [`refine`]; [`Default`] is what the app and `ldzmask refine` use.
+/// Tuning of [`refine`]; [`Default`] is what the app, `segment --refine` and `ldzmask refine`
+/// use.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RefineSettings {
-    /// Coarse guided-filter radius in image pixels; `None` = one latent cell
+    /// Window radius of the colour statistics in image pixels; `None` = one latent cell
     /// (`long side / LATENT_GRID`), the blur scale of an upsampled LD-ZNet map.
     pub radius: Option<u32>,
-    /// Regularisation ε of the coarse filter (colours in `0..=1`, so ε is a colour variance):
-    /// larger keeps more of the input's shape, smaller follows colours more.
-    pub coarse_eps: f32,
-    /// Regularisation ε of the fine filter.
-    pub fine_eps: f32,
-    /// Probabilities strictly between these two (in the input or the filtered mask) are
-    /// "uncertain": there the matting step runs.
+    /// The uncertain band: probabilities strictly between these two values may change; all
+    /// others are kept exactly.
     pub band: (f32, f32),
-    /// Pixels of the filtered mask at or below the first / at or above the second value are the
-    /// background / foreground colour samples of the matting step.
-    pub samples: (f32, f32),
-    /// How far the colour matte may override the filtered mask, `0..=1` (0 = plain two-scale
-    /// guided filter).
-    pub matting: f32,
+    /// How far the colour evidence may move the model map, `0..=1` (0 = the map unchanged).
+    pub strength: f32,
     /// Preview: work on a copy downscaled so its long side is at most this many pixels and
-    /// upsample the result (`None` = full resolution).
+    /// upsample the result (`None` = full resolution). Pixels outside the band are still kept
+    /// exactly at full resolution.
     pub max_side: Option<u32>,
 }
 
@@ -97,11 +117,8 @@ impl Default for RefineSettings {
     fn default() -> Self {
         Self {
             radius: None,
-            coarse_eps: 1e-3,
-            fine_eps: 1e-4,
             band: (0.02, 0.98),
-            samples: (0.3, 0.7),
-            matting: 1.0,
+            strength: 1.0,
             max_side: None,
         }
     }
@@ -148,17 +165,11 @@ pub enum RefineError {
     },
 }
 
-/// Refines `soft` (at the image's size) along the image's edges; see the module docs.
-///
-/// `band` (optional, image size) marks extra pixels to re-estimate by matting whatever their
-/// probability (values above 0.5 count), e.g. strokes of a refine-edge brush. The result is at
-/// the image's size with values in `0..=1`.
-pub fn refine(
+/// Checks that `image`'s buffer fits its size and that each mask is at the image's size.
+fn check_inputs(
     image: RgbView<'_>,
-    soft: &MaskBuf,
-    band: Option<&MaskBuf>,
-    settings: &RefineSettings,
-) -> Result<MaskBuf, RefineError> {
+    masks: &[(&'static str, Option<&MaskBuf>)],
+) -> Result<(), RefineError> {
     let (width, height) = (image.width, image.height);
     let expected = width as usize * height as usize * 3;
     if image.pixels.len() != expected {
@@ -169,7 +180,7 @@ pub fn refine(
             got: image.pixels.len(),
         });
     }
-    for (what, mask) in [("mask", Some(soft)), ("band mask", band)] {
+    for &(what, mask) in masks {
         if let Some(mask) = mask
             && mask.size() != (width, height)
         {
@@ -182,112 +193,161 @@ pub fn refine(
             });
         }
     }
-    if soft.is_empty() {
+    Ok(())
+}
+
+/// True for the pixels [`refine`] may change: `soft` strictly inside `(lo, hi)`, or marked in
+/// `band` (values above 0.5).
+fn uncertain(soft: &[f32], band: Option<&[f32]>, (lo, hi): (f32, f32)) -> Vec<bool> {
+    soft.iter()
+        .enumerate()
+        .map(|(i, &v)| (v > lo && v < hi) || band.is_some_and(|b| b[i] > 0.5))
+        .collect()
+}
+
+/// Refines `soft` (at the image's size) along the image's edges; see the module docs.
+///
+/// `band` (optional, image size) marks extra pixels to re-estimate whatever their probability
+/// (values above 0.5 count), e.g. strokes of a refine-edge brush. The result is at the image's
+/// size with values in `0..=1`; pixels outside the uncertain band and `band` are exactly those
+/// of `soft`.
+pub fn refine(
+    image: RgbView<'_>,
+    soft: &MaskBuf,
+    band: Option<&MaskBuf>,
+    settings: &RefineSettings,
+) -> Result<MaskBuf, RefineError> {
+    check_inputs(image, &[("mask", Some(soft)), ("band mask", band)])?;
+    let (width, height) = (image.width, image.height);
+    let strength = settings.strength.clamp(0.0, 1.0);
+    if soft.is_empty() || strength == 0.0 {
         return Ok(soft.clone());
     }
     let long = width.max(height);
-    if let Some(max_side) = settings.max_side.filter(|&m| m > 0 && long > m) {
-        // Preview: an integer block average is cheap and anti-aliased; an explicit radius is
-        // scaled with the image (the default one follows the image size by itself), so the
-        // result matches the full-resolution one in shape.
-        let factor = long.div_ceil(max_side) as usize;
-        let small = downsample_rgb(image, factor);
-        let small_view = RgbView {
-            width: small.0 as u32,
-            height: small.1 as u32,
-            pixels: &small.2,
-        };
-        let small_soft = soft.resized(small_view.width, small_view.height);
-        let small_band = band.map(|b| b.resized(small_view.width, small_view.height));
-        let small_settings = RefineSettings {
-            radius: settings.radius.map(|r| (r / factor as u32).max(1)),
-            max_side: None,
-            ..settings.clone()
-        };
-        let out = refine(
-            small_view,
-            &small_soft,
-            small_band.as_ref(),
-            &small_settings,
-        )?;
-        return Ok(out.resized(width, height));
-    }
-
-    let guide = Guide::new(image);
-    let radius = settings.radius.unwrap_or(long / LATENT_GRID).max(1) as usize;
-    let soft_plane = Plane {
-        w: guide.w,
-        h: guide.h,
-        data: soft.data.clone(),
-    };
-
-    // 1. Coarse: window of one cell, computed on a grid where the radius is ~8 steps.
-    let coarse_step = (radius / 8).max(1);
-    let coarse_level = guide.level(coarse_step);
-    let coarse = guided_filter(
-        &guide,
-        &coarse_level,
-        &soft_plane.downsample(coarse_step),
-        radius / coarse_step,
-        settings.coarse_eps,
-    );
-
-    // 2. Fine: radius 1/8 of a cell (≥ 2 px), on a grid where it is ~4 steps.
-    let fine_radius = (radius / 8).max(2);
-    let fine_step = (fine_radius / 4).max(1);
-    let fine_level = guide.level(fine_step);
-    let fine = guided_filter(
-        &guide,
-        &fine_level,
-        &coarse.downsample(fine_step),
-        fine_radius / fine_step,
-        settings.fine_eps,
-    );
-
-    let strength = settings.matting.clamp(0.0, 1.0);
-    let data = if strength > 0.0 {
-        // 3. Matting in the uncertain band, F/B statistics on the coarse grid. Each pass takes
-        // its samples from the previous pass's matte, so samples contaminated by a misplaced
-        // input edge (a mix of both colours, hence low trust) get purer pass by pass.
-        let columns = band_columns(
-            guide.w,
-            &soft.data,
-            &fine.data,
-            band.map(|b| b.data.as_slice()),
-            settings.band,
-        );
-        let mut matte = fine.clone();
-        for _ in 0..MATTING_PASSES {
-            let stats = ColourStats::new(
-                &coarse_level,
-                &matte.downsample(coarse_step),
-                radius.div_ceil(coarse_step),
-                settings.samples.0,
-                settings.samples.1,
-            );
-            matte_band(
-                &guide,
-                &stats,
-                &fine.data,
-                &columns,
-                strength,
-                &mut matte.data,
-            );
+    let mut out = match settings.max_side.filter(|&m| m > 0 && long > m) {
+        Some(max_side) => {
+            // Preview: an integer block average is cheap and anti-aliased; an explicit radius
+            // is scaled with the image (the default one follows the image size by itself), so
+            // the result matches the full-resolution one in shape.
+            let factor = long.div_ceil(max_side) as usize;
+            let small = downsample_rgb(image, factor);
+            let small_view = RgbView {
+                width: small.0 as u32,
+                height: small.1 as u32,
+                pixels: &small.2,
+            };
+            let small_soft = soft.resized(small_view.width, small_view.height);
+            let small_band = band.map(|b| b.resized(small_view.width, small_view.height));
+            let small_settings = RefineSettings {
+                radius: settings.radius.map(|r| (r / factor as u32).max(1)),
+                max_side: None,
+                ..settings.clone()
+            };
+            refine(
+                small_view,
+                &small_soft,
+                small_band.as_ref(),
+                &small_settings,
+            )?
+            .resized(width, height)
+            .data
         }
-        matte.data
-    } else {
-        fine.data
+        None => classify_band(image, soft, band, settings, strength),
     };
+    // The guarantee, whatever the path: confident pixels are the input's.
+    let in_band = uncertain(&soft.data, band.map(|b| b.data.as_slice()), settings.band);
+    for ((o, &s), keep) in out.iter_mut().zip(&soft.data).zip(in_band) {
+        if !keep {
+            *o = s;
+        }
+    }
     Ok(MaskBuf {
         width,
         height,
-        data: data.into_iter().map(|v| v.clamp(0.0, 1.0)).collect(),
+        data: out,
     })
+}
+
+/// Steps 1–3 of the module docs at the image's resolution: the refined values (image size).
+fn classify_band(
+    image: RgbView<'_>,
+    soft: &MaskBuf,
+    band: Option<&MaskBuf>,
+    settings: &RefineSettings,
+    strength: f32,
+) -> Vec<f32> {
+    let guide = Guide::new(image);
+    let w = guide.w;
+    let long = image.width.max(image.height);
+    let radius = settings.radius.unwrap_or(long / LATENT_GRID).max(1) as usize;
+    // Statistics on a grid where the radius is ~8 steps.
+    let step = (radius / 8).max(1);
+    let moments = Moments::new(&guide, step);
+    let brushed = band.map(|b| b.data.as_slice());
+    let in_band = uncertain(&soft.data, brushed, settings.band);
+    let (lo, hi) = settings.band;
+    let columns: Vec<Vec<u32>> = in_band
+        .par_chunks(w)
+        .map(|row| (0..w as u32).filter(|&x| row[x as usize]).collect())
+        .collect();
+
+    let mut out = soft.data.clone();
+    for pass in 0..PASSES {
+        let (fg, bg) = if pass == 0 {
+            sample_weights(&soft.data, w, step, brushed, |v| {
+                (f32::from(u8::from(v >= hi)), f32::from(u8::from(v <= lo)))
+            })
+        } else {
+            let ramp =
+                |v: f32, end: f32| ((v - DECIDED) / (end - DECIDED).max(1e-3)).clamp(0.0, 1.0);
+            sample_weights(&out, w, step, None, |v| {
+                (ramp(v, hi), ramp(1.0 - v, 1.0 - lo))
+            })
+        };
+        let model = ColourModel::new(&moments, &fg, &bg, (radius / step).max(1));
+        decide(&guide, &model, &soft.data, &columns, strength, &mut out);
+    }
+    let max_area = (SPECK_CELLS * (radius * radius) as f32) as usize;
+    specks::remove_specks(&mut out, &in_band, w, max_area);
+    out
+}
+
+/// Step 2 of the module docs for every band pixel (`columns` per row); other pixels of `out`
+/// are left as they are.
+fn decide(
+    guide: &Guide<'_>,
+    model: &ColourModel,
+    soft: &[f32],
+    columns: &[Vec<u32>],
+    strength: f32,
+    out: &mut [f32],
+) {
+    let w = guide.w;
+    out.par_chunks_mut(w)
+        .zip(columns)
+        .enumerate()
+        .for_each(|(y, (row, columns))| {
+            for &x in columns {
+                let (x, i) = (x as usize, y * w + x as usize);
+                let px = &guide.pixels[i * 3..i * 3 + 3];
+                let c = [px[0], px[1], px[2]].map(|v| f32::from(v) / 255.0);
+                let evidence = model.evidence(x, y, c);
+                let evidence = evidence.signum() * (evidence.abs() - MARGIN).max(0.0);
+                let p = soft[i];
+                let prior = p.clamp(PRIOR_MIN, 1.0 - PRIOR_MIN);
+                let z = (TEMPERATURE * strength * evidence + (prior / (1.0 - prior)).ln())
+                    .clamp(-30.0, 30.0);
+                let q = 1.0 / (1.0 + (-z).exp());
+                // Relative to the unclamped prior, so no evidence leaves a 0 or 1 exact.
+                row[x] = (q + p - prior).clamp(0.0, 1.0);
+            }
+        });
 }
 
 /// Colour guided filter of `soft` (at the guide's size) with one window radius, in image
 /// pixels; `step` > 1 computes the coefficients on a grid `step` times coarser (fast guided
-/// filter). Values may leave `0..=1` slightly (they are not clamped), as in He et al.
+/// filter, He & Sun, arXiv:1505.00996). Values may leave `0..=1` slightly (they are not
+/// clamped), as in He et al.
 pub fn guided_filter_mask(
     image: RgbView<'_>,
     soft: &MaskBuf,
@@ -295,24 +355,7 @@ pub fn guided_filter_mask(
     eps: f32,
     step: u32,
 ) -> Result<MaskBuf, RefineError> {
-    let expected = image.width as usize * image.height as usize * 3;
-    if image.pixels.len() != expected {
-        return Err(RefineError::BadImage {
-            width: image.width,
-            height: image.height,
-            expected,
-            got: image.pixels.len(),
-        });
-    }
-    if soft.size() != (image.width, image.height) {
-        return Err(RefineError::SizeMismatch {
-            what: "mask",
-            mask_width: soft.width,
-            mask_height: soft.height,
-            width: image.width,
-            height: image.height,
-        });
-    }
+    check_inputs(image, &[("mask", Some(soft))])?;
     let guide = Guide::new(image);
     let step = step.max(1) as usize;
     let level = guide.level(step);
@@ -333,6 +376,28 @@ pub fn guided_filter_mask(
         height: image.height,
         data: q.data,
     })
+}
+
+/// The plain two-scale colour guided filter (the benchmark's baseline, and what `refine` did
+/// before it classified the band): a coarse filter with a window of one latent cell (`radius`,
+/// default `long side / LATENT_GRID`, ε = 1e-3), then a fine one of 1/8 of that (≥ 2 px,
+/// ε = 1e-4) on its result; clamped to `0..=1`. Unlike [`refine`] it changes every pixel.
+pub fn two_scale_guided_filter(
+    image: RgbView<'_>,
+    soft: &MaskBuf,
+    radius: Option<u32>,
+) -> Result<MaskBuf, RefineError> {
+    check_inputs(image, &[("mask", Some(soft))])?;
+    if soft.is_empty() {
+        return Ok(soft.clone());
+    }
+    let long = image.width.max(image.height);
+    let radius = radius.unwrap_or(long / LATENT_GRID).max(1);
+    let coarse = guided_filter_mask(image, soft, radius, 1e-3, (radius / 8).max(1))?;
+    let fine_radius = (radius / 8).max(2);
+    let mut fine = guided_filter_mask(image, &coarse, fine_radius, 1e-4, (fine_radius / 4).max(1))?;
+    fine.data.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
+    Ok(fine)
 }
 
 /// Block-average of an RGB image by an integer factor: `(width, height, pixels)`.
@@ -565,8 +630,10 @@ mod tests {
     #[test]
     fn step_edge_snaps_the_mask_edge() {
         let (w, h) = (96, 48);
+        // The ramps are 40 px wide, so the colour edge lies inside their uncertain band (a
+        // narrower ramp that misses it would be a confident, wrong model, which refine keeps).
         for ramp_centre in [34.0, 58.0] {
-            let (rgb, soft) = step_case(w, h, 48, ramp_centre, 24.0);
+            let (rgb, soft) = step_case(w, h, 48, ramp_centre, 40.0);
             assert_eq!(
                 crossing(&soft, 20).abs_diff(48),
                 (ramp_centre - 48.0).abs() as u32
@@ -590,6 +657,101 @@ mod tests {
     }
 
     #[test]
+    fn confident_pixels_never_change() {
+        // Random colours and a map with confident 0 / 1 regions and ramps between them.
+        let (w, h) = (120, 80);
+        let rgb = random_rgb(w, h, 21);
+        let n = noise(w * h, 22);
+        let data = (0..w * h)
+            .map(|i| {
+                let x = (i % w) as f32;
+                let v = ((x - 30.0) / 25.0).clamp(0.0, 1.0) - ((x - 80.0) / 10.0).clamp(0.0, 1.0);
+                if v > 0.0 && v < 1.0 {
+                    (v + 0.2 * (n[i] - 0.5)).clamp(0.01, 0.99)
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let soft = MaskBuf::from_vec(w as u32, h as u32, data).unwrap();
+        let view = RgbView {
+            width: w as u32,
+            height: h as u32,
+            pixels: &rgb,
+        };
+        for settings in [
+            RefineSettings::default(),
+            RefineSettings {
+                max_side: Some(50),
+                ..RefineSettings::default()
+            },
+        ] {
+            let out = refine(view, &soft, None, &settings).unwrap();
+            let mut changed = 0;
+            for (&o, &s) in out.data.iter().zip(&soft.data) {
+                if s <= 0.02 || s >= 0.98 {
+                    assert_eq!(o, s, "{settings:?}");
+                } else {
+                    changed += usize::from(o != s);
+                }
+            }
+            assert!(changed > 0, "the band is refined");
+        }
+    }
+
+    #[test]
+    fn colours_that_do_not_separate_keep_the_model_map() {
+        // The same texture on both sides of the model's edge: no colour tells them apart, so
+        // the refined map stays at the model map (no holes, no halo, no invented edge).
+        let (w, h) = (128, 64);
+        let rgb = random_rgb(w, h, 31);
+        let soft = MaskBuf::from_vec(
+            w as u32,
+            h as u32,
+            (0..w * h)
+                .map(|i| (0.5 - ((i % w) as f32 + 0.5 - 64.0) / 40.0).clamp(0.0, 1.0))
+                .collect(),
+        )
+        .unwrap();
+        let view = RgbView {
+            width: w as u32,
+            height: h as u32,
+            pixels: &rgb,
+        };
+        let settings = RefineSettings {
+            radius: Some(16),
+            ..RefineSettings::default()
+        };
+        let out = refine(view, &soft, None, &settings).unwrap();
+        let worst = out
+            .data
+            .iter()
+            .zip(&soft.data)
+            .map(|(o, s)| (o - s).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 0.05, "moved by {worst}");
+        for y in [0, 31, 63] {
+            assert_eq!(crossing(&out, y), crossing(&soft, y));
+        }
+    }
+
+    #[test]
+    fn zero_strength_is_the_model_map() {
+        let (w, h) = (64, 32);
+        let (rgb, soft) = step_case(w, h, 30, 24.0, 30.0);
+        let view = RgbView {
+            width: w as u32,
+            height: h as u32,
+            pixels: &rgb,
+        };
+        let settings = RefineSettings {
+            strength: 0.0,
+            ..RefineSettings::default()
+        };
+        assert_eq!(refine(view, &soft, None, &settings).unwrap(), soft);
+    }
+
+    #[test]
     fn output_stays_in_unit_range() {
         let (w, h) = (64, 40);
         let rgb = random_rgb(w, h, 11);
@@ -603,8 +765,7 @@ mod tests {
             RefineSettings::default(),
             RefineSettings {
                 radius: Some(3),
-                coarse_eps: 1e-6,
-                fine_eps: 1e-6,
+                band: (0.0, 1.0),
                 ..RefineSettings::default()
             },
             RefineSettings {
@@ -661,7 +822,8 @@ mod tests {
     #[test]
     fn preview_is_close_to_full_resolution() {
         let (w, h) = (200, 120);
-        let (rgb, soft) = step_case(w, h, 90, 110.0, 40.0);
+        // The colour edge (x = 90) inside the model's uncertain band (80..120).
+        let (rgb, soft) = step_case(w, h, 90, 100.0, 40.0);
         let view = RgbView {
             width: w as u32,
             height: h as u32,
@@ -679,6 +841,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(preview.size(), full.size());
+        assert_eq!(crossing(&full, 60), 90);
         assert!(crossing(&preview, 60).abs_diff(crossing(&full, 60)) <= 3);
     }
 
