@@ -123,6 +123,13 @@ impl App {
             return;
         };
         let painting = self.stroke.as_ref().map(|s| s.layer_id);
+        // A running refinement whose layer changed meanwhile stops at its next step.
+        let cancelled = self
+            .layer_runtimes
+            .cancel_superseded_refines(|id| doc.masks.layer(id).and_then(|e| e.layer.refine_due()));
+        if cancelled > 0 {
+            log::debug!("{cancelled} superseded refinement(s) cancelled");
+        }
         let runtimes = &self.layer_runtimes;
         let jobs: Vec<_> = doc
             .masks
@@ -139,9 +146,9 @@ impl App {
         let (image_id, image) = (doc.image_id, Arc::clone(&doc.rgb));
         for (id, job) in jobs {
             let rgb = Arc::clone(&image);
-            self.layer_runtimes.refine_started(id);
+            let cancel = self.layer_runtimes.refine_started(id, job.epoch);
             self.spawn(tasks::REFINE_TASK, move || {
-                tasks::refine_task(rgb, id, image_id, job)
+                tasks::refine_task(rgb, id, image_id, job, cancel)
             });
         }
     }
@@ -153,8 +160,14 @@ impl App {
             image_id,
             job,
             result,
+            cancelled,
             elapsed,
         } = done;
+        if cancelled {
+            // Superseded: the layer's new inputs get their own refinement.
+            self.layer_runtimes.refine_done(layer_id, None);
+            return;
+        }
         let failed = result.as_ref().err().map(|_| job.epoch);
         self.layer_runtimes.refine_done(layer_id, failed);
         let Some(doc) = &mut self.state.document else {

@@ -23,6 +23,8 @@
 //! `BackgroundTasks`, `TimeControl`): one type, its own tests, no egui.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::display::{self, LayerPixels, SharedDisplay};
@@ -42,6 +44,8 @@ pub struct LayerRuntime {
     pub composite_in_flight: bool,
     /// An edge-aware refinement task is running.
     pub refine_in_flight: bool,
+    /// The running refinement's refine epoch and its cancel flag ([`LayerRuntimes::refine_started`]).
+    pub refine_cancel: Option<(u64, Arc<AtomicBool>)>,
     /// The refine epoch whose refinement failed (not tried again until the inputs change).
     pub refine_failed: Option<u64>,
     /// The newest model request for this layer, until it is answered.
@@ -88,8 +92,11 @@ impl LayerRuntimes {
         self.layers.get(&id)
     }
 
-    /// Forgets every layer (a new document).
+    /// Forgets every layer (a new document); their running refinements are cancelled.
     pub fn clear(&mut self) {
+        for rt in self.layers.values() {
+            cancel_refine(rt);
+        }
         self.layers.clear();
     }
 
@@ -112,7 +119,13 @@ impl LayerRuntimes {
     /// Keeps runtimes and display planes for exactly `ids`; a new layer gets an empty plane
     /// of the display size and asks for a full composite.
     pub fn sync(&mut self, ids: &[u64], display: &SharedDisplay, image_size: (u32, u32)) {
-        self.layers.retain(|id, _| ids.contains(id));
+        self.layers.retain(|id, rt| {
+            let keep = ids.contains(id);
+            if !keep {
+                cancel_refine(rt); // a deleted layer's result would be refused
+            }
+            keep
+        });
         let mut disp = display.lock();
         disp.layers.retain(|id, _| ids.contains(id));
         let (dw, dh) = display::display_size(image_size.0, image_size.1, disp.factor);
@@ -306,9 +319,31 @@ impl LayerRuntimes {
                 .is_none_or(|rt| !rt.refine_in_flight && rt.refine_failed != Some(epoch))
     }
 
-    /// A refinement task started for the layer.
-    pub fn refine_started(&mut self, id: u64) {
-        self.layers.entry(id).or_default().refine_in_flight = true;
+    /// A refinement task started for the layer's refine epoch `epoch`: the flag the task
+    /// polls ([`crate::mask::refine::refine_cancellable`]), set when the work is superseded.
+    pub fn refine_started(&mut self, id: u64, epoch: u64) -> Arc<AtomicBool> {
+        let rt = self.layers.entry(id).or_default();
+        let cancel = Arc::new(AtomicBool::new(false));
+        rt.refine_in_flight = true;
+        rt.refine_cancel = Some((epoch, Arc::clone(&cancel)));
+        cancel
+    }
+
+    /// Cancels running refinements that are no longer wanted: `due(id)` is the refine epoch
+    /// the layer needs now ([`crate::mask::MaskLayer::refine_due`]); a task for another epoch
+    /// (new model map, new band, edge settings changed or turned off) stops at its next step
+    /// instead of running to the end only to be refused. Returns how many were cancelled.
+    pub fn cancel_superseded_refines(&mut self, due: impl Fn(u64) -> Option<u64>) -> usize {
+        let mut cancelled = 0;
+        for (&id, rt) in &self.layers {
+            if let Some((epoch, flag)) = &rt.refine_cancel
+                && due(id) != Some(*epoch)
+                && !flag.swap(true, Ordering::Relaxed)
+            {
+                cancelled += 1;
+            }
+        }
+        cancelled
     }
 
     /// The layer's refinement task finished; `failed_epoch` when it failed (that epoch is not
@@ -316,6 +351,7 @@ impl LayerRuntimes {
     pub fn refine_done(&mut self, id: u64, failed_epoch: Option<u64>) {
         if let Some(rt) = self.layers.get_mut(&id) {
             rt.refine_in_flight = false;
+            rt.refine_cancel = None;
             if failed_epoch.is_some() {
                 rt.refine_failed = failed_epoch;
             }
@@ -326,6 +362,7 @@ impl LayerRuntimes {
     pub fn refine_lost(&mut self) {
         for rt in self.layers.values_mut() {
             rt.refine_in_flight = false;
+            rt.refine_cancel = None;
         }
     }
 
@@ -334,6 +371,13 @@ impl LayerRuntimes {
         for rt in self.layers.values_mut() {
             rt.composite_in_flight = false;
         }
+    }
+}
+
+/// Sets a layer's running refinement's cancel flag, if one runs.
+fn cancel_refine(rt: &LayerRuntime) {
+    if let Some((_, flag)) = &rt.refine_cancel {
+        flag.store(true, Ordering::Relaxed);
     }
 }
 
@@ -438,16 +482,28 @@ mod tests {
         rts.changed(1);
         assert!(rts.may_refine(1, 0, None));
         assert!(!rts.may_refine(1, 0, Some(1)), "not while painting it");
-        rts.refine_started(1);
+        let flag = rts.refine_started(1, 0);
         assert!(!rts.may_refine(1, 0, None), "one at a time");
+        assert_eq!(
+            rts.cancel_superseded_refines(|_| Some(0)),
+            0,
+            "still wanted"
+        );
+        assert!(!flag.load(Ordering::Relaxed));
+        assert_eq!(rts.cancel_superseded_refines(|_| Some(1)), 1, "new inputs");
+        assert!(
+            flag.load(Ordering::Relaxed),
+            "the running task is told to stop"
+        );
+        assert_eq!(rts.cancel_superseded_refines(|_| None), 0, "told once");
         assert!(rts.busy());
         rts.refine_done(1, None);
         assert!(rts.may_refine(1, 1, None));
-        rts.refine_started(1);
+        rts.refine_started(1, 1);
         rts.refine_done(1, Some(1));
         assert!(!rts.may_refine(1, 1, None), "a failed epoch is not retried");
         assert!(rts.may_refine(1, 2, None), "new inputs: try again");
-        rts.refine_started(1);
+        rts.refine_started(1, 2);
         rts.refine_lost();
         assert!(rts.may_refine(1, 2, None));
     }

@@ -293,19 +293,29 @@ pub struct RefineDone {
     pub job: RefineJob,
     /// The refined map at image size, or why not.
     pub result: Result<MaskBuf, String>,
+    /// The app cancelled it (superseded): neither a result nor a failure.
+    pub cancelled: bool,
     /// How long it took.
     pub elapsed: std::time::Duration,
 }
 
 /// Refines one layer's model map (task body).
-pub fn refine_task(rgb: Arc<RgbImage>, layer_id: u64, image_id: u64, job: RefineJob) -> TaskResult {
+pub fn refine_task(
+    rgb: Arc<RgbImage>,
+    layer_id: u64,
+    image_id: u64,
+    job: RefineJob,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+) -> TaskResult {
     let start = std::time::Instant::now();
-    let result = job.run(RgbView::from(&*rgb)).map_err(|e| e.to_string());
+    let result = job.run_cancellable(RgbView::from(&*rgb), &cancel);
+    let cancelled = matches!(result, Err(crate::mask::refine::RefineError::Cancelled));
     TaskResult::Refined(Box::new(RefineDone {
         layer_id,
         image_id,
         job,
-        result,
+        result: result.map_err(|e| e.to_string()),
+        cancelled,
         elapsed: start.elapsed(),
     }))
 }

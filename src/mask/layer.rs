@@ -134,6 +134,22 @@ impl RefineJob {
             &self.edge.settings(self.preview),
         )
     }
+
+    /// [`Self::run`] that stops early with [`RefineError::Cancelled`] once `cancel` is set
+    /// (the app sets it when the layer changed meanwhile).
+    pub fn run_cancellable(
+        &self,
+        image: RgbView<'_>,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<MaskBuf, RefineError> {
+        refine::refine_cancellable(
+            image,
+            &self.probabilities,
+            self.band.as_ref(),
+            &self.edge.settings(self.preview),
+            cancel,
+        )
+    }
 }
 
 /// The picks' keep plane for one base map and threshold (see [`MaskLayer::refresh_picks`]).

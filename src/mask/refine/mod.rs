@@ -42,6 +42,7 @@
 //! Everything is parallel over rows with rayon. Image space as in [`super::buffer`].
 
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::buffer::MaskBuf;
 
@@ -163,6 +164,10 @@ pub enum RefineError {
         /// Image height.
         height: u32,
     },
+    /// The caller cancelled the refinement ([`refine_cancellable`]): its result was no longer
+    /// wanted (the layer changed, the image closed).
+    #[error("refinement cancelled")]
+    Cancelled,
 }
 
 /// Checks that `image`'s buffer fits its size and that each mask is at the image's size.
@@ -217,7 +222,21 @@ pub fn refine(
     band: Option<&MaskBuf>,
     settings: &RefineSettings,
 ) -> Result<MaskBuf, RefineError> {
+    refine_cancellable(image, soft, band, settings, &AtomicBool::new(false))
+}
+
+/// [`refine`] that stops at its next step (before each colour pass, before the speck clean-up)
+/// with [`RefineError::Cancelled`] once `cancel` is set, from any thread: the app cancels a
+/// refinement whose layer changed, so the new one starts without waiting for it.
+pub fn refine_cancellable(
+    image: RgbView<'_>,
+    soft: &MaskBuf,
+    band: Option<&MaskBuf>,
+    settings: &RefineSettings,
+    cancel: &AtomicBool,
+) -> Result<MaskBuf, RefineError> {
     check_inputs(image, &[("mask", Some(soft)), ("band mask", band)])?;
+    check_cancel(cancel)?;
     let (width, height) = (image.width, image.height);
     let strength = settings.strength.clamp(0.0, 1.0);
     if soft.is_empty() || strength == 0.0 {
@@ -243,16 +262,17 @@ pub fn refine(
                 max_side: None,
                 ..settings.clone()
             };
-            refine(
+            refine_cancellable(
                 small_view,
                 &small_soft,
                 small_band.as_ref(),
                 &small_settings,
+                cancel,
             )?
             .resized(width, height)
             .data
         }
-        None => classify_band(image, soft, band, settings, strength),
+        None => classify_band(image, soft, band, settings, strength, cancel)?,
     };
     // The guarantee, whatever the path: confident pixels are the input's.
     let in_band = uncertain(&soft.data, band.map(|b| b.data.as_slice()), settings.band);
@@ -275,7 +295,8 @@ fn classify_band(
     band: Option<&MaskBuf>,
     settings: &RefineSettings,
     strength: f32,
-) -> Vec<f32> {
+    cancel: &AtomicBool,
+) -> Result<Vec<f32>, RefineError> {
     let guide = Guide::new(image);
     let w = guide.w;
     let long = image.width.max(image.height);
@@ -293,6 +314,7 @@ fn classify_band(
 
     let mut out = soft.data.clone();
     for pass in 0..PASSES {
+        check_cancel(cancel)?;
         let (fg, bg) = if pass == 0 {
             sample_weights(&soft.data, w, step, brushed, |v| {
                 (f32::from(u8::from(v >= hi)), f32::from(u8::from(v <= lo)))
@@ -307,9 +329,18 @@ fn classify_band(
         let model = ColourModel::new(&moments, &fg, &bg, (radius / step).max(1));
         decide(&guide, &model, &soft.data, &columns, strength, &mut out);
     }
+    check_cancel(cancel)?;
     let max_area = (SPECK_CELLS * (radius * radius) as f32) as usize;
     specks::remove_specks(&mut out, &in_band, w, max_area);
-    out
+    Ok(out)
+}
+
+/// [`RefineError::Cancelled`] once `cancel` is set.
+fn check_cancel(cancel: &AtomicBool) -> Result<(), RefineError> {
+    match cancel.load(Ordering::Relaxed) {
+        true => Err(RefineError::Cancelled),
+        false => Ok(()),
+    }
 }
 
 /// Step 2 of the module docs for every band pixel (`columns` per row); other pixels of `out`
@@ -654,6 +685,36 @@ mod tests {
             // Away from the edge the mask is clean.
             assert!(out.get(10, 20).unwrap() > 0.95 && out.get(90, 20).unwrap() < 0.05);
         }
+    }
+
+    #[test]
+    fn a_cancelled_refinement_stops_with_cancelled() {
+        let (w, h) = (64u32, 48u32);
+        let pixels: Vec<u8> = (0..w * h * 3).map(|i| (i * 31 % 251) as u8).collect();
+        let view = RgbView {
+            width: w,
+            height: h,
+            pixels: &pixels,
+        };
+        let ramp = (0..w * h)
+            .map(|i| (i % w) as f32 / (w - 1) as f32)
+            .collect();
+        let soft = MaskBuf::from_vec(w, h, ramp).unwrap();
+        let settings = RefineSettings::default();
+        let cancel = AtomicBool::new(true);
+        for preview in [None, Some(16)] {
+            let settings = RefineSettings {
+                max_side: preview,
+                ..settings.clone()
+            };
+            assert!(matches!(
+                refine_cancellable(view, &soft, None, &settings, &cancel),
+                Err(RefineError::Cancelled)
+            ));
+        }
+        cancel.store(false, Ordering::Relaxed);
+        let done = refine_cancellable(view, &soft, None, &settings, &cancel).unwrap();
+        assert_eq!(done, refine(view, &soft, None, &settings).unwrap());
     }
 
     #[test]
