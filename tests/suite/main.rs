@@ -28,7 +28,6 @@ mod kill;
 mod manifests;
 mod parity;
 mod photo_bench;
-mod precision;
 mod real_weights;
 mod regions;
 mod tokenizer;

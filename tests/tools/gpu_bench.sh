@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check and benchmark for a machine with a real GPU (not part of the test suite):
 #   1. release build;
-#   2. GPU parity: `cargo test --release --test suite parity::` and `--test suite precision::` with
+#   2. GPU parity: `cargo test --release --test suite parity::` and `--test precision` with
 #      LDZMASK_REQUIRE_GPU=1, so a missing adapter fails instead of skipping;
 #   3. `ldzmask --device gpu --precision f32|f16 bench` (random full-size weights, or the real
 #      ones with --weights DIR), refusing a run that fell back to the CPU.
@@ -62,7 +62,7 @@ if ((tests)); then
         parity=FAIL && failed=1
     fi
     echo "== f16 against the f32 goldens"
-    if LDZMASK_REQUIRE_GPU=1 cargo test --release --locked --test suite precision:: -- --nocapture \
+    if LDZMASK_REQUIRE_GPU=1 cargo test --release --locked --test precision -- --nocapture \
         --test-threads 1 2>&1 | tee "$log/precision"; then
         precision=PASS
     else

@@ -7,13 +7,13 @@
 //! the platform cache directory and reused by the next process.
 //!
 //! The tolerances are about 3x the errors measured on lavapipe (Mesa 22.3, llvmpipe) with
-//! `cargo test --release --test suite precision:: -- --nocapture`, which prints every figure; f16 has a
+//! `cargo test --release --test precision -- --nocapture`, which prints every figure; f16 has a
 //! relative step of 2^-11 ≈ 4.9e-4 per rounding, and the errors grow with each network's depth.
 //!
 //! Without a wgpu adapter (or one without `SHADER_F16`) the GPU tests print why and pass, unless
 //! `LDZMASK_REQUIRE_GPU=1`, which makes that a failure.
 
-use crate::common;
+mod common;
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -447,7 +447,7 @@ fn kernel_cache_persists_across_processes() {
 /// (stdout then stderr); fails if the child fails.
 fn run_child(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
     let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
-    command.args(["--exact", &format!("precision::{test}"), "--nocapture"]);
+    command.args(["--exact", test, "--nocapture"]);
     for (key, value) in env {
         command.env(key, value);
     }
