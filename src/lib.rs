@@ -9,6 +9,8 @@
 pub mod app;
 pub mod device;
 pub mod discovery;
+pub mod draft;
+pub mod engine;
 pub mod fetch;
 pub mod imageio;
 pub mod mask;

@@ -15,6 +15,7 @@ use clap::ArgMatches;
 use image::DynamicImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use ldzmask::device::DeviceChoice;
+use ldzmask::engine::Engine;
 use ldzmask::imageio::load_image;
 use ldzmask::mask::export::{
     batch_mask_names, export_binary_png, export_cutout_png, export_soft_png,
@@ -22,7 +23,7 @@ use ldzmask::mask::export::{
 use ldzmask::mask::presets::export_preset_png;
 use ldzmask::mask::refine::RgbView;
 use ldzmask::mask::{BitDepth, CombineOp, EdgeOps, LayerOps, MaskBuf};
-use ldzmask::pipeline::{SegmentError, Segmenter, split_alternatives};
+use ldzmask::pipeline::{SegmentError, split_alternatives};
 use ldzmask::precision::Precision;
 use ldzmask::recipe::{ModelIdentity, Recipe, RecipeLayer};
 
@@ -140,7 +141,7 @@ pub fn run(
         );
     }
     let images = input_images(&args)?;
-    let (segmenter, found, _) = super::load_segmenter(weights, device, precision)?;
+    let (segmenter, found, _) = super::load_engine(weights, device, precision, args.engine)?;
     let identity = ModelIdentity::of_files(&found.files)?;
     if let (Some(path), Some(made_with)) = (&args.recipe, &recipe.model)
         && *made_with != identity
@@ -170,8 +171,8 @@ pub fn run(
 pub fn for_each_image(
     images: &[PathBuf],
     weights: Option<&Path>,
-    mut segmenter: Segmenter,
-    mut segment_file: impl FnMut(&mut Segmenter, usize, &Path) -> anyhow::Result<Vec<PathBuf>>,
+    mut segmenter: Engine,
+    mut segment_file: impl FnMut(&mut Engine, usize, &Path) -> anyhow::Result<Vec<PathBuf>>,
 ) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(images.len());
     let mut done = 0;
@@ -188,7 +189,9 @@ pub fn for_each_image(
         {
             // The GPU is unusable from now on: finish the run on the CPU, this image included.
             say(&bar, format!("warning: {fault}; continuing on the CPU"));
-            (segmenter, _, _) = super::load_segmenter(weights, DeviceChoice::Cpu, Precision::F32)?;
+            let kind = Some(segmenter.kind());
+            (segmenter, _, _) =
+                super::load_engine(weights, DeviceChoice::Cpu, Precision::F32, kind)?;
             result = segment_file(&mut segmenter, i, path);
         }
         match result {
@@ -249,7 +252,7 @@ fn say(bar: &ProgressBar, line: String) {
 fn segment_file(
     args: &SegmentArgs,
     recipe: &Recipe,
-    segmenter: &mut Segmenter,
+    segmenter: &mut Engine,
     path: &Path,
     mask_name: &str,
 ) -> anyhow::Result<Vec<PathBuf>> {

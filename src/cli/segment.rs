@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use anyhow::bail;
 use image::DynamicImage;
 use ldzmask::device::DeviceChoice;
+use ldzmask::draft::prompt::generation_prompt;
+use ldzmask::engine::{Engine, EngineKind};
 use ldzmask::imageio::{images_in, load_image};
 use ldzmask::mask::export::export_cutout_png;
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
 use ldzmask::mask::{CombineOp, MaskBuf, Preset};
-use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage, Segmenter};
+use ldzmask::pipeline::{Draws, Mode, PhraseMask, Randomness, RgbImage};
 use ldzmask::precision::Precision;
 
 /// Arguments of `ldzmask segment`.
@@ -104,6 +106,11 @@ pub struct SegmentArgs {
     /// Replace existing output files.
     #[arg(long)]
     pub overwrite: bool,
+    /// `ldznet` (the trained model) or `draft` (training-free, from the SD v1 checkpoint
+    /// alone: one UNet pass per image, coarser masks). Default: ldznet when its weights are
+    /// present, else draft.
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<EngineKind>,
 }
 
 /// `--preset`'s value: a [`Preset::name`] or one of its aliases.
@@ -144,7 +151,7 @@ pub fn run(
         Some(spec) => Randomness::Fixed(read_draws(spec)?),
         None => Randomness::seeded(args.mode, args.seed).with_template(args.template.into()),
     };
-    let (segmenter, _, _) = super::load_segmenter(weights, device, precision)?;
+    let (segmenter, _, _) = super::load_engine(weights, device, precision, args.engine)?;
     let phrases: Vec<&str> = args.phrases.iter().map(String::as_str).collect();
     super::batch::for_each_image(&images, weights, segmenter, |segmenter, _, path| {
         segment_file(&args, segmenter, path, &phrases, &randomness)
@@ -155,12 +162,21 @@ pub fn run(
 /// asked); returns the files written.
 fn segment_file(
     args: &SegmentArgs,
-    segmenter: &mut Segmenter,
+    segmenter: &mut Engine,
     path: &Path,
     phrases: &[&str],
     randomness: &Randomness,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let loaded = load_image(path)?;
+    if let Engine::Draft(draft) = segmenter
+        && let Some(prompt) = std::fs::read(path)
+            .ok()
+            .and_then(|bytes| generation_prompt(&bytes))
+    {
+        // The image's own generation prompt is the per-image context (see `draft`).
+        eprintln!("  draft context: the image's generation prompt {prompt:?}");
+        draft.prepare(&loaded.rgb, &prompt)?;
+    }
     let masks = segmenter.segment(&loaded.rgb, phrases, randomness)?;
     let image = loaded
         .to_dynamic()
@@ -169,12 +185,13 @@ fn segment_file(
     for mask in &masks {
         let t = mask.timings;
         log::info!(
-            "{:?}: VAE {:.0} ms, CLIP {:.0} ms, SD UNet {:.0} ms, LD-ZNet {:.0} ms",
+            "{:?}: VAE {:.0} ms, CLIP {:.0} ms, SD UNet {:.0} ms, LD-ZNet {:.0} ms, draft maps {:.0} ms",
             mask.phrase,
             t.vae.as_secs_f64() * 1e3,
             t.clip.as_secs_f64() * 1e3,
             t.sd_unet.as_secs_f64() * 1e3,
-            t.ldznet.as_secs_f64() * 1e3
+            t.ldznet.as_secs_f64() * 1e3,
+            t.draft.as_secs_f64() * 1e3
         );
         written.extend(write_outputs(args, path, &image, &loaded.rgb, mask)?);
     }
