@@ -63,13 +63,13 @@ pub enum EngineError {
     Draft(#[from] DraftSetupError),
 }
 
-/// A loaded engine.
+/// A loaded engine (boxed: the networks' module trees are large).
 #[derive(Debug)]
 pub enum Engine {
     /// LD-ZNet.
-    Ldznet(Segmenter),
+    Ldznet(Box<Segmenter>),
     /// The draft.
-    Draft(DraftEngine),
+    Draft(Box<DraftEngine>),
 }
 
 /// The engine a run uses: `requested`, or LD-ZNet when the files provide its UNet and the draft
@@ -108,10 +108,12 @@ impl Engine {
         progress: LoadProgress<'_>,
     ) -> Result<Self, EngineError> {
         Ok(match kind {
-            EngineKind::Ldznet => Self::Ldznet(Segmenter::from_found(found, device, progress)?),
-            EngineKind::Draft => {
-                Self::Draft(DraftEngine::from_found(found, device, draft, progress)?)
+            EngineKind::Ldznet => {
+                Self::Ldznet(Box::new(Segmenter::from_found(found, device, progress)?))
             }
+            EngineKind::Draft => Self::Draft(Box::new(DraftEngine::from_found(
+                found, device, draft, progress,
+            )?)),
         })
     }
 

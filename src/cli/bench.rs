@@ -277,7 +277,8 @@ pub fn run(
                     + attention.transition.shape().num_elements() * 4;
                 let (maps, t_phrase) = time(&device, || {
                     let context = nets.nets.clip.forward(ids_of(&device));
-                    let site_maps = attention.site_maps(unet, context, &[1..3])?;
+                    let site_maps =
+                        attention.site_maps(unet, context, std::slice::from_ref(&(1..3)))?;
                     let combined = combine(&attention.sites, &site_maps, attention.latent);
                     attention.propagate(&combined, draft_settings.iterations)
                 });
