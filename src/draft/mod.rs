@@ -354,26 +354,34 @@ impl DraftEngine {
             let prepared = engine.prepare_cached(image)?;
             let mut out = Vec::with_capacity(phrases.len());
             for (i, (phrase, parts)) in phrases.iter().zip(&alternatives).enumerate() {
-                let mut united: Option<(Vec<f32>, StageTimings)> = None;
+                // `a | b`: one map per part, united by the pixel-wise max at the image's size,
+                // as the LD-ZNet pipeline unites them.
+                let mut united: Option<PhraseMask> = None;
                 for part in parts {
                     let (maps, timings) = engine.phrase_maps(&[part.trim()])?;
                     let map = maps.into_iter().next().unwrap_or_default();
+                    let mask =
+                        engine.to_phrase_mask(image, phrase, parts.join(" | "), &map, timings);
                     united = Some(match united {
-                        None => (map, timings),
-                        Some((mut acc, t)) => {
-                            acc.iter_mut().zip(&map).for_each(|(a, &m)| *a = a.max(m));
-                            (acc, add_timings(t, timings))
+                        None => mask,
+                        Some(mut acc) => {
+                            acc.probabilities
+                                .iter_mut()
+                                .zip(&mask.probabilities)
+                                .for_each(|(a, &m)| *a = a.max(m));
+                            acc.timings = add_timings(acc.timings, mask.timings);
+                            acc
                         }
                     });
                 }
-                let Some((map, mut timings)) = united else {
+                let Some(mut mask) = united else {
                     unreachable!("split_alternatives returns at least one part")
                 };
                 if i == 0 {
-                    timings.vae = prepared.vae;
-                    timings.sd_unet = prepared.unet;
+                    mask.timings.vae = prepared.vae;
+                    mask.timings.sd_unet = prepared.unet;
                 }
-                out.push(engine.to_phrase_mask(image, phrase, parts.join(" | "), &map, timings));
+                out.push(mask);
             }
             Ok(out)
         })
