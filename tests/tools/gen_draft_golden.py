@@ -38,7 +38,11 @@ SRC = os.path.join(ROOT, "tests", "fixtures", "sd_unet_features")
 OUT = os.path.join(ROOT, "tests", "fixtures", "draft")
 
 TIMESTEP = 100
-ITERATIONS = 8
+# The engine's default is 8 (iSeg on VOC). With random tiny weights the self-attention is close
+# to uniform, so 8 steps flatten the maps until min-max divides by a range of ~1e-4 and turns
+# float rounding into errors near the suite's tolerance; 3 steps run the same code with a
+# well-conditioned result.
+ITERATIONS = 3
 GAMMA = 0.015
 RES_WEIGHTS = {4: 0.7, 2: 0.3}
 # Two cases: a phrase on its own and two phrases competing in one prompt (token spans after
