@@ -19,17 +19,47 @@ use ldzmask::pipeline::RgbImage;
 const SD_IN_LDZNET: &str = "sd_features_stage_model.model.model.diffusion_model.";
 const SD_V1_UNET: &str = "model.diffusion_model.";
 
-/// A folder with `sd-tiny.safetensors` (VAE, CLIP, SD UNet and schedule buffers of the
-/// `pipeline` fixture under SD v1 names) and its `ldzmask-config.json`.
+/// A folder with `sd-tiny.safetensors` (VAE, CLIP and SD UNet of the `pipeline` fixture under
+/// SD v1 names) and its `ldzmask-config.json`.
 pub fn sd_only_weights_dir(name: &str) -> PathBuf {
+    sd_weights_dir(name, false)
+}
+
+/// As [`sd_only_weights_dir`]; with `inpainting` the UNet's `conv_in` takes 9 channels, the 5
+/// extra ones (mask, masked latent) with zero weights, so its maps equal the 4-channel UNet's.
+fn sd_weights_dir(name: &str, inpainting: bool) -> PathBuf {
     let src = fixtures_dir().join("pipeline");
     let dir = std::env::temp_dir().join(format!("ldzmask-sd-only-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("tmp dir");
     let bytes = std::fs::read(src.join("weights.safetensors")).expect("pipeline weights");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let conv_in = format!("{SD_IN_LDZNET}input_blocks.0.0.weight");
+    let padded: Vec<u8> = {
+        let view = st.tensor(&conv_in).expect("conv_in");
+        let [out, inc, kh, kw] = <[usize; 4]>::try_from(view.shape()).expect("4-d");
+        let per_in = kh * kw * 4;
+        let mut data = Vec::with_capacity(out * 9 * per_in);
+        for o in 0..out {
+            let row = &view.data()[o * inc * per_in..(o + 1) * inc * per_in];
+            data.extend_from_slice(row);
+            data.resize(data.len() + (9 - inc) * per_in, 0);
+        }
+        data
+    };
     let mut kept: HashMap<String, safetensors::tensor::TensorView<'_>> = HashMap::new();
     for (key, view) in st.tensors() {
+        if inpainting && key == conv_in {
+            let shape = view.shape().to_vec();
+            let view = safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![shape[0], 9, shape[2], shape[3]],
+                &padded,
+            )
+            .expect("padded view");
+            kept.insert(format!("{SD_V1_UNET}input_blocks.0.0.weight"), view);
+            continue;
+        }
         let new = if let Some(rest) = key.strip_prefix(SD_IN_LDZNET) {
             Some(format!("{SD_V1_UNET}{rest}"))
         } else if key.starts_with("first_stage_model.") || key.starts_with("cond_stage_model.") {
@@ -200,4 +230,48 @@ fn draft_engine_caches_the_image_and_lets_phrases_compete() {
         Err(e) => assert!(e.to_string().contains("CLIP skip"), "{e}"),
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn nine_channel_inpainting_unet_gets_mask_zero_and_its_own_latent() {
+    let plain = sd_weights_dir("plain", false);
+    let inpainting = sd_weights_dir("inpainting", true);
+    let (code, text) = common::run(
+        common::ldzmask()
+            .args(["weights", "check"])
+            .arg(&inpainting),
+    );
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("9-channel inpainting UNet") && text.contains("Modes: draft only"),
+        "{text}"
+    );
+    let image = gradient(64, 64);
+    let device = burn::prelude::Device::flex();
+    let masks: Vec<Vec<f32>> = [&plain, &inpainting]
+        .iter()
+        .map(|dir| {
+            let found = find_weights(Some(dir)).expect("found");
+            let mut engine = DraftEngine::from_found(
+                &found,
+                &device,
+                DraftSettings::default(),
+                &mut |_, _, _| {},
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            engine.segment(&image, &["a cat"]).expect("segment")[0]
+                .probabilities
+                .clone()
+        })
+        .collect();
+    let worst = masks[0]
+        .iter()
+        .zip(&masks[1])
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        worst < 1e-4,
+        "zero-weight extra channels change nothing: {worst}"
+    );
+    let _ = std::fs::remove_dir_all(&plain);
+    let _ = std::fs::remove_dir_all(&inpainting);
 }
