@@ -11,6 +11,8 @@
 pub mod app;
 pub mod device;
 pub mod discovery;
+pub mod draft;
+pub mod engine;
 pub mod eval;
 pub mod fetch;
 pub mod fsutil;

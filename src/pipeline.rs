@@ -217,6 +217,9 @@ pub enum SegmentError {
     /// A phrase with `|` and nothing on one side of it (`a ||`).
     #[error("the phrase {0:?} has an empty part around `|`: write `a | b` to mask a or b")]
     EmptyAlternative(String),
+    /// The draft engine could not make a map (e.g. a phrase past the 75-token limit).
+    #[error("draft engine: {0}")]
+    Draft(String),
     /// The GPU failed during the run (out of memory, device lost, a wgpu error): the segmenter's
     /// device is unusable; load the model on the CPU to go on (see [`crate::device`]).
     #[error(transparent)]
@@ -246,6 +249,8 @@ pub struct StageTimings {
     pub sd_unet: Duration,
     /// LD-ZNet UNet.
     pub ldznet: Duration,
+    /// Draft engine: cross-attention maps and their propagation (zero for LD-ZNet).
+    pub draft: Duration,
     /// Sigmoid + resampling to the image size.
     pub post: Duration,
 }
@@ -453,6 +458,7 @@ impl Segmenter {
         let feature_request = FeatureRequest {
             stop_after: needed.iter().max().copied(),
             keep: Some(needed),
+            ..Default::default()
         };
         Self {
             device,
@@ -633,6 +639,7 @@ impl Segmenter {
                             clip: t.clip + part_timings.clip,
                             sd_unet: t.sd_unet + part_timings.sd_unet,
                             ldznet: t.ldznet + part_timings.ldznet,
+                            draft: t.draft + part_timings.draft,
                             post: t.post + post,
                         };
                         (acc, prompts, timings)
@@ -767,8 +774,9 @@ fn sync_elapsed(device: &Device, start: Instant) -> Duration {
     start.elapsed()
 }
 
-/// A cheap content key of an image (FNV-1a over size and pixels).
-fn image_key(image: &RgbImage) -> u64 {
+/// A cheap content key of an image (FNV-1a over size and pixels): the per-image caches of the
+/// LD-ZNet pipeline and the draft engine are keyed by it and the model size.
+pub fn image_key(image: &RgbImage) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |b: u8| {
         h ^= u64::from(b);

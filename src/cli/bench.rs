@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 use ldzmask::device::{DeviceChoice, gpu_memory};
 use ldzmask::discovery::find_weights;
+use ldzmask::draft::DraftSettings;
+use ldzmask::draft::maps::{DraftPlan, ImageAttention, combine};
 use ldzmask::model::configs::ModelConfigs;
 use ldzmask::model::unet::{FeatureRequest, UNetModel};
 use ldzmask::pipeline::Networks;
@@ -16,6 +18,13 @@ use ldzmask::precision::{Precision, float_dtype};
 use ldzmask::weights::WeightFiles;
 
 const SD_FULL: &str = "SD UNet (full)";
+const DRAFT_IMAGE: &str = "draft per-image pass (CLIP + UNet + P)";
+const DRAFT_PHRASE: &str = "draft phrase (CLIP + maps + propagation)";
+
+/// A prompt of BOS tokens (the timing does not depend on the ids).
+fn ids_of(device: &Device) -> Tensor<2, Int> {
+    Tensor::<2, Int>::from_data(TensorData::new(vec![49406i64; 77], [1, 77]), device)
+}
 
 /// Arguments of `ldzmask bench`.
 #[derive(Debug, clap::Args)]
@@ -83,8 +92,17 @@ struct BenchNetworks {
     /// The networks as the pipeline builds them (the SD UNet truncated after the last feature
     /// LD-ZNet reads).
     nets: Networks,
-    /// The whole SD UNet, for comparison (random weights only).
+    /// The whole SD UNet, for comparison (random weights only); the draft runs on it too.
     sd_full: Option<UNetModel>,
+    /// The SD UNet as the draft engine loads it (loaded weights only).
+    draft_unet: Option<UNetModel>,
+}
+
+impl BenchNetworks {
+    /// The UNet the draft rows run (it stops after the draft's last site either way).
+    fn draft_unet(&self) -> Option<&UNetModel> {
+        self.draft_unet.as_ref().or(self.sd_full.as_ref())
+    }
 }
 
 /// Full-size networks with random weights (created lazily, on first use).
@@ -93,6 +111,7 @@ fn random_networks(device: &Device) -> BenchNetworks {
     BenchNetworks {
         nets: Networks::init(&configs, device),
         sd_full: Some(configs.sd_unet.init(device)),
+        draft_unet: None,
         configs,
     }
 }
@@ -105,6 +124,17 @@ fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<BenchNetwork
     let files = WeightFiles::open(&found.files)?;
     let opened = start.elapsed();
     let nets = Networks::load(&files, &found.configs, device, &mut |_, _, _| {})?;
+    let draft_plan = DraftPlan::new(
+        &found.configs.sd_unet,
+        &DraftSettings::default().resolution_weights,
+    )?;
+    let (draft_unet, _) = files.load_sd_unet(
+        &found
+            .configs
+            .sd_unet
+            .truncated_after_feature(draft_plan.last),
+        device,
+    )?;
     let _ = device.sync();
     println!(
         "loaded {} in {:.1} s (indexing the files {:.1} s); peak RSS {:.0} MB",
@@ -122,6 +152,7 @@ fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<BenchNetwork
         configs: found.configs,
         nets,
         sd_full: None,
+        draft_unet: Some(draft_unet),
     })
 }
 
@@ -172,10 +203,12 @@ pub fn run(
     let request = FeatureRequest {
         keep: Some(c.ldznet_unet.ldznet_feature_indices()),
         stop_after: Some(last),
+        ..Default::default()
     };
     let full_request = FeatureRequest {
         keep: Some(c.ldznet_unet.ldznet_feature_indices()),
         stop_after: None,
+        ..Default::default()
     };
     let mut rows: Vec<(&str, Vec<Duration>)> = vec![
         ("VAE encoder", vec![]),
@@ -183,7 +216,12 @@ pub fn run(
         ("SD UNet (truncated after output_blocks.5)", vec![]),
         (SD_FULL, vec![]),
         ("LD-ZNet UNet", vec![]),
+        (DRAFT_IMAGE, vec![]),
+        (DRAFT_PHRASE, vec![]),
     ];
+    let draft_settings = DraftSettings::default();
+    let draft_plan = DraftPlan::new(&c.sd_unet, &draft_settings.resolution_weights)?;
+    let mut draft_cache_bytes = 0;
     // Weights are created during the warm-up pass: the timed passes show what inference alone
     // costs in fresh pages.
     let mut faults_after_warm_up = None;
@@ -216,6 +254,39 @@ pub fn run(
                 .ldznet
                 .forward_ldznet(z.clone(), context.clone(), &features)
         });
+        let (draft_image, draft_phrase) = match nets.draft_unet() {
+            Some(unet) => {
+                let (attention, t_image) = time(&device, || {
+                    let blank = nets.nets.clip.forward(ids_of(&device));
+                    ImageAttention::record(
+                        unet,
+                        &draft_plan,
+                        z.clone(),
+                        draft_settings.timestep as i64,
+                        blank,
+                        draft_settings.entropy_gamma,
+                    )
+                });
+                let attention = attention?;
+                draft_cache_bytes = attention
+                    .sites
+                    .iter()
+                    .map(|s| s.queries.shape().num_elements())
+                    .sum::<usize>()
+                    * 4
+                    + attention.transition.shape().num_elements() * 4;
+                let (maps, t_phrase) = time(&device, || {
+                    let context = nets.nets.clip.forward(ids_of(&device));
+                    let site_maps =
+                        attention.site_maps(unet, context, std::slice::from_ref(&(1..3)))?;
+                    let combined = combine(&attention.sites, &site_maps, attention.latent);
+                    attention.propagate(&combined, draft_settings.iterations)
+                });
+                maps?;
+                (t_image, t_phrase)
+            }
+            None => (Duration::ZERO, Duration::ZERO),
+        };
         let dims = logits.dims();
         if run == 0 {
             println!(
@@ -225,7 +296,15 @@ pub fn run(
             faults_after_warm_up = minor_faults();
             continue;
         }
-        for (row, t) in rows.iter_mut().zip([t_vae, t_clip, t_sd, t_sd_full, t_ldz]) {
+        for (row, t) in rows.iter_mut().zip([
+            t_vae,
+            t_clip,
+            t_sd,
+            t_sd_full,
+            t_ldz,
+            draft_image,
+            draft_phrase,
+        ]) {
             row.1.push(t);
         }
     }
@@ -235,6 +314,9 @@ pub fn run(
     );
     for (name, times) in &rows {
         if *name == SD_FULL && nets.sd_full.is_none() {
+            continue;
+        }
+        if (*name == DRAFT_IMAGE || *name == DRAFT_PHRASE) && nets.draft_unet().is_none() {
             continue;
         }
         let best = times.iter().min().copied().unwrap_or_default();
@@ -252,6 +334,19 @@ pub fn run(
         "  one phrase end to end (VAE + CLIP + truncated SD + LD-ZNet): {:.1} ms",
         pipeline.as_secs_f64() * 1e3
     );
+    let best_of = |i: usize| rows[i].1.iter().min().copied().unwrap_or_default();
+    let ldznet_phrase = best_of(1) + best_of(2) + best_of(4);
+    if nets.draft_unet().is_some() && !ldznet_phrase.is_zero() {
+        println!(
+            "  draft phrase / LD-ZNet phrase (CLIP + truncated SD + LD-ZNet, {:.1} ms): {:.3}",
+            ldznet_phrase.as_secs_f64() * 1e3,
+            best_of(6).as_secs_f64() / ldznet_phrase.as_secs_f64()
+        );
+        println!(
+            "  draft cache (cross-attention queries + transition matrix): {:.1} MB",
+            draft_cache_bytes as f64 / 1e6
+        );
+    }
     if let Some(rss) = peak_rss_mb() {
         println!("peak RSS: {rss:.0} MB");
     }

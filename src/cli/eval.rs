@@ -10,13 +10,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ldzmask::device::DeviceChoice;
+use ldzmask::draft::DraftSettings;
+use ldzmask::engine::{Engine as LoadedEngine, EngineKind};
 use ldzmask::eval::report::{self, CSV_HEADER, PUBLISHED, RunInfo};
 use ldzmask::eval::{
     EvalOptions, Layout, PAPER_GRID, PredictError, Predictor, SampleEval, dataset, evaluate,
 };
 use ldzmask::imageio::RgbImage;
 use ldzmask::mask::MaskBuf;
-use ldzmask::pipeline::{Mode, Randomness, SegmentError, Segmenter};
+use ldzmask::pipeline::{Mode, Randomness, SegmentError};
 use ldzmask::precision::Precision;
 use serde_json::json;
 
@@ -28,6 +30,8 @@ use super::{progress_bar, say};
 pub enum Engine {
     /// The LD-ZNet pipeline (needs the LD-ZNet weights).
     Ldznet,
+    /// The training-free draft engine (the SD v1 checkpoint alone; see README "Draft mode").
+    Draft,
 }
 
 /// Arguments of `ldzmask eval`.
@@ -190,6 +194,14 @@ pub fn run(
 }
 
 impl Engine {
+    /// The engine kind the library loads.
+    fn kind(self) -> EngineKind {
+        match self {
+            Self::Ldznet => EngineKind::Ldznet,
+            Self::Draft => EngineKind::Draft,
+        }
+    }
+
     /// The name `--engine` takes.
     fn name(self) -> String {
         use clap::ValueEnum;
@@ -198,44 +210,45 @@ impl Engine {
     }
 }
 
-/// The engine behind `--engine`, and its settings for the summary. The one place an engine is
-/// built: the draft engine (issue 19, item 1) is added here as one more arm (and one more
-/// [`Engine`] variant), returning any [`Predictor`].
+/// The engine behind `--engine`, and its settings for the summary: the one place an engine is
+/// built for evaluation, returning any [`Predictor`].
 fn predictor(
     args: &EvalArgs,
     weights: Option<&Path>,
     device: DeviceChoice,
     precision: Precision,
 ) -> anyhow::Result<(Box<dyn Predictor>, serde_json::Value)> {
-    match args.engine {
-        Engine::Ldznet => {
-            let (segmenter, found, _) = super::load_segmenter(weights, device, precision)?;
-            let randomness =
-                Randomness::seeded(args.mode, args.seed).with_template(args.template.into());
-            let settings = json!({
-                "weights": found.location.path.display().to_string(),
-                "mode": format!("{:?}", args.mode).to_lowercase(),
-                "seed": args.seed,
-                "template": args.template,
-            });
-            let predictor = LdznetPredictor {
-                segmenter,
-                randomness,
-                weights: weights.map(Path::to_path_buf),
-            };
-            Ok((Box::new(predictor), settings))
-        }
-    }
+    let kind = args.engine.kind();
+    let (segmenter, found, _) = super::load_engine(weights, device, precision, Some(kind))?;
+    let randomness = Randomness::seeded(args.mode, args.seed).with_template(args.template.into());
+    let settings = match args.engine {
+        Engine::Ldznet => json!({
+            "weights": found.location.path.display().to_string(),
+            "mode": format!("{:?}", args.mode).to_lowercase(),
+            "seed": args.seed,
+            "template": args.template,
+        }),
+        Engine::Draft => json!({
+            "weights": found.location.path.display().to_string(),
+            "draft": format!("{:?}", DraftSettings::default()),
+        }),
+    };
+    let predictor = EnginePredictor {
+        segmenter,
+        randomness,
+        weights: weights.map(Path::to_path_buf),
+    };
+    Ok((Box::new(predictor), settings))
 }
 
-/// The LD-ZNet [`Segmenter`] as a [`Predictor`]; moves to the CPU if the GPU fails.
-struct LdznetPredictor {
-    segmenter: Segmenter,
+/// An engine (LD-ZNet or draft) as a [`Predictor`]; moves to the CPU if the GPU fails.
+struct EnginePredictor {
+    segmenter: LoadedEngine,
     randomness: Randomness,
     weights: Option<PathBuf>,
 }
 
-impl LdznetPredictor {
+impl EnginePredictor {
     fn segment(&mut self, image: &RgbImage, phrase: &str) -> Result<MaskBuf, SegmentError> {
         let mut masks = self.segmenter.segment(image, &[phrase], &self.randomness)?;
         let mask = masks
@@ -246,16 +259,18 @@ impl LdznetPredictor {
     }
 }
 
-impl Predictor for LdznetPredictor {
+impl Predictor for EnginePredictor {
     fn predict(&mut self, image: &RgbImage, phrase: &str) -> Result<MaskBuf, PredictError> {
         match self.segment(image, phrase) {
             Err(SegmentError::Device(fault)) => {
                 // The GPU is unusable from now on: finish the run on the CPU, this sample too.
                 eprintln!("warning: {fault}; continuing on the CPU");
-                (self.segmenter, _, _) = super::load_segmenter(
+                let kind = Some(self.segmenter.kind());
+                (self.segmenter, _, _) = super::load_engine(
                     self.weights.as_deref(),
                     DeviceChoice::Cpu,
                     Precision::F32,
+                    kind,
                 )?;
                 Ok(self.segment(image, phrase)?)
             }

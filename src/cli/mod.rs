@@ -16,15 +16,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use ldzmask::device::{DeviceChoice, SelectedDevice, select_device};
 use ldzmask::discovery::{FoundWeights, find_weights};
-use ldzmask::pipeline::Segmenter;
+use ldzmask::draft::DraftSettings;
+use ldzmask::engine::{Engine, EngineKind, choose_engine};
 use ldzmask::precision::Precision;
 
-/// Finds the weights, picks the device and loads the segmenter, reporting progress on stderr.
-pub fn load_segmenter(
+/// Finds the weights, picks the device and loads the engine (`engine`, or LD-ZNet when its
+/// weights are present and the draft otherwise, said on stderr), reporting progress on stderr.
+pub fn load_engine(
     weights: Option<&Path>,
     device: DeviceChoice,
     precision: Precision,
-) -> anyhow::Result<(Segmenter, FoundWeights, SelectedDevice)> {
+    engine: Option<EngineKind>,
+) -> anyhow::Result<(Engine, FoundWeights, SelectedDevice)> {
     let found = find_weights(weights)?;
     eprintln!(
         "weights: {} ({}): {}",
@@ -41,11 +44,22 @@ pub fn load_segmenter(
     let selected = select_with_precision(device, precision)?;
     eprintln!("device: {}", selected.description);
     let start = std::time::Instant::now();
-    let segmenter = Segmenter::from_found(&found, &selected.device, &mut |step, total, what| {
-        eprintln!("loading [{step}/{total}] {what}");
-    })?;
+    let (kind, notice) = choose_engine(&found, engine)?;
+    if let Some(notice) = notice {
+        eprintln!("{notice}");
+    }
+    eprintln!("engine: {kind}");
+    let loaded = Engine::load(
+        &found,
+        &selected.device,
+        kind,
+        DraftSettings::default(),
+        &mut |step, total, what| {
+            eprintln!("loading [{step}/{total}] {what}");
+        },
+    )?;
     eprintln!("models loaded in {:.1} s", start.elapsed().as_secs_f64());
-    Ok((segmenter, found, selected))
+    Ok((loaded, found, selected))
 }
 
 /// Picks the device and sets its float precision before any tensor exists on it.

@@ -175,8 +175,24 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
     }
     let files = WeightFiles::from_checkpoints(usable);
-    let mut ok = true;
-    for (network, expected) in expected_by_network(&found.configs) {
+    let in_channels = files
+        .sd_unet_in_channels()
+        .unwrap_or(found.configs.sd_unet.in_channels);
+    let mut configs = found.configs.clone();
+    configs.sd_unet.in_channels = in_channels;
+    let mut present = Vec::new();
+    let mut rows = expected_by_network(&configs);
+    let draft_unet = draft_unet_config(&configs);
+    rows.push((
+        Network::SdUnet,
+        expected_params(&draft_unet.init(&burn::tensor::Device::flex())),
+    ));
+    for (row, (network, expected)) in rows.into_iter().enumerate() {
+        let name = if row == 4 {
+            "SD v1 UNet (draft engine)"
+        } else {
+            network.name()
+        };
         match files.key_plan(&[(network, expected)]) {
             Ok(plan) => {
                 let n: usize = plan.networks.iter().map(|p| p.keys.len()).sum();
@@ -186,27 +202,62 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
                     .and_then(|p| files.files().get(p.file))
                     .map(|f| f.path().display().to_string())
                     .unwrap_or_default();
-                println!("  ok       {}: {n} tensors from {from}", network.name());
+                println!("  ok       {name}: {n} tensors from {from}");
+                present.push(true);
             }
             Err(e) => {
-                ok = false;
-                println!("  MISSING  {e}");
+                println!("  MISSING  {name}: {e}");
+                present.push(false);
             }
         }
     }
-    if ok {
-        if problems > 0 {
-            println!("Usable (some files above are ignored).");
-        } else {
-            println!("Usable: everything LD-ZNet needs is present.");
-        }
-        Ok(ExitCode::SUCCESS)
-    } else {
+    if in_channels == 9 {
         println!(
-            "Not usable. Needed: sd-v1-4-full-ema.ckpt (Stable Diffusion v1.4) and LDZNet_txt2mask.ckpt (LD-ZNet); see weights/README.md."
+            "  note     9-channel inpainting UNet: the draft feeds it mask 0 and the image's own latent"
         );
-        Ok(ExitCode::FAILURE)
     }
+    if files.marks_v_prediction() {
+        println!(
+            "  note     marked v-prediction: the draft's noising step is the same, nothing changes"
+        );
+    }
+    let ldznet = present[..4].iter().all(|&p| p);
+    let draft = present[0] && present[1] && present[4];
+    match (ldznet, draft) {
+        (true, _) => {
+            if problems > 0 {
+                println!("Usable (some files above are ignored).");
+            } else {
+                println!("Usable: everything LD-ZNet needs is present.");
+            }
+            println!("Modes: LD-ZNet + draft");
+            Ok(ExitCode::SUCCESS)
+        }
+        (false, true) => {
+            println!(
+                "Usable in draft mode only: no LD-ZNet checkpoint, so masks come from the training-free draft engine (coarser). Add LDZNet_txt2mask.ckpt for LD-ZNet; see weights/README.md."
+            );
+            println!("Modes: draft only");
+            Ok(ExitCode::SUCCESS)
+        }
+        (false, false) => {
+            println!(
+                "Not usable. Needed: sd-v1-4-full-ema.ckpt (Stable Diffusion v1.4) and LDZNet_txt2mask.ckpt (LD-ZNet); see weights/README.md."
+            );
+            println!("Modes: none");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The SD UNet as the draft engine builds it (up to the last transformer it reads).
+fn draft_unet_config(configs: &ModelConfigs) -> ldzmask::model::unet::UNetModelConfig {
+    let last = ldzmask::draft::maps::DraftPlan::new(
+        &configs.sd_unet,
+        &ldzmask::draft::DraftSettings::default().resolution_weights,
+    )
+    .map_or(0, |plan| plan.last);
+    configs.sd_unet.truncated_after_feature(last)
 }
 
 /// Default bundle file name.

@@ -69,4 +69,23 @@ impl CrossAttention {
         let out = multi_head_attention(q, k, v, self.heads, false);
         self.to_out.forward(out)
     }
+
+    /// [`forward`](Self::forward) that also returns its projected queries and keys (the
+    /// training-free draft engine reads them); the output is the same.
+    ///
+    /// # Shapes
+    /// - `x`, `context`, output: as [`forward`](Self::forward)
+    /// - queries: `[batch, tokens, heads·dim_head]`; keys: `[batch, context_tokens, heads·dim_head]`
+    pub fn forward_with_qk(
+        &self,
+        x: Tensor<3>,
+        context: Option<Tensor<3>>,
+    ) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+        let context = context.unwrap_or_else(|| x.clone());
+        let q = self.to_q.forward(x);
+        let k = self.to_k.forward(context.clone());
+        let v = self.to_v.forward(context);
+        let out = multi_head_attention(q.clone(), k.clone(), v, self.heads, false);
+        (self.to_out.forward(out), q, k)
+    }
 }

@@ -143,6 +143,62 @@ impl BasicTransformerBlock {
     }
 }
 
+/// Which attention inputs of a transformer site the draft engine records (first block only).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TapRequest {
+    /// `attn2`'s queries (cross-attention to the text).
+    pub cross: bool,
+    /// `attn1`'s queries and keys (self-attention).
+    pub self_attention: bool,
+}
+
+impl TapRequest {
+    /// Whether anything is recorded.
+    pub fn any(self) -> bool {
+        self.cross || self.self_attention
+    }
+}
+
+/// The attention inputs recorded at one transformer site ([`TapRequest`]).
+#[derive(Debug, Clone)]
+pub struct AttentionTap {
+    /// `attn2.to_q(norm2(h))` of `transformer_blocks.0`: `[batch, tokens, heads·dim_head]`.
+    pub cross_queries: Option<Tensor<3>>,
+    /// `attn1.to_q(norm1(h))` and `attn1.to_k(norm1(h))` of `transformer_blocks.0`: each
+    /// `[batch, tokens, heads·dim_head]`.
+    pub self_queries_keys: Option<(Tensor<3>, Tensor<3>)>,
+}
+
+impl BasicTransformerBlock {
+    /// [`forward`](Self::forward) of a plain SD block that also records the attention inputs
+    /// `tap` asks for (the output is the same).
+    ///
+    /// # Shapes
+    /// - `x`, output: `[batch, tokens, dim]`; `context`: `[batch, 77, context_dim]`
+    /// - recorded tensors: see [`AttentionTap`]
+    pub fn forward_tapped(
+        &self,
+        x: Tensor<3>,
+        context: Tensor<3>,
+        tap: TapRequest,
+    ) -> (Tensor<3>, AttentionTap) {
+        let (a1, q1, k1) = self
+            .attn1
+            .forward_with_qk(self.norm1.forward(x.clone()), None);
+        let x = a1 + x;
+        let (a2, q2, _) = self
+            .attn2
+            .forward_with_qk(self.norm2.forward(x.clone()), Some(context));
+        let x = a2 + x;
+        let out = self.ff.forward(self.norm3.forward(x.clone())) + x;
+        let recorded = AttentionTap {
+            cross_queries: tap.cross.then_some(q2),
+            self_queries_keys: tap.self_attention.then_some((q1, k1)),
+        };
+        (out, recorded)
+    }
+}
+
 /// Configuration of a [`SpatialTransformer`].
 #[derive(Config, Debug)]
 pub struct SpatialTransformerConfig {
@@ -226,6 +282,38 @@ impl SpatialTransformer {
         }
         let h = h.swap_dims(1, 2).reshape([batch, channels, height, width]);
         self.proj_out.forward(h) + x
+    }
+
+    /// [`forward`](Self::forward) of a plain SD transformer that also records the attention
+    /// inputs of its first block (the output is the same).
+    ///
+    /// # Shapes
+    /// - `x`, output: `[batch, channels, height, width]`; `context`: `[batch, 77, context_dim]`
+    /// - recorded tensors: `[batch, height·width, channels]` (see [`AttentionTap`])
+    pub fn forward_tapped(
+        &self,
+        x: Tensor<4>,
+        context: Tensor<3>,
+        tap: TapRequest,
+    ) -> (Tensor<4>, AttentionTap) {
+        let [batch, channels, height, width] = x.dims();
+        let h = self
+            .proj_in
+            .forward(kernels::group_norm(&self.norm, x.clone(), false));
+        let mut h = h.reshape([batch, channels, height * width]).swap_dims(1, 2); // [batch, h*w, channels]
+        let mut recorded = AttentionTap {
+            cross_queries: None,
+            self_queries_keys: None,
+        };
+        for (i, block) in self.transformer_blocks.iter().enumerate() {
+            if i == 0 {
+                (h, recorded) = block.forward_tapped(h, context.clone(), tap);
+            } else {
+                h = block.forward(h, context.clone(), None);
+            }
+        }
+        let h = h.swap_dims(1, 2).reshape([batch, channels, height, width]);
+        (self.proj_out.forward(h) + x, recorded)
     }
 }
 

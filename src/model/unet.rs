@@ -19,7 +19,7 @@ use super::ldznet::{FinalHead, FinalHeadConfig, LdzSite, official_ldznet_sites};
 use super::resnet::{
     Downsample, DownsampleConfig, ResBlock, ResBlockConfig, Upsample, UpsampleConfig,
 };
-use super::transformer::{SpatialTransformer, SpatialTransformerConfig};
+use super::transformer::{AttentionTap, SpatialTransformer, SpatialTransformerConfig, TapRequest};
 
 /// Hyper-parameters of a `UNetModel` (openaimodel.py argument names).
 #[derive(Config, Debug)]
@@ -82,13 +82,23 @@ impl UNetModelConfig {
     /// The block of each SpatialTransformer, in feature order (`input_blocks.1`, …,
     /// `middle_block`, `output_blocks.0`, …).
     pub fn transformer_blocks(&self) -> Vec<String> {
+        self.transformer_sites()
+            .into_iter()
+            .map(|(b, _)| b)
+            .collect()
+    }
+
+    /// Each SpatialTransformer's block and downsampling factor `ds` (its map is the latent
+    /// divided by `ds`: 1, 2, 4, 8 for SD v1's 64², 32², 16², 8² sites at 512²), in feature
+    /// order.
+    pub fn transformer_sites(&self) -> Vec<(String, usize)> {
         let mut blocks = Vec::new();
         let mut index = 1;
         let mut ds = 1;
         for level in 0..self.channel_mult.len() {
             for _ in 0..self.num_res_blocks {
                 if self.attention_resolutions.contains(&ds) {
-                    blocks.push(format!("input_blocks.{index}"));
+                    blocks.push((format!("input_blocks.{index}"), ds));
                 }
                 index += 1;
             }
@@ -97,12 +107,12 @@ impl UNetModelConfig {
                 ds *= 2;
             }
         }
-        blocks.push("middle_block".to_string());
+        blocks.push(("middle_block".to_string(), ds));
         let mut index = 0;
         for level in (0..self.channel_mult.len()).rev() {
             for i in 0..=self.num_res_blocks {
                 if self.attention_resolutions.contains(&ds) {
-                    blocks.push(format!("output_blocks.{index}"));
+                    blocks.push((format!("output_blocks.{index}"), ds));
                 }
                 if level > 0 && i == self.num_res_blocks {
                     ds /= 2;
@@ -272,6 +282,8 @@ pub struct FeatureRequest {
     pub keep: Option<Vec<usize>>,
     /// Stop right after this feature is tapped (no eps is computed then).
     pub stop_after: Option<usize>,
+    /// Attention inputs to record, per transformer in feature order (missing = none).
+    pub attention: Vec<TapRequest>,
 }
 
 /// Output of [`UNetModel::forward_features`].
@@ -282,6 +294,9 @@ pub struct UNetFeatures {
     /// One entry per SpatialTransformer block in execution order; `None` where not kept or
     /// not reached.
     pub features: Vec<Option<Tensor<4>>>,
+    /// The recorded attention inputs, per transformer in feature order (`None` where not
+    /// requested or not reached).
+    pub attention: Vec<Option<AttentionTap>>,
 }
 
 /// The SD v1 / LD-ZNet UNet.
@@ -311,6 +326,10 @@ struct Pass<'a> {
     sd_features: Option<&'a [Option<Tensor<4>>]>,
     /// Index of the next SpatialTransformer (= feature index).
     next_st: usize,
+    /// Attention inputs to record, per transformer.
+    taps: &'a [TapRequest],
+    /// What was recorded, per transformer.
+    recorded: Vec<Option<AttentionTap>>,
 }
 
 impl Pass<'_> {
@@ -331,8 +350,18 @@ impl Pass<'_> {
                         (true, Some(features)) => features.get(self.next_st).cloned().flatten(),
                         _ => None,
                     };
+                    let index = self.next_st;
                     self.next_st += 1;
-                    let out = st.forward(h, self.context.clone(), feature);
+                    let tap = self.taps.get(index).copied().unwrap_or_default();
+                    let out = if tap.any() && !st.is_ldznet() {
+                        let (out, recorded) = st.forward_tapped(h, self.context.clone(), tap);
+                        if let Some(slot) = self.recorded.get_mut(index) {
+                            *slot = Some(recorded);
+                        }
+                        out
+                    } else {
+                        st.forward(h, self.context.clone(), feature)
+                    };
                     tapped = Some(out.clone());
                     out
                 }
@@ -356,6 +385,21 @@ impl UNetModel {
         self.input_blocks.iter().map(|b| count(b)).sum::<usize>()
             + count(&self.middle_block)
             + self.output_blocks.iter().map(|b| count(b)).sum::<usize>()
+    }
+
+    /// The SpatialTransformers in feature order.
+    pub fn spatial_transformers(&self) -> Vec<&SpatialTransformer> {
+        self.input_blocks
+            .iter()
+            .map(|b| b.as_slice())
+            .chain(std::iter::once(self.middle_block.as_slice()))
+            .chain(self.output_blocks.iter().map(|b| b.as_slice()))
+            .flat_map(|b| b.iter())
+            .filter_map(|l| match l {
+                UNetLayer::SpatialTransformer(st) => Some(st),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Indices (in feature order) of the transformers that are LD-ZNet transformers.
@@ -406,6 +450,8 @@ impl UNetModel {
             context,
             sd_features: None,
             next_st: 0,
+            taps: &request.attention,
+            recorded: vec![None; self.num_transformers()],
         };
         let mut features: Vec<Option<Tensor<4>>> = vec![None; self.num_transformers()];
         let keep = |i: usize| request.keep.as_ref().is_none_or(|k| k.contains(&i));
@@ -423,6 +469,7 @@ impl UNetModel {
                 return UNetFeatures {
                     eps: None,
                     features,
+                    attention: pass.recorded,
                 };
             }
             hs.push(out.clone());
@@ -435,6 +482,7 @@ impl UNetModel {
             return UNetFeatures {
                 eps: None,
                 features,
+                attention: pass.recorded,
             };
         }
         let (mut h, _) = pass.run_block(&self.middle_block[2..], mid);
@@ -447,6 +495,7 @@ impl UNetModel {
                 return UNetFeatures {
                     eps: None,
                     features,
+                    attention: pass.recorded,
                 };
             }
             h = out;
@@ -454,6 +503,7 @@ impl UNetModel {
         UNetFeatures {
             eps: self.out.as_ref().map(|_| self.out_forward(h)),
             features,
+            attention: pass.recorded,
         }
     }
 
@@ -491,6 +541,8 @@ impl UNetModel {
             context,
             sd_features: Some(sd_features),
             next_st: 0,
+            taps: &[],
+            recorded: Vec::new(),
         };
         let mut hs = Vec::with_capacity(self.input_blocks.len());
         let mut h = z;

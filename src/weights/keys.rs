@@ -24,6 +24,9 @@ pub const UNET_PREFIX: &str = "model.diffusion_model.";
 /// Key prefix of the EMA shadows (`model_ema.` + `diffusion_model<name without dots>`).
 pub const EMA_PREFIX: &str = "model_ema.";
 
+/// The key A1111 looks for to treat an SD checkpoint as v-prediction (a marker, no weights).
+pub const V_PRED_KEY: &str = "v_pred";
+
 /// Checkpoint-key → module-path segment renames (see the module docs).
 const RENAMES: &[(&str, &str)] = &[
     ("in_layers.0", "in_norm"),
@@ -148,6 +151,10 @@ pub const IGNORED_KEYS: &[(&str, &str)] = &[
     ("model_ema.decay", "EMA bookkeeping"),
     ("model_ema.num_updates", "EMA bookkeeping"),
     ("logvar", "training-only loss weights"),
+    (
+        V_PRED_KEY,
+        "v-prediction marker: reported, the draft's noising is the same",
+    ),
 ];
 
 /// The noise-schedule buffers `DDPM.register_schedule` stores in every LDM checkpoint

@@ -80,7 +80,7 @@ pub use format::{
 };
 pub use keys::{
     CLIP_PREFIXES, CheckpointKind, EMA_PREFIX, IGNORED_KEYS, SCHEDULE_BUFFERS, SD_IN_LDZNET_PREFIX,
-    UNET_PREFIX, VAE_PREFIX, ema_key, identify, ignored_reason, key_to_module_path,
+    UNET_PREFIX, V_PRED_KEY, VAE_PREFIX, ema_key, identify, ignored_reason, key_to_module_path,
     module_path_to_key,
 };
 pub use plan::{ExpectedParam, KeyPlan, NetworkPlan, expected_params};

@@ -11,8 +11,8 @@ use burn::store::burn_pack::Tensor as PackTensor;
 
 use super::format::Checkpoint;
 use super::keys::{
-    CLIP_PREFIXES, CheckpointKind, SD_IN_LDZNET_PREFIX, UNET_PREFIX, VAE_PREFIX, ema_key,
-    module_path_to_key,
+    CLIP_PREFIXES, CheckpointKind, SD_IN_LDZNET_PREFIX, UNET_PREFIX, V_PRED_KEY, VAE_PREFIX,
+    ema_key, module_path_to_key,
 };
 use super::{KeyProblems, LoadError, LoadReport, Network, WeightFiles};
 
@@ -148,6 +148,26 @@ impl<'a> Source<'a> {
 }
 
 impl WeightFiles {
+    /// Input channels of the SD UNet these files provide (`input_blocks.0.0.weight`'s second
+    /// dimension: 4 for SD v1, 9 for an inpainting UNet), `None` when none does.
+    pub fn sd_unet_in_channels(&self) -> Option<usize> {
+        self.sources(Network::SdUnet)
+            .into_iter()
+            .find_map(|s| s.lookup("input_blocks.0.0.weight"))
+            .and_then(|(t, _)| t.shape.get(1).copied())
+    }
+
+    /// Whether a file provides the LD-ZNet UNet (else only the draft engine can run).
+    pub fn has_ldznet_unet(&self) -> bool {
+        !self.sources(Network::LdznetUnet).is_empty()
+    }
+
+    /// Whether a file marks its UNet as v-prediction (A1111's `v_pred` key). The draft's
+    /// noising step is the same for ε- and v-prediction, so this is only reported.
+    pub fn marks_v_prediction(&self) -> bool {
+        self.files.iter().any(|f| f.keys().any(|k| k == V_PRED_KEY))
+    }
+
     /// Candidate sources of a network, in preference order.
     fn sources(&self, network: Network) -> Vec<Source<'_>> {
         // LD-ZNet files first: they may carry every part (a combined `LatentSeg` state dict).

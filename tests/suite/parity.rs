@@ -33,6 +33,7 @@ const COMPONENTS: &[(&str, Check)] = &[
     ("sd_unet_features", check_sd_unet_features),
     ("ldznet_unet", check_ldznet_unet),
     ("pipeline", check_pipeline),
+    ("draft", crate::draft_parity::check_draft),
 ];
 
 fn run_all(device: &Device, device_name: &str) {
@@ -251,6 +252,7 @@ fn check_sd_unet_features(dir: &Path, device: &Device, report: &mut Report) {
         let request = FeatureRequest {
             keep: Some(vec![last]),
             stop_after: Some(last),
+            ..Default::default()
         };
         let z_noisy = io.tensor::<4>(&format!("{case}.z_noisy"), device);
         let early = unet.forward_features(z_noisy, &t, context, &request);

@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ldzmask::device::DeviceChoice;
-use ldzmask::pipeline::{SegmentError, Segmenter, StageTimings};
+use ldzmask::engine::{Engine, EngineKind};
+use ldzmask::pipeline::{SegmentError, StageTimings};
 use ldzmask::precision::Precision;
 
 use super::outputs::{Output, is_complete};
@@ -70,38 +71,47 @@ pub struct BatchOptions {
     pub shard: Option<Shard>,
 }
 
-/// Loads the model on first use, so a resumed run with nothing left to do loads nothing.
-pub struct LazySegmenter<'a> {
+/// Loads the engine on first use, so a resumed run with nothing left to do loads nothing.
+pub struct LazyEngine<'a> {
     weights: Option<&'a Path>,
     device: DeviceChoice,
     precision: Precision,
-    loaded: Option<Segmenter>,
+    /// `--engine`; after the first load, the engine that was chosen.
+    kind: Option<EngineKind>,
+    loaded: Option<Engine>,
 }
 
-impl<'a> LazySegmenter<'a> {
+impl<'a> LazyEngine<'a> {
     /// Nothing is loaded yet.
-    pub fn new(weights: Option<&'a Path>, device: DeviceChoice, precision: Precision) -> Self {
+    pub fn new(
+        weights: Option<&'a Path>,
+        device: DeviceChoice,
+        precision: Precision,
+        kind: Option<EngineKind>,
+    ) -> Self {
         Self {
             weights,
             device,
             precision,
+            kind,
             loaded: None,
         }
     }
 
-    /// The segmenter, loaded now if needed.
-    pub fn get(&mut self) -> anyhow::Result<&mut Segmenter> {
+    /// The engine, loaded now if needed.
+    pub fn get(&mut self) -> anyhow::Result<&mut Engine> {
         match &mut self.loaded {
-            Some(segmenter) => Ok(segmenter),
+            Some(engine) => Ok(engine),
             slot => {
-                let (segmenter, _, _) =
-                    super::super::load_segmenter(self.weights, self.device, self.precision)?;
-                Ok(slot.insert(segmenter))
+                let (engine, _, _) =
+                    crate::cli::load_engine(self.weights, self.device, self.precision, self.kind)?;
+                self.kind = Some(engine.kind());
+                Ok(slot.insert(engine))
             }
         }
     }
 
-    /// Reloads on the CPU in f32 (after a GPU failure).
+    /// Reloads the same engine on the CPU in f32 (after a GPU failure).
     fn move_to_cpu(&mut self) -> anyhow::Result<()> {
         self.device = DeviceChoice::Cpu;
         self.precision = Precision::F32;
@@ -165,8 +175,8 @@ impl From<StageTimings> for StageSeconds {
 pub fn run(
     items: &[Item],
     options: &BatchOptions,
-    mut segmenter: LazySegmenter<'_>,
-    mut segment_file: impl FnMut(&mut Segmenter, &Item, bool) -> anyhow::Result<StageTimings>,
+    mut segmenter: LazyEngine<'_>,
+    mut segment_file: impl FnMut(&mut Engine, &Item, bool) -> anyhow::Result<StageTimings>,
 ) -> anyhow::Result<ExitCode> {
     let mut report = match &options.report {
         Some(path) => Some(
@@ -231,7 +241,7 @@ pub fn run(
             &bar,
             format!("[{}/{}] {}", i + 1, items.len(), item.image.display()),
         );
-        let mut attempt = |segmenter: &mut LazySegmenter<'_>| {
+        let mut attempt = |segmenter: &mut LazyEngine<'_>| {
             segmenter
                 .get()
                 .and_then(|s| segment_file(s, item, overwrite))

@@ -10,10 +10,11 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use clap::ArgMatches;
 use ldzmask::discovery::find_weights;
+use ldzmask::engine::Engine;
 use ldzmask::imageio::RgbImage;
 use ldzmask::mask::refine::RgbView;
 use ldzmask::mask::{CombineOp, EdgeOps, LayerOps, MaskBuf};
-use ldzmask::pipeline::{Segmenter, StageTimings, split_alternatives};
+use ldzmask::pipeline::{StageTimings, split_alternatives};
 use ldzmask::recipe::{ModelIdentity, Recipe, RecipeLayer};
 
 use super::{Masks, SegmentArgs, add_timings};
@@ -151,7 +152,7 @@ pub fn recipe(args: &SegmentArgs, weights: Option<&Path>) -> anyhow::Result<Reci
 /// combined mask and each layer's own.
 pub(super) fn layer_masks(
     recipe: &Recipe,
-    segmenter: &mut Segmenter,
+    segmenter: &mut Engine,
     rgb: &RgbImage,
 ) -> anyhow::Result<(Masks, StageTimings)> {
     let randomness = recipe.randomness();

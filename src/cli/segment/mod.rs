@@ -13,11 +13,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use ldzmask::device::DeviceChoice;
+use ldzmask::draft::prompt::generation_prompt;
+use ldzmask::engine::{Engine, EngineKind};
 use ldzmask::imageio::{images_in, load_image};
 use ldzmask::mask::export::{batch_mask_names, export_cutout_png};
 use ldzmask::mask::refine::{RefineSettings, RgbView, refine};
 use ldzmask::mask::{CombineOp, MaskBuf, Preset};
-use ldzmask::pipeline::{Draws, Mode, Randomness, Segmenter, StageTimings};
+use ldzmask::pipeline::{Draws, Mode, Randomness, StageTimings};
 use ldzmask::precision::Precision;
 use ldzmask::recipe::Recipe;
 
@@ -147,6 +149,11 @@ pub struct SegmentArgs {
     /// Stop at the first image that fails (the others are reported as not run).
     #[arg(long)]
     pub fail_fast: bool,
+    /// `ldznet` (the trained model) or `draft` (training-free, from the SD v1 checkpoint
+    /// alone: one UNet pass per image, coarser masks). Default: ldznet when its weights are
+    /// present, else draft.
+    #[arg(long, value_name = "ENGINE")]
+    pub engine: Option<EngineKind>,
 }
 
 /// `--preset`'s value: a [`Preset::name`] or one of its aliases.
@@ -238,7 +245,7 @@ pub fn run(
         report: args.report.clone(),
         shard: args.shard,
     };
-    let segmenter = batch::LazySegmenter::new(weights, device, precision);
+    let segmenter = batch::LazyEngine::new(weights, device, precision, args.engine);
     batch::run(&items, &options, segmenter, |segmenter, item, overwrite| {
         segment_file(&args, &plan, segmenter, item, overwrite)
     })
@@ -249,7 +256,7 @@ pub fn run(
 fn segment_file(
     args: &SegmentArgs,
     plan: &Plan,
-    segmenter: &mut Segmenter,
+    segmenter: &mut Engine,
     item: &batch::Item,
     overwrite: bool,
 ) -> anyhow::Result<StageTimings> {
@@ -265,7 +272,18 @@ fn segment_file(
         Plan::Phrases {
             phrases,
             randomness,
-        } => phrase_masks(args, segmenter, &loaded.rgb, phrases, randomness)?,
+        } => {
+            if let Engine::Draft(draft) = segmenter
+                && let Some(prompt) = std::fs::read(&item.image)
+                    .ok()
+                    .and_then(|bytes| generation_prompt(&bytes))
+            {
+                // The image's own generation prompt is the per-image context (see `draft`).
+                eprintln!("  draft context: the image's generation prompt {prompt:?}");
+                draft.prepare(&loaded.rgb, &prompt)?;
+            }
+            phrase_masks(args, segmenter, &loaded.rgb, phrases, randomness)?
+        }
         Plan::Layers(recipe) => layers::layer_masks(recipe, segmenter, &loaded.rgb)?,
     };
     for Output { path, what } in &item.outputs {
@@ -336,6 +354,7 @@ fn add_timings(a: StageTimings, b: StageTimings) -> StageTimings {
         clip: a.clip + b.clip,
         sd_unet: a.sd_unet + b.sd_unet,
         ldznet: a.ldznet + b.ldznet,
+        draft: a.draft + b.draft,
         post: a.post + b.post,
     }
 }
@@ -344,7 +363,7 @@ fn add_timings(a: StageTimings, b: StageTimings) -> StageTimings {
 /// unless `--soft`.
 fn phrase_masks(
     args: &SegmentArgs,
-    segmenter: &mut Segmenter,
+    segmenter: &mut Engine,
     rgb: &ldzmask::imageio::RgbImage,
     phrases: &[String],
     randomness: &Randomness,
@@ -355,12 +374,13 @@ fn phrase_masks(
     for mask in segmenter.segment(rgb, &phrases, randomness)? {
         let t = mask.timings;
         log::info!(
-            "{:?}: VAE {:.0} ms, CLIP {:.0} ms, SD UNet {:.0} ms, LD-ZNet {:.0} ms",
+            "{:?}: VAE {:.0} ms, CLIP {:.0} ms, SD UNet {:.0} ms, LD-ZNet {:.0} ms, draft maps {:.0} ms",
             mask.phrase,
             t.vae.as_secs_f64() * 1e3,
             t.clip.as_secs_f64() * 1e3,
             t.sd_unet.as_secs_f64() * 1e3,
-            t.ldznet.as_secs_f64() * 1e3
+            t.ldznet.as_secs_f64() * 1e3,
+            t.draft.as_secs_f64() * 1e3
         );
         total = add_timings(total, t);
         let mut probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities)?;
