@@ -4,7 +4,8 @@
 use super::buffer::{MaskBuf, RectInImage};
 use super::edits::{EditBuf, EditPatch};
 use super::history::HistoryStep;
-use super::layer::{LayerEntry, LayerOps, LayerProps};
+use super::layer::{LayerEntry, LayerProps};
+use super::layer_ops::LayerOps;
 use super::picks::Pick;
 
 /// One undoable step. Each holds "the other version" of what it changed, and applying it
