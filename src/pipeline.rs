@@ -357,6 +357,28 @@ impl SetupError {
     }
 }
 
+/// The image as the VAE's input: resized to the model size with the official Lanczos filter
+/// and scaled to `[-1, 1]` (shared by the LD-ZNet pipeline and the draft engine).
+///
+/// # Shapes
+/// - returns `[1, 3, model_h, model_w]`
+pub fn model_input(image: &RgbImage, (model_w, model_h): (u32, u32), device: &Device) -> Tensor<4> {
+    let resized = preprocess::resize_lanczos_u8(
+        &image.pixels,
+        image.width,
+        image.height,
+        3,
+        model_w,
+        model_h,
+    );
+    let input = preprocess::to_model_input(&resized, model_w, model_h);
+    Tensor::<1>::from_data(
+        TensorData::new(input, [3 * model_h as usize * model_w as usize]),
+        device,
+    )
+    .reshape([1, 3, model_h as usize, model_w as usize]) // [batch, channels, height, width]
+}
+
 /// The loaded networks and the per-image latent cache.
 pub struct Segmenter {
     device: Device,
@@ -543,20 +565,7 @@ impl Segmenter {
         let fresh =
             !matches!(&self.cache, Some(c) if c.key == key && c.model_size == (model_w, model_h));
         if fresh {
-            let resized = preprocess::resize_lanczos_u8(
-                &image.pixels,
-                image.width,
-                image.height,
-                3,
-                model_w,
-                model_h,
-            );
-            let input = preprocess::to_model_input(&resized, model_w, model_h);
-            let x = Tensor::<1>::from_data(
-                TensorData::new(input, [3 * model_h as usize * model_w as usize]),
-                &self.device,
-            )
-            .reshape([1, 3, model_h as usize, model_w as usize]);
+            let x = model_input(image, (model_w, model_h), &self.device);
             let posterior = self.networks.vae.encode(x);
             self.cache = Some(CachedLatent {
                 key,

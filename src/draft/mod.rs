@@ -34,7 +34,7 @@ use crate::model::unet::{UNetModel, UNetModelConfig};
 use crate::model::vae::VaeEncoder;
 use crate::pipeline::{
     LoadProgress, PhraseMask, PreprocessConfig, SegmentError, SetupError, StageTimings, image_key,
-    split_alternatives, weights_label,
+    model_input, split_alternatives, weights_label,
 };
 use crate::preprocess;
 use crate::tokenizer::{BOS_ID, CONTEXT_LENGTH, ClipTokenizer, TokenizerError};
@@ -474,20 +474,7 @@ impl DraftEngine {
             return Ok(PrepareTimings::default());
         }
         let start = Instant::now();
-        let resized = preprocess::resize_lanczos_u8(
-            &image.pixels,
-            image.width,
-            image.height,
-            3,
-            model_w,
-            model_h,
-        );
-        let input = preprocess::to_model_input(&resized, model_w, model_h);
-        let x = Tensor::<1>::from_data(
-            TensorData::new(input, [3 * model_h as usize * model_w as usize]),
-            &self.device,
-        )
-        .reshape([1, 3, model_h as usize, model_w as usize]);
+        let x = model_input(image, (model_w, model_h), &self.device);
         let z0 = self.networks.vae.encode(x).mean_scaled();
         let vae = sync_elapsed(&self.device, start);
         let start = Instant::now();
