@@ -255,6 +255,22 @@ pub struct StageTimings {
     pub post: Duration,
 }
 
+impl std::ops::Add for StageTimings {
+    type Output = Self;
+
+    /// Stage by stage: the time of several runs (the parts of `a | b`, the phrases of an image).
+    fn add(self, other: Self) -> Self {
+        Self {
+            vae: self.vae + other.vae,
+            clip: self.clip + other.clip,
+            sd_unet: self.sd_unet + other.sd_unet,
+            ldznet: self.ldznet + other.ldznet,
+            draft: self.draft + other.draft,
+            post: self.post + other.post,
+        }
+    }
+}
+
 /// One phrase's result.
 #[derive(Debug, Clone)]
 pub struct PhraseMask {
@@ -643,13 +659,9 @@ impl Segmenter {
                             .zip(&part_probabilities)
                             .for_each(|(a, &p)| *a = a.max(p));
                         prompts.push(prompt);
-                        let timings = StageTimings {
-                            vae: t.vae + part_timings.vae,
-                            clip: t.clip + part_timings.clip,
-                            sd_unet: t.sd_unet + part_timings.sd_unet,
-                            ldznet: t.ldznet + part_timings.ldznet,
-                            draft: t.draft + part_timings.draft,
-                            post: t.post + post,
+                        let timings = t + StageTimings {
+                            post,
+                            ..part_timings
                         };
                         (acc, prompts, timings)
                     }

@@ -370,7 +370,7 @@ impl DraftEngine {
                                 .iter_mut()
                                 .zip(&mask.probabilities)
                                 .for_each(|(a, &m)| *a = a.max(m));
-                            acc.timings = add_timings(acc.timings, mask.timings);
+                            acc.timings = acc.timings + mask.timings;
                             acc
                         }
                     });
@@ -632,17 +632,6 @@ impl DraftEngine {
             height: image.height,
             timings,
         }
-    }
-}
-
-fn add_timings(a: StageTimings, b: StageTimings) -> StageTimings {
-    StageTimings {
-        vae: a.vae + b.vae,
-        clip: a.clip + b.clip,
-        sd_unet: a.sd_unet + b.sd_unet,
-        ldznet: a.ldznet + b.ldznet,
-        draft: a.draft + b.draft,
-        post: a.post + b.post,
     }
 }
 

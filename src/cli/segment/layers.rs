@@ -17,7 +17,7 @@ use ldzmask::mask::{CombineOp, EdgeOps, LayerOps, MaskBuf};
 use ldzmask::pipeline::{StageTimings, split_alternatives};
 use ldzmask::recipe::{ModelIdentity, Recipe, RecipeLayer};
 
-use super::{Masks, SegmentArgs, add_timings};
+use super::{Masks, SegmentArgs};
 
 /// Whether the arguments ask for the layer/recipe outputs (one combined mask per image) rather
 /// than one file per phrase.
@@ -163,7 +163,7 @@ pub(super) fn layer_masks(
     let mut timings = StageTimings::default();
     for phrase in recipe.phrases() {
         for mask in segmenter.segment(rgb, &[phrase], &randomness)? {
-            timings = add_timings(timings, mask.timings);
+            timings = timings + mask.timings;
             probabilities.push(MaskBuf::from_vec(
                 mask.width,
                 mask.height,

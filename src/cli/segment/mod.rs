@@ -347,18 +347,6 @@ impl Masks {
     }
 }
 
-/// Stage timings of two runs added up.
-fn add_timings(a: StageTimings, b: StageTimings) -> StageTimings {
-    StageTimings {
-        vae: a.vae + b.vae,
-        clip: a.clip + b.clip,
-        sd_unet: a.sd_unet + b.sd_unet,
-        ldznet: a.ldznet + b.ldznet,
-        draft: a.draft + b.draft,
-        post: a.post + b.post,
-    }
-}
-
 /// One mask per phrase: the model's map, edge-refined with `--refine`, cut at `--threshold`
 /// unless `--soft`.
 fn phrase_masks(
@@ -382,7 +370,7 @@ fn phrase_masks(
             t.ldznet.as_secs_f64() * 1e3,
             t.draft.as_secs_f64() * 1e3
         );
-        total = add_timings(total, t);
+        total = total + t;
         let mut probabilities = MaskBuf::from_vec(mask.width, mask.height, mask.probabilities)?;
         if args.refine {
             probabilities = refine(
