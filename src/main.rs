@@ -36,8 +36,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "PRECISION")]
     precision: Option<Precision>,
 
-    /// CPU threads for inference (default: LDZMASK_THREADS, else every core for `segment` and
-    /// `bench`, every core but one in the app so the interface stays smooth).
+    /// CPU threads for inference (default: LDZMASK_THREADS, else every core; the app runs them
+    /// at a lower OS priority so the interface stays smooth).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<NonZeroUsize>,
 
@@ -48,6 +48,16 @@ struct Cli {
     /// App: a mask image to import as a layer once the image is open (repeatable).
     #[arg(long = "mask", value_name = "FILE")]
     masks: Vec<PathBuf>,
+
+    /// App: write a JSON line per event (model ready, image opened, keystroke, mask, overlay,
+    /// with times and memory) to FILE, for measuring the app (tests/tools/app_bench.sh).
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
+
+    /// App: drive the app from a script (open, phrase, edit, wait, quit; one per line), for
+    /// the end-to-end benchmark (tests/tools/app_bench.sh).
+    #[arg(long, value_name = "FILE")]
+    bench_script: Option<PathBuf>,
 
     /// More log output (-v info, -vv debug).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -73,6 +83,16 @@ enum Command {
     /// Score an engine on a dataset (image, phrase, ground-truth mask) with the paper's
     /// metrics: mIoU and overall IoU at 0.3 / 0.5 and AP, raw and edge-refined.
     Eval(cli::eval::EvalArgs),
+}
+
+/// Reads and parses a `--bench-script` file; the error names the file and the line.
+fn read_bench_script(
+    path: &std::path::Path,
+) -> Result<Vec<ldzmask::app::bench_script::Step>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--bench-script {}: {e}", path.display()))?;
+    ldzmask::app::bench_script::parse_script(&text)
+        .map_err(|e| format!("--bench-script {}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -108,8 +128,20 @@ fn main() -> ExitCode {
     };
     log::debug!("freed memory kept for reuse: {retained}");
     let weights = cli.weights.as_deref();
+    let bench_script = match cli
+        .bench_script
+        .as_deref()
+        .map(read_bench_script)
+        .transpose()
+    {
+        Ok(script) => script,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
-        // The app sizes its own pool (every core but one) inside its inference worker.
+        // The app sizes its own pool (every core, at a lower priority) inside its worker.
         None => cli::app::run(ldzmask::app::Options {
             image: cli.image,
             weights: cli.weights,
@@ -122,6 +154,9 @@ fn main() -> ExitCode {
             autosave_dir: None,
             threads: cli.threads,
             precision,
+            debounce: None,
+            event_log: cli.event_log,
+            bench_script,
         }),
         Some(command) => {
             let pool = match InferencePool::for_role(cli.threads, Role::Headless) {

@@ -224,6 +224,9 @@ pub enum SegmentError {
     /// device is unusable; load the model on the CPU to go on (see [`crate::device`]).
     #[error(transparent)]
     Device(#[from] DeviceFault),
+    /// The caller stopped the run (a request superseded by typing, a closed image).
+    #[error("stopped after {0}: the request was superseded")]
+    Cancelled(Stage),
     /// Pixel buffer and size disagree.
     #[error("image buffer has {len} bytes, expected {expected} for {width}×{height} RGB")]
     BadBuffer {
@@ -237,6 +240,40 @@ pub enum SegmentError {
         height: u32,
     },
 }
+
+/// A point where a run may stop: a stage just finished, or one block of a UNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Resize + VAE encoder (or the cached latent).
+    Vae,
+    /// The CLIP text encoder of one phrase.
+    Clip,
+    /// One block of the SD UNet.
+    SdUnetBlock,
+    /// The SD UNet (its features are complete).
+    SdUnet,
+    /// One block of the LD-ZNet UNet.
+    LdznetBlock,
+    /// The LD-ZNet UNet (the phrase's logits are complete).
+    Ldznet,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Vae => "the VAE encoder",
+            Self::Clip => "the text encoder",
+            Self::SdUnetBlock => "a block of the SD UNet",
+            Self::SdUnet => "the SD UNet",
+            Self::LdznetBlock => "a block of the LD-ZNet UNet",
+            Self::Ldznet => "the LD-ZNet UNet",
+        })
+    }
+}
+
+/// Asked at every [`Stage`] boundary with the stage just finished: `false` stops the run with
+/// [`SegmentError::Cancelled`]. The app's worker answers from the request's cancel flag.
+pub type Proceed<'a> = &'a dyn Fn(Stage) -> bool;
 
 /// Wall time of each stage of the last run.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -540,13 +577,26 @@ impl Segmenter {
         phrases: &[&str],
         randomness: &Randomness,
     ) -> Result<Vec<PhraseMask>, SegmentError> {
+        self.segment_until(image, phrases, randomness, &|_| true)
+    }
+
+    /// [`Self::segment`] that asks `proceed` at every stage boundary (after the VAE, after
+    /// CLIP, after every UNet block, after each UNet) and stops with
+    /// [`SegmentError::Cancelled`] when it says no.
+    pub fn segment_until(
+        &mut self,
+        image: &RgbImage,
+        phrases: &[&str],
+        randomness: &Randomness,
+        proceed: Proceed<'_>,
+    ) -> Result<Vec<PhraseMask>, SegmentError> {
         if !is_gpu(&self.device) {
-            return self.segment_on_device(image, phrases, randomness);
+            return self.segment_on_device(image, phrases, randomness, proceed);
         }
         let device = self.device.clone();
         let result = catch_device_fault(&device, || {
             inject_fault_once();
-            self.segment_on_device(image, phrases, randomness)
+            self.segment_on_device(image, phrases, randomness, proceed)
         });
         if result.is_err() {
             // Whatever the cache holds lives on the failed device.
@@ -560,6 +610,7 @@ impl Segmenter {
         image: &RgbImage,
         phrases: &[&str],
         randomness: &Randomness,
+        proceed: Proceed<'_>,
     ) -> Result<Vec<PhraseMask>, SegmentError> {
         let expected = image.width as usize * image.height as usize * 3;
         if image.pixels.len() != expected {
@@ -575,29 +626,10 @@ impl Segmenter {
             .iter()
             .map(|p| split_alternatives(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let start = Instant::now();
-        let (model_w, model_h) = self.model_size(image.width, image.height)?;
-        let key = image_key(image);
-        let fresh =
-            !matches!(&self.cache, Some(c) if c.key == key && c.model_size == (model_w, model_h));
-        if fresh {
-            let x = model_input(image, (model_w, model_h), &self.device);
-            let posterior = self.networks.vae.encode(x);
-            self.cache = Some(CachedLatent {
-                key,
-                model_size: (model_w, model_h),
-                posterior,
-            });
+        let (posterior, vae_time) = self.posterior(image)?;
+        if !proceed(Stage::Vae) {
+            return Err(SegmentError::Cancelled(Stage::Vae));
         }
-        let Some(cached) = &self.cache else {
-            unreachable!("cache filled above")
-        };
-        let posterior = cached.posterior.clone();
-        let vae_time = if fresh {
-            sync_elapsed(&self.device, start)
-        } else {
-            Duration::ZERO
-        };
         let latent_len = posterior.mean.shape().num_elements();
         let mut rng = match randomness {
             Randomness::Seeded { seed, .. } => StdRng::seed_from_u64(*seed),
@@ -627,7 +659,7 @@ impl Segmenter {
             let mut united: Option<(Vec<f32>, Vec<String>, StageTimings)> = None;
             for part in &alternatives[i] {
                 let (logits, prompt, part_timings) =
-                    self.logits_with_draws(&posterior, part, &draws)?;
+                    self.logits_until(&posterior, part, &draws, proceed)?;
                 let post_start = Instant::now();
                 // The logits come at the VAE's upsampled latent grid: the model input size for
                 // the real VAE (8× the latent), whatever grid a test VAE produces.
@@ -684,6 +716,33 @@ impl Segmenter {
         Ok(out)
     }
 
+    /// The VAE posterior of `image` at its model size, from the per-image cache or computed
+    /// now (then cached), with the time it took (zero from the cache). The draft engine's
+    /// per-image pass takes its latent from here when both engines run, so the VAE runs once
+    /// per image.
+    ///
+    /// # Shapes
+    /// - posterior tensors: `[1, embed_dim, H/8, W/8]` for the model size `(W, H)`
+    pub fn posterior(&mut self, image: &RgbImage) -> Result<(Posterior, Duration), SegmentError> {
+        let start = Instant::now();
+        let (model_w, model_h) = self.model_size(image.width, image.height)?;
+        let key = image_key(image);
+        if let Some(c) = &self.cache
+            && c.key == key
+            && c.model_size == (model_w, model_h)
+        {
+            return Ok((c.posterior.clone(), Duration::ZERO));
+        }
+        let x = model_input(image, (model_w, model_h), &self.device);
+        let posterior = self.networks.vae.encode(x);
+        self.cache = Some(CachedLatent {
+            key,
+            model_size: (model_w, model_h),
+            posterior: posterior.clone(),
+        });
+        Ok((posterior, sync_elapsed(&self.device, start)))
+    }
+
     /// Runs one pass on a grey square image of the default model size, so a GPU compiles and
     /// tunes its kernels now (and stores them in the persistent cache, see
     /// [`crate::device::configure_kernel_cache`]) instead of during the user's first mask.
@@ -737,6 +796,28 @@ impl Segmenter {
         phrase: &str,
         draws: &Draws,
     ) -> Result<(Tensor<4>, String, StageTimings), SegmentError> {
+        self.logits_until(posterior, phrase, draws, &|_| true)
+    }
+
+    /// [`Self::logits_with_draws`] that asks `proceed` after CLIP, after every UNet block and
+    /// after each UNet.
+    ///
+    /// # Shapes
+    /// As [`Self::logits_with_draws`].
+    pub fn logits_until(
+        &self,
+        posterior: &Posterior,
+        phrase: &str,
+        draws: &Draws,
+        proceed: Proceed<'_>,
+    ) -> Result<(Tensor<4>, String, StageTimings), SegmentError> {
+        let check = |stage: Stage| {
+            if proceed(stage) {
+                Ok(())
+            } else {
+                Err(SegmentError::Cancelled(stage))
+            }
+        };
         let mut timings = StageTimings::default();
         let dims = posterior.mean.dims();
         let latent_tensor = |data: &[f32]| {
@@ -753,6 +834,7 @@ impl Segmenter {
         let start = Instant::now();
         let context = self.encode_text(&prompt)?;
         timings.clip = sync_elapsed(&self.device, start);
+        check(Stage::Clip)?;
 
         let start = Instant::now();
         let t = draws
@@ -760,16 +842,31 @@ impl Segmenter {
             .clamp(0, crate::model::schedule::NUM_TIMESTEPS as i64 - 1);
         let (a, b) = self.schedule.coefficients(t as usize);
         let z_noisy = z.clone() * a + latent_tensor(&draws.noise_sd) * b;
+        let stop_sd = || !proceed(Stage::SdUnetBlock);
         let features = self
             .networks
             .sd_unet
-            .forward_features(z_noisy, &[t], context.clone(), &self.feature_request)
+            .forward_features_until(
+                z_noisy,
+                &[t],
+                context.clone(),
+                &self.feature_request,
+                &stop_sd,
+            )
+            .ok_or(SegmentError::Cancelled(Stage::SdUnetBlock))?
             .features;
         timings.sd_unet = sync_elapsed(&self.device, start);
+        check(Stage::SdUnet)?;
 
         let start = Instant::now();
-        let logits = self.networks.ldznet.forward_ldznet(z, context, &features);
+        let stop_ldznet = || !proceed(Stage::LdznetBlock);
+        let logits = self
+            .networks
+            .ldznet
+            .forward_ldznet_until(z, context, &features, &stop_ldznet)
+            .ok_or(SegmentError::Cancelled(Stage::LdznetBlock))?;
         timings.ldznet = sync_elapsed(&self.device, start);
+        check(Stage::Ldznet)?;
         Ok((logits, prompt, timings))
     }
 

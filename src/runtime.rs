@@ -2,8 +2,10 @@
 //!
 //! burn's `flex` backend and the `gemm` crate under it split their work over rayon's *current*
 //! thread pool. Inference therefore runs inside [`InferencePool::install`], a dedicated pool
-//! whose size the user chooses (`--threads N` or `LDZMASK_THREADS`): all cores for the headless
-//! commands, all but one in the app so that the UI thread always has a core.
+//! whose size the user chooses (`--threads N` or `LDZMASK_THREADS`): all cores, in the app too.
+//! The app's pool runs at a lower OS priority instead ([`InferencePool::background`]: nice +10
+//! on Linux), so the window still gets a core the moment it needs one while inference has the
+//! whole machine otherwise: a 2-core laptop no longer loses half of its speed to an idle UI.
 //!
 //! [`retain_freed_memory`] stops glibc from handing large buffers back to the kernel: flex
 //! allocates a fresh 10–100 MB buffer per op, and glibc serves those with `mmap` and unmaps them
@@ -20,7 +22,7 @@ pub const THREADS_ENV: &str = "LDZMASK_THREADS";
 pub enum Role {
     /// `segment`, `bench`: nothing else needs the CPU, use every core.
     Headless,
-    /// The app: leave one core to the UI thread.
+    /// The app: every core too, at a lower priority than the UI thread.
     Interactive,
 }
 
@@ -44,14 +46,17 @@ pub fn thread_count(
     Ok(default_threads(role, cores))
 }
 
-/// The role's default: every core headless, every core but one (at least one) in the app.
+/// The role's default: every core (the app lowers its pool's priority instead of leaving a
+/// core idle).
 pub fn default_threads(role: Role, cores: usize) -> NonZeroUsize {
     let n = match role {
-        Role::Headless => cores,
-        Role::Interactive => cores.saturating_sub(1),
+        Role::Headless | Role::Interactive => cores,
     };
     NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
 }
+
+/// Nice value of the app's inference threads (Linux: 0 is normal, 19 the lowest priority).
+pub const BACKGROUND_NICE: i32 = 10;
 
 /// The cores this process may use (1 when the OS cannot tell).
 pub fn available_cores() -> usize {
@@ -70,6 +75,23 @@ impl InferencePool {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.get())
             .thread_name(|i| format!("ldzmask-infer-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Self { pool })
+    }
+
+    /// A pool of `threads` threads named `ldzmask-infer-N` that run at a lower OS priority
+    /// than the rest of the process ([`BACKGROUND_NICE`] on Linux; other systems keep the
+    /// normal priority): the app's pool.
+    pub fn background(threads: NonZeroUsize) -> std::io::Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.get())
+            .thread_name(|i| format!("ldzmask-infer-{i}"))
+            .start_handler(|_| {
+                if !lower_current_thread_priority() {
+                    log::debug!("inference thread keeps the normal priority");
+                }
+            })
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Self { pool })
@@ -94,6 +116,81 @@ impl InferencePool {
     pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         self.pool.install(f)
     }
+}
+
+/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`]; false where the
+/// system has no per-thread nice value (or refused).
+pub fn lower_current_thread_priority() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        nice::set_current_thread(BACKGROUND_NICE)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
+/// The calling thread's nice value (Linux), for tests and the status bar.
+pub fn current_thread_nice() -> Option<i32> {
+    #[cfg(target_os = "linux")]
+    {
+        nice::current_thread()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod nice {
+    /// On Linux the nice value belongs to each thread (`setpriority(2)`, NOTES): setting it
+    /// for the thread id changes only this thread. Raising it needs no privilege.
+    #[allow(unsafe_code)]
+    pub(super) fn set_current_thread(value: i32) -> bool {
+        // SAFETY: `gettid` has no preconditions; `setpriority` reads its integer arguments
+        // only.
+        unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, value) == 0
+        }
+    }
+
+    #[allow(unsafe_code)]
+    pub(super) fn current_thread() -> Option<i32> {
+        // SAFETY: as above; `getpriority` may return -1 as a valid value, so errno is cleared
+        // first and checked after.
+        unsafe {
+            let tid = libc::gettid();
+            *libc::__errno_location() = 0;
+            let value = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+            (*libc::__errno_location() == 0).then_some(value)
+        }
+    }
+}
+
+/// Memory of this process as the OS counts it (Linux: `/proc/self/status`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessMemory {
+    /// Resident set size now, MB (`VmRSS`).
+    pub rss_mb: f64,
+    /// Peak resident set size since the start, MB (`VmHWM`).
+    pub peak_mb: f64,
+}
+
+/// This process's resident and peak memory; `None` where the OS does not say (non-Linux).
+pub fn process_memory() -> Option<ProcessMemory> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb / 1024.0)
+    };
+    Some(ProcessMemory {
+        rss_mb: field("VmRSS:")?,
+        peak_mb: field("VmHWM:")?,
+    })
 }
 
 /// Environment variable that, set to `0`, leaves the allocator as the C library configures it
@@ -172,8 +269,8 @@ mod tests {
     #[test]
     fn headless_uses_every_core_and_the_app_leaves_one() {
         assert_eq!(thread_count(None, None, Role::Headless, 8), Ok(n(8)));
-        assert_eq!(thread_count(None, None, Role::Interactive, 8), Ok(n(7)));
-        assert_eq!(thread_count(None, Some(""), Role::Interactive, 2), Ok(n(1)));
+        assert_eq!(thread_count(None, None, Role::Interactive, 8), Ok(n(8)));
+        assert_eq!(thread_count(None, Some(""), Role::Interactive, 2), Ok(n(2)));
         // One core: the app still gets one inference thread.
         assert_eq!(thread_count(None, None, Role::Interactive, 1), Ok(n(1)));
     }
@@ -205,5 +302,23 @@ mod tests {
     #[test]
     fn glibc_accepts_the_allocator_settings() {
         assert!(retain_freed_memory());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_app_pool_runs_at_a_lower_priority_and_the_caller_keeps_its_own() {
+        let before = current_thread_nice().expect("nice of this thread");
+        let pool = InferencePool::background(n(2)).expect("pool");
+        let inside = pool
+            .install(current_thread_nice)
+            .expect("nice of a pool thread");
+        assert_eq!(inside, BACKGROUND_NICE.max(before));
+        assert_eq!(
+            current_thread_nice(),
+            Some(before),
+            "the calling thread is untouched"
+        );
+        let headless = InferencePool::new(n(1)).expect("pool");
+        assert_eq!(headless.install(current_thread_nice), Some(before));
     }
 }

@@ -27,8 +27,10 @@ use crate::runtime::{Role, THREADS_ENV, available_cores, default_threads, thread
 
 use super::Options;
 use super::autosave::{Autosaver, Orphan};
+use super::bench_script::{Action, ScriptRunner, ScriptView};
 use super::commands::Command;
 use super::display::SharedDisplay;
+use super::event_log::EventLog;
 use super::layer_runtime::{LayerRuntime, LayerRuntimes};
 use super::render::CanvasRenderer;
 use super::state::{AppState, Document, Settings};
@@ -39,7 +41,7 @@ use super::ui::canvas::Canvas;
 use super::ui::layers::LayersPanel;
 use super::ui::notices::{Level, Toasts};
 use super::view::View;
-use super::worker::{GpuStatus, Job, LastRun, ModelStatus, WorkerHandle};
+use super::worker::{DraftStatus, GpuStatus, Job, LastRun, ModelStatus, WorkerHandle};
 
 /// An open brush stroke.
 #[derive(Debug)]
@@ -65,6 +67,12 @@ pub struct App {
     pub(super) model: ModelStatus,
     /// GPU memory and warm-up, for the status bar.
     pub(super) gpu: GpuStatus,
+    /// The draft engine's per-image pass and previews, for the status bar.
+    pub(super) draft: DraftStatus,
+    /// `--event-log`: timestamped events for the app benchmark.
+    pub(super) events: EventLog,
+    /// `--bench-script`: the app drives itself.
+    pub(super) script: Option<ScriptRunner>,
     /// Last time a phrase was sent or answered (for the idle unload setting).
     pub(super) model_used_at: Instant,
     /// The identity of the weights last loaded (for recipes and sessions).
@@ -122,6 +130,15 @@ impl App {
             .as_ref()
             .map(|d| d.description.clone())
             .unwrap_or_else(|| "not selected yet".to_owned());
+        let mut events = match &options.event_log {
+            Some(path) => EventLog::create(path).unwrap_or_else(|e| {
+                let msg = format!("cannot write the event log {}: {e}", path.display());
+                log::error!("{msg}");
+                toasts.push(Level::Error, msg);
+                EventLog::default()
+            }),
+            None => EventLog::default(),
+        };
         let repaint_ctx = ctx.clone();
         let threads = thread_count(
             options.threads,
@@ -145,6 +162,14 @@ impl App {
                 None
             }
         };
+        events.record(
+            "start",
+            serde_json::json!({
+                "threads": worker.as_ref().map_or(0, WorkerHandle::threads),
+                "precision": options.precision.to_string(),
+                "device": options.device.to_string(),
+            }),
+        );
         let autosave = match options.autosave_path() {
             Some(dir) => Autosaver::start(&dir, ctx.clone())
                 .map_err(|e| {
@@ -172,13 +197,18 @@ impl App {
             autosave,
             model: ModelStatus::NotStarted,
             gpu: GpuStatus::default(),
+            draft: DraftStatus::default(),
+            events,
+            script: options.bench_script.clone().map(ScriptRunner::new),
             model_used_at: Instant::now(),
             model_identity: None,
             device_label,
             display_adapter: CanvasRenderer::adapter(cc),
             last_run: None,
             next_image_id: 1,
-            layer_runtimes: LayerRuntimes::default(),
+            layer_runtimes: LayerRuntimes::with_debounce(
+                options.debounce.unwrap_or(super::layer_runtime::DEBOUNCE),
+            ),
             display: SharedDisplay::default(),
             renderer: CanvasRenderer::new(cc),
             canvas: Canvas::default(),
@@ -274,6 +304,7 @@ impl App {
             || !self.commands.is_empty()
             || self.worker.as_ref().is_some_and(|w| w.waiting() > 0)
             || self.layer_runtimes.busy()
+            || self.draft.pass.is_some()
     }
 
     /// The Regions view (its partition, legend and last regions export).
@@ -289,6 +320,22 @@ impl App {
     /// The phrase of the last model run.
     pub fn last_run_phrase(&self) -> Option<String> {
         self.last_run.as_ref().map(|r| r.phrase.clone())
+    }
+
+    /// The last model run (phrase, engine, timings).
+    pub fn last_run(&self) -> Option<&LastRun> {
+        self.last_run.as_ref()
+    }
+
+    /// The draft engine's pass and preview counters, as the status bar shows them.
+    pub fn draft_status(&self) -> &DraftStatus {
+        &self.draft
+    }
+
+    /// Stage boundaries passed by segmentation runs in the worker (a superseded request that
+    /// stops early passes fewer); 0 without a worker.
+    pub fn stages_done(&self) -> usize {
+        self.worker.as_ref().map_or(0, WorkerHandle::stages_done)
     }
 
     /// Queues a command, applied at the end of the next frame (what the UI does).
@@ -394,6 +441,7 @@ impl App {
         if let Some(next) = self.layer_runtimes.next_due() {
             ctx.request_repaint_after(next.saturating_duration_since(now));
         }
+        self.run_script(now);
         self.schedule_composites();
         self.update_regions_view(ctx);
         if let Some(worker) = &mut self.worker {
@@ -407,6 +455,58 @@ impl App {
         self.autosave_document();
         if let Some(wait) = self.toasts.expire(now) {
             ctx.request_repaint_after(wait);
+        }
+    }
+
+    /// Runs the `--bench-script` step that is due (see [`super::bench_script`]).
+    fn run_script(&mut self, now: Instant) {
+        let Some(script) = &mut self.script else {
+            return;
+        };
+        let doc = self.state.document.as_ref();
+        let active = doc.and_then(|d| d.active_layer.and_then(|id| d.masks.layer(id)));
+        let view = ScriptView {
+            model_settled: !self.model.is_pending(),
+            busy: self.tasks.running() > 0
+                || !self.commands.is_empty()
+                || self.worker.as_ref().is_some_and(|w| w.waiting() > 0)
+                || self.layer_runtimes.busy()
+                || self.draft.pass.is_some(),
+            image_id: doc.map(|d| d.image_id),
+            active_phrase: active.map(|e| e.props.phrase.as_str()),
+        };
+        let (actions, again) = script.poll(now, view);
+        let active = active.map(|e| (e.id, e.props.clone()));
+        if let Some(wait) = again {
+            self.ctx.request_repaint_after(wait);
+        }
+        for action in actions {
+            match action {
+                Action::Open(path) => self.queue(Command::OpenImage(path)),
+                Action::AddPhrase(text) => self.queue(Command::AddPhraseLayer(text)),
+                Action::Type(phrase) => {
+                    if let Some((id, props)) = &active {
+                        let mut props = props.clone();
+                        if props.name == props.phrase || props.name.is_empty() {
+                            props.name.clone_from(&phrase);
+                        }
+                        props.phrase = phrase;
+                        self.queue(Command::SetProps {
+                            id: *id,
+                            props,
+                            merge: true,
+                        });
+                    }
+                }
+                Action::Mark(what, detail) => self.events.record(
+                    "script",
+                    serde_json::json!({"step": what, "detail": detail}),
+                ),
+                Action::Quit => {
+                    self.ui.close_confirmed = true;
+                    self.ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            }
         }
     }
 

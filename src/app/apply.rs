@@ -124,16 +124,28 @@ impl App {
                 };
                 let old_phrase = doc.masks.layer(id).map(|e| e.props.phrase.clone());
                 let phrase_changed = old_phrase.as_deref().is_some_and(|p| p != props.phrase);
+                let engine_changed = doc
+                    .masks
+                    .layer(id)
+                    .is_some_and(|e| e.props.engine != props.engine);
                 let empty = props.phrase.trim().is_empty();
+                let new_phrase = props.phrase.clone();
                 if let Err(e) = doc.masks.set_props(id, props, merge) {
                     log::warn!("{e}");
                     return;
                 }
                 match (phrase_changed, empty) {
                     (true, true) => self.layer_runtimes.phrase_cleared(id),
-                    (true, false) => self
-                        .layer_runtimes
-                        .phrase_edited(id, std::time::Instant::now()),
+                    (true, false) => {
+                        self.events.record(
+                            "keystroke",
+                            serde_json::json!({"layer": id, "phrase": new_phrase}),
+                        );
+                        self.layer_runtimes
+                            .phrase_edited(id, std::time::Instant::now());
+                        self.request_preview(id);
+                    }
+                    (false, false) if engine_changed => self.request_segment(id),
                     (false, _) => {}
                 }
             }

@@ -609,6 +609,7 @@ mod tests {
             visible: true,
             opacity: 0.3,
             combine: CombineOp::Union,
+            engine: Default::default(),
         });
         let ops = LayerOps {
             threshold: 0.3,
@@ -623,6 +624,7 @@ mod tests {
             visible: false,
             opacity: 0.5,
             combine: CombineOp::Subtract,
+            engine: Default::default(),
         });
         let stroke = Stroke {
             mode: BrushMode::Add,

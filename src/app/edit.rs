@@ -16,10 +16,12 @@ use super::ui::notices::Level;
 impl App {
     // ---- layers --------------------------------------------------------------------------
 
-    /// Adds a layer for `phrase` (colour from the palette) and runs the model on it.
+    /// Adds a layer for `phrase` (colour from the palette) and runs the model on it (a draft
+    /// preview first, while LD-ZNet works).
     pub fn add_phrase_layer(&mut self, phrase: &str) -> Option<u64> {
         let phrase = phrase.trim();
         let id = self.add_layer(phrase)?;
+        self.request_preview(id);
         self.request_segment(id);
         Some(id)
     }
@@ -396,5 +398,6 @@ pub(super) fn new_layer_props(
         visible: true,
         opacity: settings.default_opacity,
         combine: CombineOp::Union,
+        engine: Default::default(),
     }
 }

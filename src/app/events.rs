@@ -3,6 +3,8 @@
 //! the [`App`] once, on the UI thread, from [`App::tick`].
 
 use std::sync::Arc;
+
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::mask::RectInImage;
@@ -26,14 +28,25 @@ impl App {
                 weights,
                 elapsed,
                 identity,
+                engines,
             } => {
                 self.model_identity = identity;
-                log::info!("model ready on {device} in {:.1} s", elapsed.as_secs_f64());
+                log::info!(
+                    "model ready on {device} in {:.1} s ({})",
+                    elapsed.as_secs_f64(),
+                    engines.label()
+                );
+                self.events.record(
+                    "model_ready",
+                    json!({"load_s": elapsed.as_secs_f64(), "engines": engines.label(), "device": device}),
+                );
                 self.device_label = device;
                 self.model = ModelStatus::Ready {
                     weights,
                     load_time: elapsed,
+                    engines,
                 };
+                self.request_draft_pass();
                 self.ui.notice_dismissed = false;
                 let runtimes = &self.layer_runtimes;
                 let pending = self.phrase_layers(|e| {
@@ -41,6 +54,30 @@ impl App {
                 });
                 for id in pending {
                     self.request_segment(id);
+                }
+            }
+            Event::Preparing {
+                image_id,
+                step,
+                total,
+                what,
+                elapsed,
+            } => {
+                if self.state.document.as_ref().map(|d| d.image_id) != Some(image_id) {
+                    return;
+                }
+                if let Some(error) = what.strip_prefix("failed: ") {
+                    self.draft.pass = None;
+                    self.draft.error = Some(error.to_owned());
+                } else if step < total {
+                    self.draft.pass = Some((step, total, what));
+                } else {
+                    self.draft.pass = None;
+                    self.draft.pass_time = Some(elapsed);
+                    self.events.record(
+                        "draft_pass",
+                        json!({"image": image_id, "seconds": elapsed.as_secs_f64()}),
+                    );
                 }
             }
             Event::WarmUp {
@@ -101,8 +138,40 @@ impl App {
                 layer_id,
                 image_id,
                 probabilities,
+                elapsed,
+                preview: true,
+                ..
+            } => {
+                if !self.layer_runtimes.accept_preview(layer_id, request_id) {
+                    return;
+                }
+                let Some(doc) = &mut self.state.document else {
+                    return;
+                };
+                if doc.image_id != image_id {
+                    return;
+                }
+                match doc.masks.set_draft_probabilities(layer_id, probabilities) {
+                    Ok(()) => self.layer_runtimes.changed(layer_id),
+                    Err(e) => log::warn!("draft not applied: {e}"),
+                }
+                self.events.record(
+                    "mask",
+                    json!({"layer": layer_id, "request": request_id, "preview": true,
+                           "engine": "draft", "elapsed_s": elapsed.as_secs_f64()}),
+                );
+                self.draft.last_preview = Some(elapsed);
+                self.draft.previews += 1;
+            }
+            Event::Mask {
+                request_id,
+                layer_id,
+                image_id,
+                probabilities,
                 timings,
                 elapsed,
+                engine,
+                preview: false,
             } => {
                 if !self.layer_runtimes.accept_mask(layer_id, request_id) {
                     return;
@@ -123,11 +192,39 @@ impl App {
                     Err(e) => log::warn!("model result not applied: {e}"),
                 }
                 self.model_used_at = Instant::now();
+                self.events.record(
+                    "mask",
+                    json!({"layer": layer_id, "request": request_id, "preview": false,
+                           "engine": engine.name(), "phrase": phrase,
+                           "elapsed_s": elapsed.as_secs_f64(),
+                           "vae_s": timings.vae.as_secs_f64(), "clip_s": timings.clip.as_secs_f64(),
+                           "sd_unet_s": timings.sd_unet.as_secs_f64(),
+                           "ldznet_s": timings.ldznet.as_secs_f64(),
+                           "draft_s": timings.draft.as_secs_f64()}),
+                );
                 self.last_run = Some(LastRun {
                     phrase,
+                    engine,
                     timings,
                     elapsed,
                 });
+            }
+            Event::Cancelled {
+                request_id,
+                layer_id,
+                stage,
+                stages_done,
+            } => {
+                log::debug!(
+                    "request {request_id} stopped after {} ({stages_done} stage boundaries)",
+                    stage.map_or("nothing".to_owned(), |s| s.to_string())
+                );
+                self.layer_runtimes.request_cancelled(layer_id, request_id);
+                self.events.record(
+                    "cancelled",
+                    json!({"layer": layer_id, "request": request_id,
+                           "stage": stage.map(|s| s.to_string()), "stages_done": stages_done}),
+                );
             }
             Event::SegmentFailed {
                 request_id,
@@ -177,11 +274,16 @@ impl App {
             self.layer_runtimes.cancel_debounce(id);
             return;
         }
+        let engine = entry.props.engine;
         let ready = self.model.is_ready();
-        let Some(request_id) = self.layer_runtimes.start_request(id, ready) else {
+        let Some((request_id, cancel)) = self.layer_runtimes.start_request(id, ready) else {
             return;
         };
         self.model_used_at = Instant::now();
+        self.events.record(
+            "phrase_sent",
+            json!({"layer": id, "request": request_id, "engine": engine.name()}),
+        );
         if let Some(worker) = &mut self.worker {
             worker.send(Job::Segment {
                 request_id,
@@ -190,6 +292,64 @@ impl App {
                 image: Arc::clone(&doc.rgb),
                 phrase,
                 randomness: doc.masks.draws().randomness(),
+                engine,
+                cancel,
+            });
+        }
+    }
+
+    /// Sends the layer's phrase as typed for a draft preview, at once (no debounce): when the
+    /// model is loaded with a draft engine and the layer's result comes from LD-ZNet (a
+    /// draft-engine layer gets its result after the debounce instead).
+    pub(super) fn request_preview(&mut self, id: u64) {
+        let ModelStatus::Ready { engines, .. } = self.model else {
+            return;
+        };
+        let Some(doc) = &self.state.document else {
+            return;
+        };
+        let Some(entry) = doc.masks.layer(id) else {
+            return;
+        };
+        let phrase = entry.props.phrase.trim().to_owned();
+        if phrase.is_empty()
+            || !engines.draft
+            || engines.effective(entry.props.engine) != crate::engine::EngineKind::Ldznet
+        {
+            return;
+        }
+        let request_id = self.layer_runtimes.start_preview(id);
+        self.events
+            .record("preview_sent", json!({"layer": id, "request": request_id}));
+        if let Some(worker) = &mut self.worker {
+            worker.send(Job::Preview {
+                request_id,
+                layer_id: id,
+                image_id: doc.image_id,
+                image: Arc::clone(&doc.rgb),
+                phrase,
+            });
+        }
+    }
+
+    /// Starts the draft's per-image pass for the open image (the model must be ready).
+    pub(super) fn request_draft_pass(&mut self) {
+        let ModelStatus::Ready { engines, .. } = self.model else {
+            return;
+        };
+        let Some(doc) = &self.state.document else {
+            return;
+        };
+        self.draft.error = None;
+        if !engines.draft {
+            return;
+        }
+        self.draft.pass = Some((0, crate::draft::PREPARE_STEPS, "waiting".into()));
+        if let Some(worker) = &mut self.worker {
+            worker.send(Job::Prepare {
+                image_id: doc.image_id,
+                image: Arc::clone(&doc.rgb),
+                source: doc.source.clone(),
             });
         }
     }
@@ -244,6 +404,16 @@ impl App {
                     plane.data = data;
                     let full = RectInImage::full(plane.width, plane.height);
                     display::add_dirty(&mut plane.dirty, full);
+                }
+                drop(disp);
+                if self.events.enabled() {
+                    let draft = self
+                        .state
+                        .document
+                        .as_ref()
+                        .is_some_and(|d| d.masks.is_draft(layer_id));
+                    self.events
+                        .record("overlay", json!({"layer": layer_id, "draft": draft}));
                 }
             }
             TaskResult::Refined(done) => self.finish_refine(*done),

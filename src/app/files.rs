@@ -301,6 +301,12 @@ impl App {
         }
         self.ctx
             .send_viewport_cmd(egui::ViewportCommand::Title(format!("{name} — ldzmask")));
+        self.draft = super::worker::DraftStatus::default();
+        self.events.record(
+            "image_opened",
+            serde_json::json!({"image": image_id, "width": w, "height": h}),
+        );
+        self.request_draft_pass();
         // Phrase layers without a model result run now (or once the model is ready).
         for id in self.phrase_layers(|e| e.layer.probabilities().is_none()) {
             self.request_segment(id);

@@ -50,6 +50,10 @@ pub struct LayerRuntime {
     pub refine_failed: Option<u64>,
     /// The newest model request for this layer, until it is answered.
     pub latest_request: Option<u64>,
+    /// The cancel flag of the model request in flight (set when it is superseded).
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// The newest draft preview request (one per keystroke), until it is answered.
+    pub latest_preview: Option<u64>,
     /// A model request fires at this time (typing debounce).
     pub debounce_until: Option<Instant>,
     /// A request waits for the model to load.
@@ -61,7 +65,17 @@ pub struct LayerRuntime {
 impl LayerRuntime {
     /// True while the model works (or is about to) on this layer.
     pub fn computing(&self) -> bool {
-        self.latest_request.is_some() || self.debounce_until.is_some()
+        self.latest_request.is_some()
+            || self.debounce_until.is_some()
+            || self.latest_preview.is_some()
+    }
+
+    /// Stops the model request in flight (it ends at its next stage boundary) and forgets it.
+    fn supersede(&mut self) {
+        if let Some(flag) = self.cancel.take() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        self.latest_request = None;
     }
 }
 
@@ -70,6 +84,8 @@ impl LayerRuntime {
 #[derive(Debug)]
 pub struct LayerRuntimes {
     layers: HashMap<u64, LayerRuntime>,
+    /// Typing pause before a phrase's request ([`DEBOUNCE`] unless set).
+    debounce: Duration,
     next_request_id: u64,
     next_plane_version: u64,
     deferred: Vec<Event>,
@@ -77,8 +93,16 @@ pub struct LayerRuntimes {
 
 impl Default for LayerRuntimes {
     fn default() -> Self {
+        Self::with_debounce(DEBOUNCE)
+    }
+}
+
+impl LayerRuntimes {
+    /// Runtimes whose phrase requests wait `debounce` after the last keystroke.
+    pub fn with_debounce(debounce: Duration) -> Self {
         Self {
             layers: HashMap::new(),
+            debounce,
             next_request_id: 1,
             next_plane_version: 1,
             deferred: Vec::new(),
@@ -94,8 +118,9 @@ impl LayerRuntimes {
 
     /// Forgets every layer (a new document); their running refinements are cancelled.
     pub fn clear(&mut self) {
-        for rt in self.layers.values() {
+        for rt in self.layers.values_mut() {
             cancel_refine(rt);
+            rt.supersede();
         }
         self.layers.clear();
     }
@@ -123,6 +148,7 @@ impl LayerRuntimes {
             let keep = ids.contains(id);
             if !keep {
                 cancel_refine(rt); // a deleted layer's result would be refused
+                rt.supersede();
             }
             keep
         });
@@ -150,16 +176,51 @@ impl LayerRuntimes {
 
     // ---- model requests ------------------------------------------------------------------
 
-    /// The layer's phrase changed to a non-empty one: its request fires after [`DEBOUNCE`].
+    /// The layer's phrase changed to a non-empty one: its request fires after [`DEBOUNCE`],
+    /// and the request in flight for the old phrase stops at its next stage boundary.
     pub fn phrase_edited(&mut self, id: u64, now: Instant) {
-        self.layers.entry(id).or_default().debounce_until = Some(now + DEBOUNCE);
+        let rt = self.layers.entry(id).or_default();
+        rt.supersede();
+        rt.debounce_until = Some(now + self.debounce);
     }
 
     /// The layer's phrase was emptied: nothing to run, and a pending answer is dropped.
     pub fn phrase_cleared(&mut self, id: u64) {
         let rt = self.layers.entry(id).or_default();
+        rt.supersede();
         rt.debounce_until = None;
-        rt.latest_request = None;
+        rt.latest_preview = None;
+    }
+
+    /// A draft preview of the layer's phrase as typed is sent now: its request id (the
+    /// newest preview wins).
+    pub fn start_preview(&mut self, id: u64) -> u64 {
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        self.layers.entry(id).or_default().latest_preview = Some(request_id);
+        request_id
+    }
+
+    /// A preview arrived: true when it is the layer's newest and no final result came after
+    /// it.
+    pub fn accept_preview(&mut self, layer_id: u64, request_id: u64) -> bool {
+        match self.layers.get_mut(&layer_id) {
+            Some(rt) if rt.latest_preview == Some(request_id) => {
+                rt.latest_preview = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A request stopped early: it is no longer in flight.
+    pub fn request_cancelled(&mut self, layer_id: u64, request_id: u64) {
+        if let Some(rt) = self.layers.get_mut(&layer_id)
+            && rt.latest_request == Some(request_id)
+        {
+            rt.latest_request = None;
+            rt.cancel = None;
+        }
     }
 
     /// Layers whose debounce has run out at `now`.
@@ -184,19 +245,22 @@ impl LayerRuntimes {
     /// A request for the layer is being made now: the debounce ends. With the model ready,
     /// returns the new request id (older answers will be dropped); otherwise the layer waits
     /// for the model and `None` is returned.
-    pub fn start_request(&mut self, id: u64, model_ready: bool) -> Option<u64> {
+    pub fn start_request(&mut self, id: u64, model_ready: bool) -> Option<(u64, Arc<AtomicBool>)> {
         let rt = self.layers.entry(id).or_default();
         rt.debounce_until = None;
         if !model_ready {
             rt.waiting_for_model = true;
             return None;
         }
+        rt.supersede();
         let request_id = self.next_request_id;
         self.next_request_id += 1;
+        let cancel = Arc::new(AtomicBool::new(false));
         rt.latest_request = Some(request_id);
+        rt.cancel = Some(Arc::clone(&cancel));
         rt.waiting_for_model = false;
         rt.error = None;
-        Some(request_id)
+        Some((request_id, cancel))
     }
 
     /// The phrase's request ends without a request (an empty phrase): only the debounce stops.
@@ -222,6 +286,9 @@ impl LayerRuntimes {
             return false;
         }
         rt.latest_request = None;
+        rt.cancel = None;
+        // Previews sent before this result are older than it.
+        rt.latest_preview = rt.latest_preview.filter(|&p| p > request_id);
         true
     }
 
@@ -231,8 +298,13 @@ impl LayerRuntimes {
         match self.layers.get_mut(&layer_id) {
             Some(rt) if rt.latest_request == Some(request_id) => {
                 rt.latest_request = None;
+                rt.cancel = None;
                 rt.error = Some(message.to_owned());
                 true
+            }
+            Some(rt) if rt.latest_preview == Some(request_id) => {
+                rt.latest_preview = None;
+                false // a failed preview is no news: the layer's own result follows
             }
             _ => false,
         }
@@ -395,11 +467,15 @@ mod tests {
         assert_eq!(rts.next_due(), Some(t0 + DEBOUNCE));
         assert_eq!(rts.due(t0 + DEBOUNCE), vec![7]);
 
-        let first = rts.start_request(7, true).expect("model ready");
+        let (first, first_cancel) = rts.start_request(7, true).expect("model ready");
         assert_eq!(rts.get(7).and_then(|rt| rt.debounce_until), None);
-        // More typing: a second request supersedes the first.
-        let second = rts.start_request(7, true).expect("model ready");
+        // More typing: a second request supersedes the first, whose run is told to stop.
+        let (second, _) = rts.start_request(7, true).expect("model ready");
         assert!(second > first);
+        assert!(
+            first_cancel.load(Ordering::Relaxed),
+            "the superseded run stops"
+        );
         assert!(!rts.accept_mask(7, first), "superseded answer dropped");
         assert!(rts.busy());
         assert!(rts.accept_mask(7, second));
@@ -411,10 +487,10 @@ mod tests {
     #[test]
     fn requests_wait_for_the_model_and_errors_stick_to_the_newest_request() {
         let mut rts = LayerRuntimes::default();
-        assert_eq!(rts.start_request(3, false), None);
+        assert!(rts.start_request(3, false).is_none());
         assert!(rts.waiting_for_model(3));
         assert!(!rts.busy(), "waiting for the model is not background work");
-        let id = rts.start_request(3, true).expect("ready now");
+        let (id, _) = rts.start_request(3, true).expect("ready now");
         assert!(!rts.waiting_for_model(3));
         assert!(!rts.segment_failed(3, id + 1, "other"), "not this request");
         assert!(rts.segment_failed(3, id, "boom"));
@@ -428,6 +504,33 @@ mod tests {
         rts.phrase_edited(4, Instant::now());
         rts.model_unavailable();
         assert_eq!(rts.next_due(), None);
+    }
+
+    #[test]
+    fn each_keystroke_previews_and_stops_the_run_of_the_old_phrase() {
+        let mut rts = LayerRuntimes::default();
+        let t0 = Instant::now();
+        rts.phrase_edited(5, t0);
+        let p1 = rts.start_preview(5);
+        let (r1, cancel) = rts.start_request(5, true).expect("ready");
+        rts.phrase_edited(5, t0 + DEBOUNCE);
+        assert!(
+            cancel.load(Ordering::Relaxed),
+            "typing stops the old phrase's run"
+        );
+        assert!(!rts.accept_mask(5, r1), "and its answer would be dropped");
+        let p2 = rts.start_preview(5);
+        assert!(!rts.accept_preview(5, p1), "an older preview is dropped");
+        assert!(rts.busy(), "a preview in flight is work");
+        assert!(rts.accept_preview(5, p2));
+        let p3 = rts.start_preview(5);
+        let (r2, _) = rts.start_request(5, true).expect("ready");
+        assert!(rts.accept_mask(5, r2));
+        assert!(
+            !rts.accept_preview(5, p3),
+            "a preview older than the final result"
+        );
+        assert!(!rts.get(5).is_some_and(LayerRuntime::computing));
     }
 
     #[test]

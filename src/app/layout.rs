@@ -13,7 +13,7 @@ use super::ui::regions::{RegionsCx, regions_ui};
 use super::ui::status::{StatusCx, status_ui};
 use super::ui::toolbar::{MenuCx, menu_ui, toolbar_ui};
 use super::ui::{drop_hint, shortcuts, window_input};
-use super::worker::ModelStatus;
+use super::worker::{ModelStatus, WorkerHandle};
 
 impl App {
     /// Draws the whole window for one frame (commands are applied by the caller).
@@ -59,6 +59,8 @@ impl App {
             renderer: self.renderer.name(),
             model: &self.model,
             gpu: &self.gpu,
+            draft: &self.draft,
+            threads: self.worker.as_ref().map_or(0, WorkerHandle::threads),
             working: self.tasks.running() > 0,
             last_run: self.last_run.as_ref(),
             document,

@@ -27,9 +27,11 @@ pub mod app;
 mod apply;
 pub mod autosave;
 pub mod batch;
+pub mod bench_script;
 pub mod commands;
 pub mod display;
 mod edit;
+pub mod event_log;
 mod events;
 mod files;
 pub mod layer_runtime;
@@ -74,8 +76,15 @@ pub struct Options {
     /// Autosave folder (tests); `None` = [`autosave::autosave_dir`] (`LDZMASK_AUTOSAVE_DIR`,
     /// else under a moved settings folder, else the platform data folder).
     pub autosave_dir: Option<PathBuf>,
-    /// Inference threads (`--threads`); `None` = `LDZMASK_THREADS`, else every core but one.
+    /// Inference threads (`--threads`); `None` = `LDZMASK_THREADS`, else every core.
     pub threads: Option<std::num::NonZeroUsize>,
+    /// The typing pause before a phrase goes to its engine (tests, the app benchmark); `None`
+    /// = [`layer_runtime::DEBOUNCE`]. Draft previews never wait.
+    pub debounce: Option<std::time::Duration>,
+    /// `--event-log FILE`: a JSON line per event (see [`event_log`]).
+    pub event_log: Option<PathBuf>,
+    /// `--bench-script FILE`, parsed: the app drives itself (see [`bench_script`]).
+    pub bench_script: Option<Vec<bench_script::Step>>,
     /// Float precision of the model (`--precision` / `LDZMASK_PRECISION`).
     pub precision: crate::precision::Precision,
 }

@@ -11,18 +11,28 @@
 //! GPU memory", idle unload) and reloads it on the next phrase. When the GPU fails (out of
 //! memory, device lost) it says so, loads the model on the CPU and runs the job again there:
 //! the UI's document never depends on the device.
+//!
+//! Both engines run here over shared networks ([`Engines`]): an image's draft pass
+//! ([`Job::Prepare`]) starts when it opens, a [`Job::Preview`] (the draft mask of the phrase
+//! as typed, one per keystroke) always runs before waiting LD-ZNet work, and a running
+//! [`Job::Segment`] stops at its next stage boundary once the UI sets its cancel flag (the
+//! phrase changed again, the layer or the image went away).
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use crate::device::{DeviceChoice, GpuMemory, SelectedDevice, free_gpu_memory, gpu_memory, is_gpu};
+use crate::draft::DraftSettings;
+use crate::draft::prompt::generation_prompt;
+use crate::engine::{EngineKind, Engines};
 use crate::imageio::RgbImage;
 use crate::mask::MaskBuf;
 use crate::pipeline::{
-    Randomness, SegmentError, Segmenter, SetupError, StageTimings, weights_label,
+    PhraseMask, Randomness, SegmentError, SetupError, Stage, StageTimings, weights_label,
 };
 use crate::precision::Precision;
 use crate::recipe::ModelIdentity;
@@ -48,6 +58,8 @@ pub enum ModelStatus {
         weights: String,
         /// Load time.
         load_time: Duration,
+        /// Which engines the weights provide.
+        engines: EngineSet,
     },
     /// No weights were found: manual masking only.
     Missing {
@@ -79,11 +91,42 @@ impl ModelStatus {
     }
 }
 
+/// Which engines a loaded model provides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineSet {
+    /// LD-ZNet (its checkpoint was found).
+    pub ldznet: bool,
+    /// The training-free draft.
+    pub draft: bool,
+}
+
+impl EngineSet {
+    /// The engine a layer set to `wanted` actually runs: the draft when LD-ZNet is missing.
+    pub fn effective(self, wanted: EngineKind) -> EngineKind {
+        match wanted {
+            EngineKind::Ldznet if !self.ldznet => EngineKind::Draft,
+            other => other,
+        }
+    }
+
+    /// "LD-ZNet + draft", "draft only", "LD-ZNet only".
+    pub fn label(self) -> &'static str {
+        match (self.ldznet, self.draft) {
+            (true, true) => "LD-ZNet + draft",
+            (true, false) => "LD-ZNet only",
+            (false, true) => "draft only",
+            (false, false) => "no engine",
+        }
+    }
+}
+
 /// The last model run, for the status bar.
 #[derive(Clone, Debug)]
 pub struct LastRun {
     /// The phrase.
     pub phrase: String,
+    /// The engine that made the mask.
+    pub engine: EngineKind,
     /// Per-stage timings.
     pub timings: StageTimings,
     /// Whole request, as the worker measured it.
@@ -103,6 +146,21 @@ pub struct GpuStatus {
     pub warm_up_time: Option<Duration>,
 }
 
+/// What the status bar shows of the draft engine: its per-image pass and the last preview.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DraftStatus {
+    /// Step `(step, total, what)` of the running per-image pass.
+    pub pass: Option<(usize, usize, String)>,
+    /// How long the last per-image pass took.
+    pub pass_time: Option<Duration>,
+    /// Why the last pass failed.
+    pub error: Option<String>,
+    /// Wall time of the last draft preview (one keystroke's mask).
+    pub last_preview: Option<Duration>,
+    /// Previews shown so far (one per keystroke that was not superseded).
+    pub previews: u64,
+}
+
 /// Jobs queued for the worker before the UI keeps them itself (`try_send`).
 const JOB_QUEUE: usize = 8;
 /// Events the worker may get ahead of the UI before it waits.
@@ -120,6 +178,28 @@ pub enum Job {
     /// Drop the networks and return the memory they held (the GPU's pools are cleaned); the
     /// next [`Job::Segment`] loads them again from the same place.
     Unload,
+    /// The draft's per-image pass for a newly opened image (nothing without a draft engine).
+    Prepare {
+        /// Image id.
+        image_id: u64,
+        /// The image.
+        image: Arc<RgbImage>,
+        /// Its file, read for a generation prompt (A1111 `parameters`, ComfyUI `prompt`).
+        source: Option<PathBuf>,
+    },
+    /// The draft mask of a phrase as typed (a preview: the layer's engine result replaces it).
+    Preview {
+        /// Increasing id; the UI keeps only the newest per layer.
+        request_id: u64,
+        /// Layer the result is for.
+        layer_id: u64,
+        /// Image the result is for.
+        image_id: u64,
+        /// The image.
+        image: Arc<RgbImage>,
+        /// The phrase.
+        phrase: String,
+    },
     /// Segment one phrase of one image.
     Segment {
         /// Increasing id; the UI keeps only the newest per layer.
@@ -134,7 +214,30 @@ pub enum Job {
         phrase: String,
         /// How the model's random values are drawn (the document's draws).
         randomness: Randomness,
+        /// The engine the layer asks for (the draft runs where LD-ZNet is missing).
+        engine: EngineKind,
+        /// Set by the UI when the request is superseded: the run stops at the next stage.
+        cancel: Arc<AtomicBool>,
     },
+}
+
+impl Job {
+    /// The layer and request a mask job is for.
+    fn mask_request(&self) -> Option<(u64, u64, bool)> {
+        match self {
+            Self::Preview {
+                layer_id,
+                request_id,
+                ..
+            } => Some((*layer_id, *request_id, true)),
+            Self::Segment {
+                layer_id,
+                request_id,
+                ..
+            } => Some((*layer_id, *request_id, false)),
+            Self::Load { .. } | Self::Unload | Self::Prepare { .. } => None,
+        }
+    }
 }
 
 /// News from the inference thread.
@@ -159,6 +262,21 @@ pub enum Event {
         elapsed: Duration,
         /// The checkpoint files' identity (for recipes); `None` if they could not be re-read.
         identity: Option<ModelIdentity>,
+        /// Which engines the weights provide.
+        engines: EngineSet,
+    },
+    /// The draft's per-image pass: step `step` of `total` runs (`step == total`: done).
+    Preparing {
+        /// The image.
+        image_id: u64,
+        /// Steps done.
+        step: usize,
+        /// Steps in all.
+        total: usize,
+        /// What runs now.
+        what: String,
+        /// Time since the pass started.
+        elapsed: Duration,
     },
     /// Warm-up step `step` of `total` is running (`step == total`: done, in `elapsed`).
     WarmUp {
@@ -209,6 +327,21 @@ pub enum Event {
         timings: StageTimings,
         /// Wall time of the whole request.
         elapsed: Duration,
+        /// The engine that made it.
+        engine: EngineKind,
+        /// True for a [`Job::Preview`]'s draft (replaced by the layer's result).
+        preview: bool,
+    },
+    /// A superseded request stopped early.
+    Cancelled {
+        /// The request.
+        request_id: u64,
+        /// Its layer.
+        layer_id: u64,
+        /// The stage it stopped after (`None`: before it started).
+        stage: Option<Stage>,
+        /// Stage boundaries it passed ([`Stage`]s, UNet blocks included).
+        stages_done: usize,
     },
     /// A segmentation request failed.
     SegmentFailed {
@@ -228,6 +361,8 @@ pub struct WorkerHandle {
     jobs: Option<SyncSender<Job>>,
     overflow: std::collections::VecDeque<Job>,
     events: Receiver<Event>,
+    stages: Arc<AtomicUsize>,
+    threads: usize,
 }
 
 impl WorkerHandle {
@@ -244,18 +379,23 @@ impl WorkerHandle {
         let (event_tx, event_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
         let device = device.map(|d| (d.device, d.description));
         // The CPU kernels split their work over the current rayon pool: the job loop runs inside
-        // a pool of `threads` threads (one core fewer than the machine by default, for the UI).
-        let pool = InferencePool::new(threads)?;
-        log::info!("inference threads: {}", pool.threads());
+        // a pool of `threads` threads (every core by default) at a lower OS priority than the
+        // UI thread, which therefore never waits for a core.
+        let pool = InferencePool::background(threads)?;
+        let pool_threads = pool.threads();
+        log::info!("inference threads: {pool_threads}");
+        let stages = Arc::new(AtomicUsize::new(0));
+        let worker_stages = Arc::clone(&stages);
         std::thread::Builder::new()
             .name("ldzmask-inference".into())
             .spawn(move || {
                 let mut worker = Worker {
                     device,
                     precision,
-                    segmenter: None,
+                    engines: None,
                     loaded_from: None,
                     warm_up_pending: false,
+                    stages: worker_stages,
                     events: event_tx,
                     repaint: Box::new(repaint),
                 };
@@ -266,7 +406,20 @@ impl WorkerHandle {
             jobs: Some(job_tx),
             overflow: std::collections::VecDeque::new(),
             events: event_rx,
+            stages,
+            threads: pool_threads,
         })
+    }
+
+    /// Stage boundaries passed by segmentation runs so far (a superseded request that stops
+    /// early passes fewer).
+    pub fn stages_done(&self) -> usize {
+        self.stages.load(Ordering::Relaxed)
+    }
+
+    /// The number of inference threads.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Queues a job without blocking: what the channel cannot take now waits here and is
@@ -312,28 +465,37 @@ impl WorkerHandle {
     }
 }
 
-/// Keeps only the newest segmentation job per layer (jobs are in request order).
+/// Keeps only the newest preview and the newest segmentation job per layer (jobs are in
+/// request order).
 fn coalesce(jobs: &mut std::collections::VecDeque<Job>) {
-    let mut newest: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-    for job in jobs.iter() {
-        if let Job::Segment {
-            layer_id,
-            request_id,
-            ..
-        } = job
-        {
-            let e = newest.entry(*layer_id).or_insert(*request_id);
-            *e = (*e).max(*request_id);
-        }
+    let mut newest: std::collections::HashMap<(u64, bool), u64> = std::collections::HashMap::new();
+    for (layer_id, request_id, preview) in jobs.iter().filter_map(Job::mask_request) {
+        let e = newest.entry((layer_id, preview)).or_insert(request_id);
+        *e = (*e).max(request_id);
     }
-    jobs.retain(|job| match job {
-        Job::Segment {
-            layer_id,
-            request_id,
-            ..
-        } => newest.get(layer_id) == Some(request_id),
-        Job::Load { .. } | Job::Unload => true,
+    jobs.retain(|job| match job.mask_request() {
+        Some((layer_id, request_id, preview)) => {
+            newest.get(&(layer_id, preview)) == Some(&request_id)
+        }
+        None => true,
     });
+}
+
+/// The next job to run: a preview waiting before the next load or unload goes first (a
+/// keystroke's draft never waits for LD-ZNet work), else the oldest job.
+fn next_job(jobs: &mut std::collections::VecDeque<Job>) -> Option<Job> {
+    let barrier = jobs
+        .iter()
+        .position(|j| matches!(j, Job::Load { .. } | Job::Unload))
+        .unwrap_or(jobs.len());
+    match jobs
+        .iter()
+        .take(barrier)
+        .position(|j| matches!(j, Job::Preview { .. }))
+    {
+        Some(i) => jobs.remove(i),
+        None => jobs.pop_front(),
+    }
 }
 
 /// The device for `choice` with `precision` applied; a precision the device cannot run is
@@ -359,10 +521,13 @@ struct Worker {
     device: Option<(burn::prelude::Device, String)>,
     /// Applied to a device the worker selects itself.
     precision: Precision,
-    segmenter: Option<Segmenter>,
+    engines: Option<Engines>,
     loaded_from: Option<LoadedFrom>,
     /// A GPU model that has not run a pass yet: warm it up when no job waits.
     warm_up_pending: bool,
+    /// Stage boundaries passed by segmentation runs, all requests together (tests and the
+    /// app benchmark read it through [`WorkerHandle::stages_done`]).
+    stages: Arc<AtomicUsize>,
     events: SyncSender<Event>,
     repaint: Box<dyn Fn() + Send>,
 }
@@ -371,27 +536,27 @@ impl Worker {
     fn run(&mut self, jobs: &Receiver<Job>) {
         let mut batch = std::collections::VecDeque::new();
         loop {
+            // New jobs are looked at before each job, so a keystroke's preview that arrived
+            // during a long run goes before the waiting LD-ZNet work.
             while let Ok(more) = jobs.try_recv() {
                 batch.push_back(more);
             }
-            if batch.is_empty() {
-                if self.warm_up_pending {
-                    if !self.warm_up() {
-                        return;
-                    }
-                    continue;
-                }
-                match jobs.recv() {
-                    Ok(job) => batch.push_back(job),
-                    Err(_) => return,
-                }
-                continue;
-            }
             coalesce(&mut batch);
-            while let Some(job) = batch.pop_front() {
+            if let Some(job) = next_job(&mut batch) {
                 if !self.handle(job) {
                     return;
                 }
+                continue;
+            }
+            if self.warm_up_pending {
+                if !self.warm_up() {
+                    return;
+                }
+                continue;
+            }
+            match jobs.recv() {
+                Ok(job) => batch.push_back(job),
+                Err(_) => return,
             }
         }
     }
@@ -401,6 +566,48 @@ impl Worker {
         match job {
             Job::Load { weights, device } => self.load(weights, device),
             Job::Unload => self.unload(),
+            Job::Prepare {
+                image_id,
+                image,
+                source,
+            } => self.prepare(image_id, &image, source),
+            Job::Preview {
+                request_id,
+                layer_id,
+                image_id,
+                image,
+                phrase,
+            } => {
+                let start = Instant::now();
+                let result = match self.engines_loaded() {
+                    Err(false) => return false,
+                    Err(true) => None,
+                    Ok(engines) => engines
+                        .draft
+                        .as_mut()
+                        .map(|draft| draft.segment(&image, &[phrase.as_str()])),
+                };
+                let Some(result) = result else {
+                    return true; // no draft engine: the layer's own result will come
+                };
+                let result = self.retry_on_cpu(result, |engines| match &mut engines.draft {
+                    Some(draft) => draft.segment(&image, &[phrase.as_str()]),
+                    None => Err(SegmentError::Draft("not loaded".into())),
+                });
+                let Some(result) = result else { return false };
+                self.emit(mask_event(
+                    result,
+                    MaskRequest {
+                        request_id,
+                        layer_id,
+                        image_id,
+                        phrase: &phrase,
+                        engine: EngineKind::Draft,
+                        preview: true,
+                    },
+                    start,
+                ))
+            }
             Job::Segment {
                 request_id,
                 layer_id,
@@ -408,77 +615,185 @@ impl Worker {
                 image,
                 phrase,
                 randomness,
+                engine,
+                cancel,
             } => {
                 let start = Instant::now();
-                if self.segmenter.is_none()
-                    && let Some(from) = self.loaded_from.clone()
-                    && !self.load(from.weights, from.choice)
-                {
-                    return false;
-                }
-                let phrases = [phrase.as_str()];
-                let mut result = match &mut self.segmenter {
-                    Some(segmenter) => segmenter.segment(&image, &phrases, &randomness),
-                    None => {
-                        return self.emit(Event::SegmentFailed {
-                            request_id,
-                            layer_id,
-                            message: "the model is not loaded".into(),
-                        });
-                    }
+                let request = MaskRequest {
+                    request_id,
+                    layer_id,
+                    image_id,
+                    phrase: &phrase,
+                    engine,
+                    preview: false,
                 };
-                if let Err(SegmentError::Device(fault)) = &result {
-                    let fault = fault.clone();
-                    if !self.move_to_cpu(fault.to_string()) {
-                        return false;
+                if cancel.load(Ordering::Relaxed) {
+                    return self.emit(Event::Cancelled {
+                        request_id,
+                        layer_id,
+                        stage: None,
+                        stages_done: 0,
+                    });
+                }
+                let stages = Arc::clone(&self.stages);
+                let engines = match self.engines_loaded() {
+                    Err(ui_alive) => {
+                        return !ui_alive
+                            || self.emit(Event::SegmentFailed {
+                                request_id,
+                                layer_id,
+                                message: "the model is not loaded".into(),
+                            });
                     }
-                    result = match &mut self.segmenter {
-                        Some(segmenter) => segmenter.segment(&image, &phrases, &randomness),
-                        None => Err(SegmentError::Device(fault)),
-                    };
+                    Ok(engines) => engines,
+                };
+                let set = engine_set(engines);
+                let engine = set.effective(engine);
+                let done = AtomicUsize::new(0);
+                let proceed = |_: Stage| {
+                    done.fetch_add(1, Ordering::Relaxed);
+                    stages.fetch_add(1, Ordering::Relaxed);
+                    !cancel.load(Ordering::Relaxed)
+                };
+                let phrases = [phrase.as_str()];
+                let mut run = |engines: &mut Engines| match (engine, engines) {
+                    (
+                        EngineKind::Ldznet,
+                        Engines {
+                            ldznet: Some(s), ..
+                        },
+                    ) => s.segment_until(&image, &phrases, &randomness, &proceed),
+                    (_, Engines { draft: Some(d), .. }) => d.segment(&image, &phrases),
+                    _ => Err(SegmentError::Draft(
+                        "neither engine is loaded for this phrase".into(),
+                    )),
+                };
+                let result = run(engines);
+                let Some(result) = self.retry_on_cpu(result, &mut run) else {
+                    return false;
+                };
+                if let Err(SegmentError::Cancelled(stage)) = &result {
+                    log::debug!("request {request_id} stopped after {stage}");
+                    return self.emit(Event::Cancelled {
+                        request_id,
+                        layer_id,
+                        stage: Some(*stage),
+                        stages_done: done.load(Ordering::Relaxed),
+                    });
                 }
                 // A real pass compiled what the warm-up would have.
                 self.warm_up_pending &= result.is_err();
                 if result.is_ok() && !self.report_memory(false) {
                     return false;
                 }
-                let event = match result.map(|mut v| v.pop()) {
-                    Ok(Some(mask)) => {
-                        match MaskBuf::from_vec(mask.width, mask.height, mask.probabilities) {
-                            Ok(probabilities) => Event::Mask {
-                                request_id,
-                                layer_id,
-                                image_id,
-                                probabilities,
-                                timings: mask.timings,
-                                elapsed: start.elapsed(),
-                            },
-                            Err(e) => Event::SegmentFailed {
-                                request_id,
-                                layer_id,
-                                message: format!("bad model output: {e}"),
-                            },
+                self.emit(mask_event(result, request, start))
+            }
+        }
+    }
+
+    /// The loaded engines, loading them again after an unload. `Err(true)`: none (the job
+    /// is answered as failed); `Err(false)`: the UI is gone.
+    fn engines_loaded(&mut self) -> Result<&mut Engines, bool> {
+        if self.engines.is_none()
+            && let Some(from) = self.loaded_from.clone()
+            && !self.load(from.weights, from.choice)
+        {
+            return Err(false);
+        }
+        self.engines.as_mut().ok_or(true)
+    }
+
+    /// A GPU failure in `result` moves the model to the CPU and runs `again` there; `None`
+    /// when the UI is gone.
+    fn retry_on_cpu<T>(
+        &mut self,
+        result: Result<T, SegmentError>,
+        mut again: impl FnMut(&mut Engines) -> Result<T, SegmentError>,
+    ) -> Option<Result<T, SegmentError>> {
+        let Err(SegmentError::Device(fault)) = &result else {
+            return Some(result);
+        };
+        let fault = fault.clone();
+        if !self.move_to_cpu(fault.to_string()) {
+            return None;
+        }
+        Some(match &mut self.engines {
+            Some(engines) => again(engines),
+            None => Err(SegmentError::Device(fault)),
+        })
+    }
+
+    /// The draft's per-image pass, with progress events.
+    fn prepare(&mut self, image_id: u64, image: &RgbImage, source: Option<PathBuf>) -> bool {
+        let prompt = source
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| generation_prompt(&bytes))
+            .unwrap_or_default();
+        let start = Instant::now();
+        let events = self.events.clone();
+        let repaint = &self.repaint;
+        let mut progress = |step: usize, total: usize, what: &str| {
+            let _ = events.try_send(Event::Preparing {
+                image_id,
+                step,
+                total,
+                what: what.to_owned(),
+                elapsed: start.elapsed(),
+            });
+            repaint();
+        };
+        let result = match &mut self.engines {
+            Some(engines) => engines.prepare_draft(image, &prompt, &mut progress),
+            None => Ok(None),
+        };
+        match result {
+            Ok(Some(timings)) => {
+                if timings.computed {
+                    log::info!(
+                        "draft pass: VAE {:.2} s, UNet {:.2} s{}",
+                        timings.vae.as_secs_f64(),
+                        timings.unet.as_secs_f64(),
+                        if prompt.is_empty() {
+                            String::new()
+                        } else {
+                            " (with the image's generation prompt)".into()
                         }
-                    }
-                    Ok(None) => Event::SegmentFailed {
-                        request_id,
-                        layer_id,
-                        message: "the model returned no mask".into(),
-                    },
-                    Err(e) => Event::SegmentFailed {
-                        request_id,
-                        layer_id,
-                        message: format!("“{phrase}”: {e}"),
-                    },
-                };
-                self.emit(event)
+                    );
+                }
+                let total = crate::draft::PREPARE_STEPS;
+                self.emit(Event::Preparing {
+                    image_id,
+                    step: total,
+                    total,
+                    what: "ready".into(),
+                    elapsed: start.elapsed(),
+                })
+            }
+            // No draft engine: the pass is over before it began.
+            Ok(None) => self.emit(Event::Preparing {
+                image_id,
+                step: 1,
+                total: 1,
+                what: "no draft engine".into(),
+                elapsed: Duration::ZERO,
+            }),
+            Err(SegmentError::Device(fault)) => self.move_to_cpu(fault.to_string()),
+            Err(e) => {
+                log::warn!("draft pass failed: {e}");
+                self.emit(Event::Preparing {
+                    image_id,
+                    step: 1,
+                    total: 1,
+                    what: format!("failed: {e}"),
+                    elapsed: start.elapsed(),
+                })
             }
         }
     }
 
     fn load(&mut self, weights: Option<PathBuf>, choice: DeviceChoice) -> bool {
         let start = Instant::now();
-        self.segmenter = None;
+        self.engines = None;
         self.warm_up_pending = false;
         let found = match crate::discovery::find_weights(weights.as_deref()) {
             Ok(found) => found,
@@ -504,16 +819,20 @@ impl Worker {
             });
             repaint();
         };
-        match Segmenter::from_found(&found, &device, &mut progress) {
-            Ok(segmenter) => {
+        match Engines::from_found(&found, &device, DraftSettings::default(), &mut progress) {
+            Ok(engines) => {
                 let label = weights_label(&found);
-                self.segmenter = Some(segmenter);
+                let set = engine_set(&engines);
+                if let Some(e) = &engines.draft_error {
+                    log::warn!("no draft engine: {e}");
+                }
+                self.engines = Some(engines);
                 self.loaded_from = Some(LoadedFrom {
                     weights,
                     choice,
                     label: label.clone(),
                 });
-                self.warm_up_pending = is_gpu(&device);
+                self.warm_up_pending = is_gpu(&device) && set.ldznet;
                 let identity = ModelIdentity::of_files(&found.files)
                     .inspect_err(|e| log::warn!("{e}"))
                     .ok();
@@ -522,6 +841,7 @@ impl Worker {
                     weights: label,
                     elapsed: start.elapsed(),
                     identity,
+                    engines: set,
                 }) && self.report_memory(true)
             }
             Err(SetupError::Device(fault)) => {
@@ -540,7 +860,7 @@ impl Worker {
     /// UI is gone.
     fn move_to_cpu(&mut self, message: String) -> bool {
         log::error!("GPU failure: {message}; the model moves to the CPU");
-        self.segmenter = None;
+        self.engines = None;
         self.warm_up_pending = false;
         if !self.emit(Event::DeviceFault { message }) {
             return false;
@@ -557,7 +877,7 @@ impl Worker {
             return true;
         };
         let weights = from.label.clone();
-        self.segmenter = None;
+        self.engines = None;
         self.warm_up_pending = false;
         if let Some((device, _)) = &self.device
             && let Err(e) = free_gpu_memory(device)
@@ -571,7 +891,7 @@ impl Worker {
     /// Runs [`Segmenter::warm_up`] with progress events; a GPU failure moves to the CPU.
     fn warm_up(&mut self) -> bool {
         self.warm_up_pending = false;
-        let Some(segmenter) = &mut self.segmenter else {
+        let Some(segmenter) = self.engines.as_mut().and_then(|e| e.ldznet.as_mut()) else {
             return true;
         };
         let start = Instant::now();
@@ -630,6 +950,62 @@ impl Worker {
     }
 }
 
+/// Which engines `engines` holds.
+fn engine_set(engines: &Engines) -> EngineSet {
+    EngineSet {
+        ldznet: engines.ldznet.is_some(),
+        draft: engines.draft.is_some(),
+    }
+}
+
+/// What a mask event answers.
+struct MaskRequest<'a> {
+    request_id: u64,
+    layer_id: u64,
+    image_id: u64,
+    phrase: &'a str,
+    engine: EngineKind,
+    preview: bool,
+}
+
+/// The event for a finished mask job.
+fn mask_event(
+    result: Result<Vec<PhraseMask>, SegmentError>,
+    request: MaskRequest<'_>,
+    start: Instant,
+) -> Event {
+    let MaskRequest {
+        request_id,
+        layer_id,
+        image_id,
+        phrase,
+        engine,
+        preview,
+    } = request;
+    let failed = |message: String| Event::SegmentFailed {
+        request_id,
+        layer_id,
+        message,
+    };
+    match result.map(|mut v| v.pop()) {
+        Ok(Some(mask)) => match MaskBuf::from_vec(mask.width, mask.height, mask.probabilities) {
+            Ok(probabilities) => Event::Mask {
+                request_id,
+                layer_id,
+                image_id,
+                probabilities,
+                timings: mask.timings,
+                elapsed: start.elapsed(),
+                engine,
+                preview,
+            },
+            Err(e) => failed(format!("bad model output: {e}")),
+        },
+        Ok(None) => failed("the model returned no mask".into()),
+        Err(e) => failed(format!("“{phrase}”: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,7 +1022,47 @@ mod tests {
             }),
             phrase: "x".into(),
             randomness: Randomness::seeded(crate::pipeline::Mode::Deterministic, 0),
+            engine: EngineKind::Ldznet,
+            cancel: Arc::default(),
         }
+    }
+
+    fn preview(request_id: u64, layer_id: u64) -> Job {
+        Job::Preview {
+            request_id,
+            layer_id,
+            image_id: 1,
+            image: Arc::new(RgbImage {
+                width: 1,
+                height: 1,
+                pixels: vec![0, 0, 0],
+            }),
+            phrase: "x".into(),
+        }
+    }
+
+    #[test]
+    fn previews_run_before_waiting_segmentations_but_not_before_a_load() {
+        let ids = |jobs: &mut std::collections::VecDeque<Job>| {
+            std::iter::from_fn(|| next_job(jobs))
+                .map(|j| j.mask_request().map_or(0, |(_, id, _)| id))
+                .collect::<Vec<_>>()
+        };
+        let mut jobs = std::collections::VecDeque::from([seg(1, 10), preview(2, 10), seg(3, 11)]);
+        coalesce(&mut jobs);
+        assert_eq!(ids(&mut jobs), vec![2, 1, 3]);
+        let mut jobs = std::collections::VecDeque::from([
+            seg(1, 10),
+            Job::Unload,
+            preview(2, 10),
+            preview(3, 10),
+        ]);
+        coalesce(&mut jobs);
+        assert_eq!(
+            ids(&mut jobs),
+            vec![1, 0, 3],
+            "the newest preview only, after the unload"
+        );
     }
 
     #[test]
@@ -664,10 +1080,7 @@ mod tests {
         coalesce(&mut jobs);
         let ids: Vec<_> = jobs
             .iter()
-            .map(|j| match j {
-                Job::Segment { request_id, .. } => *request_id,
-                Job::Load { .. } | Job::Unload => 0,
-            })
+            .map(|j| j.mask_request().map_or(0, |(_, request_id, _)| request_id))
             .collect();
         assert_eq!(ids, vec![2, 0, 4]);
     }

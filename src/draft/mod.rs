@@ -45,6 +45,9 @@ use maps::{DraftMapError, DraftPlan, ISEG_RESOLUTION_WEIGHTS, ImageAttention, Re
 /// Steps reported by [`DraftEngine::load`] (VAE, CLIP, UNet).
 pub const DRAFT_LOAD_STEPS: usize = 3;
 
+/// Steps reported by [`DraftEngine::prepare_from_latent`]: the VAE, the UNet pass.
+pub const PREPARE_STEPS: usize = 2;
+
 /// Separator of competing phrases in one prompt (iSeg puts all classes in one prompt).
 pub const PHRASE_SEPARATOR: &str = ", ";
 
@@ -467,6 +470,33 @@ impl DraftEngine {
         image: &RgbImage,
         prompt: &str,
     ) -> Result<PrepareTimings, SegmentError> {
+        self.prepare_inner(image, prompt, None, &mut |_, _, _| {})
+    }
+
+    /// The per-image pass with the latent `z0` already encoded (the LD-ZNet pipeline's cached
+    /// posterior mean, scaled, when both engines run: the VAE then runs once per image), or
+    /// encoded here when `None`. `progress` gets the step about to run (VAE, UNet pass) out of
+    /// [`PREPARE_STEPS`]. Nothing is computed when the cache already holds the image.
+    ///
+    /// # Shapes
+    /// - `z0`: `[1, 4, H/8, W/8]` for the image's model size `(W, H)`
+    pub fn prepare_from_latent(
+        &mut self,
+        image: &RgbImage,
+        prompt: &str,
+        z0: Option<Tensor<4>>,
+        progress: LoadProgress<'_>,
+    ) -> Result<PrepareTimings, SegmentError> {
+        self.on_device(|engine| engine.prepare_inner(image, prompt, z0, progress))
+    }
+
+    fn prepare_inner(
+        &mut self,
+        image: &RgbImage,
+        prompt: &str,
+        z0: Option<Tensor<4>>,
+        progress: LoadProgress<'_>,
+    ) -> Result<PrepareTimings, SegmentError> {
         let (model_w, model_h) = self.checked_model_size(image)?;
         let key = image_key(image);
         if matches!(&self.cache, Some(c) if c.key == key && c.model_size == (model_w, model_h) && c.prompt == prompt)
@@ -474,13 +504,21 @@ impl DraftEngine {
             return Ok(PrepareTimings::default());
         }
         let start = Instant::now();
-        let x = model_input(image, (model_w, model_h), &self.device);
-        let z0 = self.networks.vae.encode(x).mean_scaled();
+        progress(0, PREPARE_STEPS, "VAE encoder");
+        let z0 = match z0 {
+            Some(z0) => z0,
+            None => {
+                let x = model_input(image, (model_w, model_h), &self.device);
+                self.networks.vae.encode(x).mean_scaled()
+            }
+        };
         let vae = sync_elapsed(&self.device, start);
         let start = Instant::now();
+        progress(1, PREPARE_STEPS, "SD UNet pass");
         let context = self.encode_text(prompt)?;
         let attention = self.record(z0, context).map_err(draft_error)?;
         let unet = sync_elapsed(&self.device, start);
+        progress(PREPARE_STEPS, PREPARE_STEPS, "ready");
         self.cache = Some(DraftCache {
             key,
             model_size: (model_w, model_h),
@@ -492,6 +530,13 @@ impl DraftEngine {
             unet,
             computed: true,
         })
+    }
+
+    /// True when the per-image pass of `image` is cached (any context prompt).
+    pub fn is_prepared(&self, image: &RgbImage) -> bool {
+        let size = self.model_size(image.width, image.height).ok();
+        let key = image_key(image);
+        matches!(&self.cache, Some(c) if c.key == key && Some(c.model_size) == size)
     }
 
     /// The noisy UNet input of `z0` at the settings' timestep, with the seeded noise (and the

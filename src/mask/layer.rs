@@ -38,6 +38,7 @@ use super::layer_ops::{EdgeOps, LayerOps, REFINE_PREVIEW_SIDE};
 use super::ops;
 use super::picks::{self, Pick};
 use super::refine::{self, RefineError, RgbView};
+use crate::engine::EngineKind;
 
 /// A refined base map and what it was computed from.
 #[derive(Clone, Debug)]
@@ -495,6 +496,10 @@ pub struct LayerProps {
     pub opacity: f32,
     /// How this layer joins the layers before it in the export.
     pub combine: CombineOp,
+    /// Which engine masks the phrase: LD-ZNet (a draft shows while it works) or the draft
+    /// alone. Files from before this setting read as LD-ZNet.
+    #[serde(default)]
+    pub engine: EngineKind,
 }
 
 /// One layer of the document.

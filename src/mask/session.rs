@@ -814,6 +814,7 @@ mod tests {
                 visible: false,
                 opacity: 0.25,
                 combine: CombineOp::Subtract,
+                engine: Default::default(),
             }
         );
         assert!(entry.layer.ops.invert);

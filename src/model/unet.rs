@@ -442,6 +442,27 @@ impl UNetModel {
         context: Tensor<3>,
         request: &FeatureRequest,
     ) -> UNetFeatures {
+        let Some(features) = self.forward_features_until(x, timesteps, context, request, &|| false)
+        else {
+            unreachable!("a pass that is never stopped finishes")
+        };
+        features
+    }
+
+    /// [`Self::forward_features`] that asks `stop` after every block (input, middle, output)
+    /// and returns `None` as soon as it says yes: a superseded request costs at most one more
+    /// block. On a GPU the blocks already queued still run; no new ones are queued.
+    ///
+    /// # Shapes
+    /// As [`Self::forward_features`].
+    pub fn forward_features_until(
+        &self,
+        x: Tensor<4>,
+        timesteps: &[i64],
+        context: Tensor<3>,
+        request: &FeatureRequest,
+        stop: &dyn Fn() -> bool,
+    ) -> Option<UNetFeatures> {
         let [batch, _, _, _] = x.dims();
         assert_shape!(context, [batch, _, _]);
         let device = x.device();
@@ -466,11 +487,14 @@ impl UNetModel {
         for block in &self.input_blocks {
             let (out, tapped) = pass.run_block(block, h);
             if tapped.is_some() && record(&mut features, pass.next_st - 1, out.clone()) {
-                return UNetFeatures {
+                return Some(UNetFeatures {
                     eps: None,
                     features,
                     attention: pass.recorded,
-                };
+                });
+            }
+            if stop() {
+                return None;
             }
             hs.push(out.clone());
             h = out;
@@ -479,32 +503,38 @@ impl UNetModel {
         if let Some(t) = tapped
             && record(&mut features, pass.next_st - 1, t)
         {
-            return UNetFeatures {
+            return Some(UNetFeatures {
                 eps: None,
                 features,
                 attention: pass.recorded,
-            };
+            });
         }
         let (mut h, _) = pass.run_block(&self.middle_block[2..], mid);
+        if stop() {
+            return None;
+        }
         for block in &self.output_blocks {
             let skip = hs.pop().unwrap_or_else(|| h.clone());
             let (out, tapped) = pass.run_block(block, Tensor::cat(vec![h, skip], 1));
             if let Some(t) = tapped
                 && record(&mut features, pass.next_st - 1, t)
             {
-                return UNetFeatures {
+                return Some(UNetFeatures {
                     eps: None,
                     features,
                     attention: pass.recorded,
-                };
+                });
+            }
+            if stop() {
+                return None;
             }
             h = out;
         }
-        UNetFeatures {
+        Some(UNetFeatures {
             eps: self.out.as_ref().map(|_| self.out_forward(h)),
             features,
             attention: pass.recorded,
-        }
+        })
     }
 
     /// LD-ZNet pass: clean latent, t = 0, SD features read by the LD-ZNet transformers; returns
@@ -521,6 +551,24 @@ impl UNetModel {
         context: Tensor<3>,
         sd_features: &[Option<Tensor<4>>],
     ) -> Tensor<4> {
+        let Some(logits) = self.forward_ldznet_until(z, context, sd_features, &|| false) else {
+            unreachable!("a pass that is never stopped finishes")
+        };
+        logits
+    }
+
+    /// [`Self::forward_ldznet`] that asks `stop` after every block and returns `None` as soon
+    /// as it says yes.
+    ///
+    /// # Shapes
+    /// As [`Self::forward_ldznet`].
+    pub fn forward_ldznet_until(
+        &self,
+        z: Tensor<4>,
+        context: Tensor<3>,
+        sd_features: &[Option<Tensor<4>>],
+        stop: &dyn Fn() -> bool,
+    ) -> Option<Tensor<4>> {
         // Every LD-ZNet transformer must get its feature: a missing one would silently skip
         // `attn3`. The pipeline builds the feature list from the same configs, so this holds.
         for i in self.ldznet_transformer_indices() {
@@ -548,19 +596,28 @@ impl UNetModel {
         let mut h = z;
         for block in &self.input_blocks {
             let (out, _) = pass.run_block(block, h);
+            if stop() {
+                return None;
+            }
             hs.push(out.clone());
             h = out;
         }
         let (mut h, _) = pass.run_block(&self.middle_block, h);
         for block in &self.output_blocks {
+            if stop() {
+                return None;
+            }
             let skip = hs.pop().unwrap_or_else(|| h.clone());
             h = pass.run_block(block, Tensor::cat(vec![h, skip], 1)).0;
         }
+        if stop() {
+            return None;
+        }
         let out = self.out_forward(h);
-        match &self.final_head {
+        Some(match &self.final_head {
             Some(head) => head.forward(out),
             None => out,
-        }
+        })
     }
 
     fn out_forward(&self, h: Tensor<4>) -> Tensor<4> {

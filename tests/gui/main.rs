@@ -7,6 +7,7 @@ mod common;
 mod app;
 mod autosave;
 mod batch;
+mod draft;
 mod edges;
 mod export;
 mod regions;

@@ -22,6 +22,7 @@ mod cli_eval;
 mod cli_refine;
 mod draft_parity;
 mod edge_bench;
+mod engines;
 mod export_presets;
 mod fetch;
 mod full_size;

@@ -20,6 +20,8 @@ use crate::mask::BrushMode;
 const NEAREST_ABOVE: f32 = 1.5;
 /// Opacity of the Regions view over the image (0..=255).
 const REGIONS_ALPHA: u8 = 170;
+/// Opacity factor of a layer that shows a draft mask (LD-ZNet's is on its way).
+const DRAFT_TINT: f32 = 0.5;
 /// Zoom per point of wheel scrolling.
 const WHEEL_ZOOM_PER_POINT: f32 = 0.0036;
 
@@ -259,13 +261,19 @@ impl Canvas {
             };
             for e in doc.masks.layers().iter().filter(|e| e.props.visible) {
                 let [r, g, b] = e.props.colour;
+                // A draft mask (LD-ZNet's is on its way) is drawn at a lighter tint.
+                let tint = if doc.masks.is_draft(e.id) {
+                    DRAFT_TINT
+                } else {
+                    1.0
+                };
                 draws.push(Draw {
                     layer: Some(e.id),
                     colour: [
                         f32::from(r) / 255.0,
                         f32::from(g) / 255.0,
                         f32::from(b) / 255.0,
-                        e.props.opacity.clamp(0.0, 1.0),
+                        e.props.opacity.clamp(0.0, 1.0) * tint,
                     ],
                     outline_px: outline,
                 });

@@ -10,6 +10,7 @@ use egui::{RichText, Ui};
 use super::super::commands::Command;
 use super::super::layer_runtime::{LayerRuntime, LayerRuntimes};
 use super::super::worker::ModelStatus;
+use crate::engine::EngineKind;
 use crate::mask::{CombineOp, EdgeOps, LayerEntry, LayerOps, LayerProps, MaskDocument};
 
 /// What the layer panel shows.
@@ -78,12 +79,13 @@ impl LayersPanel {
                         selected: active == Some(e.id),
                         runtime: cx.runtimes.get(e.id),
                         model: cx.model,
+                        draft: masks.is_draft(e.id),
                     };
                     layer_row(ui, e, &row, &mut out);
                 }
             });
         if let Some(e) = active.and_then(|id| masks.layer(id)) {
-            active_layer_settings(ui, e, cx.runtimes.get(e.id), &mut out);
+            active_layer_settings(ui, e, cx.runtimes.get(e.id), cx.model, &mut out);
         }
         out
     }
@@ -159,6 +161,45 @@ struct LayerRow<'a> {
     selected: bool,
     runtime: Option<&'a LayerRuntime>,
     model: &'a ModelStatus,
+    /// The layer shows a draft mask (LD-ZNet's is on its way).
+    draft: bool,
+}
+
+/// "Engine: LD-ZNet | Draft" of a phrase layer; LD-ZNet is greyed out when its checkpoint
+/// is missing (the draft then runs whatever the setting).
+fn engine_row(ui: &mut Ui, e: &LayerEntry, model: &ModelStatus, out: &mut Vec<Command>) {
+    let has_ldznet = match model {
+        ModelStatus::Ready { engines, .. } => engines.ldznet,
+        _ => true,
+    };
+    ui.label("Engine");
+    ui.horizontal(|ui| {
+        for (kind, text, hover) in [
+            (
+                EngineKind::Ldznet,
+                "LD-ZNet",
+                "The full model; a draft mask shows while it works",
+            ),
+            (
+                EngineKind::Draft,
+                "Draft",
+                "The training-free draft only: instant, coarser",
+            ),
+        ] {
+            let enabled = kind == EngineKind::Draft || has_ldznet;
+            let r = ui
+                .add_enabled(
+                    enabled,
+                    egui::Button::selectable(e.props.engine == kind, text),
+                )
+                .on_hover_text(hover)
+                .on_disabled_hover_text("No LD-ZNet checkpoint: the draft engine runs");
+            if r.clicked() && e.props.engine != kind {
+                out.push(props_cmd(e, |p| p.engine = kind, false));
+            }
+        }
+    });
+    ui.end_row();
 }
 
 /// One layer of the list.
@@ -203,9 +244,13 @@ fn layer_row(ui: &mut Ui, e: &LayerEntry, row: &LayerRow<'_>, out: &mut Vec<Comm
                 out.push(Command::SelectLayer(e.id));
             }
             let rt = row.runtime;
+            if row.draft {
+                ui.weak("draft").on_hover_text(
+                    "A draft mask from the draft engine (drawn lighter); LD-ZNet's replaces it",
+                );
+            }
             if rt.is_some_and(|r| r.computing() && !r.waiting_for_model) {
-                ui.add(egui::Spinner::new())
-                    .on_hover_text("The model is computing this layer");
+                super::busy::busy_indicator(ui).on_hover_text("The model is computing this layer");
             } else if rt.is_some_and(|r| r.waiting_for_model) {
                 ui.weak("waiting").on_hover_text(if row.model.is_pending() {
                     "Waits for the model to load"
@@ -274,6 +319,7 @@ fn active_layer_settings(
     ui: &mut Ui,
     e: &LayerEntry,
     runtime: Option<&LayerRuntime>,
+    model: &ModelStatus,
     out: &mut Vec<Command>,
 ) {
     let phrase_layer = !e.props.phrase.trim().is_empty() || e.layer.probabilities().is_some();
@@ -316,6 +362,10 @@ fn active_layer_settings(
                 out.push(props_cmd(e, edit, true));
             }
             ui.end_row();
+
+            if !e.props.phrase.trim().is_empty() {
+                engine_row(ui, e, model, out);
+            }
 
             let mut ops = e.layer.ops;
             let mut changed = None;
@@ -412,8 +462,7 @@ fn active_layer_settings(
             out.push(Command::ClearPicks(e.id));
         }
         if runtime.is_some_and(|r| r.refine_in_flight) {
-            ui.add(egui::Spinner::new())
-                .on_hover_text("Refining the edges along the image");
+            super::busy::busy_indicator(ui).on_hover_text("Refining the edges along the image");
         }
         let source = match (e.layer.probabilities().is_some(), e.props.phrase.is_empty()) {
             (true, _) => "model mask + brush",

@@ -5,6 +5,7 @@
 //! between frames own it ([`canvas::Canvas`], [`layers::LayersPanel`], [`notices::Toasts`]).
 
 pub mod batch;
+pub mod busy;
 pub mod canvas;
 pub mod export;
 pub mod help;

@@ -7,8 +7,9 @@ use std::time::Duration;
 use egui::Ui;
 
 use super::super::state::Document;
-use super::super::worker::{GpuStatus, LastRun, ModelStatus};
+use super::super::worker::{DraftStatus, GpuStatus, LastRun, ModelStatus};
 use crate::device::GpuMemory;
+use crate::engine::EngineKind;
 
 /// What the status bar shows.
 pub struct StatusCx<'a> {
@@ -22,6 +23,10 @@ pub struct StatusCx<'a> {
     pub model: &'a ModelStatus,
     /// GPU memory and warm-up.
     pub gpu: &'a GpuStatus,
+    /// The draft engine's per-image pass and previews.
+    pub draft: &'a DraftStatus,
+    /// Inference threads (0 without a worker).
+    pub threads: usize,
     /// Background tasks are running.
     pub working: bool,
     /// The last model run.
@@ -78,7 +83,9 @@ pub fn status_ui(ui: &mut Ui, cx: &StatusCx<'_>) {
         };
         ui.label(format!("Device: {}", cx.device_label))
             .on_hover_text(format!(
-                "Compute device of the model (Model menu to change); {display}"
+                "Compute device of the model (Model menu to change); {display}\n\
+                 Inference threads: {} (every core, at a lower OS priority than the window)",
+                cx.threads
             ));
         ui.separator();
         match cx.model {
@@ -86,7 +93,7 @@ pub fn status_ui(ui: &mut Ui, cx: &StatusCx<'_>) {
                 ui.label("Model: not loaded");
             }
             ModelStatus::Loading { step, total, what } => {
-                ui.add(egui::Spinner::new());
+                super::busy::busy_indicator(ui);
                 let progress = *step as f32 / (*total).max(1) as f32;
                 ui.add(
                     egui::ProgressBar::new(progress)
@@ -95,9 +102,28 @@ pub fn status_ui(ui: &mut Ui, cx: &StatusCx<'_>) {
                 );
                 ui.label(format!("Loading model: {what}"));
             }
-            ModelStatus::Ready { load_time, weights } => {
-                ui.label(format!("Model ready ({})", secs(*load_time)))
-                    .on_hover_text(weights.as_str());
+            ModelStatus::Ready {
+                load_time,
+                weights,
+                engines,
+            } => {
+                ui.label(format!(
+                    "Model ready ({}) · {}",
+                    secs(*load_time),
+                    engines.label()
+                ))
+                .on_hover_text(weights.as_str());
+                if !engines.ldznet {
+                    ui.colored_label(
+                        ui.visuals().warn_fg_color,
+                        "Draft mode: no LD-ZNet checkpoint",
+                    )
+                    .on_hover_text(
+                        "Masks come from the training-free draft engine (Stable Diffusion's own \
+                         attention): coarser than LD-ZNet. Put the LD-ZNet checkpoint in the \
+                         weights folder (Model › Weights…) for the full model.",
+                    );
+                }
             }
             ModelStatus::Missing { .. } => {
                 ui.label("Model: no weights (manual masking)");
@@ -113,7 +139,7 @@ pub fn status_ui(ui: &mut Ui, cx: &StatusCx<'_>) {
         }
         if let Some((step, total, what)) = &cx.gpu.warm_up {
             ui.separator();
-            ui.add(egui::Spinner::new());
+            super::busy::busy_indicator(ui);
             ui.add(
                 egui::ProgressBar::new(*step as f32 / (*total).max(1) as f32)
                     .desired_width(80.0)
@@ -123,27 +149,66 @@ pub fn status_ui(ui: &mut Ui, cx: &StatusCx<'_>) {
                 "Compiling and tuning the GPU kernels; they are cached, so later launches skip this",
             );
         }
+        if let Some((step, total, what)) = &cx.draft.pass {
+            ui.separator();
+            super::busy::busy_indicator(ui);
+            ui.add(
+                egui::ProgressBar::new(*step as f32 / (*total).max(1) as f32)
+                    .desired_width(80.0)
+                    .text(format!("{step}/{total}")),
+            );
+            ui.label(format!("Draft pass: {what}")).on_hover_text(
+                "The draft engine's one UNet pass over this image; afterwards every keystroke \
+                 gets a draft mask in a fraction of a second",
+            );
+        } else if let Some(error) = &cx.draft.error {
+            ui.separator();
+            ui.colored_label(ui.visuals().warn_fg_color, "Draft pass failed")
+                .on_hover_text(error.as_str());
+        } else if let Some(t) = cx.draft.last_preview {
+            ui.separator();
+            let pass = cx
+                .draft
+                .pass_time
+                .map_or(String::new(), |p| format!("; the image's pass took {}", secs(p)));
+            ui.label(format!("Draft {}", secs(t))).on_hover_text(format!(
+                "The last draft preview (one keystroke) took {}{pass}; {} previews so far",
+                secs(t),
+                cx.draft.previews
+            ));
+        }
         if let Some(memory) = cx.gpu.memory {
             ui.separator();
             memory_ui(ui, cx.gpu, memory);
         }
         if cx.working {
             ui.separator();
-            ui.add(egui::Spinner::new());
+            super::busy::busy_indicator(ui);
             ui.label("Working…");
         }
         if let Some(run) = cx.last_run {
             ui.separator();
             let t = &run.timings;
-            ui.label(format!(
-                "Last run: VAE {} · CLIP {} · SD UNet {} · LD-ZNet {} · post {} (total {})",
-                secs(t.vae),
-                secs(t.clip),
-                secs(t.sd_unet),
-                secs(t.ldznet),
-                secs(t.post),
-                secs(run.elapsed)
-            ))
+            let text = match run.engine {
+                EngineKind::Ldznet => format!(
+                    "Last run: VAE {} · CLIP {} · SD UNet {} · LD-ZNet {} · post {} (total {})",
+                    secs(t.vae),
+                    secs(t.clip),
+                    secs(t.sd_unet),
+                    secs(t.ldznet),
+                    secs(t.post),
+                    secs(run.elapsed)
+                ),
+                EngineKind::Draft => format!(
+                    "Last run (draft): VAE {} · UNet pass {} · CLIP {} · maps {} (total {})",
+                    secs(t.vae),
+                    secs(t.sd_unet),
+                    secs(t.clip),
+                    secs(t.draft),
+                    secs(run.elapsed)
+                ),
+            };
+            ui.label(text)
             .on_hover_text(format!(
                 "“{}”; VAE is 0 when the image latent was cached",
                 run.phrase

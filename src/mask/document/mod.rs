@@ -70,6 +70,9 @@ pub struct MaskDocument {
     history: History<DocStep>,
     active_stroke: Option<(u64, ActiveStroke)>,
     draws: DrawSettings,
+    /// Layers that show a draft result, with the probabilities they had before the first
+    /// draft (what undo returns to once the final result arrives).
+    drafts: std::collections::HashMap<u64, Option<MaskBuf>>,
 }
 
 impl MaskDocument {
@@ -84,6 +87,7 @@ impl MaskDocument {
             history: History::default(),
             active_stroke: None,
             draws: DrawSettings::default(),
+            drafts: std::collections::HashMap::new(),
         }
     }
 
@@ -185,6 +189,7 @@ impl MaskDocument {
             visible: true,
             opacity: 0.5,
             combine: CombineOp::Union,
+            engine: Default::default(),
         };
         self.insert_layer(props, MaskLayer::new(self.width, self.height))
     }
@@ -226,6 +231,7 @@ impl MaskDocument {
             visible: true,
             opacity: 0.5,
             combine: CombineOp::Union,
+            engine: Default::default(),
         };
         self.insert_layer(props, layer)
     }
@@ -245,6 +251,7 @@ impl MaskDocument {
     pub fn remove_layer(&mut self, id: u64) -> Result<(), DocumentError> {
         self.settle_stroke();
         let index = self.index_of(id)?;
+        self.discard_draft(id);
         let entry = self.layers.remove(index);
         self.history.push(DocStep(StepKind::Presence {
             index,
@@ -381,11 +388,52 @@ impl MaskDocument {
         self.settle_stroke();
         let entry = self.entry_mut(id)?;
         let old = entry.layer.set_probabilities(probabilities);
+        // Over a draft, undo goes back to what the layer had before the drafts.
+        let old = self.drafts.remove(&id).unwrap_or(old);
         self.history.push(DocStep(StepKind::Probabilities {
             layer_id: id,
             probabilities: old,
         }));
         Ok(())
+    }
+
+    /// A draft result for a layer (the draft engine's mask shown while LD-ZNet works): it
+    /// replaces the probabilities like [`Self::set_probabilities`] but is no undo step. The
+    /// final result replaces it as one undo step from the probabilities before the first
+    /// draft; undo, redo or deleting the layer first puts those back.
+    pub fn set_draft_probabilities(
+        &mut self,
+        id: u64,
+        probabilities: MaskBuf,
+    ) -> Result<(), DocumentError> {
+        let entry = self.entry_mut(id)?;
+        let old = entry.layer.set_probabilities(Some(probabilities));
+        self.drafts.entry(id).or_insert(old);
+        Ok(())
+    }
+
+    /// True while the layer shows a draft result (the final one has not arrived).
+    pub fn is_draft(&self, id: u64) -> bool {
+        self.drafts.contains_key(&id)
+    }
+
+    /// Drops every draft: each layer gets back the probabilities it had before its drafts.
+    pub fn discard_drafts(&mut self) {
+        let ids: Vec<u64> = self.drafts.keys().copied().collect();
+        for id in ids {
+            self.discard_draft(id);
+        }
+    }
+
+    /// Drops the layer's draft, if it shows one; true when it did.
+    pub fn discard_draft(&mut self, id: u64) -> bool {
+        let Some(before) = self.drafts.remove(&id) else {
+            return false;
+        };
+        if let Ok(entry) = self.entry_mut(id) {
+            entry.layer.set_probabilities(before);
+        }
+        true
     }
 
     /// Adds a pick (keep or drop the region under a point) to a layer: one undo step.
@@ -536,6 +584,51 @@ pub(super) mod tests {
             radius_px: r,
             hardness: 1.0,
         }
+    }
+
+    #[test]
+    fn drafts_are_no_undo_steps_and_the_final_result_undoes_to_before_them() {
+        let mut doc = MaskDocument::new(8, 8, None);
+        let id = doc.add_layer("the hat");
+        let buf = |v: f32| MaskBuf::from_vec(8, 8, vec![v; 64]).unwrap();
+        let value = |doc: &MaskDocument| {
+            doc.layer(id)
+                .unwrap()
+                .layer
+                .probabilities()
+                .map(|p| p.data[0])
+        };
+        doc.set_probabilities(id, Some(buf(0.25))).unwrap();
+        let steps_before = doc.history.undo_len();
+        for v in [0.5, 0.75, 1.0] {
+            doc.set_draft_probabilities(id, buf(v)).unwrap();
+            assert!(doc.is_draft(id));
+            assert!(value(&doc).is_some_and(|x| (x - v).abs() < 1e-4));
+        }
+        assert_eq!(
+            doc.history.undo_len(),
+            steps_before,
+            "drafts add no undo step"
+        );
+        doc.set_probabilities(id, Some(buf(0.0))).unwrap();
+        assert!(!doc.is_draft(id));
+        assert!(doc.undo());
+        assert!(value(&doc).is_some_and(|x| (x - 0.25).abs() < 1e-4), "undo skips the drafts");
+
+        // A draft that never gets its final result is dropped by undo, redo and deletion.
+        doc.set_draft_probabilities(id, buf(0.5)).unwrap();
+        assert!(doc.redo());
+        assert!(!doc.is_draft(id));
+        assert!(value(&doc).is_some_and(|x| (x - 0.0).abs() < 1e-4));
+        doc.set_draft_probabilities(id, buf(0.5)).unwrap();
+        doc.remove_layer(id).unwrap();
+        assert!(doc.undo());
+        assert!(!doc.is_draft(id));
+        assert_eq!(
+            value(&doc),
+            Some(0.0),
+            "the deleted layer comes back without its draft"
+        );
     }
 
     /// A 64×48 document with two layers: model probabilities on one, a stroke on the other.
@@ -708,6 +801,7 @@ pub(super) mod tests {
             visible: true,
             opacity: 0.3,
             combine: CombineOp::Union,
+            engine: Default::default(),
         });
         assert_eq!(doc.layer(a).unwrap().props.colour, [1, 2, 3]);
         assert_eq!(

@@ -102,6 +102,7 @@ impl MaskDocument {
 
     /// Undoes the last step; false if there was none.
     pub fn undo(&mut self) -> bool {
+        self.discard_drafts();
         self.settle_stroke();
         let mut history = std::mem::take(&mut self.history);
         let done = history.undo(|s| self.apply_step(s));
@@ -111,6 +112,7 @@ impl MaskDocument {
 
     /// Redoes the last undone step; false if there was none.
     pub fn redo(&mut self) -> bool {
+        self.discard_drafts();
         self.settle_stroke();
         let mut history = std::mem::take(&mut self.history);
         let done = history.redo(|s| self.apply_step(s));
