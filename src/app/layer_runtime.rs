@@ -38,6 +38,9 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 pub struct LayerRuntime {
     /// Bumped on every change of the layer's pixels.
     pub generation: u64,
+    /// The generation of the last edit composited on the spot ([`LayerRuntimes::touched`]):
+    /// a full composite started before it would undo those pixels on screen.
+    pub touched_at: u64,
     /// A full composite is wanted.
     pub needs_full: bool,
     /// A full composite task is running.
@@ -331,7 +334,9 @@ impl LayerRuntimes {
 
     /// Part of the layer was recomposited on the spot: a running full composite is stale.
     pub fn touched(&mut self, id: u64) {
-        self.layers.entry(id).or_default().generation += 1;
+        let rt = self.layers.entry(id).or_default();
+        rt.generation += 1;
+        rt.touched_at = rt.generation;
     }
 
     /// Layers whose full composite can start now, with their generation: those that need one,
@@ -372,9 +377,16 @@ impl LayerRuntimes {
         if !same_image {
             return false;
         }
-        if rt.generation != generation || !same_factor {
-            rt.needs_full = true; // changed meanwhile: compute again
+        if !same_factor || rt.touched_at > generation {
+            rt.needs_full = true; // stale in a way the screen would show: compute again
             return false;
+        }
+        if rt.generation != generation {
+            // Changed meanwhile by a model result or a setting (a draft per keystroke): this
+            // composite is still newer than what the screen shows, so it is shown, and the
+            // newest state is composited next. Refusing it would freeze the overlay for as
+            // long as the user types.
+            rt.needs_full = true;
         }
         true
     }
@@ -551,7 +563,8 @@ mod tests {
                 .all(|j| j.0 != 1)
         );
 
-        // The layer changed while its composite ran: the result is dropped and redone.
+        // The layer was painted on the spot while its composite ran: the result would hide
+        // the new paint, so it is dropped and redone.
         rts.touched(1);
         assert!(!rts.accept_composite(1, 1, true, true));
         let again = rts.composites_to_start(None, |_| true);
@@ -560,16 +573,29 @@ mod tests {
         assert!(!rts.get(1).is_some_and(|rt| rt.needs_full));
 
         // Another image or display factor: not shown.
+        // A model result (a draft per keystroke) while it ran: shown, and composited again.
+        rts.changed(1);
+        let jobs = rts.composites_to_start(None, |_| true);
+        assert_eq!(jobs, vec![(1, 3)]);
+        rts.changed(1);
+        assert!(
+            rts.accept_composite(1, 3, true, true),
+            "newer than the screen"
+        );
+        assert!(rts.get(1).is_some_and(|rt| rt.needs_full), "and redone");
+        let _ = rts.composites_to_start(None, |_| true);
+        assert!(rts.accept_composite(1, 4, true, true));
+
         rts.changed(1);
         let _ = rts.composites_to_start(None, |_| true);
-        assert!(!rts.accept_composite(1, 3, false, true));
+        assert!(!rts.accept_composite(1, 5, false, true));
         assert!(
             !rts.get(1).is_some_and(|rt| rt.needs_full),
             "old image: no retry"
         );
         rts.changed(1);
         let _ = rts.composites_to_start(None, |_| true);
-        assert!(!rts.accept_composite(1, 4, true, false));
+        assert!(!rts.accept_composite(1, 6, true, false));
         assert!(
             rts.get(1).is_some_and(|rt| rt.needs_full),
             "new factor: retry"

@@ -613,7 +613,10 @@ pub(super) mod tests {
         doc.set_probabilities(id, Some(buf(0.0))).unwrap();
         assert!(!doc.is_draft(id));
         assert!(doc.undo());
-        assert!(value(&doc).is_some_and(|x| (x - 0.25).abs() < 1e-4), "undo skips the drafts");
+        assert!(
+            value(&doc).is_some_and(|x| (x - 0.25).abs() < 1e-4),
+            "undo skips the drafts"
+        );
 
         // A draft that never gets its final result is dropped by undo, redo and deletion.
         doc.set_draft_probabilities(id, buf(0.5)).unwrap();
