@@ -25,6 +25,10 @@ use crate::weights::{self, BUNDLE_CONFIGS_KEY, BUNDLE_PREPROCESS_KEY};
 pub const WEIGHTS_ENV: &str = "LDZMASK_WEIGHTS";
 /// Optional config file in a weights folder.
 pub const CONFIG_FILE: &str = "ldzmask-config.json";
+
+/// Per-checkpoint settings of the draft engine, next to the checkpoint:
+/// `{"clip_skip": 2}` for a checkpoint trained with A1111's "CLIP skip 2" (most anime models).
+pub const DRAFT_SETTINGS_FILE: &str = "ldzmask-draft.json";
 /// File extensions taken as checkpoints.
 pub const CHECKPOINT_EXTENSIONS: &[&str] = &["ckpt", "safetensors", "pt", "pth"];
 
@@ -73,6 +77,14 @@ pub enum DiscoveryError {
         /// What is wrong.
         reason: String,
     },
+    /// The draft settings file next to the weights is invalid.
+    #[error("{path}: invalid draft settings: {reason}")]
+    DraftSettings {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl DiscoveryError {
@@ -108,6 +120,8 @@ pub struct FoundWeights {
     pub configs: ModelConfigs,
     /// Resize rule.
     pub preprocess: PreprocessConfig,
+    /// The draft engine's CLIP skip for these weights ([`DRAFT_SETTINGS_FILE`]), if set.
+    pub draft_clip_skip: Option<usize>,
 }
 
 /// The search order (see the module docs).
@@ -239,15 +253,36 @@ pub fn resolve(
                     }
                 })?;
             log::info!("using the ldzmask bundle {}", file.display());
+            let draft_clip_skip = read_draft_settings(&settings_dir(&location))?;
             return Ok(FoundWeights {
                 location,
                 files: vec![file.clone()],
                 configs,
                 preprocess,
+                draft_clip_skip,
             });
         }
     }
-    let dir = if location.path.is_dir() {
+    let dir = settings_dir(&location);
+    let config_path = dir.join(CONFIG_FILE);
+    let (configs, preprocess) = if config_path.exists() {
+        read_config_file(&config_path)?
+    } else {
+        (ModelConfigs::official(), PreprocessConfig::default())
+    };
+    let draft_clip_skip = read_draft_settings(&dir)?;
+    Ok(FoundWeights {
+        location,
+        files,
+        configs,
+        preprocess,
+        draft_clip_skip,
+    })
+}
+
+/// The folder whose settings files apply: the location, or the folder of a file location.
+fn settings_dir(location: &SearchLocation) -> PathBuf {
+    if location.path.is_dir() {
         location.path.clone()
     } else {
         location
@@ -255,19 +290,34 @@ pub fn resolve(
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default()
+    }
+}
+
+/// Reads [`DRAFT_SETTINGS_FILE`] in `dir`: its `clip_skip` (1 or more), `None` without the
+/// file. A file that is not that JSON is an error naming it.
+pub fn read_draft_settings(dir: &Path) -> Result<Option<usize>, DiscoveryError> {
+    let path = dir.join(DRAFT_SETTINGS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(DiscoveryError::Io { path, source }),
     };
-    let config_path = dir.join(CONFIG_FILE);
-    let (configs, preprocess) = if config_path.exists() {
-        read_config_file(&config_path)?
-    } else {
-        (ModelConfigs::official(), PreprocessConfig::default())
-    };
-    Ok(FoundWeights {
-        location,
-        files,
-        configs,
-        preprocess,
-    })
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct DraftFile {
+        clip_skip: Option<usize>,
+    }
+    let file: DraftFile = serde_json::from_str(&text).map_err(|e| DiscoveryError::DraftSettings {
+        path: path.clone(),
+        reason: format!("{e} (expected e.g. {{\"clip_skip\": 2}})"),
+    })?;
+    if file.clip_skip == Some(0) {
+        return Err(DiscoveryError::DraftSettings {
+            path,
+            reason: "clip_skip is 1 (the last CLIP layer, SD's own) or more".into(),
+        });
+    }
+    Ok(file.clip_skip)
 }
 
 fn config_error(path: &Path, e: ConfigError) -> DiscoveryError {

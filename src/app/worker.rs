@@ -819,7 +819,12 @@ impl Worker {
             });
             repaint();
         };
-        match Engines::from_found(&found, &device, DraftSettings::default(), &mut progress) {
+        match Engines::from_found(
+            &found,
+            &device,
+            DraftSettings::for_weights(&found),
+            &mut progress,
+        ) {
             Ok(engines) => {
                 let label = weights_label(&found);
                 let set = engine_set(&engines);

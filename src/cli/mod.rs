@@ -53,7 +53,7 @@ pub fn load_engine(
         &found,
         &selected.device,
         kind,
-        DraftSettings::default(),
+        DraftSettings::for_weights(&found),
         &mut |step, total, what| {
             eprintln!("loading [{step}/{total}] {what}");
         },

@@ -221,6 +221,12 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
             "  note     marked v-prediction: the draft's noising step is the same, nothing changes"
         );
     }
+    if let Some(skip) = found.draft_clip_skip {
+        println!(
+            "  draft    CLIP skip {skip} ({})",
+            ldzmask::discovery::DRAFT_SETTINGS_FILE
+        );
+    }
     let ldznet = present[..4].iter().all(|&p| p);
     let draft = present[0] && present[1] && present[4];
     match (ldznet, draft) {

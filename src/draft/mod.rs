@@ -89,6 +89,17 @@ impl Default for DraftSettings {
     }
 }
 
+impl DraftSettings {
+    /// The defaults with the per-checkpoint settings of `found` (its CLIP skip, from
+    /// [`crate::discovery::DRAFT_SETTINGS_FILE`]).
+    pub fn for_weights(found: &FoundWeights) -> Self {
+        Self {
+            clip_skip: found.draft_clip_skip.unwrap_or(1),
+            ..Self::default()
+        }
+    }
+}
+
 /// Errors of setting the draft engine up.
 #[derive(Debug, thiserror::Error)]
 pub enum DraftSetupError {

@@ -142,3 +142,50 @@ fn a_superseded_request_stops_at_the_next_stage_boundary() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn clip_skip_is_a_per_checkpoint_setting_next_to_the_weights() {
+    let dir = crate::cli_draft::sd_only_weights_dir("clip-skip");
+    let image = gradient(64, 48);
+    let device = burn::prelude::Device::flex();
+    let mask = |found: &ldzmask::discovery::FoundWeights| {
+        let mut engine = DraftEngine::from_found(
+            found,
+            &device,
+            DraftSettings::for_weights(found),
+            &mut |_, _, _| {},
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            engine.settings().clip_skip,
+            found.draft_clip_skip.unwrap_or(1)
+        );
+        engine.segment(&image, &["a cat"]).unwrap()[0]
+            .probabilities
+            .clone()
+    };
+    let found = find_weights(Some(&dir)).expect("found");
+    assert_eq!(found.draft_clip_skip, None);
+    let plain = mask(&found);
+
+    let settings = dir.join(ldzmask::discovery::DRAFT_SETTINGS_FILE);
+    std::fs::write(&settings, r#"{"clip_skip": 2}"#).unwrap();
+    let found = find_weights(Some(&dir)).expect("found");
+    assert_eq!(found.draft_clip_skip, Some(2));
+    let skipped = mask(&found);
+    assert!(
+        max_diff(&plain, &skipped) > 1e-4,
+        "CLIP skip 2 changes the draft"
+    );
+    let (code, text) = common::run(common::ldzmask().args(["weights", "check"]).arg(&dir));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("CLIP skip 2"), "{text}");
+
+    // A broken settings file is named, not ignored.
+    for bad in [r#"{"clip_skip": 0}"#, r#"{"clipskip": 2}"#, "two"] {
+        std::fs::write(&settings, bad).unwrap();
+        let err = find_weights(Some(&dir)).unwrap_err().to_string();
+        assert!(err.contains("ldzmask-draft.json"), "{bad}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
