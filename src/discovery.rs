@@ -307,10 +307,11 @@ pub fn read_draft_settings(dir: &Path) -> Result<Option<usize>, DiscoveryError> 
     struct DraftFile {
         clip_skip: Option<usize>,
     }
-    let file: DraftFile = serde_json::from_str(&text).map_err(|e| DiscoveryError::DraftSettings {
-        path: path.clone(),
-        reason: format!("{e} (expected e.g. {{\"clip_skip\": 2}})"),
-    })?;
+    let file: DraftFile =
+        serde_json::from_str(&text).map_err(|e| DiscoveryError::DraftSettings {
+            path: path.clone(),
+            reason: format!("{e} (expected e.g. {{\"clip_skip\": 2}})"),
+        })?;
     if file.clip_skip == Some(0) {
         return Err(DiscoveryError::DraftSettings {
             path,

@@ -256,6 +256,20 @@ fn check(dir: Option<&Path>) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The SD UNet a bundle stores: as deep as the deeper of LD-ZNet's features
+/// (`output_blocks.5`) and the draft engine (`output_blocks.10`), so a bundle runs both.
+fn stored_sd_unet(configs: &ModelConfigs) -> ldzmask::model::unet::UNetModelConfig {
+    let feature = configs.sd_feature_unet();
+    let draft = draft_unet_config(configs);
+    let depth =
+        |c: &ldzmask::model::unet::UNetModelConfig| c.keep_output_blocks.unwrap_or(usize::MAX);
+    if depth(&draft) > depth(&feature) {
+        draft
+    } else {
+        feature
+    }
+}
+
 /// The SD UNet as the draft engine builds it (up to the last transformer it reads).
 fn draft_unet_config(configs: &ModelConfigs) -> ldzmask::model::unet::UNetModelConfig {
     let last = ldzmask::draft::maps::DraftPlan::new(
@@ -299,8 +313,18 @@ fn convert(
     let start = std::time::Instant::now();
     let files = WeightFiles::open(&found.files)?;
     let configs = &found.configs;
-    // The SD UNet is stored only up to the last block whose feature LD-ZNet reads.
-    let modules = expected_by_network(configs);
+    // The SD UNet is stored only as far as LD-ZNet's features and the draft engine read it.
+    let device = burn::tensor::Device::flex();
+    let modules: Vec<_> = expected_by_network(configs)
+        .into_iter()
+        .map(|(network, params)| match network {
+            Network::SdUnet => (
+                network,
+                expected_params(&stored_sd_unet(configs).init(&device)),
+            ),
+            _ => (network, params),
+        })
+        .collect();
     let plan = files.bundle_plan(&modules)?;
     let precision = if f32 {
         BundlePrecision::F32

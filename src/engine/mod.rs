@@ -173,8 +173,24 @@ impl Engines {
         draft_config.in_channels = files
             .sd_unet_in_channels()
             .unwrap_or(configs.sd_unet.in_channels);
-        // The draft's last site, if its plan fits this UNet.
-        let plan = DraftPlan::new(&draft_config, &settings.resolution_weights);
+        // The draft's last site, if its plan fits this UNet and the files hold the UNet that
+        // deep (a bundle converted before the draft existed stops at `output_blocks.5`).
+        let plan = DraftPlan::new(&draft_config, &settings.resolution_weights)
+            .map_err(|e| e.to_string())
+            .and_then(|plan| {
+                let blocks = draft_config.transformer_blocks();
+                let block = blocks.get(plan.last).cloned().unwrap_or_default();
+                let probe = format!("{block}.0.in_layers.0.weight");
+                if block.starts_with("output_blocks.") && !files.has_sd_unet_key(&probe) {
+                    Err(format!(
+                        "the weights hold the SD UNet only up to the blocks LD-ZNet reads, not \
+                         {block}: convert them again (ldzmask weights convert --overwrite) for \
+                         the draft engine"
+                    ))
+                } else {
+                    Ok(plan)
+                }
+            });
         let draft_last = plan.as_ref().ok().map(|p| p.last);
         let ldznet_last = with_ldznet.then(|| {
             configs
@@ -197,7 +213,7 @@ impl Engines {
         let (clip, _) = files.load_clip(&configs.clip, device)?;
         progress(2, steps, "SD UNet");
         let (sd_unet, _) = files.load_sd_unet(&unet_config, device)?;
-        let mut draft_error = plan.err().map(|e| e.to_string());
+        let mut draft_error = plan.err();
         let draft = match draft_error {
             Some(_) => None,
             None => {

@@ -157,6 +157,15 @@ impl WeightFiles {
             .and_then(|(t, _)| t.shape.get(1).copied())
     }
 
+    /// Whether a file provides the SD UNet key `key` (PyTorch name inside the UNet, e.g.
+    /// `output_blocks.10.0.in_layers.0.weight`): a bundle stores the UNet only as deep as the
+    /// engines of its time read it.
+    pub fn has_sd_unet_key(&self, key: &str) -> bool {
+        self.sources(Network::SdUnet)
+            .iter()
+            .any(|s| s.lookup(key).is_some())
+    }
+
     /// Whether a file provides the LD-ZNet UNet (else only the draft engine can run).
     pub fn has_ldznet_unet(&self) -> bool {
         !self.sources(Network::LdznetUnet).is_empty()

@@ -189,3 +189,33 @@ fn clip_skip_is_a_per_checkpoint_setting_next_to_the_weights() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_converted_bundle_runs_both_engines() {
+    let dir = common::tiny_weights_dir("engines-bundle");
+    let out = common::scratch("engines-bundle");
+    let bundle = out.join("ldzmask-bundle.safetensors");
+    let (code, text) = common::run(
+        common::ldzmask()
+            .args(["weights", "convert", "--out"])
+            .arg(&bundle)
+            .arg("--weights")
+            .arg(&dir),
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = common::run(common::ldzmask().args(["weights", "check"]).arg(&out));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("Modes: LD-ZNet + draft"), "{text}");
+    let found = find_weights(Some(&out)).expect("found");
+    let device = burn::prelude::Device::flex();
+    let engines = Engines::from_found(&found, &device, DraftSettings::default(), &mut |_, _, _| {})
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        engines.modes(),
+        "LD-ZNet + draft",
+        "{:?}",
+        engines.draft_error
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&out);
+}
