@@ -9,6 +9,7 @@
 //! paper's metrics (`ldzmask eval`).
 
 pub mod app;
+pub mod class_suggest;
 pub mod device;
 pub mod discovery;
 pub mod draft;

@@ -552,6 +552,16 @@ impl Segmenter {
         &self.device
     }
 
+    /// The CLIP text encoder with its tokenizer and device (for
+    /// [`crate::class_suggest`]).
+    pub fn text_encoder(&self) -> crate::class_suggest::TextEncoder<'_> {
+        crate::class_suggest::TextEncoder {
+            clip: &self.networks.clip,
+            tokenizer: &self.tokenizer,
+            device: &self.device,
+        }
+    }
+
     /// The network configs.
     pub fn configs(&self) -> &ModelConfigs {
         &self.configs

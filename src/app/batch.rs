@@ -610,6 +610,7 @@ mod tests {
             opacity: 0.3,
             combine: CombineOp::Union,
             engine: Default::default(),
+            ade20k: None,
         });
         let ops = LayerOps {
             threshold: 0.3,
@@ -625,6 +626,7 @@ mod tests {
             opacity: 0.5,
             combine: CombineOp::Subtract,
             engine: Default::default(),
+            ade20k: None,
         });
         let stroke = Stroke {
             mode: BrushMode::Add,

@@ -89,6 +89,17 @@ pub enum Command {
     ToggleRegionsView,
     /// Who gets a pixel several layers cover in the Regions view and export.
     SetRegionsRule(crate::mask::PartitionRule),
+    /// Hatch (or not) where the Regions view's partition is unsure.
+    ToggleRegionsBand,
+    /// Map a layer's region to an ADE20K class for `controlnet-seg.png` (`None`: unmap it).
+    SetRegionClass {
+        /// The layer.
+        layer_id: u64,
+        /// The class id (index into [`crate::mask::region_palette::ADE20K`]).
+        class: Option<usize>,
+    },
+    /// Give every shown region without a class its suggested class.
+    AcceptClassSuggestions,
     /// Put the mask or the cut-out on the clipboard.
     Copy(ClipboardCopy),
     /// Choose a weights folder and load it.

@@ -399,5 +399,6 @@ pub(super) fn new_layer_props(
         opacity: settings.default_opacity,
         combine: CombineOp::Union,
         engine: Default::default(),
+        ade20k: None,
     }
 }

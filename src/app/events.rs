@@ -226,6 +226,9 @@ impl App {
                            "stage": stage.map(|s| s.to_string()), "stages_done": stages_done}),
                 );
             }
+            Event::ClassSuggestions { request_id, result } => {
+                self.handle_class_suggestions(request_id, result);
+            }
             Event::SegmentFailed {
                 request_id,
                 layer_id,

@@ -115,6 +115,7 @@ impl App {
             &RegionsCx {
                 view: &self.regions,
                 document: document.map(|d| (&d.masks, d.active_layer)),
+                suggestion_note: self.class_suggestion_note(),
             },
         ));
         let export = ExportCx {

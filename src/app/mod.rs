@@ -19,6 +19,8 @@
 //! * [`autosave`]: the document autosaved off the UI thread; crash leftovers offered back.
 //! * [`batch`]: batch review of a folder of images (GUI-free); `review.rs` runs it in the app.
 //! * [`display`]: the pixels the canvas shows; [`view`]: zoom and pan (`ui_from_image`).
+//! * [`regions`]: the Regions view's state (partition, uncertainty band); [`regions_ade`]: its
+//!   ADE20K mapping and class suggestions; `regions_export.rs` runs both for the app.
 
 // `app::app::App`: the file layout the project's conventions prescribe (mod.rs runs the
 // window, app.rs holds the App).
@@ -38,6 +40,7 @@ pub mod layer_runtime;
 mod layout;
 mod recipes;
 pub mod regions;
+pub mod regions_ade;
 mod regions_export;
 pub mod render;
 mod review;

@@ -1,23 +1,30 @@
 //! The app's side of the Regions view and of File › Export regions… (state and task bodies in
 //! [`super::regions`]): snapshots of the visible layers go to task threads, which partition
 //! them ([`crate::mask::partition`]) and, for an export, write the regions folder
-//! ([`crate::mask::regions`]); the results come back as [`TaskResult::Regions`].
+//! ([`crate::mask::regions`]; `controlnet-seg.png` when every region's layer has an ADE20K
+//! class, see `regions_ade.rs`); the results come back as [`TaskResult::Regions`].
 //!
 //! The view is recomputed when what it shows changes: the image, the undo history's position
 //! (every edit, visibility or order change), a layer's generation (model results, refined
 //! maps) or the rule; never during a brush stroke.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::class_suggest::Suggestion;
 use crate::mask::partition::region_phrase;
 use crate::mask::refine::RgbView;
 use crate::mask::regions::{RegionsError, RegionsOptions, regions_dir, write_regions};
 
 use super::App;
-use super::regions::{LayerSnapshot, RegionsDone, ViewKey, partition_image, partition_of};
+use super::regions::{
+    LayerSnapshot, RegionsDone, ViewKey, partition_and_band_of, partition_image, partition_of,
+};
+use super::regions_ade::{ade20k_by_phrase, suggestion_note};
 use super::tasks::TaskResult;
 use super::ui::notices::Level;
+use super::worker::{Job, ModelStatus};
 
 impl App {
     /// The document's visible layers for a task, top first, named by their phrase.
@@ -62,6 +69,7 @@ impl App {
         }
         let Some(key) = self.regions_key() else {
             self.regions.shown = None;
+            self.regions.band = None;
             self.regions.texture = None;
             return;
         };
@@ -73,21 +81,24 @@ impl App {
             self.regions.in_flight = Some(key.clone());
             let rule = key.rule;
             self.spawn("ldzmask-regions-view", move || {
-                let result = partition_of(size, &layers, rule, None);
+                let result = partition_and_band_of(size, &layers, rule);
                 TaskResult::Regions(Box::new(RegionsDone::Computed { key, result }))
             });
         }
+        let show_band = self.regions.show_band;
         let stale = match (&self.regions.shown, &self.regions.texture) {
-            (Some((k, _)), Some((t, _))) => k != t,
+            (Some((k, _)), Some((t, hatched, _))) => k != t || *hatched != show_band,
             (Some(_), None) => true,
             _ => false,
         };
         if stale && let Some((k, partition)) = &self.regions.shown {
             let factor = self.display.lock().factor;
-            let image = partition_image(partition, factor);
+            let band = self.regions.band.as_deref().filter(|_| show_band);
+            let image = partition_image(partition, factor, band);
             let texture = ctx.load_texture("regions-view", image, egui::TextureOptions::NEAREST);
-            self.regions.texture = Some((k.clone(), texture));
+            self.regions.texture = Some((k.clone(), show_band, texture));
         }
+        self.update_class_suggestions();
     }
 
     /// Turns the Regions view on or off.
@@ -96,6 +107,7 @@ impl App {
         if !self.regions.on {
             self.regions.texture = None; // frees the texture; recomputed when shown again
             self.regions.shown = None;
+            self.regions.band = None;
         }
     }
 
@@ -137,6 +149,7 @@ impl App {
             .and_then(|p| p.file_name())
             .map(|s| s.to_string_lossy().into_owned());
         let rule = self.regions.rule;
+        let classes = self.region_classes();
         self.spawn("ldzmask-export-regions", move || {
             let result = (|| {
                 let partition =
@@ -146,6 +159,7 @@ impl App {
                     .ok_or_else(|| Some("the image's pixel buffer does not match its size".into()))?
                     .to_rgba8();
                 let options = RegionsOptions {
+                    ade20k: ade20k_by_phrase(&partition, &classes),
                     source_name,
                     overwrite,
                     ..RegionsOptions::default()
@@ -169,9 +183,10 @@ impl App {
                     self.regions.in_flight = None;
                 }
                 match result {
-                    Ok(partition) => {
+                    Ok((partition, band)) => {
                         self.regions.error = None;
                         self.regions.shown = Some((key, Arc::new(partition)));
+                        self.regions.band = Some(Arc::new(band));
                     }
                     Err(e) => {
                         log::warn!("regions view: {e}");
@@ -200,5 +215,86 @@ impl App {
                 }
             },
         }
+    }
+
+    // ---- ADE20K mapping (state and logic in `regions_ade.rs`) ----------------------------
+
+    /// Per frame with the Regions view on: asks the worker for the suggestions the shown
+    /// regions' phrases lack (one request at a time, only with the model ready).
+    fn update_class_suggestions(&mut self) {
+        let (ModelStatus::Ready { weights, .. }, Some((_, partition)), Some(worker)) =
+            (&self.model, &self.regions.shown, &mut self.worker)
+        else {
+            return;
+        };
+        if let Some((request_id, phrases)) =
+            self.regions.suggestions.next_request(weights, partition)
+        {
+            worker.send(Job::SuggestClasses {
+                request_id,
+                phrases,
+            });
+        }
+    }
+
+    /// Takes the worker's suggestions.
+    pub(super) fn handle_class_suggestions(
+        &mut self,
+        request_id: u64,
+        result: Result<Vec<(String, Option<Suggestion>)>, String>,
+    ) {
+        self.regions.suggestions.answer(request_id, result);
+    }
+
+    /// Maps a layer's region to an ADE20K class (or clears it): one undo step. The class
+    /// does not change the partition, so a view that was current stays current (no
+    /// recomputation of a large image for a class pick).
+    pub(super) fn set_region_class(&mut self, layer_id: u64, class: Option<usize>) {
+        self.end_stroke();
+        let before = self.regions_key();
+        if let Some(doc) = &mut self.state.document
+            && let Err(e) = doc.masks.set_ade20k(layer_id, class)
+        {
+            log::warn!("{e}");
+        }
+        let (Some(before), Some(after)) = (before, self.regions_key()) else {
+            return;
+        };
+        if let Some((key, _)) = &mut self.regions.shown
+            && *key == before
+        {
+            *key = after.clone();
+            if let Some((texture_key, _, _)) = &mut self.regions.texture
+                && *texture_key == before
+            {
+                *texture_key = after;
+            }
+        }
+    }
+
+    /// Gives every shown region without a class its suggestion ("Accept all suggestions").
+    pub(super) fn accept_class_suggestions(&mut self) {
+        let (Some((_, partition)), Some(doc)) = (&self.regions.shown, &self.state.document) else {
+            return;
+        };
+        for (layer_id, class) in self.regions.suggestions.to_accept(partition, &doc.masks) {
+            self.set_region_class(layer_id, Some(class));
+        }
+    }
+
+    /// The visible layers' classes (layer id → class) for an export task.
+    fn region_classes(&self) -> HashMap<u64, usize> {
+        self.state
+            .document
+            .iter()
+            .flat_map(|d| d.masks.layers())
+            .filter(|e| e.props.visible)
+            .filter_map(|e| e.props.ade20k.map(|c| (e.id, c)))
+            .collect()
+    }
+
+    /// The legend's note on suggestions (see [`suggestion_note`]).
+    pub(super) fn class_suggestion_note(&self) -> Option<String> {
+        suggestion_note(&self.model, &self.regions.suggestions)
     }
 }

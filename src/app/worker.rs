@@ -10,7 +10,8 @@
 //! GPU memory in use after loading and after each phrase, unloads the model on request ("Free
 //! GPU memory", idle unload) and reloads it on the next phrase. When the GPU fails (out of
 //! memory, device lost) it says so, loads the model on the CPU and runs the job again there:
-//! the UI's document never depends on the device.
+//! the UI's document never depends on the device. It also suggests ADE20K classes for the
+//! Regions view's phrases with the loaded CLIP text encoder (`worker/suggest.rs`).
 //!
 //! Both engines run here over shared networks ([`Engines`]): an image's draft pass
 //! ([`Job::Prepare`]) starts when it opens, a [`Job::Preview`] (the draft mask of the phrase
@@ -37,6 +38,8 @@ use crate::pipeline::{
 use crate::precision::Precision;
 use crate::recipe::ModelIdentity;
 use crate::runtime::InferencePool;
+
+mod suggest;
 
 /// Where the model stands, as the UI sees it through the worker's events.
 #[derive(Clone, Debug, PartialEq)]
@@ -219,6 +222,13 @@ pub enum Job {
         /// Set by the UI when the request is superseded: the run stops at the next stage.
         cancel: Arc<AtomicBool>,
     },
+    /// Suggest an ADE20K class for each phrase by CLIP text similarity (the Regions view).
+    SuggestClasses {
+        /// Increasing id; the UI keeps only the newest answer.
+        request_id: u64,
+        /// The phrases.
+        phrases: Vec<String>,
+    },
 }
 
 impl Job {
@@ -235,7 +245,10 @@ impl Job {
                 request_id,
                 ..
             } => Some((*layer_id, *request_id, false)),
-            Self::Load { .. } | Self::Unload | Self::Prepare { .. } => None,
+            Self::Load { .. }
+            | Self::Unload
+            | Self::Prepare { .. }
+            | Self::SuggestClasses { .. } => None,
         }
     }
 }
@@ -343,6 +356,13 @@ pub enum Event {
         /// Stage boundaries it passed ([`Stage`]s, UNet blocks included).
         stages_done: usize,
     },
+    /// The answer to [`Job::SuggestClasses`].
+    ClassSuggestions {
+        /// The request answered.
+        request_id: u64,
+        /// Each phrase with its suggestion (`None`: it has none), or why there are none.
+        result: Result<Vec<(String, Option<crate::class_suggest::Suggestion>)>, String>,
+    },
     /// A segmentation request failed.
     SegmentFailed {
         /// The request.
@@ -393,6 +413,7 @@ impl WorkerHandle {
                     device,
                     precision,
                     engines: None,
+                    class_embeddings: None,
                     loaded_from: None,
                     warm_up_pending: false,
                     stages: worker_stages,
@@ -522,6 +543,8 @@ struct Worker {
     /// Applied to a device the worker selects itself.
     precision: Precision,
     engines: Option<Engines>,
+    /// The loaded model's ADE20K class embeddings (see `suggest.rs`), kept over an unload.
+    class_embeddings: Option<crate::class_suggest::ClassEmbeddings>,
     loaded_from: Option<LoadedFrom>,
     /// A GPU model that has not run a pass yet: warm it up when no job waits.
     warm_up_pending: bool,
@@ -564,7 +587,10 @@ impl Worker {
     /// Runs one job; false when the UI is gone.
     fn handle(&mut self, job: Job) -> bool {
         match job {
-            Job::Load { weights, device } => self.load(weights, device),
+            Job::Load { weights, device } => {
+                self.class_embeddings = None; // another model: other embeddings
+                self.load(weights, device)
+            }
             Job::Unload => self.unload(),
             Job::Prepare {
                 image_id,
@@ -608,6 +634,10 @@ impl Worker {
                     start,
                 ))
             }
+            Job::SuggestClasses {
+                request_id,
+                phrases,
+            } => self.suggest_classes(request_id, phrases),
             Job::Segment {
                 request_id,
                 layer_id,

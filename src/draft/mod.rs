@@ -309,6 +309,16 @@ impl DraftEngine {
         &self.networks
     }
 
+    /// The CLIP text encoder with its tokenizer and device (for
+    /// [`crate::class_suggest`]).
+    pub fn text_encoder(&self) -> crate::class_suggest::TextEncoder<'_> {
+        crate::class_suggest::TextEncoder {
+            clip: &self.networks.clip,
+            tokenizer: &self.tokenizer,
+            device: &self.device,
+        }
+    }
+
     /// The model input size `(W, H)` for an image.
     pub fn model_size(
         &self,

@@ -294,6 +294,15 @@ impl Engines {
         Ok(Some(timings))
     }
 
+    /// The CLIP text encoder the engines share (LD-ZNet's, else the draft's), for
+    /// [`crate::class_suggest`]; `None` when neither is loaded.
+    pub fn text_encoder(&self) -> Option<crate::class_suggest::TextEncoder<'_>> {
+        self.ldznet
+            .as_ref()
+            .map(Segmenter::text_encoder)
+            .or_else(|| self.draft.as_ref().map(DraftEngine::text_encoder))
+    }
+
     /// Which engines are loaded, for the status bar: "LD-ZNet + draft", "draft only", ….
     pub fn modes(&self) -> &'static str {
         match (&self.ldznet, &self.draft) {

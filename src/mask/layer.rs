@@ -500,6 +500,15 @@ pub struct LayerProps {
     /// alone. Files from before this setting read as LD-ZNet.
     #[serde(default)]
     pub engine: EngineKind,
+    /// The ADE20K class (index into [`super::region_palette::ADE20K`]) the artist mapped this
+    /// layer's region to, for the regions export's `controlnet-seg.png`. Only the artist sets
+    /// it (a suggestion is never applied without a click); `None` until then.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "super::region_palette::ade20k_serde"
+    )]
+    pub ade20k: Option<usize>,
 }
 
 /// One layer of the document.

@@ -26,7 +26,8 @@
 //! * [`presets`]: the pixel conventions of each inpainting tool ([`Preset`]: A1111 / Forge,
 //!   ComfyUI, Krita / Photoshop / GIMP grey matte, InvokeAI), 8-bit unless 16 is asked for.
 //! * [`partition`]: the visible layers as one label map ([`Partition`]: every pixel in one
-//!   region or in none), stack order or most confident, specks merged, labels without gaps.
+//!   region or in none), stack order or most confident, specks merged, labels without gaps;
+//!   [`partition_band`]: where it is unsure.
 //! * [`regions`]: the regions export folder for regional prompting (indexed `regions.png`,
 //!   legend, one RGBA mask per region, OpenRaster, prompt scaffolds, ControlNet seg map);
 //!   [`region_palette`]: its colours (Regional Prompter's, ADE20K's); [`openraster`]: `.ora`.
@@ -45,6 +46,7 @@ pub mod layer_ops;
 pub mod openraster;
 pub mod ops;
 pub mod partition;
+pub mod partition_band;
 pub mod picks;
 pub mod presets;
 pub mod refine;

@@ -30,6 +30,7 @@ use std::borrow::Cow;
 use super::buffer::RectInImage;
 use super::document::MaskDocument;
 use super::layer::MaskLayer;
+use super::partition_band::{BandBuilder, LayerDoubt, UncertaintyBand};
 use super::refine::RgbView;
 
 /// Specks (connected pieces of one label) smaller than this fraction of the image are merged
@@ -239,6 +240,32 @@ pub fn partition(
     rule: PartitionRule,
     image: Option<RgbView<'_>>,
 ) -> Result<Partition, PartitionError> {
+    assign(width, height, sources, rule, image, false).map(|(p, _)| p)
+}
+
+/// [`partition`] and its uncertainty band (where a small change of the model's probabilities
+/// would change the label: see [`super::partition_band`]), computed in the same pass.
+pub fn partition_with_band(
+    width: u32,
+    height: u32,
+    sources: &[RegionSource<'_>],
+    rule: PartitionRule,
+    image: Option<RgbView<'_>>,
+) -> Result<(Partition, UncertaintyBand), PartitionError> {
+    let (partition, band) = assign(width, height, sources, rule, image, true)?;
+    let band = band.unwrap_or_else(|| BandBuilder::new(0, false).finish(0, 0, &[], |_| 1.0));
+    Ok((partition, band))
+}
+
+/// The labels (and with `with_band` the band) of [`partition`].
+fn assign(
+    width: u32,
+    height: u32,
+    sources: &[RegionSource<'_>],
+    rule: PartitionRule,
+    image: Option<RgbView<'_>>,
+    with_band: bool,
+) -> Result<(Partition, Option<UncertaintyBand>), PartitionError> {
     if sources.len() > MAX_REGIONS {
         return Err(PartitionError::TooManyLayers(sources.len()));
     }
@@ -259,23 +286,40 @@ pub fn partition(
         PartitionRule::MostConfident => vec![f32::NEG_INFINITY; n],
         PartitionRule::StackOrder => Vec::new(),
     };
+    let most_confident = rule == PartitionRule::MostConfident;
+    let mut band = with_band.then(|| BandBuilder::new(n, most_confident));
+    // The threshold each label's ratios are relative to (most confident's band).
+    let mut thresholds = vec![1.0f32; sources.len() + 1];
     for (i, source) in sources.iter().enumerate() {
         let label = (i + 1) as u8; // ≤ 255: checked above
         let layer: Cow<'_, MaskLayer> = source.layer.for_export(image);
         let composite = layer.composite();
+        let doubt = LayerDoubt::new(&layer);
         match rule {
             PartitionRule::StackOrder => {
-                for (l, &m) in labels.iter_mut().zip(&composite.data) {
-                    if *l == 0 && m >= 0.5 {
-                        *l = label;
+                for (px, (l, &m)) in labels.iter_mut().zip(&composite.data).enumerate() {
+                    if *l == 0 {
+                        if let Some(band) = &mut band {
+                            band.asked(px, &doubt);
+                        }
+                        if m >= 0.5 {
+                            *l = label;
+                        }
                     }
                 }
             }
             PartitionRule::MostConfident => {
                 let ratio = confidence(&layer);
+                thresholds[i + 1] = effective_threshold(&layer);
                 for (px, &m) in composite.data.iter().enumerate() {
+                    if let Some(band) = &mut band {
+                        band.asked(px, &doubt);
+                    }
                     if m >= 0.5 {
                         let r = ratio(px);
+                        if let Some(band) = &mut band {
+                            band.covered(px, r, best[px]);
+                        }
                         if r > best[px] {
                             best[px] = r;
                             labels[px] = label;
@@ -285,8 +329,22 @@ pub fn partition(
             }
         }
     }
+    let band = band.map(|b| {
+        b.finish(width, height, &best, |px| {
+            thresholds[usize::from(labels[px])]
+        })
+    });
     let phrases: Vec<(u64, &str)> = sources.iter().map(|s| (s.layer_id, s.phrase)).collect();
-    Ok(clean_up(width, height, labels, &phrases, rule))
+    Ok((clean_up(width, height, labels, &phrases, rule), band))
+}
+
+/// The threshold `p` is compared with for `layer`'s ratios (`1 − τ` when inverted).
+fn effective_threshold(layer: &MaskLayer) -> f32 {
+    if layer.ops.invert {
+        1.0 - layer.ops.threshold
+    } else {
+        layer.ops.threshold
+    }
 }
 
 /// `p / τ` per pixel index for a covered pixel of `layer` (see the module docs).
@@ -488,7 +546,7 @@ fn components(width: usize, height: usize, labels: &[u8]) -> (Vec<u32>, Vec<usiz
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {
     use super::*;
-    use crate::mask::MaskBuf;
+    use crate::mask::{Brush, BrushMode, MaskBuf, Stroke};
 
     /// A layer whose model map is `p` inside `rect` and 0 elsewhere, threshold 0.5.
     fn layer(width: u32, height: u32, rect: [u32; 4], p: f32) -> MaskLayer {
@@ -713,5 +771,99 @@ mod tests {
             Some(PartitionRule::MostConfident)
         );
         assert_eq!(PartitionRule::from_name("x"), None);
+    }
+
+    // ---- the uncertainty band (super::partition_band) ----
+
+    /// A 10×1 layer with these probabilities, threshold 0.5.
+    fn layer10(p: [f32; 10]) -> MaskLayer {
+        let mut layer = MaskLayer::new(10, 1);
+        layer.set_probabilities(Some(MaskBuf::from_vec(10, 1, p.to_vec()).unwrap()));
+        layer
+    }
+
+    fn band(layers: &[MaskLayer], rule: PartitionRule) -> (Vec<u8>, Vec<bool>) {
+        let sources: Vec<RegionSource<'_>> = layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| RegionSource {
+                layer_id: i as u64 + 1,
+                phrase: ["top", "bottom"][i],
+                layer,
+            })
+            .collect();
+        // 10 pixels: specks are under 1 px, so clean-up keeps every label.
+        let (p, band) = partition_with_band(10, 1, &sources, rule, None).unwrap();
+        assert_eq!(
+            band.pixels as usize,
+            band.unsure.iter().filter(|&&u| u).count()
+        );
+        (p.labels, band.unsure)
+    }
+
+    #[test]
+    fn stack_order_is_unsure_where_a_layer_it_asked_is_near_its_threshold() {
+        // px: 0 top sure, bottom in doubt (never asked) · 1 top in doubt, claims · 2 top in
+        // doubt, declines, bottom sure · 3 top sure no, bottom in doubt · 4 both sure no
+        // (nothing) · 5 top sure no, bottom sure · 6 top in doubt, declines, nothing ·
+        // 7..9 top sure.
+        let top = layer10([0.9, 0.55, 0.45, 0.1, 0.1, 0.1, 0.4, 0.9, 0.9, 0.9]);
+        let bottom = layer10([0.5, 0.9, 0.9, 0.6, 0.1, 0.9, 0.1, 0.5, 0.5, 0.5]);
+        let (labels, unsure) = band(&[top, bottom], PartitionRule::StackOrder);
+        assert_eq!(labels, [1, 1, 2, 2, 0, 2, 0, 1, 1, 1]);
+        assert_eq!(
+            unsure,
+            [
+                false, true, true, true, false, false, true, false, false, false
+            ]
+        );
+    }
+
+    #[test]
+    fn most_confident_is_also_unsure_where_the_runner_up_is_close() {
+        // px 0: ratios 1.8 vs 1.9 (0.1 · 0.5 < 0.15): unsure though neither is in doubt.
+        // px 1: 1.8 vs 1.0 (0.8 · 0.5 ≥ 0.15): sure. px 2: bottom in doubt (0.6): unsure even
+        // though top wins. px 3: only top covers, sure. px 4: top wins, bottom declines in
+        // doubt (0.4): unsure.
+        let top = layer10([0.9, 0.9, 0.95, 0.9, 0.95, 0.1, 0.1, 0.1, 0.1, 0.1]);
+        let bottom = layer10([0.95, 0.5 - 0.2, 0.6, 0.1, 0.4, 0.1, 0.1, 0.1, 0.1, 0.1]);
+        let (labels, unsure) = band(&[top.clone(), bottom.clone()], PartitionRule::MostConfident);
+        assert_eq!(labels, [2, 1, 1, 1, 1, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            unsure,
+            [
+                true, false, true, false, true, false, false, false, false, false
+            ]
+        );
+        // The same pixels in stack order: top claims 0..=4 surely, bottom is never asked.
+        let (_, unsure) = band(&[top, bottom], PartitionRule::StackOrder);
+        assert!(unsure.iter().all(|&u| !u), "{unsure:?}");
+    }
+
+    #[test]
+    fn a_brush_edit_pins_the_answer() {
+        let mut top = layer10([0.5; 10]);
+        let bottom = layer10([0.1; 10]);
+        let (_, unsure) = band(&[top.clone(), bottom.clone()], PartitionRule::StackOrder);
+        assert!(unsure.iter().all(|&u| u), "no edits: all in doubt");
+        // Paint pixels 0..=2 in (add) and erase 7..=9: those answers are the artist's.
+        for (mode, x) in [(BrushMode::Add, 1.5), (BrushMode::Erase, 8.5)] {
+            top.edits.apply_stroke(&Stroke {
+                mode,
+                brush: Brush {
+                    radius_px: 1.6,
+                    hardness: 1.0,
+                },
+                points_in_image: vec![[x, 0.5]],
+            });
+        }
+        let (labels, unsure) = band(&[top, bottom], PartitionRule::StackOrder);
+        assert_eq!(labels[..3], [1, 1, 1]);
+        assert_eq!(
+            unsure,
+            [
+                false, false, false, true, true, true, true, false, false, false
+            ]
+        );
     }
 }

@@ -240,6 +240,46 @@ pub fn ade20k_class(name: &str) -> Option<usize> {
         .position(|(class, _)| class.eq_ignore_ascii_case(name))
 }
 
+/// Serde of an optional ADE20K class id as its class name (`"ade20k": "sky"` in session
+/// files, readable by people); reading also takes an id and refuses a name that is not one of
+/// the 150 classes, naming it.
+pub mod ade20k_serde {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::{ADE20K, ade20k_class};
+
+    /// Writes `Some(id)` as the class name, `None` as null.
+    pub fn serialize<S: Serializer>(class: &Option<usize>, s: S) -> Result<S::Ok, S::Error> {
+        match class.and_then(|c| ADE20K.get(c)) {
+            Some((name, _)) => s.serialize_some(name),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads a class name or id (see [`ade20k_class`]).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum NameOrId {
+            Name(String),
+            Id(u64),
+        }
+        let Some(value) = Option::<NameOrId>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let text = match value {
+            NameOrId::Name(name) => name,
+            NameOrId::Id(id) => id.to_string(),
+        };
+        ade20k_class(&text).map(Some).ok_or_else(|| {
+            D::Error::custom(format!(
+                "ade20k {text:?} is not an ADE20K class name or id (0..149)"
+            ))
+        })
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // tests fail loudly by design
 mod tests {

@@ -18,7 +18,8 @@
 //!     "edit_add_png": "<base64 8-bit grey PNG>" | null,   // null = all zero
 //!     "edit_erase_png": "<base64 8-bit grey PNG>" | null,
 //!     "edit_band_png": "<base64 8-bit grey PNG>",         // optional: refine-edge strokes
-//!     "picks": [ { "point_in_image": [12.5, 40.5], "keep": true } ]   // optional
+//!     "picks": [ { "point_in_image": [12.5, 40.5], "keep": true } ],  // optional
+//!     "ade20k": "sky"                                   // optional: the regions export's class
 //!   } ],
 //!   "draws": { "mode": "Deterministic", "seed": 0, "template": 0 },   // optional
 //!   "recipe": { "version": 1, "layers": [ … ], "model": { … } }   // optional
@@ -31,7 +32,7 @@
 //! (exactly what [`super::layer::MaskLayer::set_probabilities`] keeps), so a session reopens
 //! bit-identical and shows its masks even without model weights. The edge-aware refined map is
 //! not stored: it is recomputed from the probabilities and the image. Fields added later
-//! (`ops.edge`, `edit_band_png`, `picks`) have defaults, so older sessions load (with edge-aware
+//! (`ops.edge`, `edit_band_png`, `picks`, `ade20k`) have defaults, so older sessions load (with edge-aware
 //! refinement off, as they were made). `recipe` is the document's [`Recipe`] (its visible
 //! phrase layers with their settings, the app's draws and the weights' identity when known), so
 //! a session can be applied to other images like a recipe file; it is written only, never read
@@ -815,6 +816,7 @@ mod tests {
                 opacity: 0.25,
                 combine: CombineOp::Subtract,
                 engine: Default::default(),
+                ade20k: None,
             }
         );
         assert!(entry.layer.ops.invert);
@@ -870,6 +872,49 @@ mod tests {
             .with_image_path(Some(dir.join("copy.png")));
         assert_eq!(snap.image_path(), Some(dir.join("copy.png").as_path()));
         assert_ne!(doc.image_path(), snap.image_path());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_ade20k_mapping_is_saved_by_name_and_checked_when_read() {
+        let dir = temp_dir("ade20k");
+        let (mut doc, a, _) = sample_doc();
+        doc.set_ade20k(a, Some(2)).unwrap();
+        let path = dir.join("mapped.json");
+        doc.save_session(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"ade20k\": \"sky\""), "{text}");
+        let back = read(&path).unwrap();
+        let props = |id| {
+            back.layers
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| e.props.ade20k)
+                .unwrap()
+        };
+        assert_eq!(props(a), Some(2));
+        assert!(
+            back.layers
+                .iter()
+                .filter(|e| e.id != a)
+                .all(|e| e.props.ade20k.is_none())
+        );
+        // Unmapped layers write no key; an id is read too; an unknown name is refused by name.
+        assert_eq!(text.matches("\"ade20k\"").count(), 1);
+        for (value, expected) in [
+            (serde_json::json!(4), Ok(Some(4))),
+            (serde_json::json!("heaven"), Err("\"heaven\"")),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            v["layers"][0]["ade20k"] = value;
+            let edited = dir.join("edited.json");
+            std::fs::write(&edited, v.to_string()).unwrap();
+            match (read(&edited), expected) {
+                (Ok(s), Ok(want)) => assert_eq!(s.layers[0].props.ade20k, want),
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{e}"),
+                (got, want) => panic!("{:?} vs {want:?}", got.map(|s| s.layers[0].props.ade20k)),
+            }
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 

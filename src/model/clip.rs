@@ -192,6 +192,20 @@ impl CLIPTextTransformer {
         self.forward_with_hidden_states(input_ids).0
     }
 
+    /// `last_hidden_state` of unpadded ids (any length up to 77): with the causal mask each
+    /// position depends only on the ids up to it, so cutting the ids after the last position
+    /// wanted (e.g. the EOS token) leaves the states kept as the padded run computes them.
+    ///
+    /// # Shapes
+    /// - `input_ids`: `[batch, seq]` → `[batch, seq, hidden]`
+    pub fn forward_prefix(&self, input_ids: Tensor<2, Int>) -> Tensor<3> {
+        let mut h = self.embed(input_ids);
+        for layer in &self.encoder.layers {
+            h = layer.forward(h);
+        }
+        self.final_layer_norm.forward(h)
+    }
+
     /// `last_hidden_state` and all hidden states (embeddings, then each layer's output before
     /// the final LayerNorm), for debugging and parity tests.
     ///

@@ -14,6 +14,7 @@ mod seeds;
 mod targets;
 
 mod checkpoints;
+mod class_suggest;
 mod cli;
 mod cli_batch;
 mod cli_corpus;

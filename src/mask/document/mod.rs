@@ -57,6 +57,9 @@ pub enum DocumentError {
         /// Document height.
         want_h: u32,
     },
+    /// An ADE20K class id outside the 150 classes.
+    #[error("ADE20K class {0} does not exist (ids are 0..149)")]
+    UnknownAde20kClass(usize),
 }
 
 /// All masks of one image, with undo history and an optional in-progress stroke.
@@ -190,6 +193,7 @@ impl MaskDocument {
             opacity: 0.5,
             combine: CombineOp::Union,
             engine: Default::default(),
+            ade20k: None,
         };
         self.insert_layer(props, MaskLayer::new(self.width, self.height))
     }
@@ -232,6 +236,7 @@ impl MaskDocument {
             opacity: 0.5,
             combine: CombineOp::Union,
             engine: Default::default(),
+            ade20k: None,
         };
         self.insert_layer(props, layer)
     }
@@ -347,6 +352,15 @@ impl MaskDocument {
     /// Sets how the layer joins the export.
     pub fn set_combine(&mut self, id: u64, combine: CombineOp) -> Result<(), DocumentError> {
         self.edit_props(id, false, |p| p.combine = combine)
+    }
+
+    /// Maps the layer's region to an ADE20K class (an index into
+    /// [`super::region_palette::ADE20K`]) for the regions export, or clears the mapping.
+    pub fn set_ade20k(&mut self, id: u64, class: Option<usize>) -> Result<(), DocumentError> {
+        if let Some(c) = class.filter(|&c| c >= super::region_palette::ADE20K.len()) {
+            return Err(DocumentError::UnknownAde20kClass(c));
+        }
+        self.edit_props(id, false, |p| p.ade20k = class)
     }
 
     // ---- mask content ------------------------------------------------------------------
@@ -768,6 +782,13 @@ pub(super) mod tests {
         snapshots.push(doc.layers().to_vec());
         doc.rename_layer(a, "renamed").unwrap();
         snapshots.push(doc.layers().to_vec());
+        doc.set_ade20k(a, Some(2)).unwrap();
+        assert_eq!(doc.layer(a).unwrap().props.ade20k, Some(2));
+        snapshots.push(doc.layers().to_vec());
+        assert_eq!(
+            doc.set_ade20k(a, Some(150)),
+            Err(DocumentError::UnknownAde20kClass(150))
+        );
         doc.move_layer(b, 0).unwrap();
         snapshots.push(doc.layers().to_vec());
         doc.clear_edits(a).unwrap();
@@ -805,6 +826,7 @@ pub(super) mod tests {
             opacity: 0.3,
             combine: CombineOp::Union,
             engine: Default::default(),
+            ade20k: None,
         });
         assert_eq!(doc.layer(a).unwrap().props.colour, [1, 2, 3]);
         assert_eq!(
