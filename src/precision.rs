@@ -23,7 +23,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 
@@ -178,6 +178,34 @@ pub fn float_dtype(device: &Device) -> FloatDType {
 /// Parameters already in `dtype` are left as they are.
 pub fn cast_floats<M: Module>(module: M, dtype: FloatDType) -> M {
     module.map(&mut CastFloats { dtype })
+}
+
+/// Bytes of the float parameters of `module` by storage dtype: `(f16 and bf16, f32, other)`.
+/// Shows what `f16w` kept in 16 bits (tests, `bench`).
+pub fn float_param_bytes<M: Module>(module: &M) -> (usize, usize, usize) {
+    let mut sizes = ParamBytes::default();
+    module.visit(&mut sizes);
+    (sizes.half, sizes.single, sizes.other)
+}
+
+/// The [`ModuleVisitor`] behind [`float_param_bytes`].
+#[derive(Default)]
+struct ParamBytes {
+    half: usize,
+    single: usize,
+    other: usize,
+}
+
+impl ModuleVisitor for ParamBytes {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let tensor = param.val();
+        let bytes = tensor.shape().num_elements() * tensor.dtype().size();
+        match tensor.dtype() {
+            DType::F16 | DType::BF16 => self.half += bytes,
+            DType::F32 => self.single += bytes,
+            _ => self.other += bytes,
+        }
+    }
 }
 
 /// The [`ModuleMapper`] behind [`cast_floats`].
