@@ -137,6 +137,15 @@ impl Precision {
     }
 }
 
+/// Module types whose `weight` (their only parameter of rank ≥ 2) is kept in f16 by `f16w`:
+/// exactly the weights `model::kernels` reads as f16.
+pub const F16_WEIGHT_MODULES: &[&str] = &[
+    "Struct:Linear",
+    "Struct:Conv1d",
+    "Struct:Conv2d",
+    "Struct:Embedding",
+];
+
 /// Whether the CPU keeps weights in f16 (set by [`configure_precision`] for a CPU device).
 static CPU_F16_WEIGHTS: AtomicBool = AtomicBool::new(false);
 
@@ -178,6 +187,47 @@ pub fn float_dtype(device: &Device) -> FloatDType {
 /// Parameters already in `dtype` are left as they are.
 pub fn cast_floats<M: Module>(module: M, dtype: FloatDType) -> M {
     module.map(&mut CastFloats { dtype })
+}
+
+/// `module` with the weights of its linear layers, convolutions and embeddings cast to f16
+/// (what the loader does with `f16w`; for randomly initialised networks, e.g. in `bench`).
+pub fn f16_weights<M: Module>(module: M) -> M {
+    module.map(&mut F16Weights::default())
+}
+
+/// The [`ModuleMapper`] behind [`f16_weights`]: tracks the module types it is inside.
+#[derive(Default)]
+struct F16Weights {
+    containers: Vec<String>,
+}
+
+impl ModuleMapper for F16Weights {
+    fn enter_module(&mut self, _name: &str, container_type: &str) {
+        self.containers.push(container_type.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.containers.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let inside = self
+            .containers
+            .iter()
+            .rev()
+            .find(|c| c.starts_with("Struct:") || c.starts_with("Enum:"));
+        let is_weight = D >= 2 && inside.is_some_and(|c| F16_WEIGHT_MODULES.contains(&c.as_str()));
+        if !is_weight {
+            return param;
+        }
+        param.map(|tensor| {
+            if tensor.dtype() == DType::F16 {
+                tensor
+            } else {
+                tensor.cast(DType::F16)
+            }
+        })
+    }
 }
 
 /// Bytes of the float parameters of `module` by storage dtype: `(f16 and bf16, f32, other)`.
@@ -281,5 +331,23 @@ mod tests {
         );
         let x = Tensor::<2>::ones([1, 3], (&device, DType::F16));
         assert_eq!(half.forward(x).dtype(), DType::F16);
+    }
+
+    #[test]
+    fn f16_weights_casts_only_the_weights() {
+        let device = Device::flex();
+        let linear = burn::nn::LinearConfig::new(3, 2).init(&device);
+        let (half, single, _) = float_param_bytes(&linear);
+        assert_eq!((half, single), (0, 8 * 4));
+        let linear = f16_weights(linear);
+        assert_eq!(linear.weight.val().dtype(), DType::F16);
+        assert_eq!(
+            linear.bias.as_ref().map(|b| b.val().dtype()),
+            Some(DType::F32)
+        );
+        assert_eq!(float_param_bytes(&linear), (6 * 2, 2 * 4, 0));
+        let norm = burn::nn::LayerNormConfig::new(4).init(&device);
+        let norm = f16_weights(norm);
+        assert_eq!(norm.gamma.val().dtype(), DType::F32);
     }
 }

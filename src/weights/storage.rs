@@ -19,14 +19,7 @@ use burn::store::{ModuleAdapter, ModuleContext, bridge};
 use burn::tensor::{DType, TensorData, f16};
 
 use crate::model::kernels::half::widen;
-
-/// Module types whose `weight` is kept in f16 with `f16w`.
-const F16_WEIGHT_MODULES: &[&str] = &[
-    "Struct:Linear",
-    "Struct:Conv1d",
-    "Struct:Conv2d",
-    "Struct:Embedding",
-];
+use crate::precision::F16_WEIGHT_MODULES;
 
 /// Converts each float tensor to its storage dtype (see the module docs).
 #[derive(Debug, Clone)]
