@@ -184,13 +184,22 @@ fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<BenchNetwork
         &found.configs.sd_unet,
         &DraftSettings::default().resolution_weights,
     )?;
-    let (draft_unet, _) = files.load_sd_unet(
+    // A bundle made from an LD-ZNet checkpoint holds the SD UNet only as far as LD-ZNet reads
+    // it; the draft rows need it further and are skipped then.
+    let draft_unet = match files.load_sd_unet(
         &found
             .configs
             .sd_unet
             .truncated_after_feature(draft_plan.last),
         device,
-    )?;
+    ) {
+        Ok((unet, _)) => Some(unet),
+        Err(e) => {
+            log::debug!("draft UNet: {e}");
+            println!("draft rows skipped: the files' SD UNet stops before the draft's last site");
+            None
+        }
+    };
     let _ = device.sync();
     println!(
         "loaded {} in {:.1} s (indexing the files {:.1} s); peak RSS {:.0} MB",
@@ -208,7 +217,7 @@ fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<BenchNetwork
         configs: found.configs,
         nets,
         sd_full: None,
-        draft_unet: Some(draft_unet),
+        draft_unet,
     })
 }
 
@@ -357,6 +366,9 @@ pub fn run(
                 "warm-up pass done (logits {dims:?}); peak RSS so far {:.0} MB",
                 peak_rss_mb().unwrap_or(0.0)
             );
+            if !selected.on_gpu() {
+                print_memory("after the warm-up pass", &nets);
+            }
             faults_after_warm_up = minor_faults();
             continue;
         }
