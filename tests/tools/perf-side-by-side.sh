@@ -10,7 +10,8 @@
 # --rounds K alternates the two K times (ldzmask, PyTorch, ldzmask, ...) and keeps each stage's
 # best over all rounds, so a noisy neighbour that slows one side for a while weighs less.
 # --precision is passed to ldzmask (default: its own, f16 weights on the CPU); PyTorch runs fp32.
-# Both sides hold the same networks (VAE encoder, CLIP, two UNets), so their peak RSS compare.
+# Both sides hold the VAE encoder, CLIP and two UNets; ldzmask's random-weight bench holds a
+# third (the full SD UNet of its "SD UNet full" row), so its memory is an upper bound.
 # --tuned also times PyTorch with glibc's malloc kept from returning big buffers to the system
 # (MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_), about 1.8x faster here than stock PyTorch.
 # The first run creates a Python venv with torch, diffusers and transformers in
@@ -110,7 +111,8 @@ ours_peak = max((float(m.group(1)) for l in open(os.path.join(out, "ldzmask.txt"
 ours_steady = max((float(m.group(1)) for l in open(os.path.join(out, "ldzmask.txt"))
                    for m in [re.search(r"steady RSS ([\d.]+) MB", l)] if m), default=None)
 torch_steady = refs[0][1].get("steady_rss_mb")
-print(f"memory, same networks on both sides: ldzmask ({ours_precision}) steady {fmt_mb(ours_steady)}, "
-      f"peak {fmt_mb(ours_peak)}; PyTorch fp32 steady {fmt_mb(torch_steady)}, "
-      f"peak {refs[0][1]['peak_rss_mb']:.0f} MB")
+print(f"memory: ldzmask ({ours_precision}) steady {fmt_mb(ours_steady)}, peak {fmt_mb(ours_peak)} "
+      f"(VAE encoder, CLIP, truncated SD UNet, LD-ZNet UNet and, for its 'SD UNet full' row, a "
+      f"full SD UNet); PyTorch fp32 steady {fmt_mb(torch_steady)}, "
+      f"peak {refs[0][1]['peak_rss_mb']:.0f} MB (VAE encoder, CLIP, two SD UNets)")
 PY
