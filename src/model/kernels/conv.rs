@@ -1,4 +1,7 @@
-//! 3×3 convolution, stride 1, padding 1, on Flex f32 tensors.
+//! The convolutions of the networks on Flex: the 3×3, stride-1, padding-1 kernel below, and
+//! [`conv2d`], which every network calls for every `Conv2d` (f32 weights: this kernel or burn's
+//! conv2d, as always; f16 weights: this kernel and a 1×1 GEMM with the weight widened slab by
+//! slab, see `weights.rs`).
 //!
 //! A PyTorch-layout weight `[out, in, 3, 3]` already is the row-major matrix
 //! `W[out, in·9]` with column `ci·9 + ky·3 + kx`, so the convolution is one GEMM
