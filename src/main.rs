@@ -31,8 +31,8 @@ struct Cli {
     #[arg(long, global = true, value_name = "DEVICE")]
     device: Option<DeviceChoice>,
 
-    /// Float precision: auto (f16 on a GPU, f32 on the CPU), f32, f16 or flex32 (default:
-    /// LDZMASK_PRECISION, else auto).
+    /// Float precision: auto (f16 on a GPU; f16w on the CPU), f32, f16w (CPU: f16 weights,
+    /// f32 compute), f16 or flex32 (default: LDZMASK_PRECISION, else auto).
     #[arg(long, global = true, value_name = "PRECISION")]
     precision: Option<Precision>,
 

@@ -900,7 +900,7 @@ impl Worker {
         if !self.emit(Event::DeviceFault { message }) {
             return false;
         }
-        let selected = select_device(DeviceChoice::Cpu, Precision::F32);
+        let selected = select_device(DeviceChoice::Cpu, Precision::Auto);
         self.device = Some((selected.device, selected.description));
         let weights = self.loaded_from.as_ref().and_then(|f| f.weights.clone());
         self.load(weights, DeviceChoice::Cpu)

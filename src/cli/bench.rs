@@ -14,7 +14,7 @@ use ldzmask::draft::maps::{DraftPlan, ImageAttention, combine};
 use ldzmask::model::configs::ModelConfigs;
 use ldzmask::model::unet::{FeatureRequest, UNetModel};
 use ldzmask::pipeline::Networks;
-use ldzmask::precision::{Precision, float_dtype};
+use ldzmask::precision::{Precision, cpu_f16_weights, f16_weights, float_dtype, float_param_bytes};
 use ldzmask::weights::WeightFiles;
 
 const SD_FULL: &str = "SD UNet (full)";
@@ -40,11 +40,51 @@ pub struct BenchArgs {
     pub load_only: bool,
 }
 
-fn peak_rss_mb() -> Option<f64> {
+/// A `/proc/self/status` field in MB (Linux).
+fn status_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// The process's peak resident memory so far (`VmHWM`), mapped weight files included.
+fn peak_rss_mb() -> Option<f64> {
+    status_mb("VmHWM:")
+}
+
+/// The process's resident memory now (`VmRSS`).
+fn rss_mb() -> Option<f64> {
+    status_mb("VmRSS:")
+}
+
+/// Prints the parameters' memory by storage dtype and the resident memory now and at peak,
+/// in the form `tests/tools` scripts read (`steady RSS`, `peak RSS`).
+fn print_memory(when: &str, nets: &BenchNetworks) {
+    let mut sizes = [0usize; 3];
+    let mut add = |(h, s, o): (usize, usize, usize)| {
+        sizes[0] += h;
+        sizes[1] += s;
+        sizes[2] += o;
+    };
+    add(float_param_bytes(&nets.nets.vae));
+    add(float_param_bytes(&nets.nets.clip));
+    add(float_param_bytes(&nets.nets.sd_unet));
+    add(float_param_bytes(&nets.nets.ldznet));
+    if let Some(unet) = nets.sd_full.as_ref().or(nets.draft_unet.as_ref()) {
+        add(float_param_bytes(unet));
+    }
+    let mb = |b: usize| b as f64 / 1e6;
+    println!(
+        "parameters: {:.0} MB in f16, {:.0} MB in f32",
+        mb(sizes[0]),
+        mb(sizes[1] + sizes[2])
+    );
+    println!(
+        "memory {when}: steady RSS {:.0} MB, peak RSS {:.0} MB",
+        rss_mb().unwrap_or(0.0),
+        peak_rss_mb().unwrap_or(0.0)
+    );
 }
 
 /// Minor page faults of this process so far (Linux; field 10 of `/proc/self/stat`).
@@ -105,12 +145,28 @@ impl BenchNetworks {
     }
 }
 
-/// Full-size networks with random weights (created lazily, on first use).
-fn random_networks(device: &Device) -> BenchNetworks {
+/// Full-size networks with random weights (created lazily, on first use; with `half`, created
+/// now and their weights cast to f16 as the loader keeps them with `f16w`).
+fn random_networks(device: &Device, half: bool) -> BenchNetworks {
     let configs = ModelConfigs::official();
+    let nets = Networks::init(&configs, device);
+    let sd_full = configs.sd_unet.init(device);
+    let (nets, sd_full) = if half {
+        (
+            Networks {
+                vae: f16_weights(nets.vae),
+                clip: f16_weights(nets.clip),
+                sd_unet: f16_weights(nets.sd_unet),
+                ldznet: f16_weights(nets.ldznet),
+            },
+            f16_weights(sd_full),
+        )
+    } else {
+        (nets, sd_full)
+    };
     BenchNetworks {
-        nets: Networks::init(&configs, device),
-        sd_full: Some(configs.sd_unet.init(device)),
+        nets,
+        sd_full: Some(sd_full),
         draft_unet: None,
         configs,
     }
@@ -128,13 +184,22 @@ fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<BenchNetwork
         &found.configs.sd_unet,
         &DraftSettings::default().resolution_weights,
     )?;
-    let (draft_unet, _) = files.load_sd_unet(
+    // A bundle made from an LD-ZNet checkpoint holds the SD UNet only as far as LD-ZNet reads
+    // it; the draft rows need it further and are skipped then.
+    let draft_unet = match files.load_sd_unet(
         &found
             .configs
             .sd_unet
             .truncated_after_feature(draft_plan.last),
         device,
-    )?;
+    ) {
+        Ok((unet, _)) => Some(unet),
+        Err(e) => {
+            log::debug!("draft UNet: {e}");
+            println!("draft rows skipped: the files' SD UNet stops before the draft's last site");
+            None
+        }
+    };
     let _ = device.sync();
     println!(
         "loaded {} in {:.1} s (indexing the files {:.1} s); peak RSS {:.0} MB",
@@ -152,7 +217,7 @@ fn load_networks(weights: &Path, device: &Device) -> anyhow::Result<BenchNetwork
         configs: found.configs,
         nets,
         sd_full: None,
-        draft_unet: Some(draft_unet),
+        draft_unet,
     })
 }
 
@@ -174,12 +239,17 @@ pub fn run(
         "freed memory kept for reuse: {}",
         if retained { "yes" } else { "no" }
     );
-    println!("precision: {:?}", float_dtype(&device));
+    let half_weights = !selected.on_gpu() && cpu_f16_weights();
+    println!(
+        "precision: {precision} ({:?} compute{})",
+        float_dtype(&device),
+        if half_weights { ", f16 weights" } else { "" }
+    );
     let start = Instant::now();
     let nets = match weights {
         Some(weights) => load_networks(weights, &device)?,
         None => {
-            let nets = random_networks(&device);
+            let nets = random_networks(&device, half_weights);
             println!(
                 "built full-size networks (random weights are created on first use) in {:.1} s",
                 start.elapsed().as_secs_f64()
@@ -188,6 +258,9 @@ pub fn run(
         }
     };
     print_gpu_memory(&device, " after loading (weights)");
+    if !selected.on_gpu() {
+        print_memory("after loading", &nets);
+    }
     if args.load_only {
         return Ok(ExitCode::SUCCESS);
     }
@@ -293,6 +366,9 @@ pub fn run(
                 "warm-up pass done (logits {dims:?}); peak RSS so far {:.0} MB",
                 peak_rss_mb().unwrap_or(0.0)
             );
+            if !selected.on_gpu() {
+                print_memory("after the warm-up pass", &nets);
+            }
             faults_after_warm_up = minor_faults();
             continue;
         }

@@ -269,7 +269,7 @@ impl Predictor for EnginePredictor {
                 (self.segmenter, _, _) = super::load_engine(
                     self.weights.as_deref(),
                     DeviceChoice::Cpu,
-                    Precision::F32,
+                    Precision::Auto,
                     kind,
                 )?;
                 Ok(self.segment(image, phrase)?)

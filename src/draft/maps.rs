@@ -352,7 +352,10 @@ impl ImageAttention {
                 });
             };
             let heads = recorded.heads;
-            let keys = split_heads(attn2.to_k.forward(context.clone()), heads); // [heads, 77, dim_head]
+            let keys = split_heads(
+                crate::model::kernels::linear(&attn2.to_k, context.clone()),
+                heads,
+            ); // [heads, 77, dim_head]
             let queries = split_heads(recorded.queries.clone(), heads); // [heads, tokens, dim_head]
             let dim_head = queries.dims()[2];
             let scores = queries.matmul(keys.transpose()) * (dim_head as f64).powf(-0.5);

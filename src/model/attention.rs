@@ -8,6 +8,8 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
+use super::kernels;
+
 /// `multi_head_attention` lives with the CPU kernels: a fused kernel on the CPU backend, burn's
 /// `attention` on every other device (the reference the kernel is tested against).
 pub use super::kernels::multi_head_attention;
@@ -63,11 +65,11 @@ impl CrossAttention {
     /// - output: `[batch, tokens, query_dim]`
     pub fn forward(&self, x: Tensor<3>, context: Option<Tensor<3>>) -> Tensor<3> {
         let context = context.unwrap_or_else(|| x.clone());
-        let q = self.to_q.forward(x);
-        let k = self.to_k.forward(context.clone());
-        let v = self.to_v.forward(context);
+        let q = kernels::linear(&self.to_q, x);
+        let k = kernels::linear(&self.to_k, context.clone());
+        let v = kernels::linear(&self.to_v, context);
         let out = multi_head_attention(q, k, v, self.heads, false);
-        self.to_out.forward(out)
+        kernels::linear(&self.to_out, out)
     }
 
     /// [`forward`](Self::forward) that also returns its projected queries and keys (the
@@ -82,10 +84,10 @@ impl CrossAttention {
         context: Option<Tensor<3>>,
     ) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
         let context = context.unwrap_or_else(|| x.clone());
-        let q = self.to_q.forward(x);
-        let k = self.to_k.forward(context.clone());
-        let v = self.to_v.forward(context);
+        let q = kernels::linear(&self.to_q, x);
+        let k = kernels::linear(&self.to_k, context.clone());
+        let v = kernels::linear(&self.to_v, context);
         let out = multi_head_attention(q.clone(), k.clone(), v, self.heads, false);
-        (self.to_out.forward(out), q, k)
+        (kernels::linear(&self.to_out, out), q, k)
     }
 }

@@ -13,6 +13,7 @@ use burn::nn::conv::{Conv1d, Conv1dConfig};
 use burn::prelude::*;
 
 use super::attention::multi_head_attention;
+use super::kernels;
 
 /// Cubic convolution constant of PyTorch's bicubic interpolation.
 const BICUBIC_A: f32 = -0.75;
@@ -72,14 +73,14 @@ impl AttentionPool2d {
         let x = x + self
             .positional_embedding_for(height, width)
             .unsqueeze::<3>();
-        let qkv = self.qkv_proj.forward(x); // [batch, 3*channels, tokens+1]
+        let qkv = kernels::conv1d(&self.qkv_proj, x); // [batch, 3*channels, tokens+1]
         // "New order" QKVAttention: split q, k, v first, then heads (channel = head*d + c).
         let to_tokens = |t: Tensor<3>| t.swap_dims(1, 2); // [batch, tokens+1, channels]
         let q = to_tokens(qkv.clone().narrow(1, 0, channels));
         let k = to_tokens(qkv.clone().narrow(1, channels, channels));
         let v = to_tokens(qkv.narrow(1, 2 * channels, channels));
         let out = multi_head_attention(q, k, v, self.num_heads, false); // [batch, tokens+1, channels]
-        self.c_proj.forward(out.swap_dims(1, 2)).swap_dims(1, 2) // [batch, tokens+1, channels]
+        kernels::conv1d(&self.c_proj, out.swap_dims(1, 2)).swap_dims(1, 2) // [batch, tokens+1, channels]
     }
 
     /// The positional embedding for an `height × width` feature grid: unchanged when the token

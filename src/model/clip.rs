@@ -7,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
 use super::attention::multi_head_attention;
+use super::kernels;
 
 /// `CLIPTextConfig` fields that matter for inference (quick-GELU is fixed).
 #[derive(Config, Debug)]
@@ -149,15 +150,15 @@ impl CLIPEncoderLayer {
         let h = self.layer_norm1.forward(x.clone());
         let a = &self.self_attn;
         let attn = multi_head_attention(
-            a.q_proj.forward(h.clone()),
-            a.k_proj.forward(h.clone()),
-            a.v_proj.forward(h),
+            kernels::linear(&a.q_proj, h.clone()),
+            kernels::linear(&a.k_proj, h.clone()),
+            kernels::linear(&a.v_proj, h),
             a.num_heads,
             true,
         );
-        let x = x + a.out_proj.forward(attn);
+        let x = x + kernels::linear(&a.out_proj, attn);
         let h = self.layer_norm2.forward(x.clone());
-        x + self.mlp.fc2.forward(quick_gelu(self.mlp.fc1.forward(h)))
+        x + kernels::linear(&self.mlp.fc2, quick_gelu(kernels::linear(&self.mlp.fc1, h)))
     }
 }
 
@@ -172,8 +173,8 @@ impl CLIPTextTransformer {
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device)
             .unsqueeze::<2>()
             .expand([batch, seq]);
-        self.embeddings.token_embedding.forward(input_ids)
-            + self.embeddings.position_embedding.forward(positions)
+        kernels::embedding(&self.embeddings.token_embedding, input_ids)
+            + kernels::embedding(&self.embeddings.position_embedding, positions)
     }
 
     /// `last_hidden_state`.

@@ -68,18 +68,15 @@ impl ResBlock {
     /// - `emb`: `[batch, emb_channels]`
     /// - output: `[batch, out_channels, height, width]`
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
-        let h = kernels::conv2d_3x3(
+        let h = kernels::conv2d(
             &self.in_conv,
             kernels::group_norm(&self.in_norm, x.clone(), true),
         );
-        let emb_out = self
-            .emb_proj
-            .forward(silu(emb))
-            .unsqueeze_dims::<4>(&[2, 3]); // [batch, out, 1, 1]
+        let emb_out = kernels::linear(&self.emb_proj, silu(emb)).unsqueeze_dims::<4>(&[2, 3]); // [batch, out, 1, 1]
         let h = h + emb_out;
-        let h = kernels::conv2d_3x3(&self.out_conv, kernels::group_norm(&self.out_norm, h, true));
+        let h = kernels::conv2d(&self.out_conv, kernels::group_norm(&self.out_norm, h, true));
         let skip = match &self.skip_connection {
-            Some(conv) => conv.forward(x),
+            Some(conv) => kernels::conv2d(conv, x),
             None => x,
         };
         skip + h
@@ -117,7 +114,7 @@ impl Downsample {
     /// # Shapes
     /// - `x`: `[batch, channels, height, width]` → `[batch, channels, ceil(height/2), ceil(width/2)]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.op.forward(x)
+        kernels::conv2d(&self.op, x)
     }
 }
 
@@ -148,7 +145,7 @@ impl Upsample {
     /// # Shapes
     /// - `x`: `[batch, channels, height, width]` → `[batch, channels, 2*height, 2*width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        kernels::conv2d_3x3(&self.conv, nearest_upsample_2x(x))
+        kernels::conv2d(&self.conv, nearest_upsample_2x(x))
     }
 }
 

@@ -51,11 +51,11 @@ impl FeedForward {
     /// # Shapes
     /// - `x`, output: `[batch, tokens, dim]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let projected = self.proj_in.forward(x); // [batch, tokens, 2*inner]
+        let projected = kernels::linear(&self.proj_in, x); // [batch, tokens, 2*inner]
         let inner = projected.dims()[2] / 2;
         let value = projected.clone().narrow(2, 0, inner);
         let gate = projected.narrow(2, inner, inner);
-        self.proj_out.forward(value * gelu(gate))
+        kernels::linear(&self.proj_out, value * gelu(gate))
     }
 }
 
@@ -273,15 +273,16 @@ impl SpatialTransformer {
             (Some(pool), Some(feature)) => Some(pool.forward(feature)),
             _ => None,
         };
-        let h = self
-            .proj_in
-            .forward(kernels::group_norm(&self.norm, x.clone(), false));
+        let h = kernels::conv2d(
+            &self.proj_in,
+            kernels::group_norm(&self.norm, x.clone(), false),
+        );
         let mut h = h.reshape([batch, channels, height * width]).swap_dims(1, 2); // [batch, h*w, channels]
         for block in &self.transformer_blocks {
             h = block.forward(h, context.clone(), sd_tokens.clone());
         }
         let h = h.swap_dims(1, 2).reshape([batch, channels, height, width]);
-        self.proj_out.forward(h) + x
+        kernels::conv2d(&self.proj_out, h) + x
     }
 
     /// [`forward`](Self::forward) of a plain SD transformer that also records the attention
@@ -297,9 +298,10 @@ impl SpatialTransformer {
         tap: TapRequest,
     ) -> (Tensor<4>, AttentionTap) {
         let [batch, channels, height, width] = x.dims();
-        let h = self
-            .proj_in
-            .forward(kernels::group_norm(&self.norm, x.clone(), false));
+        let h = kernels::conv2d(
+            &self.proj_in,
+            kernels::group_norm(&self.norm, x.clone(), false),
+        );
         let mut h = h.reshape([batch, channels, height * width]).swap_dims(1, 2); // [batch, h*w, channels]
         let mut recorded = AttentionTap {
             cross_queries: None,
@@ -313,7 +315,7 @@ impl SpatialTransformer {
             }
         }
         let h = h.swap_dims(1, 2).reshape([batch, channels, height, width]);
-        (self.proj_out.forward(h) + x, recorded)
+        (kernels::conv2d(&self.proj_out, h) + x, recorded)
     }
 }
 

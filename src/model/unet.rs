@@ -343,7 +343,7 @@ impl Pass<'_> {
         let mut tapped = None;
         for layer in layers {
             h = match layer {
-                UNetLayer::Conv(conv) => kernels::conv2d_3x3(conv, h),
+                UNetLayer::Conv(conv) => kernels::conv2d(conv, h),
                 UNetLayer::ResBlock(block) => block.forward(h, self.emb.clone()),
                 UNetLayer::SpatialTransformer(st) => {
                     let feature = match (st.is_ldznet(), self.sd_features) {
@@ -423,9 +423,8 @@ impl UNetModel {
 
     fn time_embedding(&self, timesteps: &[i64], device: &Device) -> Tensor<2> {
         let t_emb = timestep_embedding(timesteps, self.model_channels, device);
-        self.time_embed
-            .linear_2
-            .forward(silu(self.time_embed.linear_1.forward(t_emb)))
+        let h = kernels::linear(&self.time_embed.linear_1, t_emb);
+        kernels::linear(&self.time_embed.linear_2, silu(h))
     }
 
     /// SD UNet pass returning eps and the transformer-block features.
@@ -622,7 +621,7 @@ impl UNetModel {
 
     fn out_forward(&self, h: Tensor<4>) -> Tensor<4> {
         let Some(head) = &self.out else { return h };
-        let out = kernels::conv2d_3x3(&head.conv, kernels::group_norm(&head.norm, h, true));
+        let out = kernels::conv2d(&head.conv, kernels::group_norm(&head.norm, h, true));
         if head.silu_after { silu(out) } else { out }
     }
 }

@@ -130,13 +130,13 @@ impl ResnetBlock {
     /// # Shapes
     /// - `x`: `[batch, cin, h, w]` → `[batch, cout, h, w]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = kernels::conv2d_3x3(
+        let h = kernels::conv2d(
             &self.conv1,
             kernels::group_norm(&self.norm1, x.clone(), true),
         );
-        let h = kernels::conv2d_3x3(&self.conv2, kernels::group_norm(&self.norm2, h, true));
+        let h = kernels::conv2d(&self.conv2, kernels::group_norm(&self.norm2, h, true));
         let skip = match &self.nin_shortcut {
-            Some(conv) => conv.forward(x),
+            Some(conv) => kernels::conv2d(conv, x),
             None => x,
         };
         skip + h
@@ -176,14 +176,14 @@ impl AttnBlock {
         let h = kernels::group_norm(&self.norm, x.clone(), false);
         let tokens = |t: Tensor<4>| t.reshape([batch, c, height * width]).swap_dims(1, 2); // [batch, h*w, c]
         let out = multi_head_attention(
-            tokens(self.q.forward(h.clone())),
-            tokens(self.k.forward(h.clone())),
-            tokens(self.v.forward(h)),
+            tokens(kernels::conv2d(&self.q, h.clone())),
+            tokens(kernels::conv2d(&self.k, h.clone())),
+            tokens(kernels::conv2d(&self.v, h)),
             1,
             false,
         );
         let out = out.swap_dims(1, 2).reshape([batch, c, height, width]);
-        x + self.proj_out.forward(out)
+        x + kernels::conv2d(&self.proj_out, out)
     }
 }
 
@@ -283,7 +283,7 @@ impl VaeEncoder {
     /// - output: `[batch, 2*embed_dim, H/f, W/f]` moments (f = 8 in SD)
     pub fn moments(&self, x: Tensor<4>) -> Tensor<4> {
         let e = &self.encoder;
-        let mut h = kernels::conv2d_3x3(&e.conv_in, x);
+        let mut h = kernels::conv2d(&e.conv_in, x);
         for level in &e.down {
             for (i, block) in level.block.iter().enumerate() {
                 h = block.forward(h);
@@ -292,15 +292,15 @@ impl VaeEncoder {
                 }
             }
             if let Some(down) = &level.downsample {
-                h = down.conv.forward(h);
+                h = kernels::conv2d(&down.conv, h);
             }
         }
         h = e
             .mid
             .block_2
             .forward(e.mid.attn_1.forward(e.mid.block_1.forward(h)));
-        h = kernels::conv2d_3x3(&e.conv_out, kernels::group_norm(&e.norm_out, h, true));
-        self.quant_conv.forward(h)
+        h = kernels::conv2d(&e.conv_out, kernels::group_norm(&e.norm_out, h, true));
+        kernels::conv2d(&self.quant_conv, h)
     }
 
     /// The posterior of `x`.

@@ -139,8 +139,10 @@ pub fn read_safetensors_header(
 }
 
 /// Indexes a (validated) safetensors file: one read-only memory map shared by all its tensors
-/// and the header parsed once. Floating-point tensors are produced as f32 — the precision the
-/// networks run in — in one pass from the map, half precision widened on the way.
+/// and the header parsed once. f32 and f16 tensors are produced as they are stored, borrowing
+/// their bytes from the map without a copy ([`MappedRange`]; a copy only where a tensor is not
+/// aligned to its element size); bf16 tensors are widened to f32. The loader then keeps or
+/// converts each tensor for its parameter (`weights::storage`), one tensor at a time.
 ///
 /// This replaces burn-store's `SafetensorsStore`, which parses the whole header again for every
 /// tensor it reads (quadratic in the tensor count) and widens f16 through a generic cast with
@@ -187,9 +189,9 @@ fn index_safetensors(path: &Path) -> Result<SafetensorsIndex, LoadError> {
             St::I8 => DType::I8,
             _ => DType::U8,
         };
-        // f32/f16/bf16 tensors are produced as f32; other dtypes as they are stored (none of
-        // them is loaded into a network: they are position ids and EMA counters).
-        let widen = matches!(stored, DType::F32 | DType::F16 | DType::BF16);
+        // bf16 tensors are produced as f32; other dtypes as they are stored (the non-float
+        // ones are position ids and EMA counters, never loaded into a network).
+        let widen = stored == DType::BF16;
         let (dtype, byte_len) = if widen {
             (DType::F32, info.shape.iter().product::<usize>() * 4)
         } else {
@@ -197,10 +199,19 @@ fn index_safetensors(path: &Path) -> Result<SafetensorsIndex, LoadError> {
         };
         let map = map.clone();
         let provider = move || {
-            let bytes = &map[start..end];
-            Ok(match float_values(bytes, stored).filter(|_| widen) {
-                Some(values) => Bytes::from_elems(values),
-                None => Bytes::from_bytes_vec(bytes.to_vec()),
+            let range = MappedRange {
+                map: map.clone(),
+                start,
+                end,
+            };
+            let aligned = (range.as_ref().as_ptr() as usize).is_multiple_of(stored.size());
+            Ok(if widen {
+                Bytes::from_elems(float_values(range.as_ref(), stored).unwrap_or_default())
+            } else if aligned && matches!(stored, DType::F32 | DType::F16) {
+                let shared = bytes::Bytes::from_owner(range);
+                Bytes::from_shared(shared, burn::tensor::AllocationProperty::File)
+            } else {
+                Bytes::from_bytes_vec(range.as_ref().to_vec())
             })
         };
         let shape = info.shape.clone();
@@ -210,6 +221,62 @@ fn index_safetensors(path: &Path) -> Result<SafetensorsIndex, LoadError> {
         );
     }
     Ok((tensors, metadata.metadata().clone()))
+}
+
+/// The bytes of one tensor in a file's memory map; a zero-copy tensor keeps it (and with it the
+/// map) alive. When the last user is gone its whole pages are handed back to the OS
+/// (`MADV_DONTNEED`): a tensor copied or converted at load then stops counting in the process's
+/// resident memory at once, instead of when the whole file is closed, so loading never holds
+/// the mapped file and the converted tensors at the same time.
+struct MappedRange {
+    map: std::sync::Arc<memmap2::Mmap>,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for MappedRange {
+    fn as_ref(&self) -> &[u8] {
+        &self.map[self.start..self.end]
+    }
+}
+
+impl Drop for MappedRange {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        {
+            // Only the pages wholly inside this tensor: a neighbour may still be using the
+            // pages it shares with it.
+            let page = page_size();
+            let base = self.map.as_ptr() as usize;
+            let first = (base + self.start).next_multiple_of(page) - base;
+            let last = (base + self.end) / page * page - base;
+            if last > first {
+                #[allow(unsafe_code)]
+                // SAFETY: the map is read-only and private, so MADV_DONTNEED only drops pages
+                // from this process's resident set: a later read faults the same file contents
+                // back in, and no reference can observe a change. The range lies inside the map.
+                let _ = unsafe {
+                    self.map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        first,
+                        last - first,
+                    )
+                };
+            }
+        }
+    }
+}
+
+/// The OS page size (4 KiB when it cannot be read).
+#[cfg(unix)]
+fn page_size() -> usize {
+    #[allow(unsafe_code)]
+    // SAFETY: sysconf only reads a system constant.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or(4096)
 }
 
 /// The tensors of a safetensors file and its `__metadata__`.

@@ -7,7 +7,9 @@
 //! - PyTorch `torch.save` pickles, zip (1.6+) and legacy, as PyTorch Lightning writes them: the
 //!   tensors under a top-level `state_dict` beside non-tensor entries (or a bare state dict).
 //!
-//! Every float tensor is converted to f32 when it is applied to a module.
+//! Every float tensor is converted to its storage dtype when it is applied to a module, one
+//! tensor at a time (`storage.rs`): f32, or f16 for the weights of linear layers, convolutions
+//! and embeddings with `--precision f16w` (the CPU default), or f16 on a GPU run in f16.
 //!
 //! # Where each network comes from (first match wins)
 //! | network | checkpoint keys |
@@ -52,19 +54,21 @@
 //! - `format.rs`: container sniffing, safetensors validation and indexing, [`Checkpoint`];
 //! - `keys.rs`: prefixes, the renaming table above, the EMA key, [`identify`], ignored keys;
 //! - `plan.rs`: the parameters a module expects and where each is found ([`KeyPlan`]);
-//! - `bundle.rs`: ldzmask bundles (`weights convert`), written and recognised.
+//! - `bundle.rs`: ldzmask bundles (`weights convert`), written and recognised;
+//! - `storage.rs`: the dtype each parameter is kept in, and the conversion to it.
 
 mod bundle;
 mod format;
 mod keys;
 mod plan;
+mod storage;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::store::{FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter};
+use burn::store::{ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter};
 use burn::tensor::DType;
 
 use crate::model::clip::{CLIPTextConfig, CLIPTextTransformer};
@@ -206,6 +210,9 @@ pub struct LoadReport {
 #[derive(Debug)]
 pub struct WeightFiles {
     files: Vec<Checkpoint>,
+    /// Keep linear/conv/embedding weights in f16 on the CPU; `None`: the process's CPU
+    /// precision ([`crate::precision::cpu_f16_weights`]).
+    f16_weights: Option<bool>,
 }
 
 impl WeightFiles {
@@ -215,12 +222,25 @@ impl WeightFiles {
             .iter()
             .map(Checkpoint::open)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { files })
+        Ok(Self {
+            files,
+            f16_weights: None,
+        })
     }
 
     /// Wraps already opened files.
     pub fn from_checkpoints(files: Vec<Checkpoint>) -> Self {
-        Self { files }
+        Self {
+            files,
+            f16_weights: None,
+        }
+    }
+
+    /// Chooses the weight storage on the CPU for this set of files (`true`: f16 weights,
+    /// f32 compute), whatever the process's CPU precision says. Ignored on a GPU.
+    pub fn with_f16_weights(mut self, f16_weights: bool) -> Self {
+        self.f16_weights = Some(f16_weights);
+        self
     }
 
     /// The opened files.
@@ -244,14 +264,23 @@ impl WeightFiles {
         let expected = expected_params(&module);
         let (tensors, report, burn_layout) = self.gather(network, &expected)?;
         // Floats arrive in the device's precision (f16 on a GPU run in f16), so an f16 file is
-        // never widened to f32 on its way to the GPU.
-        let dtype: DType = module.devices().first().map_or(DType::F32, |device| {
-            crate::precision::float_dtype(device).into()
-        });
+        // never widened to f32 on its way to the GPU; on the CPU with f16 weights the weights
+        // of linear layers, convolutions and embeddings stay f16.
+        let device = module.devices().first().cloned();
+        let float: DType = device
+            .as_ref()
+            .map_or(DType::F32, |d| crate::precision::float_dtype(d).into());
+        let on_cpu = device.as_ref().is_some_and(|d| !crate::device::is_gpu(d));
+        let f16_weights = on_cpu
+            && float == DType::F32
+            && self
+                .f16_weights
+                .unwrap_or_else(crate::precision::cpu_f16_weights);
+        let storage = storage::StorageAdapter { float, f16_weights };
         let adapter: Box<dyn ModuleAdapter> = if burn_layout {
-            Box::new(FloatCastAdapter::to(dtype))
+            Box::new(storage)
         } else {
-            Box::new(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(dtype)))
+            Box::new(PyTorchToBurnAdapter.chain(storage))
         };
         let result = module.apply(tensors, None, Some(adapter), true);
         if !result.errors.is_empty() || !result.missing.is_empty() {

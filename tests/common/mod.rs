@@ -116,10 +116,27 @@ impl Io {
 pub struct Report {
     pub failures: Vec<String>,
     pub checked: usize,
+    /// Load weights as f16 ("f16 weights, f32 compute", `--precision f16w`).
+    pub f16_weights: bool,
+    /// The relative part of the tolerance; `None`: 1e-4.
+    pub relative_tolerance: Option<f32>,
+    /// Largest `max|a-e| / max|e|` per component (the label up to its first dot).
+    pub worst: std::collections::BTreeMap<String, f32>,
 }
 
 impl Report {
-    /// Compares with `|a-e| <= 1e-4*max|e| + 1e-5` and prints the max error.
+    /// A report for a run that loads f16 weights and compares with
+    /// `|a-e| <= relative·max|e| + 1e-5`.
+    pub fn f16_weights(relative: f32) -> Self {
+        Self {
+            f16_weights: true,
+            relative_tolerance: Some(relative),
+            ..Self::default()
+        }
+    }
+
+    /// Compares with `|a-e| <= 1e-4*max|e| + 1e-5` (or the report's relative tolerance) and
+    /// prints the max error.
     pub fn check<const D: usize>(&mut self, label: &str, got: Tensor<D>, expected: &Golden) {
         let got_shape = got.dims().to_vec();
         let values: Vec<f32> = got
@@ -148,7 +165,7 @@ impl Report {
             return;
         }
         let max_e = expected.f32.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let tol = 1e-4 * max_e + 1e-5;
+        let tol = self.relative_tolerance.unwrap_or(1e-4) * max_e + 1e-5;
         let mut err = 0f32;
         for (a, e) in values.iter().zip(&expected.f32) {
             let d = (a - e).abs();
@@ -157,8 +174,12 @@ impl Report {
             }
         }
         let ok = err <= tol;
+        let relative = if max_e > 0.0 { err / max_e } else { err };
+        let component = label.split('.').next().unwrap_or(label).to_string();
+        let worst = self.worst.entry(component).or_default();
+        *worst = worst.max(relative);
         println!(
-            "{} {label}: max |a-e| = {err:.3e} (tolerance {tol:.3e}, max|e| = {max_e:.3e})",
+            "{} {label}: max |a-e| = {err:.3e} (tolerance {tol:.3e}, max|e| = {max_e:.3e}, relative {relative:.2e})",
             if ok { "ok  " } else { "FAIL" }
         );
         if !ok {
@@ -180,6 +201,9 @@ impl Report {
             self.failures.len(),
             self.failures.join("\n")
         );
+        for (component, worst) in &self.worst {
+            println!("{what}: {component}: largest max|a-e|/max|e| {worst:.2e}");
+        }
         println!("{what}: {} tensors within tolerance", self.checked);
     }
 }

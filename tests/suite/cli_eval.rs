@@ -355,8 +355,12 @@ fn eval_scores_the_ldzmask_layout_like_an_independent_count() {
     );
     check_reported(&out, &printed, "raw", &e_raw, &scored, 9);
     check_reported(&out, &printed, "refined", &e_refined, &scored, 12);
-    // The refinement changed the maps (else the refined columns would test nothing new).
-    assert_ne!(raw[0].0, refined[0].0);
+    // The refinement changed the maps (else the refined columns would test nothing new); on
+    // the random tiny model it can leave a map whole (with f16 weights, the first one).
+    assert!(
+        raw.iter().zip(&refined).any(|(r, f)| r.0 != f.0),
+        "the refinement changed no map"
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("json"))
             .expect("json");

@@ -11,7 +11,6 @@ use std::path::Path;
 use burn::prelude::*;
 use ldzmask::draft::maps::{DraftPlan, ISEG_RESOLUTION_WEIGHTS, ImageAttention, combine};
 use ldzmask::model::configs::unet_from_json;
-use ldzmask::weights::WeightFiles;
 
 use crate::common::{Io, Report, config};
 
@@ -33,11 +32,11 @@ pub fn check_draft(dir: &Path, device: &Device, report: &mut Report) {
             "draft: cross sites {indices:?}, the reference reads {golden_indices:?}"
         ));
     }
-    let weights = WeightFiles::open(&[unet_dir.join("weights.safetensors")])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let weights = crate::parity::weights(&unet_dir, report);
     let (unet, _) = weights
         .load_sd_unet(&unet_config.truncated_after_feature(plan.last), device)
         .unwrap_or_else(|e| panic!("{e}"));
+    crate::parity::check_storage("draft", &unet, report);
     let io = Io::open(&dir.join("io.safetensors"));
     let x = io.tensor::<4>("x", device);
     let context = io.tensor::<3>("context", device);

@@ -37,6 +37,10 @@ const COMPONENTS: &[(&str, Check)] = &[
 ];
 
 fn run_all(device: &Device, device_name: &str) {
+    run_with(device, device_name, Report::default());
+}
+
+fn run_with(device: &Device, device_name: &str, mut report: Report) {
     let root = fixtures_dir();
     let mut entries: Vec<_> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("fixtures directory {}: {e}", root.display()))
@@ -44,7 +48,6 @@ fn run_all(device: &Device, device_name: &str) {
         .filter(|e| e.path().is_dir())
         .collect();
     entries.sort_by_key(|e| e.file_name());
-    let mut report = Report::default();
     let mut ran = 0;
     for entry in entries {
         let name = entry.file_name().to_string_lossy().to_string();
@@ -74,6 +77,28 @@ fn parity_cpu() {
     run_all(&Device::flex(), "CPU (flex)");
 }
 
+/// The relative tolerance of the f16-weight run ("f16 weights, f32 compute", the CPU default):
+/// the goldens were computed with the fixtures' f32 weights, so the f16 rounding of every
+/// weight (≤ 2⁻¹¹ relative each) is the only difference. Largest `max|a-e| / max|e|` measured
+/// per component on the tiny fixtures (2026-12, CPU): clip_text 5.6e-4, vae_encoder 8.9e-4,
+/// sd_unet_features 1.9e-3, ldznet_unet 2.1e-3, draft 3.2e-3, pipeline 4.4e-3 (the f32 run:
+/// ≤ 2.2e-5). The tiny networks have short dot products (K of 32–288), so the per-weight
+/// roundings average out less than at full size. The bound is the one of the full-f16 GPU
+/// tests halved (`tests/precision.rs`: 2e-2); the f32 run keeps 1e-4.
+const F16_WEIGHTS_RELATIVE_TOLERANCE: f32 = 1e-2;
+
+/// Every component with its linear, convolution and embedding weights loaded as f16 on Flex:
+/// a weight consumer that still hands an f16 weight to burn fails here (`storage: dtype
+/// mismatch`), and the outputs stay within [`F16_WEIGHTS_RELATIVE_TOLERANCE`] of the goldens.
+#[test]
+fn parity_cpu_f16_weights() {
+    run_with(
+        &Device::flex(),
+        "CPU (flex), f16 weights",
+        Report::f16_weights(F16_WEIGHTS_RELATIVE_TOLERANCE),
+    );
+}
+
 #[test]
 fn parity_wgpu() {
     match Device::wgpu_options().init_with_setup() {
@@ -88,8 +113,24 @@ fn parity_wgpu() {
     }
 }
 
-fn weights(dir: &Path) -> WeightFiles {
-    WeightFiles::open(&[dir.join("weights.safetensors")]).unwrap_or_else(|e| panic!("{e}"))
+/// The fixture's weights, stored as the report asks (f32, or f16 weights).
+pub fn weights(dir: &Path, report: &Report) -> WeightFiles {
+    WeightFiles::open(&[dir.join("weights.safetensors")])
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_f16_weights(report.f16_weights)
+}
+
+/// Fails the report unless `module`'s float parameters are stored as the report asks: some
+/// in f16 for an f16-weight run, none otherwise.
+pub fn check_storage<M: burn::module::Module>(label: &str, module: &M, report: &mut Report) {
+    let (half, single, _) = ldzmask::precision::float_param_bytes(module);
+    println!("{label}: {half} bytes of f16 parameters, {single} bytes of f32");
+    if report.f16_weights != (half > 0) {
+        report.fail(format!(
+            "{label}: {half} bytes of f16 parameters with f16 weights {}",
+            if report.f16_weights { "on" } else { "off" }
+        ));
+    }
 }
 
 fn check_tokenizer(dir: &Path, _device: &Device, report: &mut Report) {
@@ -126,9 +167,10 @@ fn check_tokenizer(dir: &Path, _device: &Device, report: &mut Report) {
 fn check_clip_text(dir: &Path, device: &Device, report: &mut Report) {
     let cfg = config(dir);
     let clip_config = clip_from_json(&cfg["clip_text_config"]).expect("clip config");
-    let (clip, _) = weights(dir)
+    let (clip, _) = weights(dir, report)
         .load_clip(&clip_config, device)
         .unwrap_or_else(|e| panic!("{e}"));
+    check_storage("clip_text", &clip, report);
     let io = Io::open(&dir.join("io.safetensors"));
     let ids = io.int_tensor::<2>("input_ids", device);
     let (last, hidden) = clip.forward_with_hidden_states(ids);
@@ -148,9 +190,10 @@ fn check_clip_text(dir: &Path, device: &Device, report: &mut Report) {
 fn check_vae_encoder(dir: &Path, device: &Device, report: &mut Report) {
     let cfg = config(dir);
     let vae_config = vae_from_json(&cfg["ddconfig"], &cfg["embed_dim"]).expect("vae config");
-    let (vae, _) = weights(dir)
+    let (vae, _) = weights(dir, report)
         .load_vae(&vae_config, device)
         .unwrap_or_else(|e| panic!("{e}"));
+    check_storage("vae_encoder", &vae, report);
     let io = Io::open(&dir.join("io.safetensors"));
     for case in io.cases("image") {
         let moments = vae.moments(io.tensor::<4>(&format!("{case}.image"), device));
@@ -193,9 +236,10 @@ fn check_vae_encoder(dir: &Path, device: &Device, report: &mut Report) {
 fn check_sd_unet_features(dir: &Path, device: &Device, report: &mut Report) {
     let cfg = config(dir);
     let unet_config = unet_from_json(&cfg["unet"], None).expect("unet config");
-    let (unet, _) = weights(dir)
+    let (unet, _) = weights(dir, report)
         .load_sd_unet(&unet_config, device)
         .unwrap_or_else(|e| panic!("{e}"));
+    check_storage("sd_unet_features", &unet, report);
     let io = Io::open(&dir.join("io.safetensors"));
     let schedule = NoiseSchedule::sd_v1();
     for (name, ours) in [
@@ -274,9 +318,10 @@ fn check_ldznet_unet(dir: &Path, device: &Device, report: &mut Report) {
     let unet_config = unet_from_json(&cfg["unet"], cfg.get("spatial_transformers"))
         .expect("unet config")
         .with_ldznet_head(true);
-    let (unet, _) = weights(dir)
+    let (unet, _) = weights(dir, report)
         .load_ldznet_unet(&unet_config, device)
         .unwrap_or_else(|e| panic!("{e}"));
+    check_storage("ldznet_unet", &unet, report);
     let io = Io::open(&dir.join("io.safetensors"));
     for case in io.cases("z") {
         let n = unet.num_transformers();
@@ -311,7 +356,7 @@ fn check_pipeline(dir: &Path, device: &Device, report: &mut Report) {
     }
     let tokenizer = ClipTokenizer::bundled().expect("bundled tokenizer");
     let segmenter = Segmenter::load(
-        &weights(dir),
+        &weights(dir, report),
         configs,
         PreprocessConfig::default(),
         tokenizer,

@@ -102,10 +102,19 @@ fn convert_fails_cleanly_on_broken_inputs() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Logits of the `pipeline` fixture's case0 with its recorded draws, from the weights in `dir`.
+/// Logits of the `pipeline` fixture's case0 with its recorded draws, from the weights in `dir`
+/// (f32 weights).
 fn case0_logits(dir: &Path) -> (Vec<f32>, Vec<f32>) {
+    case0_logits_stored(dir, false)
+}
+
+/// [`case0_logits`] with the weights of linear layers, convolutions and embeddings kept in f16
+/// when `f16_weights` (`--precision f16w`).
+fn case0_logits_stored(dir: &Path, f16_weights: bool) -> (Vec<f32>, Vec<f32>) {
     let found = find_weights(Some(dir)).unwrap_or_else(|e| panic!("{e}"));
-    let files = WeightFiles::open(&found.files).unwrap_or_else(|e| panic!("{e}"));
+    let files = WeightFiles::open(&found.files)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_f16_weights(f16_weights);
     let device = Device::flex();
     let tokenizer = ClipTokenizer::bundled().expect("tokenizer");
     let segmenter = Segmenter::load(
@@ -186,6 +195,16 @@ fn converted_bundles_reproduce_the_original_outputs() {
                 assert!(
                     bundle_size * 2 < original_size,
                     "f16 bundle is much smaller (no raw UNet copy, half precision)"
+                );
+                // The bundle's f16 weights kept as they are (mapped from the file) compute on
+                // exactly the values f32 mode widens them to: only the summation order of the
+                // widening kernels differs.
+                let (kept, _) = case0_logits_stored(&bundle_dir, true);
+                let kept_err = max_abs(&kept, &logits);
+                println!("f16 bundle, f16 weights vs widened to f32: logits {kept_err:.3e}");
+                assert!(
+                    kept_err <= 1e-5 * scale + 1e-6,
+                    "f16w on an f16 bundle: logits differ by {kept_err} (scale {scale})"
                 );
             }
         }

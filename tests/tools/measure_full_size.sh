@@ -47,7 +47,7 @@ measure() {
     fi
     read -r secs kb <"$log/time"
     printf "%-44s %8.1f s %8d MB\n" "$label" "$secs" $((kb / 1024))
-    grep -E "loaded .* in|converting|wrote" "$log/out" | sed 's/^/    /' || true
+    grep -E "loaded .* in|converting|wrote|parameters:|memory after" "$log/out" | sed 's/^/    /' || true
 }
 
 echo "ldzmask: $bin; cache: $( ((cold)) && echo cold || echo warm)"
@@ -64,8 +64,15 @@ if ((f32)); then
     ls -l "$dir/bundle-f32"
 fi
 measure "weights check (f16 bundle)" "$bin" weights check "$dir/bundle-f16"
-measure "load from the .ckpt files" "$bin" --weights "$dir" bench --load-only
-measure "load from the f16 bundle" "$bin" --weights "$dir/bundle-f16" bench --load-only
-if ((f32)); then
-    measure "load from the f32 bundle" "$bin" --weights "$dir/bundle-f32" bench --load-only
-fi
+# Each load in both CPU precisions: f16w (the default: 16-bit weights) and f32. `bench` prints
+# the parameters' memory and the steady and peak RSS after loading.
+for precision in f16w f32; do
+    measure "load from the .ckpt files ($precision)" "$bin" --precision $precision \
+        --weights "$dir" bench --load-only
+    measure "load from the f16 bundle ($precision)" "$bin" --precision $precision \
+        --weights "$dir/bundle-f16" bench --load-only
+    if ((f32)); then
+        measure "load from the f32 bundle ($precision)" "$bin" --precision $precision \
+            --weights "$dir/bundle-f32" bench --load-only
+    fi
+done

@@ -111,10 +111,11 @@ impl<'a> LazyEngine<'a> {
         }
     }
 
-    /// Reloads the same engine on the CPU in f32 (after a GPU failure).
+    /// Reloads the same engine on the CPU in the CPU's default precision (after a GPU
+    /// failure), so it computes what a CPU run computes.
     fn move_to_cpu(&mut self) -> anyhow::Result<()> {
         self.device = DeviceChoice::Cpu;
-        self.precision = Precision::F32;
+        self.precision = Precision::Auto;
         self.loaded = None;
         self.get().map(|_| ())
     }

@@ -1,4 +1,7 @@
-//! 3×3 convolution, stride 1, padding 1, on Flex f32 tensors.
+//! The convolutions of the networks on Flex: the 3×3, stride-1, padding-1 kernel below, and
+//! [`conv2d`], which every network calls for every `Conv2d` (f32 weights: this kernel or burn's
+//! conv2d, as always; f16 weights: this kernel and a 1×1 GEMM with the weight widened slab by
+//! slab, see `weights.rs`).
 //!
 //! A PyTorch-layout weight `[out, in, 3, 3]` already is the row-major matrix
 //! `W[out, in·9]` with column `ci·9 + ky·3 + kx`, so the convolution is one GEMM
@@ -14,28 +17,122 @@
 
 use std::ops::Range;
 
+use burn::backend::flex::FlexTensor;
+use burn::module::Param;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
 use super::flex::{self, MatMut, MatRef};
+use super::weights::{self, Weights};
 
 /// Values of the im2col buffer of one band of output rows (16 MB).
 const BAND_VALUES: usize = 4 << 20;
 
-/// `conv.forward(x)`, computed by banded im2col + GEMM when `conv` is a 3×3, stride-1,
-/// padding-1, ungrouped, undilated convolution on a Flex f32 map; burn's conv2d otherwise.
+/// `conv.forward(x)` for every convolution of the networks, whatever its weight's storage:
+/// - f32 weight: a 3×3, stride-1, padding-1, ungrouped, undilated convolution of a Flex f32
+///   map by banded im2col + GEMM, anything else by burn's conv2d (exactly the f32 path the
+///   networks always took);
+/// - f16 weight on Flex (`--precision f16w`): the same 3×3 kernel with the weight widened slab
+///   by slab, 1×1 stride-1 unpadded convolutions as one widening GEMM per image, and any other
+///   convolution (the few stride-2 downsamplers) by burn's conv2d on the weight widened for the
+///   call.
 ///
 /// # Shapes
 /// - `x`: `[batch, channels_in, height, width]`
-/// - output: `[batch, channels_out, height, width]`
-pub fn conv2d_3x3(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    im2col_gemm(conv, x)
+/// - output: `[batch, channels_out, out_height, out_width]`
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let weight = conv.weight.val();
+    let half = weights::f16_weight(weight.clone());
+    if half.is_some()
+        && is_pointwise(conv)
+        && weight.dims()[1] == x.dims()[1]
+        && let Ok(x) = flex::into_flex_f32(x.clone())
+    {
+        return pointwise(conv, half.as_ref(), flex::contiguous(x));
+    }
+    let out = im2col_gemm(conv, x);
+    match out {
+        Ok(out) => out,
+        Err(x) if half.is_some() => {
+            let mut conv = conv.clone();
+            conv.weight = Param::from_tensor(weight.cast(x.dtype()));
+            conv.forward(*x)
+        }
+        Err(x) => conv.forward(*x),
+    }
 }
 
-/// The kernel behind [`conv2d_3x3`].
-pub(super) fn im2col_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+/// Whether `conv` is a 1×1, stride-1, unpadded, ungrouped convolution.
+fn is_pointwise(conv: &Conv2d) -> bool {
+    conv.kernel_size == [1, 1]
+        && conv.stride == [1, 1]
+        && conv.dilation == [1, 1]
+        && conv.groups == 1
+        && matches!(
+            conv.padding,
+            PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0)
+        )
+}
+
+/// A 1×1 convolution as one GEMM per image: `out = W[c_out, c_in] · x[c_in, pixels] + bias`.
+fn pointwise(conv: &Conv2d, weight: Option<&FlexTensor>, x: FlexTensor) -> Tensor<4> {
+    let [batch, channels_in, height, width] = x.layout().shape().dims::<4>();
+    let weight = match weight {
+        Some(w) => w.clone(),
+        None => flex::into_flex_weight(conv.weight.val())
+            .unwrap_or_else(|_| panic!("kernels::conv2d: a Flex weight")),
+    };
+    let channels_out = conv.weight.dims()[0];
+    let pixels = height * width;
+    let bias = conv.bias.as_ref().map(|b| {
+        b.val()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("kernels: f32 bias")
+    });
+    let x = flex::slice(&x);
+    let w = Weights::of(&weight);
+    let mut out = vec![0.0f32; batch * channels_out * pixels];
+    for (image, out) in x
+        .chunks_exact(channels_in * pixels)
+        .zip(out.chunks_exact_mut(channels_out * pixels))
+    {
+        if let Some(bias) = &bias {
+            for (plane, &b) in out.chunks_exact_mut(pixels).zip(bias) {
+                plane.fill(b);
+            }
+        }
+        weights::gemm_weight_lhs(
+            MatMut {
+                data: out,
+                offset: 0,
+                rows: channels_out,
+                cols: pixels,
+                row_stride: pixels,
+                col_stride: 1,
+            },
+            w,
+            MatRef {
+                data: image,
+                offset: 0,
+                rows: channels_in,
+                cols: pixels,
+                row_stride: pixels,
+                col_stride: 1,
+            },
+            bias.is_some(),
+            true,
+        );
+    }
+    flex::from_vec(out, [batch, channels_out, height, width])
+}
+
+/// The banded im2col kernel for 3×3, stride-1, padding-1 convolutions of a Flex f32 map with
+/// an f32 or f16 weight; `Err(x)` unchanged for any other convolution or input.
+pub(super) fn im2col_gemm(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Box<Tensor<4>>> {
     let [batch, channels_in, height, width] = x.dims();
     let [channels_out, weight_in, _, _] = conv.weight.dims();
     let eligible = conv.kernel_size == [3, 3]
@@ -51,23 +148,23 @@ pub(super) fn im2col_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         && channels_in > 0
         && flex::is_flex(&x.device());
     if !eligible {
-        return conv.forward(x);
+        return Err(Box::new(x));
     }
-    let weight = flex::into_flex_f32(conv.weight.val()).map(flex::contiguous);
+    let weight = flex::into_flex_weight(conv.weight.val());
     let bias = conv
         .bias
         .as_ref()
         .map(|b| flex::into_flex_f32(b.val()).map(flex::contiguous))
         .transpose();
     let (Ok(weight), Ok(bias)) = (weight, bias) else {
-        return conv.forward(x);
+        return Err(Box::new(x));
     };
     let x = match flex::into_flex_f32(x) {
         Ok(x) => flex::contiguous(x),
-        Err(x) => return conv.forward(*x),
+        Err(x) => return Err(x),
     };
     let (weight, bias, x) = (
-        flex::slice(&weight),
+        Weights::of(&weight),
         bias.as_ref().map(flex::slice),
         flex::slice(&x),
     );
@@ -93,7 +190,7 @@ pub(super) fn im2col_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             let band = rows * width;
             let cols = &mut cols[..depth * band];
             im2col(image, cols, height, width, y0..y0 + rows);
-            flex::gemm(
+            weights::gemm_weight_lhs(
                 MatMut {
                     data: out,
                     offset: y0 * width,
@@ -102,14 +199,7 @@ pub(super) fn im2col_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
                     row_stride: pixels,
                     col_stride: 1,
                 },
-                MatRef {
-                    data: weight,
-                    offset: 0,
-                    rows: channels_out,
-                    cols: depth,
-                    row_stride: depth,
-                    col_stride: 1,
-                },
+                weight,
                 MatRef {
                     data: cols,
                     offset: 0,
@@ -123,7 +213,7 @@ pub(super) fn im2col_gemm(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             );
         }
     }
-    flex::from_vec(out, [batch, channels_out, height, width])
+    Ok(flex::from_vec(out, [batch, channels_out, height, width]))
 }
 
 /// Fills `cols[ci·9 + ky·3 + kx][(y - band.start)·width + x]` with
@@ -186,7 +276,7 @@ mod tests {
         ] {
             let conv = conv(cin, cout, bias, &device);
             let x = random([batch, cin, h, w], 1.0, 0.0, &device);
-            assert_close(conv2d_3x3(&conv, x.clone()), conv.forward(x));
+            assert_close(conv2d(&conv, x.clone()), conv.forward(x));
         }
     }
 
@@ -196,7 +286,10 @@ mod tests {
         // 64 channels at 100²: bands of BAND_VALUES / (576 · 100) = 72 rows, the last one short.
         let conv = conv(64, 8, true, &device);
         let x = random([2, 64, 100, 100], 1.0, 0.0, &device);
-        assert_close(im2col_gemm(&conv, x.clone()), conv.forward(x));
+        assert_close(
+            im2col_gemm(&conv, x.clone()).expect("eligible"),
+            conv.forward(x),
+        );
     }
 
     #[test]
@@ -207,6 +300,6 @@ mod tests {
             .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
             .init(&device);
         let x = random([1, 4, 9, 9], 1.0, 0.0, &device);
-        assert_close(conv2d_3x3(&strided, x.clone()), strided.forward(x));
+        assert_close(conv2d(&strided, x.clone()), strided.forward(x));
     }
 }

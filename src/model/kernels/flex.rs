@@ -28,6 +28,21 @@ pub(super) fn into_flex_f32<const D: usize>(x: Tensor<D>) -> Result<FlexTensor, 
     }
 }
 
+/// The Flex primitive of a weight `w` stored as f32 or f16 on a Flex device, made contiguous;
+/// `Err(w)` unchanged otherwise.
+pub(super) fn into_flex_weight<const D: usize>(w: Tensor<D>) -> Result<FlexTensor, Box<Tensor<D>>> {
+    if !is_flex(&w.device()) || !matches!(w.dtype(), DType::F32 | DType::F16) {
+        return Err(Box::new(w));
+    }
+    match w.clone().try_into_primitive::<Flex>() {
+        Ok(primitive) if primitive.is_contiguous() && primitive.layout().start_offset() == 0 => {
+            Ok(primitive)
+        }
+        Ok(primitive) => Ok(primitive.to_contiguous()),
+        Err(_) => Err(Box::new(w)),
+    }
+}
+
 /// Wraps a Flex primitive back into a tensor.
 pub(super) fn from_flex<const D: usize>(primitive: FlexTensor) -> Tensor<D> {
     Tensor::from_primitive::<Flex>(primitive)

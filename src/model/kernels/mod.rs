@@ -1,5 +1,6 @@
-//! Fused CPU kernels for the Flex backend: GroupNorm (+SiLU), multi-head attention and the
-//! small-map 3×3 convolution.
+//! Fused CPU kernels for the Flex backend: GroupNorm (+SiLU), multi-head attention, the
+//! small-map 3×3 convolution, and every weight consumer (linear, convolutions, embeddings) for
+//! weights stored in f32 or f16 (`weights.rs`, `half.rs`: "f16 weights, f32 compute").
 //!
 //! Each public function is a drop-in replacement for the burn composition used by the networks
 //! (same arguments, same results within f32 rounding). On a Flex device with f32 tensors it works
@@ -18,11 +19,14 @@ mod bench;
 pub mod conv;
 mod flex;
 pub mod group_norm;
+pub mod half;
 mod math;
+pub mod weights;
 
 pub use attention::multi_head_attention;
-pub use conv::conv2d_3x3;
+pub use conv::conv2d;
 pub use group_norm::group_norm;
+pub use weights::{conv1d, embedding, linear};
 
 #[cfg(test)]
 pub(crate) mod test_util {

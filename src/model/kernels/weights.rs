@@ -1,0 +1,618 @@
+//! Every weight consumer of the networks, for weights stored in f32 or in f16 ("f16 weights,
+//! f32 compute", `--precision f16w`): [`linear`], [`conv1d`] (the 1-wide convolutions of the
+//! attention pool), [`embedding`], and the GEMMs behind them and `conv::conv2d`.
+//!
+//! With an f32 weight each function runs exactly what the networks ran before (burn's
+//! `forward`, or the existing f32 kernel), so f32 results do not change. With an f16 weight on
+//! a Flex device the weight is widened inside the kernel and multiplied in f32 with f32
+//! accumulation: burn itself must never see it, since burn-flex runs an F16 weight either as an
+//! all-f16 GEMM or not at all (`storage: dtype mismatch` with f32 activations).
+//!
+//! The GEMM (`shared/docs/cpu-half-precision.md` §0, step 1): walk K in slabs, widen one slab
+//! of the weight (≤ [`SLAB_VALUES`] f32, L2-sized) into a per-thread buffer that is reused from
+//! call to call, then call the f32 `gemm` with accumulation. Every weight element is read once
+//! at 2 bytes and widened once; only the destination is revisited per slab. A product with one
+//! or two activation rows (the time-embedding MLP) is a GEMV: it widens in registers
+//! ([`half::axpy`]), which keeps it bandwidth-bound on half the bytes.
+
+use std::cell::RefCell;
+
+use burn::backend::flex::FlexTensor;
+use burn::nn::conv::Conv1d;
+use burn::nn::{Embedding, Linear};
+use burn::prelude::*;
+use burn::tensor::{DType, f16};
+use rayon::prelude::*;
+
+use super::flex::{self, MatMut, MatRef};
+use super::half;
+
+/// f32 values of one widened weight slab (2 MB, about one core's L2).
+const SLAB_VALUES: usize = 512 * 1024;
+/// Widest slab of a weight used as the right-hand side (its output columns).
+const SLAB_COLS: usize = 2048;
+/// Products with fewer activation rows than this run as GEMVs.
+const GEMV_ROWS: usize = 3;
+/// Output columns per task of the parallel GEMV.
+const GEMV_CHUNK: usize = 256;
+
+thread_local! {
+    /// The widened slab, reused by every call on this thread.
+    static SLAB: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A row-major weight matrix as it is stored.
+#[derive(Clone, Copy)]
+pub(super) enum Weights<'a> {
+    /// 32-bit values (used as they are).
+    F32(&'a [f32]),
+    /// 16-bit values (widened slab by slab).
+    F16(&'a [f16]),
+}
+
+impl<'a> Weights<'a> {
+    /// The values of a contiguous f32 or f16 Flex tensor.
+    pub(super) fn of(t: &'a FlexTensor) -> Self {
+        match t.dtype() {
+            DType::F16 => Self::F16(
+                t.as_slice::<f16>()
+                    .expect("kernels: f16 weight made contiguous before slicing"),
+            ),
+            _ => Self::F32(flex::slice(t)),
+        }
+    }
+}
+
+/// Runs `f` with this thread's slab buffer, at least `len` values long.
+fn with_slab<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SLAB.with(|slab| {
+        let mut slab = slab.borrow_mut();
+        if slab.len() < len {
+            slab.resize(len, 0.0);
+        }
+        f(&mut slab[..len])
+    })
+}
+
+/// Widens the `rows × cols` block at `(row0, col0)` of the f16 matrix `w` (row stride
+/// `stride`) into `slab`, row-major.
+fn widen_block(w: &[f16], stride: usize, row0: usize, col0: usize, cols: usize, slab: &mut [f32]) {
+    let widen_row = |(r, dst): (usize, &mut [f32])| {
+        let start = (row0 + r) * stride + col0;
+        half::widen(&w[start..start + cols], dst);
+    };
+    if slab.len() >= 1 << 16 {
+        slab.par_chunks_mut(cols)
+            .enumerate()
+            .with_min_len((4096 / cols).max(1))
+            .for_each(widen_row);
+    } else {
+        slab.chunks_mut(cols).enumerate().for_each(widen_row);
+    }
+}
+
+/// `dst (+)= W · rhs` for a row-major weight `W` of `dst.rows × k` (the convolutions: weight
+/// `[c_out, c_in·kh·kw]`, activations as columns). With f32 weights this is one `gemm` call.
+pub(super) fn gemm_weight_lhs(
+    dst: MatMut<'_>,
+    w: Weights<'_>,
+    rhs: MatRef<'_>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (m, k) = (dst.rows, rhs.rows);
+    let data = match w {
+        Weights::F32(data) => {
+            let lhs = MatRef {
+                data,
+                offset: 0,
+                rows: m,
+                cols: k,
+                row_stride: k,
+                col_stride: 1,
+            };
+            return flex::gemm(dst, lhs, rhs, accumulate, parallel);
+        }
+        Weights::F16(data) => data,
+    };
+    assert_eq!(data.len(), m * k, "kernels: weight of the wrong size");
+    if m == 0 || k == 0 {
+        let empty = MatRef {
+            data: &[],
+            offset: 0,
+            rows: m,
+            cols: k,
+            row_stride: k,
+            col_stride: 1,
+        };
+        return flex::gemm(dst, empty, rhs, accumulate, parallel);
+    }
+    let kb = (SLAB_VALUES / m).max(16).min(k);
+    with_slab(m * kb, |slab| {
+        for k0 in (0..k).step_by(kb) {
+            let kn = kb.min(k - k0);
+            let slab = &mut slab[..m * kn];
+            widen_block(data, k, 0, k0, kn, slab);
+            let lhs = MatRef {
+                data: slab,
+                offset: 0,
+                rows: m,
+                cols: kn,
+                row_stride: kn,
+                col_stride: 1,
+            };
+            let rhs = MatRef {
+                offset: rhs.offset + k0 * rhs.row_stride,
+                rows: kn,
+                ..rhs
+            };
+            let dst = MatMut {
+                data: &mut *dst.data,
+                ..dst
+            };
+            flex::gemm(dst, lhs, rhs, accumulate || k0 > 0, parallel);
+        }
+    });
+}
+
+/// `dst (+)= lhs · W` for a row-major weight `W` of `k × dst.cols` (burn's Linear layout
+/// `[in, out]`, activations as rows). With f32 weights this is one `gemm` call.
+pub(super) fn gemm_weight_rhs(
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    w: Weights<'_>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (n, k) = (dst.cols, lhs.cols);
+    let data = match w {
+        Weights::F32(data) => {
+            let rhs = MatRef {
+                data,
+                offset: 0,
+                rows: k,
+                cols: n,
+                row_stride: n,
+                col_stride: 1,
+            };
+            return flex::gemm(dst, lhs, rhs, accumulate, parallel);
+        }
+        Weights::F16(data) => data,
+    };
+    assert_eq!(data.len(), k * n, "kernels: weight of the wrong size");
+    if n == 0 || k == 0 || dst.rows == 0 {
+        let empty = MatRef {
+            data: &[],
+            offset: 0,
+            rows: k,
+            cols: n,
+            row_stride: n,
+            col_stride: 1,
+        };
+        return flex::gemm(dst, lhs, empty, accumulate, parallel);
+    }
+    let nb = n.min(SLAB_COLS);
+    let kb = (SLAB_VALUES / nb).max(16).min(k);
+    with_slab(kb * nb, |slab| {
+        for n0 in (0..n).step_by(nb) {
+            let nn = nb.min(n - n0);
+            for k0 in (0..k).step_by(kb) {
+                let kn = kb.min(k - k0);
+                let slab = &mut slab[..kn * nn];
+                widen_block(data, n, k0, n0, nn, slab);
+                let rhs = MatRef {
+                    data: slab,
+                    offset: 0,
+                    rows: kn,
+                    cols: nn,
+                    row_stride: nn,
+                    col_stride: 1,
+                };
+                let lhs = MatRef {
+                    offset: lhs.offset + k0 * lhs.col_stride,
+                    cols: kn,
+                    ..lhs
+                };
+                let dst = MatMut {
+                    data: &mut *dst.data,
+                    offset: dst.offset + n0 * dst.col_stride,
+                    cols: nn,
+                    ..dst
+                };
+                flex::gemm(dst, lhs, rhs, accumulate || k0 > 0, parallel);
+            }
+        }
+    });
+}
+
+/// `out[r] (+)= x[r] · W` row by row for an f16 `W` of `k × n` with few rows `x`, widening in
+/// registers; `out` and `x` are row-major and contiguous (`rows × n`, `rows × k`).
+fn gemv_f16(out: &mut [f32], x: &[f32], w: &[f16], k: usize, n: usize) {
+    for (out, x) in out.chunks_exact_mut(n).zip(x.chunks_exact(k)) {
+        out.par_chunks_mut(GEMV_CHUNK)
+            .enumerate()
+            .for_each(|(chunk, out)| {
+                let c0 = chunk * GEMV_CHUNK;
+                for (kk, &a) in x.iter().enumerate() {
+                    let row = kk * n + c0;
+                    half::axpy(out, a, &w[row..row + out.len()]);
+                }
+            });
+    }
+}
+
+/// `weight` as a contiguous Flex primitive when it is stored as f16 on a Flex device that
+/// computes in f32 (`--precision f16w`); `None` otherwise — f32 weights, and the all-f16 modes
+/// where weights and activations share the dtype — which keep burn's path.
+pub(super) fn f16_weight<const D: usize>(weight: Tensor<D>) -> Option<FlexTensor> {
+    if weight.dtype() != DType::F16
+        || !flex::is_flex(&weight.device())
+        || crate::precision::float_dtype(&weight.device()) != burn::tensor::FloatDType::F32
+    {
+        return None;
+    }
+    flex::into_flex_weight(weight).ok()
+}
+
+/// The values of an f32 bias, if any.
+fn bias_values(bias: Option<Tensor<1>>) -> Option<Vec<f32>> {
+    bias.map(|b| {
+        b.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("kernels: f32 bias")
+    })
+}
+
+/// A weight stored as f16 used where no kernel of this module applies: widened to the dtype
+/// of the activations for one call (slow, but correct on any device).
+fn widened<const D: usize>(weight: Tensor<D>, like: DType) -> Tensor<D> {
+    weight.cast(like)
+}
+
+/// `linear.forward(x)`: burn's own with an f32 weight; with an f16 weight on Flex the
+/// widening GEMM (or GEMV for one or two rows).
+///
+/// # Shapes
+/// - `x`: `[..., d_input]`
+/// - output: `[..., d_output]`
+pub fn linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let weight = linear.weight.val();
+    let Some(w) = f16_weight(weight.clone()) else {
+        return linear.forward(x);
+    };
+    let [k, n] = weight.dims();
+    let dims = x.dims();
+    assert_eq!(dims[D - 1], k, "kernels::linear: input width");
+    let x = match flex::into_flex_f32(x) {
+        Ok(x) => flex::contiguous(x),
+        Err(x) => {
+            let dtype = x.dtype();
+            let out = x.matmul(widened(weight, dtype).unsqueeze());
+            return match &linear.bias {
+                Some(b) => out + b.val().cast(dtype).unsqueeze(),
+                None => out,
+            };
+        }
+    };
+    let x = flex::slice(&x);
+    let rows = x.len() / k.max(1);
+    let bias = bias_values(linear.bias.as_ref().map(|b| b.val()));
+    let mut out = vec![0.0f32; rows * n];
+    if let Some(bias) = &bias {
+        for row in out.chunks_exact_mut(n) {
+            row.copy_from_slice(bias);
+        }
+    }
+    let w = Weights::of(&w);
+    match w {
+        Weights::F16(data) if rows < GEMV_ROWS => gemv_f16(&mut out, x, data, k, n),
+        _ => gemm_weight_rhs(
+            MatMut {
+                data: &mut out,
+                offset: 0,
+                rows,
+                cols: n,
+                row_stride: n,
+                col_stride: 1,
+            },
+            MatRef {
+                data: x,
+                offset: 0,
+                rows,
+                cols: k,
+                row_stride: k,
+                col_stride: 1,
+            },
+            w,
+            bias.is_some(),
+            true,
+        ),
+    }
+    let mut shape = dims;
+    shape[D - 1] = n;
+    flex::from_vec(out, shape)
+}
+
+/// `conv.forward(x)` for the 1-wide, stride-1, unpadded Conv1d of the attention pool: burn's
+/// own with an f32 weight (and for any other Conv1d); with an f16 weight on Flex one widening
+/// GEMM per batch element.
+///
+/// # Shapes
+/// - `x`: `[batch, channels_in, length]`
+/// - output: `[batch, channels_out, length]`
+pub fn conv1d(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
+    let weight = conv.weight.val();
+    let Some(w) = f16_weight(weight.clone()) else {
+        return conv.forward(x);
+    };
+    let [channels_out, channels_in, width] = weight.dims();
+    let [batch, x_channels, length] = x.dims();
+    let pointwise = width == 1
+        && conv.stride == 1
+        && conv.dilation == 1
+        && conv.groups == 1
+        && x_channels == channels_in
+        && matches!(conv.padding, burn::nn::PaddingConfig1d::Valid);
+    let x = match flex::into_flex_f32(x).map(flex::contiguous) {
+        Ok(x) if pointwise => x,
+        Ok(x) => return widened_conv1d(conv, flex::from_flex(x)),
+        Err(x) => return widened_conv1d(conv, *x),
+    };
+    let x = flex::slice(&x);
+    let bias = bias_values(conv.bias.as_ref().map(|b| b.val()));
+    let mut out = vec![0.0f32; batch * channels_out * length];
+    let w = Weights::of(&w);
+    for (image, out) in x
+        .chunks_exact(channels_in * length)
+        .zip(out.chunks_exact_mut(channels_out * length))
+    {
+        if let Some(bias) = &bias {
+            for (row, &b) in out.chunks_exact_mut(length).zip(bias) {
+                row.fill(b);
+            }
+        }
+        gemm_weight_lhs(
+            MatMut {
+                data: out,
+                offset: 0,
+                rows: channels_out,
+                cols: length,
+                row_stride: length,
+                col_stride: 1,
+            },
+            w,
+            MatRef {
+                data: image,
+                offset: 0,
+                rows: channels_in,
+                cols: length,
+                row_stride: length,
+                col_stride: 1,
+            },
+            bias.is_some(),
+            true,
+        );
+    }
+    flex::from_vec(out, [batch, channels_out, length])
+}
+
+/// A Conv1d with a 16-bit weight that no kernel here covers: burn's conv1d on the weight
+/// widened for this call.
+fn widened_conv1d(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
+    let mut conv = conv.clone();
+    conv.weight = burn::module::Param::from_tensor(widened(conv.weight.val(), x.dtype()));
+    conv.forward(x)
+}
+
+/// `embedding.forward(ids)`: burn's own with an f32 table; with an f16 table on Flex the
+/// looked-up rows are widened.
+///
+/// # Shapes
+/// - `ids`: `[batch, seq]`
+/// - output: `[batch, seq, d_model]`
+///
+/// # Panics
+/// When an id is outside the table (as burn's embedding does).
+pub fn embedding(embedding: &Embedding, ids: Tensor<2, Int>) -> Tensor<3> {
+    let weight = embedding.weight.val();
+    let Some(w) = f16_weight(weight.clone()) else {
+        return embedding.forward(ids);
+    };
+    let [entries, d_model] = weight.dims();
+    let [batch, seq] = ids.dims();
+    let ids = ids
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec::<i64>()
+        .expect("kernels: integer ids");
+    let Weights::F16(table) = Weights::of(&w) else {
+        unreachable!("f16_weight returns f16 tensors only")
+    };
+    let mut out = vec![0.0f32; batch * seq * d_model];
+    for (row, &id) in out.chunks_exact_mut(d_model).zip(&ids) {
+        let id = usize::try_from(id)
+            .ok()
+            .filter(|&id| id < entries)
+            .unwrap_or_else(|| panic!("embedding id {id} outside the table of {entries}"));
+        half::widen(&table[id * d_model..(id + 1) * d_model], row);
+    }
+    flex::from_vec(out, [batch, seq, d_model])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kernels::test_util::{assert_close, random};
+    use burn::module::Param;
+    use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
+    use burn::nn::{EmbeddingConfig, LinearConfig, PaddingConfig2d};
+
+    /// `t` rounded to f16 and stored as f16, and the same values stored as f32.
+    fn halved<const D: usize>(t: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
+        let half = t.cast(DType::F16);
+        let rounded = half.clone().cast(DType::F32);
+        (half, rounded)
+    }
+
+    /// Values of a deterministic pseudo-random matrix in about [-0.5, 0.5).
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as f32 / u32::MAX as f32 - 0.5
+            })
+            .collect()
+    }
+
+    fn max_relative(actual: &[f32], expected: &[f32]) -> f32 {
+        let scale = expected.iter().fold(0f32, |m, e| m.max(e.abs()));
+        let err = actual
+            .iter()
+            .zip(expected)
+            .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+        err / scale
+    }
+
+    fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
+        MatRef {
+            data,
+            offset: 0,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    fn mat_mut(data: &mut [f32], rows: usize, cols: usize) -> MatMut<'_> {
+        MatMut {
+            data,
+            offset: 0,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// The slab GEMMs against one f32 `gemm` on the f16-rounded weights: the same products,
+    /// summed in another order only (several K slabs and, for the right-hand weight, two
+    /// column blocks).
+    #[test]
+    fn widened_slab_gemm_matches_f32_gemm_on_rounded_weights() {
+        // Weight as lhs: 300 × 2000 (K slabs of 1747 + 253), activations 2000 × 37.
+        let (m, k, n) = (300, 2000, 37);
+        let halves: Vec<f16> = values(m * k, 1).into_iter().map(f16::from_f32).collect();
+        let rounded: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+        let act = values(k * n, 2);
+        let start = values(m * n, 3);
+        let (mut slab, mut reference) = (start.clone(), start.clone());
+        gemm_weight_lhs(
+            mat_mut(&mut slab, m, n),
+            Weights::F16(&halves),
+            mat(&act, k, n),
+            true,
+            true,
+        );
+        flex::gemm(
+            mat_mut(&mut reference, m, n),
+            mat(&rounded, m, k),
+            mat(&act, k, n),
+            true,
+            true,
+        );
+        let err = max_relative(&slab, &reference);
+        assert!(err < 2e-6, "lhs slab GEMM: max relative error {err:e}");
+
+        // Weight as rhs: activations 5 × 600, weight 600 × 2100 (column blocks of 2048 + 52,
+        // K slabs of 256).
+        let (m, k, n) = (5, 600, 2100);
+        let halves: Vec<f16> = values(k * n, 4).into_iter().map(f16::from_f32).collect();
+        let rounded: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+        let act = values(m * k, 5);
+        let (mut slab, mut reference) = (vec![0.0; m * n], vec![0.0; m * n]);
+        gemm_weight_rhs(
+            mat_mut(&mut slab, m, n),
+            mat(&act, m, k),
+            Weights::F16(&halves),
+            false,
+            true,
+        );
+        flex::gemm(
+            mat_mut(&mut reference, m, n),
+            mat(&act, m, k),
+            mat(&rounded, k, n),
+            false,
+            true,
+        );
+        let err = max_relative(&slab, &reference);
+        assert!(err < 2e-6, "rhs slab GEMM: max relative error {err:e}");
+    }
+
+    #[test]
+    fn linear_with_f16_weights_matches_burn_on_rounded_weights() {
+        let device = Device::flex();
+        // 1 and 2 rows take the GEMV, 3×7 rows the slab GEMM; with and without bias.
+        for (shape, d_in, d_out, bias) in [
+            ([1, 1, 40], 40, 600, true),
+            ([2, 1, 40], 40, 33, false),
+            ([3, 7, 64], 64, 2100, true),
+        ] {
+            let mut f32_layer = LinearConfig::new(d_in, d_out).with_bias(bias).init(&device);
+            let (half, rounded) = halved(f32_layer.weight.val());
+            f32_layer.weight = Param::from_tensor(rounded);
+            let mut f16_layer = f32_layer.clone();
+            f16_layer.weight = Param::from_tensor(half);
+            let x = random(shape, 1.0, 0.0, &device);
+            assert_close(linear(&f16_layer, x.clone()), f32_layer.forward(x));
+        }
+    }
+
+    #[test]
+    fn convolutions_with_f16_weights_match_burn_on_rounded_weights() {
+        let device = Device::flex();
+        // 3×3 (im2col), 1×1 (pointwise GEMM), stride-2 3×3 (widened for the call).
+        for (kernel, stride, padding) in [
+            (3, 1, PaddingConfig2d::Explicit(1, 1, 1, 1)),
+            (1, 1, PaddingConfig2d::Valid),
+            (3, 2, PaddingConfig2d::Explicit(1, 1, 1, 1)),
+        ] {
+            let mut f32_conv = Conv2dConfig::new([6, 10], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding(padding)
+                .init(&device);
+            let (half, rounded) = halved(f32_conv.weight.val());
+            f32_conv.weight = Param::from_tensor(rounded);
+            let mut f16_conv = f32_conv.clone();
+            f16_conv.weight = Param::from_tensor(half);
+            let x = random([2, 6, 9, 7], 1.0, 0.0, &device);
+            assert_close(
+                crate::model::kernels::conv2d(&f16_conv, x.clone()),
+                f32_conv.forward(x),
+            );
+        }
+        let mut f32_conv1d = Conv1dConfig::new(12, 36, 1).init(&device);
+        let (half, rounded) = halved(f32_conv1d.weight.val());
+        f32_conv1d.weight = Param::from_tensor(rounded);
+        let mut f16_conv1d = f32_conv1d.clone();
+        f16_conv1d.weight = Param::from_tensor(half);
+        let x = random([2, 12, 17], 1.0, 0.0, &device);
+        assert_close(conv1d(&f16_conv1d, x.clone()), f32_conv1d.forward(x));
+    }
+
+    #[test]
+    fn embedding_with_f16_table_matches_burn_on_rounded_table() {
+        let device = Device::flex();
+        let mut f32_table = EmbeddingConfig::new(50, 24).init(&device);
+        let (half, rounded) = halved(f32_table.weight.val());
+        f32_table.weight = Param::from_tensor(rounded);
+        let mut f16_table = f32_table.clone();
+        f16_table.weight = Param::from_tensor(half);
+        let ids = Tensor::<2, Int>::from_data([[0, 49, 3], [7, 7, 12]], &device);
+        assert_close(embedding(&f16_table, ids.clone()), f32_table.forward(ids));
+    }
+}
