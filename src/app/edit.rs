@@ -137,6 +137,10 @@ impl App {
             .masks
             .layers()
             .iter()
+            // A draft preview is not refined: it lives for one keystroke, and refining it at
+            // the image's full size would take the cores from LD-ZNet's run (at 1024² the
+            // phrase took 1.5× its `bench` time with drafts refined). It shows bilinear.
+            .filter(|e| !doc.masks.is_draft(e.id))
             .filter_map(|e| {
                 let epoch = e.layer.refine_due()?;
                 runtimes

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use ldzmask::discovery::{self, FoundWeights, SearchLocation};
 use ldzmask::model::configs::ModelConfigs;
 use ldzmask::weights::{
@@ -304,6 +306,10 @@ fn convert(
             .unwrap_or_default()
     };
     let out = out.unwrap_or_else(|| dir.join(BUNDLE_FILE));
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create the output folder {}", parent.display()))?;
+    }
     if out.exists() && !overwrite {
         anyhow::bail!(
             "{} already exists (use --overwrite to replace it)",
