@@ -22,358 +22,32 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use crate::device::{DeviceChoice, GpuMemory, SelectedDevice, free_gpu_memory, gpu_memory, is_gpu};
+use crate::device::{DeviceChoice, SelectedDevice, free_gpu_memory, gpu_memory, is_gpu};
 use crate::draft::DraftSettings;
 use crate::draft::prompt::generation_prompt;
 use crate::engine::{EngineKind, Engines};
 use crate::imageio::RgbImage;
 use crate::mask::MaskBuf;
-use crate::pipeline::{
-    PhraseMask, Randomness, SegmentError, SetupError, Stage, StageTimings, weights_label,
-};
+use crate::pipeline::{PhraseMask, SegmentError, SetupError, Stage, weights_label};
 use crate::precision::Precision;
 use crate::recipe::ModelIdentity;
 use crate::runtime::InferencePool;
 
+mod protocol;
+mod status;
 mod suggest;
 
-/// Where the model stands, as the UI sees it through the worker's events.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ModelStatus {
-    /// Loading has not started.
-    NotStarted,
-    /// Loading step `step` of `total`.
-    Loading {
-        /// Steps done.
-        step: usize,
-        /// Steps in all.
-        total: usize,
-        /// What is loading.
-        what: String,
-    },
-    /// Ready to segment.
-    Ready {
-        /// Where the weights came from.
-        weights: String,
-        /// Load time.
-        load_time: Duration,
-        /// Which engines the weights provide.
-        engines: EngineSet,
-    },
-    /// No weights were found: manual masking only.
-    Missing {
-        /// The discovery error (what was searched).
-        message: String,
-    },
-    /// Weights were found but could not be loaded.
-    Failed {
-        /// The error.
-        message: String,
-    },
-    /// Unloaded to free memory ("Free GPU memory" or the idle setting); the next phrase
-    /// reloads it.
-    Unloaded {
-        /// Where the weights came from.
-        weights: String,
-    },
-}
-
-impl ModelStatus {
-    /// True when phrases can be segmented (an unloaded model reloads on the first one).
-    pub fn is_ready(&self) -> bool {
-        matches!(self, Self::Ready { .. } | Self::Unloaded { .. })
-    }
-
-    /// True while the model may still become ready.
-    pub fn is_pending(&self) -> bool {
-        matches!(self, Self::NotStarted | Self::Loading { .. })
-    }
-}
-
-/// Which engines a loaded model provides.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EngineSet {
-    /// LD-ZNet (its checkpoint was found).
-    pub ldznet: bool,
-    /// The training-free draft.
-    pub draft: bool,
-}
-
-impl EngineSet {
-    /// The engine a layer set to `wanted` actually runs: the draft when LD-ZNet is missing.
-    pub fn effective(self, wanted: EngineKind) -> EngineKind {
-        match wanted {
-            EngineKind::Ldznet if !self.ldznet => EngineKind::Draft,
-            other => other,
-        }
-    }
-
-    /// "LD-ZNet + draft", "draft only", "LD-ZNet only".
-    pub fn label(self) -> &'static str {
-        match (self.ldznet, self.draft) {
-            (true, true) => "LD-ZNet + draft",
-            (true, false) => "LD-ZNet only",
-            (false, true) => "draft only",
-            (false, false) => "no engine",
-        }
-    }
-}
-
-/// The last model run, for the status bar.
-#[derive(Clone, Debug)]
-pub struct LastRun {
-    /// The phrase.
-    pub phrase: String,
-    /// The engine that made the mask.
-    pub engine: EngineKind,
-    /// Per-stage timings.
-    pub timings: StageTimings,
-    /// Whole request, as the worker measured it.
-    pub elapsed: Duration,
-}
-
-/// What the status bar shows of the GPU: memory and the warm-up pass.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct GpuStatus {
-    /// Memory after loading or after the last phrase (`None` on the CPU).
-    pub memory: Option<GpuMemory>,
-    /// The device's memory right after the weights were loaded.
-    pub after_load: Option<GpuMemory>,
-    /// Warm-up step `(step, total, what)` while it runs.
-    pub warm_up: Option<(usize, usize, String)>,
-    /// How long the last warm-up took.
-    pub warm_up_time: Option<Duration>,
-}
-
-/// What the status bar shows of the draft engine: its per-image pass and the last preview.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DraftStatus {
-    /// Step `(step, total, what)` of the running per-image pass.
-    pub pass: Option<(usize, usize, String)>,
-    /// How long the last per-image pass took.
-    pub pass_time: Option<Duration>,
-    /// Why the last pass failed.
-    pub error: Option<String>,
-    /// Wall time of the last draft preview (one keystroke's mask).
-    pub last_preview: Option<Duration>,
-    /// Previews shown so far (one per keystroke that was not superseded).
-    pub previews: u64,
-}
+pub use protocol::{Event, Job};
+pub use status::{DraftStatus, EngineSet, GpuStatus, LastRun, ModelStatus};
 
 /// Jobs queued for the worker before the UI keeps them itself (`try_send`).
 const JOB_QUEUE: usize = 8;
 /// Events the worker may get ahead of the UI before it waits.
 const EVENT_QUEUE: usize = 32;
-/// Work for the inference thread.
-#[derive(Debug)]
-pub enum Job {
-    /// Find the weights and load the networks (replacing any loaded model).
-    Load {
-        /// `--weights` flag or the folder chosen in the app; `None` = the usual search.
-        weights: Option<PathBuf>,
-        /// Device wanted if none was selected at start-up.
-        device: DeviceChoice,
-    },
-    /// Drop the networks and return the memory they held (the GPU's pools are cleaned); the
-    /// next [`Job::Segment`] loads them again from the same place.
-    Unload,
-    /// The draft's per-image pass for a newly opened image (nothing without a draft engine).
-    Prepare {
-        /// Image id.
-        image_id: u64,
-        /// The image.
-        image: Arc<RgbImage>,
-        /// Its file, read for a generation prompt (A1111 `parameters`, ComfyUI `prompt`).
-        source: Option<PathBuf>,
-    },
-    /// The draft mask of a phrase as typed (a preview: the layer's engine result replaces it).
-    Preview {
-        /// Increasing id; the UI keeps only the newest per layer.
-        request_id: u64,
-        /// Layer the result is for.
-        layer_id: u64,
-        /// Image the result is for.
-        image_id: u64,
-        /// The image.
-        image: Arc<RgbImage>,
-        /// The phrase.
-        phrase: String,
-    },
-    /// Segment one phrase of one image.
-    Segment {
-        /// Increasing id; the UI keeps only the newest per layer.
-        request_id: u64,
-        /// Layer the result is for.
-        layer_id: u64,
-        /// Image the result is for.
-        image_id: u64,
-        /// The image (shared, not copied).
-        image: Arc<RgbImage>,
-        /// The phrase.
-        phrase: String,
-        /// How the model's random values are drawn (the document's draws).
-        randomness: Randomness,
-        /// The engine the layer asks for (the draft runs where LD-ZNet is missing).
-        engine: EngineKind,
-        /// Set by the UI when the request is superseded: the run stops at the next stage.
-        cancel: Arc<AtomicBool>,
-    },
-    /// Suggest an ADE20K class for each phrase by CLIP text similarity (the Regions view).
-    SuggestClasses {
-        /// Increasing id; the UI keeps only the newest answer.
-        request_id: u64,
-        /// The phrases.
-        phrases: Vec<String>,
-    },
-}
-
-impl Job {
-    /// The layer and request a mask job is for.
-    fn mask_request(&self) -> Option<(u64, u64, bool)> {
-        match self {
-            Self::Preview {
-                layer_id,
-                request_id,
-                ..
-            } => Some((*layer_id, *request_id, true)),
-            Self::Segment {
-                layer_id,
-                request_id,
-                ..
-            } => Some((*layer_id, *request_id, false)),
-            Self::Load { .. }
-            | Self::Unload
-            | Self::Prepare { .. }
-            | Self::SuggestClasses { .. } => None,
-        }
-    }
-}
-
-/// News from the inference thread.
-#[derive(Debug)]
-pub enum Event {
-    /// Loading step `step` of `total`.
-    LoadProgress {
-        /// Steps done.
-        step: usize,
-        /// Steps in all.
-        total: usize,
-        /// What is loading now.
-        what: String,
-    },
-    /// The model is ready.
-    Loaded {
-        /// Device description ("CPU (burn flex)", "GPU: …").
-        device: String,
-        /// Where the weights came from.
-        weights: String,
-        /// Load time.
-        elapsed: Duration,
-        /// The checkpoint files' identity (for recipes); `None` if they could not be re-read.
-        identity: Option<ModelIdentity>,
-        /// Which engines the weights provide.
-        engines: EngineSet,
-    },
-    /// The draft's per-image pass: step `step` of `total` runs (`step == total`: done).
-    Preparing {
-        /// The image.
-        image_id: u64,
-        /// Steps done.
-        step: usize,
-        /// Steps in all.
-        total: usize,
-        /// What runs now.
-        what: String,
-        /// Time since the pass started.
-        elapsed: Duration,
-    },
-    /// Warm-up step `step` of `total` is running (`step == total`: done, in `elapsed`).
-    WarmUp {
-        /// Steps done.
-        step: usize,
-        /// Steps in all.
-        total: usize,
-        /// What runs now.
-        what: String,
-        /// Time since the warm-up started.
-        elapsed: Duration,
-    },
-    /// The GPU's memory pools now.
-    GpuMemory {
-        /// Usage.
-        memory: GpuMemory,
-        /// True right after loading (the weights alone).
-        after_load: bool,
-    },
-    /// The model was unloaded.
-    Unloaded {
-        /// Where its weights came from.
-        weights: String,
-    },
-    /// The GPU failed; the model moves to the CPU (a `Loaded` event follows).
-    DeviceFault {
-        /// What happened.
-        message: String,
-    },
-    /// No model: what is missing and how to fix it.
-    LoadFailed {
-        /// The error, with the places searched.
-        message: String,
-        /// True when no weights were found at all (as opposed to broken ones).
-        missing: bool,
-    },
-    /// A phrase's probabilities at the image size.
-    Mask {
-        /// The request answered.
-        request_id: u64,
-        /// Its layer.
-        layer_id: u64,
-        /// Its image.
-        image_id: u64,
-        /// Probabilities in `0..=1`, image size.
-        probabilities: MaskBuf,
-        /// Stage timings of this run.
-        timings: StageTimings,
-        /// Wall time of the whole request.
-        elapsed: Duration,
-        /// The engine that made it.
-        engine: EngineKind,
-        /// True for a [`Job::Preview`]'s draft (replaced by the layer's result).
-        preview: bool,
-    },
-    /// A superseded request stopped early.
-    Cancelled {
-        /// The request.
-        request_id: u64,
-        /// Its layer.
-        layer_id: u64,
-        /// The stage it stopped after (`None`: before it started).
-        stage: Option<Stage>,
-        /// Stage boundaries it passed ([`Stage`]s, UNet blocks included).
-        stages_done: usize,
-    },
-    /// The answer to [`Job::SuggestClasses`].
-    ClassSuggestions {
-        /// The request answered.
-        request_id: u64,
-        /// Each phrase with its suggestion (`None`: it has none), or why there are none.
-        result: Result<Vec<(String, Option<crate::class_suggest::Suggestion>)>, String>,
-    },
-    /// A segmentation request failed.
-    SegmentFailed {
-        /// The request.
-        request_id: u64,
-        /// Its layer.
-        layer_id: u64,
-        /// What went wrong.
-        message: String,
-    },
-}
-
 /// The UI's handle on the worker: the job sender (with an overflow queue, so the UI never
 /// blocks) and the event receiver.
 #[derive(Debug)]
@@ -1056,7 +730,10 @@ mod tests {
                 pixels: vec![0, 0, 0],
             }),
             phrase: "x".into(),
-            randomness: Randomness::seeded(crate::pipeline::Mode::Deterministic, 0),
+            randomness: crate::pipeline::Randomness::seeded(
+                crate::pipeline::Mode::Deterministic,
+                0,
+            ),
             engine: EngineKind::Ldznet,
             cancel: Arc::default(),
         }
