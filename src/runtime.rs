@@ -118,12 +118,14 @@ impl InferencePool {
     }
 }
 
-/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`]; false where the
-/// system has no per-thread nice value (or refused).
+/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`] (never raises it: a
+/// process started with a higher nice value keeps it); false where the system has no
+/// per-thread nice value (or refused).
 pub fn lower_current_thread_priority() -> bool {
     #[cfg(target_os = "linux")]
     {
-        nice::set_current_thread(BACKGROUND_NICE)
+        let current = nice::current_thread().unwrap_or(0);
+        current >= BACKGROUND_NICE || nice::set_current_thread(BACKGROUND_NICE)
     }
     #[cfg(not(target_os = "linux"))]
     {
