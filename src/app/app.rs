@@ -460,20 +460,20 @@ impl App {
 
     /// Runs the `--bench-script` step that is due (see [`super::bench_script`]).
     fn run_script(&mut self, now: Instant) {
-        let Some(script) = &mut self.script else {
+        if self.script.is_none() {
             return;
-        };
+        }
+        let busy = self.is_busy();
         let doc = self.state.document.as_ref();
         let active = doc.and_then(|d| d.active_layer.and_then(|id| d.masks.layer(id)));
         let view = ScriptView {
             model_settled: !self.model.is_pending(),
-            busy: self.tasks.running() > 0
-                || !self.commands.is_empty()
-                || self.worker.as_ref().is_some_and(|w| w.waiting() > 0)
-                || self.layer_runtimes.busy()
-                || self.draft.pass.is_some(),
+            busy,
             image_id: doc.map(|d| d.image_id),
             active_phrase: active.map(|e| e.props.phrase.as_str()),
+        };
+        let Some(script) = &mut self.script else {
+            return;
         };
         let (actions, again) = script.poll(now, view);
         let active = active.map(|e| (e.id, e.props.clone()));

@@ -279,20 +279,20 @@ impl Worker {
                 phrase,
             } => {
                 let start = Instant::now();
+                let phrases = [phrase.as_str()];
+                let run = |engines: &mut Engines| {
+                    (engines.draft.as_mut()).map(|draft| draft.segment(&image, &phrases))
+                };
                 let result = match self.engines_loaded() {
                     Err(false) => return false,
                     Err(true) => None,
-                    Ok(engines) => engines
-                        .draft
-                        .as_mut()
-                        .map(|draft| draft.segment(&image, &[phrase.as_str()])),
+                    Ok(engines) => run(engines),
                 };
                 let Some(result) = result else {
                     return true; // no draft engine: the layer's own result will come
                 };
-                let result = self.retry_on_cpu(result, |engines| match &mut engines.draft {
-                    Some(draft) => draft.segment(&image, &[phrase.as_str()]),
-                    None => Err(SegmentError::Draft("not loaded".into())),
+                let result = self.retry_on_cpu(result, |engines| {
+                    run(engines).unwrap_or_else(|| Err(SegmentError::Draft("not loaded".into())))
                 });
                 let Some(result) = result else { return false };
                 self.emit(mask_event(
