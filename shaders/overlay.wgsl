@@ -18,7 +18,7 @@ struct Uniforms {
     image_rect: vec4<f32>,
     // Layer colour (sRGB 0..1) and overlay opacity in .a.
     colour: vec4<f32>,
-    // x: mode (0 = image, 1 = layer overlay); y: 1 for an sRGB framebuffer; z: outline width
+    // x: unused (the image and the layers have their own entry points); y: 1 for an sRGB framebuffer; z: outline width
     // in physical pixels (0 = no outline); w: 1 to sample the image with nearest filtering
     // (zoomed in: show the pixels).
     flags: vec4<f32>,
@@ -73,26 +73,31 @@ fn output(rgb: vec3<f32>, alpha: f32) -> vec4<f32> {
     return vec4<f32>(c * alpha, alpha);
 }
 
+// The image over a checkerboard where it is transparent. One texture read per fragment: without
+// a GPU this shader runs on the CPU (llvmpipe) every frame, beside the model.
 @fragment
-fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
-    // Sample everything up front: texture sampling must stay in uniform control flow.
-    let smooth_px = textureSample(image_tex, linear_sampler, in.uv);
-    let sharp_px = textureSample(image_tex, nearest_sampler, in.uv);
+fn fs_image(in: VertexOut) -> @location(0) vec4<f32> {
+    // The image has one mip level, so an explicit level 0 reads what `textureSample` would,
+    // and may be taken in the branch on the (uniform) filtering flag.
+    var px: vec4<f32>;
+    if u.flags.w > 0.5 {
+        px = textureSampleLevel(image_tex, nearest_sampler, in.uv, 0.0);
+    } else {
+        px = textureSampleLevel(image_tex, linear_sampler, in.uv, 0.0);
+    }
+    let cell = max(u.extra.y, 1.0);
+    let parity = (i32(floor(in.pos_in_ui.x / cell)) + i32(floor(in.pos_in_ui.y / cell))) & 1;
+    let checker = select(vec3<f32>(0.80), vec3<f32>(0.60), parity == 1);
+    let rgb = mix(checker, px.rgb, px.a);
+    return output(rgb, 1.0);
+}
+
+// A layer: fill proportional to the soft mask, plus the outline of its 0.5 level.
+@fragment
+fn fs_layer(in: VertexOut) -> @location(0) vec4<f32> {
     let m = textureSample(mask_tex, linear_sampler, in.uv).r;
     // Screen-space rate of change of the mask, for an outline of constant on-screen width.
     let dm = fwidth(m);
-
-    if u.flags.x < 0.5 {
-        // The image over a checkerboard where it is transparent.
-        let px = select(smooth_px, sharp_px, u.flags.w > 0.5);
-        let cell = max(u.extra.y, 1.0);
-        let parity = (i32(floor(in.pos_in_ui.x / cell)) + i32(floor(in.pos_in_ui.y / cell))) & 1;
-        let checker = select(vec3<f32>(0.80), vec3<f32>(0.60), parity == 1);
-        let rgb = mix(checker, px.rgb, px.a);
-        return output(rgb, 1.0);
-    }
-
-    // A layer: fill proportional to the soft mask, plus the outline of its 0.5 level.
     let fill = clamp(m, 0.0, 1.0) * u.colour.a;
     var line = 0.0;
     let width_px = u.flags.z;

@@ -567,6 +567,7 @@ impl eframe::App for App {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.events.set_frames(ui.ctx().cumulative_frame_nr());
         self.draw(ui);
         self.apply_queued();
     }

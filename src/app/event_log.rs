@@ -3,7 +3,8 @@
 //! memory are measured from the app itself rather than from screenshots
 //! (`tests/tools/app_bench.sh` reads it).
 //!
-//! Each line: `{"t": seconds since start, "event": name, "rss_mb": …, "peak_mb": …, …fields}`.
+//! Each line: `{"t": seconds since start, "event": name, "rss_mb": …, "peak_mb": …, "frames":
+//! frames drawn so far, …fields}`.
 //! Events: `start`, `model_ready`, `image_opened`, `draft_pass`, `keystroke`, `preview_sent`,
 //! `phrase_sent`, `mask` (draft preview or final), `cancelled`, `overlay` (a layer's canvas
 //! plane replaced after a change), `script` (the bench script's steps).
@@ -22,6 +23,7 @@ use crate::runtime::process_memory;
 pub struct EventLog {
     out: Option<BufWriter<File>>,
     start: Instant,
+    frames: u64,
 }
 
 impl Default for EventLog {
@@ -29,6 +31,7 @@ impl Default for EventLog {
         Self {
             out: None,
             start: Instant::now(),
+            frames: 0,
         }
     }
 }
@@ -39,6 +42,7 @@ impl EventLog {
         Ok(Self {
             out: Some(BufWriter::new(File::create(path)?)),
             start: Instant::now(),
+            frames: 0,
         })
     }
 
@@ -50,6 +54,12 @@ impl EventLog {
     /// Seconds since the log started.
     pub fn now(&self) -> f64 {
         self.start.elapsed().as_secs_f64()
+    }
+
+    /// Records how many frames the window has drawn so far (written with every event, so the
+    /// frame rate between two events can be told).
+    pub fn set_frames(&mut self, frames: u64) {
+        self.frames = frames;
     }
 
     /// Writes one event with `fields` (an object) and flushes it, so a killed app leaves
@@ -65,6 +75,7 @@ impl EventLog {
             line.insert("rss_mb".into(), json!(memory.rss_mb.round()));
             line.insert("peak_mb".into(), json!(memory.peak_mb.round()));
         }
+        line.insert("frames".into(), json!(self.frames));
         if let Value::Object(fields) = fields {
             line.extend(fields);
         }

@@ -131,6 +131,11 @@ pub fn run(options: Options) -> anyhow::Result<()> {
             .with_min_inner_size([640.0, 420.0])
             .with_drag_and_drop(true),
         renderer: eframe::Renderer::Wgpu,
+        // With the model on the CPU the window is usually drawn by the CPU too (llvmpipe or
+        // lavapipe without a GPU), beside the model: egui's per-pixel dithering of every UI
+        // mesh is then a real share of each frame. The canvas has its own shader and is not
+        // dithered either way.
+        dithering: selected.wgpu.is_some(),
         ..Default::default()
     };
     if let Some(setup) = &selected.wgpu {

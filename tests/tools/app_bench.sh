@@ -6,7 +6,9 @@
 # peak and steady memory.
 #
 #   tests/tools/app_bench.sh --tiny                    # the tiny fixture model (CI smoke, ~1 min)
-#   tests/tools/app_bench.sh --weights DIR [--size 1024] [--edits 10] [--threads N]
+#   tests/tools/app_bench.sh --weights DIR [--size 1024] [--edits 10] [--threads N] [--bench]
+# --bench first runs `ldzmask bench` on the same weights, binary and threads (3 runs at the
+# model's input size for the image) and compares the app's phrases with it, stage by stage.
 #
 # Full-size random weights (the real ones cannot be downloaded here) under the real key names:
 #   LDZMASK_FULL_SIZE_DIR=/tmp/full cargo test --test suite full_size:: -- --ignored
@@ -18,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-weights="" tiny=0 size=1024 edits=10 threads=""
+weights="" tiny=0 size=1024 edits=10 threads="" with_bench=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --tiny) tiny=1; shift ;;
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --size) size=$2; shift 2 ;;
     --edits) edits=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --bench) with_bench=1; shift ;;
     *) echo "app_bench.sh: unknown flag $1" >&2; exit 2 ;;
   esac
 done
@@ -44,7 +47,7 @@ app_pid="" xvfb_pid=""
 cleanup() {
   [ -n "$app_pid" ] && kill "$app_pid" 2>/dev/null && wait "$app_pid" 2>/dev/null || true
   [ -n "$xvfb_pid" ] && kill "$xvfb_pid" 2>/dev/null && wait "$xvfb_pid" 2>/dev/null || true
-  if [ -n "${APP_BENCH_OUT:-}" ]; then mkdir -p "$APP_BENCH_OUT" && cp "$work"/*.log "$work"/*.jsonl "$APP_BENCH_OUT"/ 2>/dev/null || true; fi
+  if [ -n "${APP_BENCH_OUT:-}" ]; then mkdir -p "$APP_BENCH_OUT" && cp "$work"/*.log "$work"/*.jsonl "$work"/*.txt "$APP_BENCH_OUT"/ 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -90,12 +93,38 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$work/runtime}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 for _ in $(seq 1 50); do [ -e "/tmp/.X11-unix/X${display}" ] && break; sleep 0.2; done
 
+if [ "$with_bench" = 1 ]; then
+  # The official resize rule gives the model a 384² input for a square image of any size.
+  echo "app_bench: ldzmask bench on the same weights first ..." >&2
+  LDZMASK_DEVICE=cpu "$bin" --device cpu --weights "$weights" ${threads:+--threads "$threads"} \
+    bench --size 384 --runs 3 >"$work/bench.txt" 2>"$work/bench.log" \
+    || { echo "app_bench.sh: ldzmask bench failed:" >&2; tail -20 "$work/bench.log" >&2; exit 1; }
+  grep -E "best|RSS" "$work/bench.txt" >&2
+fi
+
 args=(--weights "$weights" --event-log "$work/events.jsonl" --bench-script "$script")
 [ -n "$threads" ] && args+=(--threads "$threads")
 echo "app_bench: $bin, weights $weights, image ${size}², $edits edits" >&2
 start=$(date +%s)
 "$bin" "${args[@]}" >"$work/app.log" 2>&1 &
 app_pid=$!
+# Where the CPU goes: every half second, each live thread's CPU time (utime + stime, in clock
+# ticks) and the process's total (which keeps the time of threads that have exited), and the
+# X server's. The last sample taken while the inference threads ran is reported.
+(
+  while kill -0 "$app_pid" 2>/dev/null; do
+    {
+      for t in /proc/"$app_pid"/task/*; do
+        printf '%s %s\n' "$(tr ' ' _ <"$t/comm")" "$(sed 's/.*) //' "$t/stat" | cut -d' ' -f12,13)"
+      done
+      printf 'process-total %s\n' "$(sed 's/.*) //' "/proc/$app_pid/stat" | cut -d' ' -f12,13)"
+      printf 'Xvfb-server %s\n' "$(sed 's/.*) //' "/proc/$xvfb_pid/stat" | cut -d' ' -f12,13)"
+    } >"$work/threads.tmp" 2>/dev/null
+    # Keep the last sample taken while the model's threads were alive (not one from shutdown).
+    grep -q '^ldzmask-infer' "$work/threads.tmp" && mv "$work/threads.tmp" "$work/threads.txt"
+    sleep 0.5
+  done
+) &
 if ! wait "$app_pid"; then
   app_pid=""
   echo "app_bench.sh: the app failed; its log:" >&2
@@ -105,7 +134,33 @@ fi
 app_pid=""
 echo "app_bench: the app ran $(( $(date +%s) - start )) s" >&2
 
-python3 - "$work/events.jsonl" <<'PY'
+[ -f "$work/threads.txt" ] && python3 - "$work/threads.txt" "$(getconf CLK_TCK)" <<'PY'
+import re, sys
+tick = float(sys.argv[2])
+groups, total, live, xvfb = {}, 0.0, 0.0, 0.0
+for line in open(sys.argv[1]):
+    fields = line.split()
+    if len(fields) != 3:
+        continue  # a thread that ended while it was read
+    name, utime, stime = fields
+    secs = (int(utime) + int(stime)) / tick
+    if name == "process-total":
+        total = secs
+    elif name == "Xvfb-server":
+        xvfb = secs
+    else:
+        group = re.sub(r"[-_:]?\d+$", "", name)
+        groups[group] = groups.get(group, 0.0) + secs
+        live += secs
+groups["threads that exited (composites, file tasks, ...)"] = max(total - live, 0.0)
+print("| CPU time by thread (whole run) | seconds |")
+print("|---|---:|")
+for group, secs in sorted(groups.items(), key=lambda kv: -kv[1]):
+    print(f"| {group} | {secs:.1f} |")
+print(f"| X server (Xvfb, another process) | {xvfb:.1f} |")
+print()
+PY
+python3 - "$work/events.jsonl" "$work/bench.txt" <<'PY'
 import json, statistics, sys
 events = [json.loads(l) for l in open(sys.argv[1])]
 def first(pred, after=0.0):
@@ -165,6 +220,40 @@ keys = sum(1 for e in events if e["event"] == "keystroke")
 if drafts:
     rows.append((f"keystroke → draft overlay (median, {len(drafts)} of {keys} keys)",
                  statistics.median(drafts), f"{cancels} superseded runs stopped early"))
+# The same stages in `ldzmask bench` (medians), when it ran: CLIP + truncated SD UNet + LD-ZNet.
+import os, re
+bench = {}
+if len(sys.argv) > 2 and os.path.exists(sys.argv[2]):
+    for line in open(sys.argv[2]):
+        m = re.match(r"\s*(CLIP text|SD UNet \(truncated|LD-ZNet UNet).*median\s+([\d.]+) ms", line)
+        if m:
+            bench[m.group(1)] = float(m.group(2)) / 1e3
+if len(bench) == 3:
+    runs = [e for e in events if e["event"] == "mask" and not e["preview"] and e.get("ldznet_s", 0) > 0]
+    stages = [e["clip_s"] + e["sd_unet_s"] + e["ldznet_s"] for e in runs]
+    whole = [e["elapsed_s"] for e in runs]
+    b = sum(bench.values())
+    if stages:
+        med = statistics.median(stages)
+        rows.append((f"LD-ZNet runs' CLIP + SD UNet + LD-ZNet (median of {len(stages)})", med,
+                     f"{med / b:.2f}× `bench` ({b:.2f} s: CLIP {bench['CLIP text']:.2f}, "
+                     f"SD UNet {bench['SD UNet (truncated']:.2f}, LD-ZNet {bench['LD-ZNet UNet']:.2f})"))
+        medw = statistics.median(whole)
+        rows.append((f"LD-ZNet runs, the whole request (median of {len(whole)})", medw,
+                     f"{medw / b:.2f}× `bench`'s stages (adds resizing the image in and the mask out)"))
+# How often the window was drawn while LD-ZNet ran (from the frame count on every event).
+spans = []
+for e in events:
+    if e["event"] == "mask" and not e["preview"] and "frames" in e:
+        start = e["t"] - e["elapsed_s"]
+        before = [x for x in events if x["t"] <= start and "frames" in x]
+        if before:
+            spans.append((e["frames"] - before[-1]["frames"], e["elapsed_s"]))
+if spans:
+    frames, secs = sum(f for f, _ in spans), sum(s for _, s in spans)
+    rows.append(("window frames per second while LD-ZNet ran", frames / secs,
+                 f"{frames} frames in {secs:.1f} s of {len(spans)} runs; "
+                 f"{events[-1]['frames']} frames in the whole run"))
 peak = max(e.get("peak_mb", 0) for e in events)
 steady = events[-1].get("rss_mb", 0)
 print("| what | seconds | notes |")

@@ -30,7 +30,10 @@ struct GpuTexture {
 
 /// GPU resources of the canvas, kept in egui-wgpu's callback resources.
 pub struct OverlayRenderer {
-    pipeline: wgpu::RenderPipeline,
+    /// The image's pipeline (`fs_image`).
+    image_pipeline: wgpu::RenderPipeline,
+    /// The layers' pipeline (`fs_layer`).
+    layer_pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
     linear: wgpu::Sampler,
     nearest: wgpu::Sampler,
@@ -40,8 +43,8 @@ pub struct OverlayRenderer {
     image: Option<GpuTexture>,
     layers: HashMap<u64, GpuTexture>,
     uniforms: Vec<wgpu::Buffer>,
-    /// Bind groups of the current frame's draws, in order.
-    frame: Vec<wgpu::BindGroup>,
+    /// Bind groups of the current frame's draws, in order, and whether each is a layer.
+    frame: Vec<(bool, wgpu::BindGroup)>,
 }
 
 impl OverlayRenderer {
@@ -110,35 +113,40 @@ impl OverlayRenderer {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("ldzmask overlay pipeline"),
-            layout: Some(&pipeline_layout),
-            vertex: wgpu::VertexState {
-                module: &module,
-                entry_point: Some("vs_main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                buffers: &[],
-            },
-            primitive: wgpu::PrimitiveState {
-                topology: wgpu::PrimitiveTopology::TriangleList,
-                cull_mode: None,
-                ..Default::default()
-            },
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            fragment: Some(wgpu::FragmentState {
-                module: &module,
-                entry_point: Some("fs_main"),
-                compilation_options: wgpu::PipelineCompilationOptions::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format: target,
-                    blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            multiview_mask: None,
-            cache: None,
-        });
+        // One pipeline per fragment entry point: the image (`fs_image`) and the layers
+        // (`fs_layer`), so each fragment reads one texture.
+        let pipeline = |entry_point: &str| {
+            device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+                label: Some("ldzmask overlay pipeline"),
+                layout: Some(&pipeline_layout),
+                vertex: wgpu::VertexState {
+                    module: &module,
+                    entry_point: Some("vs_main"),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    buffers: &[],
+                },
+                primitive: wgpu::PrimitiveState {
+                    topology: wgpu::PrimitiveTopology::TriangleList,
+                    cull_mode: None,
+                    ..Default::default()
+                },
+                depth_stencil: None,
+                multisample: wgpu::MultisampleState::default(),
+                fragment: Some(wgpu::FragmentState {
+                    module: &module,
+                    entry_point: Some(entry_point),
+                    compilation_options: wgpu::PipelineCompilationOptions::default(),
+                    targets: &[Some(wgpu::ColorTargetState {
+                        format: target,
+                        blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
+                        write_mask: wgpu::ColorWrites::ALL,
+                    })],
+                }),
+                multiview_mask: None,
+                cache: None,
+            })
+        };
+        let (image_pipeline, layer_pipeline) = (pipeline("fs_image"), pipeline("fs_layer"));
         let sampler = |filter: wgpu::FilterMode, label| {
             device.create_sampler(&wgpu::SamplerDescriptor {
                 label: Some(label),
@@ -162,7 +170,8 @@ impl OverlayRenderer {
         let blank_mask =
             create_texture(device, queue, wgpu::TextureFormat::R8Unorm, (1, 1), &[0], 0);
         Self {
-            pipeline,
+            image_pipeline,
+            layer_pipeline,
             layout,
             linear,
             nearest,
@@ -398,7 +407,7 @@ impl egui_wgpu::CallbackTrait for OverlayCallback {
                 None => &r.blank_mask.view,
             };
             queue.write_buffer(buffer, 0, &self.uniform_bytes(draw, r.srgb_target));
-            frame.push(device.create_bind_group(&wgpu::BindGroupDescriptor {
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("ldzmask overlay bind group"),
                 layout: &r.layout,
                 entries: &[
@@ -423,7 +432,8 @@ impl egui_wgpu::CallbackTrait for OverlayCallback {
                         resource: wgpu::BindingResource::Sampler(&r.nearest),
                     },
                 ],
-            }));
+            });
+            frame.push((draw.layer.is_some(), bind_group));
         }
         r.frame = frame;
         Vec::new()
@@ -441,8 +451,12 @@ impl egui_wgpu::CallbackTrait for OverlayCallback {
         if r.image.is_none() {
             return;
         }
-        render_pass.set_pipeline(&r.pipeline);
-        for bind_group in &r.frame {
+        for (is_layer, bind_group) in &r.frame {
+            render_pass.set_pipeline(if *is_layer {
+                &r.layer_pipeline
+            } else {
+                &r.image_pipeline
+            });
             render_pass.set_bind_group(0, bind_group, &[]);
             render_pass.draw(0..6, 0..1);
         }

@@ -3,13 +3,18 @@
 //! redrawn 60 times per second for as long as the model worked. Without a GPU the window is
 //! drawn by the CPU (software Vulkan or GL), in competition with the model; four frames per
 //! second keep the indicator alive for a fraction of that cost.
+//!
+//! Measured at full size on a 2-core machine without a GPU (`tests/tools/app_bench.sh`): a
+//! frame of the window costs lavapipe 75–100 ms of CPU, so 4 frames per second took a quarter
+//! of the machine from the model (a phrase took 7.1–7.3 s in the app) and 2 take half that
+//! (6.4–6.9 s); 1 frame per second gave 6.0–6.3 s but no longer looks alive.
 
 use std::time::Duration;
 
 use egui::{Response, Sense, Stroke, Ui, Vec2};
 
 /// Frames per second of the indicator while it shows.
-pub const BUSY_FPS: u64 = 4;
+pub const BUSY_FPS: u64 = 2;
 
 /// Draws a rotating arc (a quarter turn per frame) and asks for the next frame in
 /// `1 / BUSY_FPS` seconds.

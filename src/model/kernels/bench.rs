@@ -145,3 +145,181 @@ fn bench_conv3x3() {
         );
     }
 }
+
+/// Best wall time of `runs` calls of `f` after one warm-up, in milliseconds.
+fn best_ms_of(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// The three GEMMs of an f16 weight against the f32 `gemm` on the same (rounded) weights, at
+/// the shapes of `shared/docs/cpu-half-precision.md` §11. Several weight copies are rotated
+/// so the weights stream from memory as in the networks (each copy is used once per round).
+#[test]
+#[ignore = "benchmark"]
+fn bench_f16_weight_gemm() {
+    use super::flex::{self, MatMut, MatRef};
+    use super::{half_gemm, weights};
+    use burn::tensor::f16;
+
+    fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
+        MatRef {
+            data,
+            offset: 0,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+    let fill = |len: usize, seed: usize| -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                ((i.wrapping_mul(2_654_435_761).wrapping_add(seed)) % 1000) as f32 / 1000.0 - 0.5
+            })
+            .collect()
+    };
+    let copies = 6;
+    // (name, weight on the left?, m, k, n): lhs = conv [c_out, 9·c_in] × im2col [k, pixels];
+    // rhs = tokens [m, k] × Linear [k, n].
+    for (name, lhs, m, k, n) in [
+        ("3x3 conv 1280 @ 6²", true, 1280, 11520, 36),
+        ("3x3 conv 1280 @ 12²", true, 1280, 11520, 144),
+        ("3x3 conv 640 @ 24²", true, 640, 5760, 576),
+        ("CLIP fc1 77 tok", false, 77, 768, 3072),
+        ("attn proj 36 tok 1280", false, 36, 1280, 1280),
+        ("GEGLU proj 144 tok 640", false, 144, 640, 5120),
+        ("attn proj 576 tok 640", false, 576, 640, 640),
+    ] {
+        let (wm, wk) = if lhs { (m, k) } else { (k, n) };
+        let halves: Vec<Vec<f16>> = (0..copies)
+            .map(|c| fill(wm * wk, c).into_iter().map(f16::from_f32).collect())
+            .collect();
+        let widened: Vec<Vec<f32>> = halves
+            .iter()
+            .map(|h| h.iter().map(|v| v.to_f32()).collect())
+            .collect();
+        let act = if lhs {
+            fill(k * n, 99)
+        } else {
+            fill(m * k, 99)
+        };
+        let mut out = vec![0.0f32; m * n];
+        let mut round = 0;
+        let mut next = || {
+            round += 1;
+            round % copies
+        };
+        let f32_ms = best_ms_of(6, || {
+            let c = next();
+            let dst = MatMut {
+                data: &mut out,
+                offset: 0,
+                rows: m,
+                cols: n,
+                row_stride: n,
+                col_stride: 1,
+            };
+            if lhs {
+                flex::gemm(dst, mat(&widened[c], m, k), mat(&act, k, n), false, true);
+            } else {
+                flex::gemm(dst, mat(&act, m, k), mat(&widened[c], k, n), false, true);
+            }
+        });
+        let slab_ms = best_ms_of(6, || {
+            let c = next();
+            let dst = MatMut {
+                data: &mut out,
+                offset: 0,
+                rows: m,
+                cols: n,
+                row_stride: n,
+                col_stride: 1,
+            };
+            if lhs {
+                weights::gemm_weight_lhs_slab(dst, &halves[c], mat(&act, k, n), false, true);
+            } else {
+                weights::gemm_weight_rhs_slab(dst, mat(&act, m, k), &halves[c], false, true);
+            }
+        });
+        let new_ms = best_ms_of(6, || {
+            let c = next();
+            if lhs {
+                assert!(half_gemm::weight_lhs(
+                    &mut out,
+                    0,
+                    n,
+                    &halves[c],
+                    &act,
+                    0,
+                    n,
+                    [m, n, k],
+                    false
+                ));
+            } else {
+                assert!(half_gemm::weight_rhs(
+                    &mut out,
+                    &act,
+                    &halves[c],
+                    [m, n, k],
+                    false
+                ));
+            }
+        });
+        // The error of the new kernel against the f32 `gemm` on the same weight copy.
+        if lhs {
+            assert!(half_gemm::weight_lhs(
+                &mut out,
+                0,
+                n,
+                &halves[0],
+                &act,
+                0,
+                n,
+                [m, n, k],
+                false
+            ));
+        } else {
+            assert!(half_gemm::weight_rhs(
+                &mut out,
+                &act,
+                &halves[0],
+                [m, n, k],
+                false
+            ));
+        }
+        let mut reference = vec![0.0f32; m * n];
+        let dst = MatMut {
+            data: &mut reference,
+            offset: 0,
+            rows: m,
+            cols: n,
+            row_stride: n,
+            col_stride: 1,
+        };
+        if lhs {
+            flex::gemm(dst, mat(&widened[0], m, k), mat(&act, k, n), false, true);
+        } else {
+            flex::gemm(dst, mat(&act, m, k), mat(&widened[0], k, n), false, true);
+        }
+        let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let err = out
+            .iter()
+            .zip(&reference)
+            .fold(0f32, |a, (x, y)| a.max((x - y).abs()))
+            / scale;
+        println!(
+            "{name:<26} {m:>5}x{k:>5}x{n:>4}  f32 {f32_ms:7.2} ms   slab {slab_ms:7.2} ms ({:.2}x)   \
+             new {new_ms:7.2} ms ({:.2}x of f32 speed)   rel err {err:.1e}   ({} threads)",
+            f32_ms / slab_ms,
+            f32_ms / new_ms,
+            rayon::current_num_threads()
+        );
+    }
+}

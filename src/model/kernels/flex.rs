@@ -127,6 +127,9 @@ fn check_bounds(len: usize, offset: usize, rows: usize, cols: usize, rs: usize, 
     );
 }
 
+/// Jobs per thread of a parallel `gemm` call (see [`gemm`]).
+const GEMM_JOBS_PER_THREAD: usize = 4;
+
 /// `dst = lhs · rhs`, or `dst += lhs · rhs` when `accumulate`; on the current rayon pool when
 /// `parallel`, else on this thread (for callers that are themselves parallel).
 pub(super) fn gemm(
@@ -189,7 +192,11 @@ pub(super) fn gemm(
         rhs.col_stride,
     );
     let parallelism = if parallel {
-        gemm::Parallelism::Rayon(0)
+        // More jobs than threads: gemm splits its work evenly among its jobs up front, so with
+        // one job per thread a thread that loses its core for a while (in the app, to the
+        // window drawn by the CPU) held up the whole product; rayon hands the waiting jobs of
+        // a slow thread to the others.
+        gemm::Parallelism::Rayon(rayon::current_num_threads() * GEMM_JOBS_PER_THREAD)
     } else {
         gemm::Parallelism::None
     };

@@ -8,7 +8,7 @@
 //! (`shared/docs/cpu-half-precision.md` §11). f16 → f32 is exact, so every path gives the same
 //! bits.
 //!
-//! The `unsafe` of this crate's 16-bit kernels lives here and only here: the intrinsics need
+//! The `unsafe` of this crate's 16-bit kernels lives here and in `half_gemm.rs`: the intrinsics need
 //! `#[target_feature]` functions (unsafe to call) and raw-pointer loads. The public functions
 //! are safe: they check lengths, then call the SIMD body only after
 //! `is_x86_feature_detected!` confirmed the features it was compiled for.

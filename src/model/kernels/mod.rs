@@ -1,6 +1,7 @@
 //! Fused CPU kernels for the Flex backend: GroupNorm (+SiLU), multi-head attention, the
 //! small-map 3×3 convolution, and every weight consumer (linear, convolutions, embeddings) for
-//! weights stored in f32 or f16 (`weights.rs`, `half.rs`: "f16 weights, f32 compute").
+//! weights stored in f32 or f16 (`weights.rs`, `half.rs`, `half_gemm.rs`: "f16 weights, f32
+//! compute").
 //!
 //! Each public function is a drop-in replacement for the burn composition used by the networks
 //! (same arguments, same results within f32 rounding). On a Flex device with f32 tensors it works
@@ -20,6 +21,7 @@ pub mod conv;
 mod flex;
 pub mod group_norm;
 pub mod half;
+mod half_gemm;
 mod math;
 pub mod weights;
 

@@ -8,7 +8,12 @@
 //! accumulation: burn itself must never see it, since burn-flex runs an F16 weight either as an
 //! all-f16 GEMM or not at all (`storage: dtype mismatch` with f32 activations).
 //!
-//! The GEMM (`shared/docs/cpu-half-precision.md` §0, step 1): walk K in slabs, widen one slab
+//! Products with a small side (a convolution over at most 1024 output positions, a linear
+//! layer over at most 256 tokens) widen the weight inside the product itself, panel by panel
+//! (`half_gemm.rs`, step 2 of `shared/docs/cpu-half-precision.md` §0) on CPUs with AVX-512F or
+//! AVX2 + FMA + F16C. Everything else takes the slab GEMM below.
+//!
+//! The slab GEMM (`shared/docs/cpu-half-precision.md` §0, step 1): walk K in slabs, widen one slab
 //! of the weight (≤ [`SLAB_VALUES`] f32, L2-sized) into a per-thread buffer that is reused from
 //! call to call, then call the f32 `gemm` with accumulation. Every weight element is read once
 //! at 2 bytes and widened once; only the destination is revisited per slab. A product with one
@@ -25,7 +30,7 @@ use burn::tensor::{DType, f16};
 use rayon::prelude::*;
 
 use super::flex::{self, MatMut, MatRef};
-use super::half;
+use super::{half, half_gemm};
 
 /// f32 values of one widened weight slab (2 MB, about one core's L2).
 const SLAB_VALUES: usize = 512 * 1024;
@@ -116,6 +121,40 @@ pub(super) fn gemm_weight_lhs(
         Weights::F16(data) => data,
     };
     assert_eq!(data.len(), m * k, "kernels: weight of the wrong size");
+    let n = dst.cols;
+    if parallel
+        && dst.col_stride == 1
+        && rhs.col_stride == 1
+        && dst.row_stride >= n
+        && rhs.row_stride >= n
+        && n <= half_gemm::MAX_LHS_COLUMNS
+        && half_gemm::weight_lhs(
+            dst.data,
+            dst.offset,
+            dst.row_stride,
+            data,
+            rhs.data,
+            rhs.offset,
+            rhs.row_stride,
+            [m, n, k],
+            accumulate,
+        )
+    {
+        return;
+    }
+    gemm_weight_lhs_slab(dst, data, rhs, accumulate, parallel);
+}
+
+/// [`gemm_weight_lhs`] for an f16 weight by K slabs widened ahead of the f32 `gemm` (any
+/// strides, any CPU).
+pub(super) fn gemm_weight_lhs_slab(
+    dst: MatMut<'_>,
+    data: &[f16],
+    rhs: MatRef<'_>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (m, k) = (dst.rows, rhs.rows);
     if m == 0 || k == 0 {
         let empty = MatRef {
             data: &[],
@@ -179,6 +218,19 @@ pub(super) fn gemm_weight_rhs(
         }
         Weights::F16(data) => data,
     };
+    gemm_weight_rhs_slab(dst, lhs, data, accumulate, parallel);
+}
+
+/// [`gemm_weight_rhs`] for an f16 weight by slabs widened ahead of the f32 `gemm` (any
+/// strides, any CPU).
+pub(super) fn gemm_weight_rhs_slab(
+    dst: MatMut<'_>,
+    lhs: MatRef<'_>,
+    data: &[f16],
+    accumulate: bool,
+    parallel: bool,
+) {
+    let (n, k) = (dst.cols, lhs.cols);
     assert_eq!(data.len(), k * n, "kernels: weight of the wrong size");
     if n == 0 || k == 0 || dst.rows == 0 {
         let empty = MatRef {
@@ -307,6 +359,9 @@ pub fn linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
     let w = Weights::of(&w);
     match w {
         Weights::F16(data) if rows < GEMV_ROWS => gemv_f16(&mut out, x, data, k, n),
+        Weights::F16(data)
+            if rows <= half_gemm::MAX_RHS_ROWS
+                && half_gemm::weight_rhs(&mut out, x, data, [rows, n, k], bias.is_some()) => {}
         _ => gemm_weight_rhs(
             MatMut {
                 data: &mut out,
