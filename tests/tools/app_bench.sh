@@ -109,19 +109,17 @@ start=$(date +%s)
 "$bin" "${args[@]}" >"$work/app.log" 2>&1 &
 app_pid=$!
 # Where the CPU goes: every half second, each live thread's CPU time (utime + stime, in clock
-# ticks) and the process's total (which keeps the time of threads that have exited), and the
-# X server's. The last sample taken while the inference threads ran is reported.
+# ticks, by thread id), the process's total (which keeps the time of threads that have ended)
+# and the X server's, appended to threads.txt; each thread's last value is reported.
 (
   while kill -0 "$app_pid" 2>/dev/null; do
     {
       for t in /proc/"$app_pid"/task/*; do
-        printf '%s %s\n' "$(tr ' ' _ <"$t/comm")" "$(sed 's/.*) //' "$t/stat" | cut -d' ' -f12,13)"
+        printf '%s %s %s\n' "${t##*/}" "$(tr ' ' _ <"$t/comm")" "$(sed 's/.*) //' "$t/stat" | cut -d' ' -f12,13)"
       done
-      printf 'process-total %s\n' "$(sed 's/.*) //' "/proc/$app_pid/stat" | cut -d' ' -f12,13)"
-      printf 'Xvfb-server %s\n' "$(sed 's/.*) //' "/proc/$xvfb_pid/stat" | cut -d' ' -f12,13)"
-    } >"$work/threads.tmp" 2>/dev/null
-    # Keep the last sample taken while the model's threads were alive (not one from shutdown).
-    grep -q '^ldzmask-infer' "$work/threads.tmp" && mv "$work/threads.tmp" "$work/threads.txt"
+      printf '0 process-total %s\n' "$(sed 's/.*) //' "/proc/$app_pid/stat" | cut -d' ' -f12,13)"
+      printf '0 Xvfb-server %s\n' "$(sed 's/.*) //' "/proc/$xvfb_pid/stat" | cut -d' ' -f12,13)"
+    } >>"$work/threads.txt" 2>/dev/null
     sleep 0.5
   done
 ) &
@@ -137,22 +135,26 @@ echo "app_bench: the app ran $(( $(date +%s) - start )) s" >&2
 [ -f "$work/threads.txt" ] && python3 - "$work/threads.txt" "$(getconf CLK_TCK)" <<'PY'
 import re, sys
 tick = float(sys.argv[2])
-groups, total, live, xvfb = {}, 0.0, 0.0, 0.0
+threads, total, xvfb = {}, 0.0, 0.0
 for line in open(sys.argv[1]):
     fields = line.split()
-    if len(fields) != 3:
+    if len(fields) != 4:
         continue  # a thread that ended while it was read
-    name, utime, stime = fields
+    tid, name, utime, stime = fields
     secs = (int(utime) + int(stime)) / tick
     if name == "process-total":
-        total = secs
+        total = max(total, secs)
     elif name == "Xvfb-server":
-        xvfb = secs
+        xvfb = max(xvfb, secs)
     else:
-        group = re.sub(r"[-_:]?\d+$", "", name)
-        groups[group] = groups.get(group, 0.0) + secs
-        live += secs
-groups["threads that exited (composites, file tasks, ...)"] = max(total - live, 0.0)
+        old = threads.get(tid, (name, 0.0))[1]
+        threads[tid] = (name, max(old, secs))
+groups, live = {}, 0.0
+for name, secs in threads.values():
+    group = re.sub(r"[-_:]?\d+$", "", name)
+    groups[group] = groups.get(group, 0.0) + secs
+    live += secs
+groups["short-lived threads (composites, file tasks, ...)"] = max(total - live, 0.0)
 print("| CPU time by thread (whole run) | seconds |")
 print("|---|---:|")
 for group, secs in sorted(groups.items(), key=lambda kv: -kv[1]):
