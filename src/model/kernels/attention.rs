@@ -108,14 +108,7 @@ pub fn multi_head_attention(
                     ..keys
                 };
                 flex::gemm(
-                    MatMut {
-                        data: &mut *scores,
-                        offset: 0,
-                        rows,
-                        cols: context_tokens,
-                        row_stride: context_tokens,
-                        col_stride: 1,
-                    },
+                    MatMut::row_major(&mut *scores, rows, context_tokens),
                     head_view(&qs, b, first_query, rows, head * dim_head, dim_head),
                     keys_t,
                     false,
@@ -152,14 +145,7 @@ pub fn multi_head_attention(
                         row_stride: inner,
                         col_stride: 1,
                     },
-                    MatRef {
-                        data: scores,
-                        offset: 0,
-                        rows,
-                        cols: context_tokens,
-                        row_stride: context_tokens,
-                        col_stride: 1,
-                    },
+                    MatRef::row_major(scores, rows, context_tokens),
                     head_view(&vs, b, 0, context_tokens, head * dim_head, dim_head),
                     false,
                     false,

@@ -169,14 +169,7 @@ fn bench_f16_weight_gemm() {
     use burn::tensor::f16;
 
     fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
-        MatRef {
-            data,
-            offset: 0,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        MatRef::row_major(data, rows, cols)
     }
     let fill = |len: usize, seed: usize| -> Vec<f32> {
         (0..len)
@@ -218,14 +211,7 @@ fn bench_f16_weight_gemm() {
         };
         let f32_ms = best_ms_of(6, || {
             let c = next();
-            let dst = MatMut {
-                data: &mut out,
-                offset: 0,
-                rows: m,
-                cols: n,
-                row_stride: n,
-                col_stride: 1,
-            };
+            let dst = MatMut::row_major(&mut out, m, n);
             if lhs {
                 flex::gemm(dst, mat(&widened[c], m, k), mat(&act, k, n), false, true);
             } else {
@@ -234,14 +220,7 @@ fn bench_f16_weight_gemm() {
         });
         let slab_ms = best_ms_of(6, || {
             let c = next();
-            let dst = MatMut {
-                data: &mut out,
-                offset: 0,
-                rows: m,
-                cols: n,
-                row_stride: n,
-                col_stride: 1,
-            };
+            let dst = MatMut::row_major(&mut out, m, n);
             if lhs {
                 weights::gemm_weight_lhs_slab(dst, &halves[c], mat(&act, k, n), false, true);
             } else {
@@ -295,14 +274,7 @@ fn bench_f16_weight_gemm() {
             ));
         }
         let mut reference = vec![0.0f32; m * n];
-        let dst = MatMut {
-            data: &mut reference,
-            offset: 0,
-            rows: m,
-            cols: n,
-            row_stride: n,
-            col_stride: 1,
-        };
+        let dst = MatMut::row_major(&mut reference, m, n);
         if lhs {
             flex::gemm(dst, mat(&widened[0], m, k), mat(&act, k, n), false, true);
         } else {

@@ -106,23 +106,9 @@ fn pointwise(conv: &Conv2d, weight: Option<&FlexTensor>, x: FlexTensor) -> Tenso
             }
         }
         weights::gemm_weight_lhs(
-            MatMut {
-                data: out,
-                offset: 0,
-                rows: channels_out,
-                cols: pixels,
-                row_stride: pixels,
-                col_stride: 1,
-            },
+            MatMut::row_major(out, channels_out, pixels),
             w,
-            MatRef {
-                data: image,
-                offset: 0,
-                rows: channels_in,
-                cols: pixels,
-                row_stride: pixels,
-                col_stride: 1,
-            },
+            MatRef::row_major(image, channels_in, pixels),
             bias.is_some(),
             true,
         );
@@ -200,14 +186,7 @@ pub(super) fn im2col_gemm(conv: &Conv2d, x: Tensor<4>) -> Result<Tensor<4>, Box<
                     col_stride: 1,
                 },
                 weight,
-                MatRef {
-                    data: cols,
-                    offset: 0,
-                    rows: depth,
-                    cols: band,
-                    row_stride: band,
-                    col_stride: 1,
-                },
+                MatRef::row_major(cols, depth, band),
                 bias.is_some(),
                 true,
             );

@@ -115,6 +115,34 @@ pub(super) struct MatMut<'a> {
     pub col_stride: usize,
 }
 
+impl<'a> MatRef<'a> {
+    /// The contiguous row-major `rows × cols` matrix at the start of `data`.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            offset: 0,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+}
+
+impl<'a> MatMut<'a> {
+    /// The contiguous row-major `rows × cols` matrix at the start of `data`.
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            offset: 0,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+}
+
 /// Panics unless every element of a `rows × cols` view lies inside a buffer of `len`.
 fn check_bounds(len: usize, offset: usize, rows: usize, cols: usize, rs: usize, cs: usize) {
     let last = (rows - 1)
@@ -254,27 +282,13 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0];
         let b = [5.0, 6.0, 7.0, 8.0];
         let mut c = [1.0f32; 4];
-        let view = |data| MatRef {
-            data,
-            offset: 0,
-            rows: 2,
-            cols: 2,
-            row_stride: 2,
-            col_stride: 1,
-        };
+        let view = |data| MatRef::row_major(data, 2, 2);
         let b_t = MatRef {
             row_stride: 1,
             col_stride: 2,
             ..view(&b)
         };
-        let dst = MatMut {
-            data: &mut c,
-            offset: 0,
-            rows: 2,
-            cols: 2,
-            row_stride: 2,
-            col_stride: 1,
-        };
+        let dst = MatMut::row_major(&mut c, 2, 2);
         gemm(dst, view(&a), b_t, true, false);
         assert_eq!(c, [18.0, 24.0, 40.0, 54.0]);
     }

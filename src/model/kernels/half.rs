@@ -80,7 +80,7 @@ fn axpy_scalar(dst: &mut [f32], a: f32, w: &[f16]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use std::arch::x86_64::*;
 
     use half::f16;
@@ -88,7 +88,7 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX-512F; `src.len() == dst.len()`.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn widen_avx512(src: &[f16], dst: &mut [f32]) {
+    pub(in crate::model::kernels) unsafe fn widen_avx512(src: &[f16], dst: &mut [f32]) {
         let body = src.len() / 16 * 16;
         let (s, d) = (src.as_ptr().cast::<__m256i>(), dst.as_mut_ptr());
         for i in (0..body).step_by(16) {
@@ -104,7 +104,7 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX and F16C; `src.len() == dst.len()`.
     #[target_feature(enable = "avx,f16c")]
-    pub(super) unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
+    pub(in crate::model::kernels) unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
         let body = src.len() / 8 * 8;
         let (s, d) = (src.as_ptr().cast::<__m128i>(), dst.as_mut_ptr());
         for i in (0..body).step_by(8) {

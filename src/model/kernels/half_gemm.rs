@@ -320,11 +320,11 @@ mod x86 {
             prefetch: Prefetch,
         );
 
-        /// Widens `len` f16 values at `src` to `dst`.
+        /// Widens `src` into `dst` (equal lengths) with `half.rs`'s loop for these features.
         ///
         /// # Safety
-        /// The CPU has the kernel's features; `src[..len]` readable, `dst[..len]` writable.
-        unsafe fn widen(src: *const f16, dst: *mut f32, len: usize);
+        /// The CPU has the kernel's features.
+        unsafe fn widen(src: &[f16], dst: &mut [f32]);
     }
 
     /// AVX-512F: 8 rows × 48 columns (three 16-lane vectors) in 24 registers.
@@ -422,19 +422,9 @@ mod x86 {
             }
         }
 
-        #[target_feature(enable = "avx512f")]
-        unsafe fn widen(src: *const f16, dst: *mut f32, len: usize) {
-            let body = len / 16 * 16;
-            // SAFETY: every access is below `len` (the caller's guarantee).
-            unsafe {
-                for i in (0..body).step_by(16) {
-                    let halves = _mm256_loadu_si256(src.add(i).cast());
-                    _mm512_storeu_ps(dst.add(i), _mm512_cvtph_ps(halves));
-                }
-                for i in body..len {
-                    *dst.add(i) = (*src.add(i)).to_f32();
-                }
-            }
+        unsafe fn widen(src: &[f16], dst: &mut [f32]) {
+            // SAFETY: the caller guarantees AVX-512F.
+            unsafe { crate::model::kernels::half::x86::widen_avx512(src, dst) }
         }
     }
 
@@ -507,19 +497,9 @@ mod x86 {
             }
         }
 
-        #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn widen(src: *const f16, dst: *mut f32, len: usize) {
-            let body = len / 8 * 8;
-            // SAFETY: every access is below `len` (the caller's guarantee).
-            unsafe {
-                for i in (0..body).step_by(8) {
-                    let halves = _mm_loadu_si128(src.add(i).cast());
-                    _mm256_storeu_ps(dst.add(i), _mm256_cvtph_ps(halves));
-                }
-                for i in body..len {
-                    *dst.add(i) = (*src.add(i)).to_f32();
-                }
-            }
+        unsafe fn widen(src: &[f16], dst: &mut [f32]) {
+            // SAFETY: the caller guarantees AVX2, FMA and F16C (which include AVX and F16C).
+            unsafe { crate::model::kernels::half::x86::widen_f16c(src, dst) }
         }
     }
 
@@ -542,15 +522,10 @@ mod x86 {
             let kc = KC.min(k - k0);
             for t in 0..tiles {
                 let (r0, mr) = (t * K::MR, K::MR.min(rows - t * K::MR));
-                // SAFETY: rows r0..r0 + mr of `w` hold k values each; the panel holds MR × KC.
-                unsafe {
-                    for i in 0..mr {
-                        K::widen(
-                            w.as_ptr().add((r0 + i) * k + k0),
-                            panel.as_mut_ptr().add(i * KC),
-                            kc,
-                        );
-                    }
+                for i in 0..mr {
+                    let row = &w[(r0 + i) * k + k0..][..kc];
+                    // SAFETY: the CPU has `K`'s features (the caller's guarantee).
+                    unsafe { K::widen(row, &mut panel[i * KC..][..kc]) };
                 }
                 // The panel after this one: the next tile's rows, or the first rows of the
                 // next K block (8 lines of 64 bytes per row of a full block).
@@ -614,16 +589,10 @@ mod x86 {
             let nr = K::NR.min(col0 + cols - j0);
             for k0 in (0..k).step_by(KC) {
                 let kc = KC.min(k - k0);
-                // SAFETY: rows k0..k0 + kc of `w` exist and hold columns j0..j0 + nr; the panel
-                // holds KC rows of NR.
-                unsafe {
-                    for p in 0..kc {
-                        K::widen(
-                            w.as_ptr().add((k0 + p) * n + j0),
-                            panel.as_mut_ptr().add(p * K::NR),
-                            nr,
-                        );
-                    }
+                for p in 0..kc {
+                    let row = &w[(k0 + p) * n + j0..][..nr];
+                    // SAFETY: the CPU has `K`'s features (the caller's guarantee).
+                    unsafe { K::widen(row, &mut panel[p * K::NR..][..nr]) };
                 }
                 // The next panel: the next K block of these columns, or the first block of the
                 // next columns.

@@ -108,14 +108,7 @@ pub(super) fn gemm_weight_lhs(
     let (m, k) = (dst.rows, rhs.rows);
     let data = match w {
         Weights::F32(data) => {
-            let lhs = MatRef {
-                data,
-                offset: 0,
-                rows: m,
-                cols: k,
-                row_stride: k,
-                col_stride: 1,
-            };
+            let lhs = MatRef::row_major(data, m, k);
             return flex::gemm(dst, lhs, rhs, accumulate, parallel);
         }
         Weights::F16(data) => data,
@@ -156,14 +149,7 @@ pub(super) fn gemm_weight_lhs_slab(
 ) {
     let (m, k) = (dst.rows, rhs.rows);
     if m == 0 || k == 0 {
-        let empty = MatRef {
-            data: &[],
-            offset: 0,
-            rows: m,
-            cols: k,
-            row_stride: k,
-            col_stride: 1,
-        };
+        let empty = MatRef::row_major(&[], m, k);
         return flex::gemm(dst, empty, rhs, accumulate, parallel);
     }
     let kb = (SLAB_VALUES / m).max(16).min(k);
@@ -172,14 +158,7 @@ pub(super) fn gemm_weight_lhs_slab(
             let kn = kb.min(k - k0);
             let slab = &mut slab[..m * kn];
             widen_block(data, k, 0, k0, kn, slab);
-            let lhs = MatRef {
-                data: slab,
-                offset: 0,
-                rows: m,
-                cols: kn,
-                row_stride: kn,
-                col_stride: 1,
-            };
+            let lhs = MatRef::row_major(slab, m, kn);
             let rhs = MatRef {
                 offset: rhs.offset + k0 * rhs.row_stride,
                 rows: kn,
@@ -206,14 +185,7 @@ pub(super) fn gemm_weight_rhs(
     let (n, k) = (dst.cols, lhs.cols);
     let data = match w {
         Weights::F32(data) => {
-            let rhs = MatRef {
-                data,
-                offset: 0,
-                rows: k,
-                cols: n,
-                row_stride: n,
-                col_stride: 1,
-            };
+            let rhs = MatRef::row_major(data, k, n);
             return flex::gemm(dst, lhs, rhs, accumulate, parallel);
         }
         Weights::F16(data) => data,
@@ -233,14 +205,7 @@ pub(super) fn gemm_weight_rhs_slab(
     let (n, k) = (dst.cols, lhs.cols);
     assert_eq!(data.len(), k * n, "kernels: weight of the wrong size");
     if n == 0 || k == 0 || dst.rows == 0 {
-        let empty = MatRef {
-            data: &[],
-            offset: 0,
-            rows: k,
-            cols: n,
-            row_stride: n,
-            col_stride: 1,
-        };
+        let empty = MatRef::row_major(&[], k, n);
         return flex::gemm(dst, lhs, empty, accumulate, parallel);
     }
     let nb = n.min(SLAB_COLS);
@@ -252,14 +217,7 @@ pub(super) fn gemm_weight_rhs_slab(
                 let kn = kb.min(k - k0);
                 let slab = &mut slab[..kn * nn];
                 widen_block(data, n, k0, n0, nn, slab);
-                let rhs = MatRef {
-                    data: slab,
-                    offset: 0,
-                    rows: kn,
-                    cols: nn,
-                    row_stride: nn,
-                    col_stride: 1,
-                };
+                let rhs = MatRef::row_major(slab, kn, nn);
                 let lhs = MatRef {
                     offset: lhs.offset + k0 * lhs.col_stride,
                     cols: kn,
@@ -363,22 +321,8 @@ pub fn linear<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
             if rows <= half_gemm::MAX_RHS_ROWS
                 && half_gemm::weight_rhs(&mut out, x, data, [rows, n, k], bias.is_some()) => {}
         _ => gemm_weight_rhs(
-            MatMut {
-                data: &mut out,
-                offset: 0,
-                rows,
-                cols: n,
-                row_stride: n,
-                col_stride: 1,
-            },
-            MatRef {
-                data: x,
-                offset: 0,
-                rows,
-                cols: k,
-                row_stride: k,
-                col_stride: 1,
-            },
+            MatMut::row_major(&mut out, rows, n),
+            MatRef::row_major(x, rows, k),
             w,
             bias.is_some(),
             true,
@@ -428,23 +372,9 @@ pub fn conv1d(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
             }
         }
         gemm_weight_lhs(
-            MatMut {
-                data: out,
-                offset: 0,
-                rows: channels_out,
-                cols: length,
-                row_stride: length,
-                col_stride: 1,
-            },
+            MatMut::row_major(out, channels_out, length),
             w,
-            MatRef {
-                data: image,
-                offset: 0,
-                rows: channels_in,
-                cols: length,
-                row_stride: length,
-                col_stride: 1,
-            },
+            MatRef::row_major(image, channels_in, length),
             bias.is_some(),
             true,
         );
@@ -533,25 +463,11 @@ mod tests {
     }
 
     fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
-        MatRef {
-            data,
-            offset: 0,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        MatRef::row_major(data, rows, cols)
     }
 
     fn mat_mut(data: &mut [f32], rows: usize, cols: usize) -> MatMut<'_> {
-        MatMut {
-            data,
-            offset: 0,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
+        MatMut::row_major(data, rows, cols)
     }
 
     /// The slab GEMMs against one f32 `gemm` on the f16-rounded weights: the same products,
