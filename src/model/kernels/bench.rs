@@ -17,14 +17,7 @@ use super::{group_norm, multi_head_attention};
 /// Best wall time of `runs` calls after one warm-up, in milliseconds; `f` must return a
 /// tensor so the (eager) Flex work is finished when it returns.
 fn best_ms<const D: usize>(runs: usize, mut f: impl FnMut() -> Tensor<D>) -> f64 {
-    drop(f());
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            drop(f());
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .fold(f64::INFINITY, f64::min)
+    best_ms_of(runs, || drop(f()))
 }
 
 fn report(name: &str, burn_ms: f64, kernel_ms: f64) {
@@ -165,19 +158,10 @@ fn best_ms_of(runs: usize, mut f: impl FnMut()) -> f64 {
 #[ignore = "benchmark"]
 fn bench_f16_weight_gemm() {
     use super::flex::{self, MatMut, MatRef};
+    use super::test_util::{max_relative, values};
     use super::{half_gemm, weights};
     use burn::tensor::f16;
 
-    fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
-        MatRef::row_major(data, rows, cols)
-    }
-    let fill = |len: usize, seed: usize| -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                ((i.wrapping_mul(2_654_435_761).wrapping_add(seed)) % 1000) as f32 / 1000.0 - 0.5
-            })
-            .collect()
-    };
     let copies = 6;
     // (name, weight on the left?, m, k, n): lhs = conv [c_out, 9·c_in] × im2col [k, pixels];
     // rhs = tokens [m, k] × Linear [k, n].
@@ -192,100 +176,77 @@ fn bench_f16_weight_gemm() {
     ] {
         let (wm, wk) = if lhs { (m, k) } else { (k, n) };
         let halves: Vec<Vec<f16>> = (0..copies)
-            .map(|c| fill(wm * wk, c).into_iter().map(f16::from_f32).collect())
+            .map(|c| {
+                values(wm * wk, c as u32)
+                    .into_iter()
+                    .map(f16::from_f32)
+                    .collect()
+            })
             .collect();
         let widened: Vec<Vec<f32>> = halves
             .iter()
             .map(|h| h.iter().map(|v| v.to_f32()).collect())
             .collect();
-        let act = if lhs {
-            fill(k * n, 99)
-        } else {
-            fill(m * k, 99)
+        let act = values(if lhs { k * n } else { m * k }, 99);
+        // The three products with weight copy `c`, into `out`.
+        let f32_gemm = |c: usize, out: &mut [f32]| {
+            let dst = MatMut::row_major(out, m, n);
+            if lhs {
+                let (w, a) = (
+                    MatRef::row_major(&widened[c], m, k),
+                    MatRef::row_major(&act, k, n),
+                );
+                flex::gemm(dst, w, a, false, true);
+            } else {
+                let (a, w) = (
+                    MatRef::row_major(&act, m, k),
+                    MatRef::row_major(&widened[c], k, n),
+                );
+                flex::gemm(dst, a, w, false, true);
+            }
+        };
+        let slab = |c: usize, out: &mut [f32]| {
+            let dst = MatMut::row_major(out, m, n);
+            if lhs {
+                weights::gemm_weight_lhs_slab(
+                    dst,
+                    &halves[c],
+                    MatRef::row_major(&act, k, n),
+                    false,
+                    true,
+                );
+            } else {
+                weights::gemm_weight_rhs_slab(
+                    dst,
+                    MatRef::row_major(&act, m, k),
+                    &halves[c],
+                    false,
+                    true,
+                );
+            }
+        };
+        let new = |c: usize, out: &mut [f32]| {
+            let ran = if lhs {
+                half_gemm::weight_lhs(out, 0, n, &halves[c], &act, 0, n, [m, n, k], false)
+            } else {
+                half_gemm::weight_rhs(out, &act, &halves[c], [m, n, k], false)
+            };
+            assert!(ran, "this CPU has no micro-kernel for the new GEMM");
         };
         let mut out = vec![0.0f32; m * n];
         let mut round = 0;
-        let mut next = || {
-            round += 1;
-            round % copies
+        let mut time = |product: &dyn Fn(usize, &mut [f32])| {
+            best_ms_of(6, || {
+                round += 1;
+                product(round % copies, &mut out);
+            })
         };
-        let f32_ms = best_ms_of(6, || {
-            let c = next();
-            let dst = MatMut::row_major(&mut out, m, n);
-            if lhs {
-                flex::gemm(dst, mat(&widened[c], m, k), mat(&act, k, n), false, true);
-            } else {
-                flex::gemm(dst, mat(&act, m, k), mat(&widened[c], k, n), false, true);
-            }
-        });
-        let slab_ms = best_ms_of(6, || {
-            let c = next();
-            let dst = MatMut::row_major(&mut out, m, n);
-            if lhs {
-                weights::gemm_weight_lhs_slab(dst, &halves[c], mat(&act, k, n), false, true);
-            } else {
-                weights::gemm_weight_rhs_slab(dst, mat(&act, m, k), &halves[c], false, true);
-            }
-        });
-        let new_ms = best_ms_of(6, || {
-            let c = next();
-            if lhs {
-                assert!(half_gemm::weight_lhs(
-                    &mut out,
-                    0,
-                    n,
-                    &halves[c],
-                    &act,
-                    0,
-                    n,
-                    [m, n, k],
-                    false
-                ));
-            } else {
-                assert!(half_gemm::weight_rhs(
-                    &mut out,
-                    &act,
-                    &halves[c],
-                    [m, n, k],
-                    false
-                ));
-            }
-        });
+        let (f32_ms, slab_ms, new_ms) = (time(&f32_gemm), time(&slab), time(&new));
         // The error of the new kernel against the f32 `gemm` on the same weight copy.
-        if lhs {
-            assert!(half_gemm::weight_lhs(
-                &mut out,
-                0,
-                n,
-                &halves[0],
-                &act,
-                0,
-                n,
-                [m, n, k],
-                false
-            ));
-        } else {
-            assert!(half_gemm::weight_rhs(
-                &mut out,
-                &act,
-                &halves[0],
-                [m, n, k],
-                false
-            ));
-        }
-        let mut reference = vec![0.0f32; m * n];
-        let dst = MatMut::row_major(&mut reference, m, n);
-        if lhs {
-            flex::gemm(dst, mat(&widened[0], m, k), mat(&act, k, n), false, true);
-        } else {
-            flex::gemm(dst, mat(&act, m, k), mat(&widened[0], k, n), false, true);
-        }
-        let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let err = out
-            .iter()
-            .zip(&reference)
-            .fold(0f32, |a, (x, y)| a.max((x - y).abs()))
-            / scale;
+        let (mut reference, mut result) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+        f32_gemm(0, &mut reference);
+        new(0, &mut result);
+        let err = max_relative(&result, &reference);
         println!(
             "{name:<26} {m:>5}x{k:>5}x{n:>4}  f32 {f32_ms:7.2} ms   slab {slab_ms:7.2} ms ({:.2}x)   \
              new {new_ms:7.2} ms ({:.2}x of f32 speed)   rel err {err:.1e}   ({} threads)",

@@ -47,6 +47,29 @@ pub(crate) mod test_util {
         Tensor::random(shape, Distribution::Normal(mean, std), device)
     }
 
+    /// Values of a deterministic pseudo-random matrix in about [-0.5, 0.5).
+    pub fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as f32 / u32::MAX as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// The largest `|a - e|` relative to `max |e|`.
+    pub fn max_relative(actual: &[f32], expected: &[f32]) -> f32 {
+        let scale = expected.iter().fold(0f32, |m, e| m.max(e.abs()));
+        let err = actual
+            .iter()
+            .zip(expected)
+            .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+        err / scale
+    }
+
     /// Asserts equal shapes and `|a - e| ≤ 1e-4·max|e| + 1e-5` everywhere.
     pub fn assert_close<const D: usize>(actual: Tensor<D>, expected: Tensor<D>) {
         assert_eq!(actual.dims(), expected.dims(), "shape");

@@ -428,7 +428,7 @@ pub fn embedding(embedding: &Embedding, ids: Tensor<2, Int>) -> Tensor<3> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::kernels::test_util::{assert_close, random};
+    use crate::model::kernels::test_util::{assert_close, max_relative, random, values};
     use burn::module::Param;
     use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
     use burn::nn::{EmbeddingConfig, LinearConfig, PaddingConfig2d};
@@ -438,36 +438,6 @@ mod tests {
         let half = t.cast(DType::F16);
         let rounded = half.clone().cast(DType::F32);
         (half, rounded)
-    }
-
-    /// Values of a deterministic pseudo-random matrix in about [-0.5, 0.5).
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as f32 / u32::MAX as f32 - 0.5
-            })
-            .collect()
-    }
-
-    fn max_relative(actual: &[f32], expected: &[f32]) -> f32 {
-        let scale = expected.iter().fold(0f32, |m, e| m.max(e.abs()));
-        let err = actual
-            .iter()
-            .zip(expected)
-            .fold(0f32, |m, (a, e)| m.max((a - e).abs()));
-        err / scale
-    }
-
-    fn mat(data: &[f32], rows: usize, cols: usize) -> MatRef<'_> {
-        MatRef::row_major(data, rows, cols)
-    }
-
-    fn mat_mut(data: &mut [f32], rows: usize, cols: usize) -> MatMut<'_> {
-        MatMut::row_major(data, rows, cols)
     }
 
     /// The slab GEMMs against one f32 `gemm` on the f16-rounded weights: the same products,
@@ -483,16 +453,16 @@ mod tests {
         let start = values(m * n, 3);
         let (mut slab, mut reference) = (start.clone(), start.clone());
         gemm_weight_lhs(
-            mat_mut(&mut slab, m, n),
+            MatMut::row_major(&mut slab, m, n),
             Weights::F16(&halves),
-            mat(&act, k, n),
+            MatRef::row_major(&act, k, n),
             true,
             true,
         );
         flex::gemm(
-            mat_mut(&mut reference, m, n),
-            mat(&rounded, m, k),
-            mat(&act, k, n),
+            MatMut::row_major(&mut reference, m, n),
+            MatRef::row_major(&rounded, m, k),
+            MatRef::row_major(&act, k, n),
             true,
             true,
         );
@@ -507,16 +477,16 @@ mod tests {
         let act = values(m * k, 5);
         let (mut slab, mut reference) = (vec![0.0; m * n], vec![0.0; m * n]);
         gemm_weight_rhs(
-            mat_mut(&mut slab, m, n),
-            mat(&act, m, k),
+            MatMut::row_major(&mut slab, m, n),
+            MatRef::row_major(&act, m, k),
             Weights::F16(&halves),
             false,
             true,
         );
         flex::gemm(
-            mat_mut(&mut reference, m, n),
-            mat(&act, m, k),
-            mat(&rounded, k, n),
+            MatMut::row_major(&mut reference, m, n),
+            MatRef::row_major(&act, m, k),
+            MatRef::row_major(&rounded, k, n),
             false,
             true,
         );
