@@ -354,7 +354,7 @@ impl OverlayCallback {
             draw.colour[1],
             draw.colour[2],
             draw.colour[3],
-            if draw.layer.is_some() { 1.0 } else { 0.0 },
+            0.0, // flags.x, unused: the pipeline (fs_image or fs_layer) tells them apart
             if srgb_target { 1.0 } else { 0.0 },
             draw.outline_px,
             if frame.nearest { 1.0 } else { 0.0 },
