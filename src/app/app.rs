@@ -113,6 +113,9 @@ impl App {
         device: Option<SelectedDevice>,
     ) -> Self {
         let ctx = cc.egui_ctx.clone();
+        if CanvasRenderer::drawn_by_cpu(cc) {
+            super::ui::busy::BusyPace::OnEvents.set(&ctx);
+        }
         let mut toasts = Toasts::default();
         let settings_path = options.settings_path();
         let settings = match &settings_path {
@@ -152,7 +155,7 @@ impl App {
             default_threads(Role::Interactive, available_cores())
         });
         let worker = match WorkerHandle::start(device, threads, options.precision, move || {
-            repaint_ctx.request_repaint()
+            super::wake::wake(&repaint_ctx)
         }) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -568,6 +571,16 @@ impl eframe::App for App {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.events.set_frames(ui.ctx().cumulative_frame_nr());
+        // What asked for this frame (`RUST_LOG=ldzmask::repaint=trace`): without a GPU every
+        // frame is drawn by the CPU beside the model, so frames nobody needs are worth finding.
+        if log::log_enabled!(target: "ldzmask::repaint", log::Level::Trace) {
+            log::trace!(
+                target: "ldzmask::repaint",
+                "frame {}: {:?}",
+                ui.ctx().cumulative_frame_nr(),
+                ui.ctx().repaint_causes()
+            );
+        }
         self.draw(ui);
         self.apply_queued();
     }

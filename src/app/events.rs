@@ -209,6 +209,13 @@ impl App {
                     elapsed,
                 });
             }
+            Event::Progress {
+                request_id,
+                layer_id,
+                stage,
+            } => self
+                .layer_runtimes
+                .request_progress(layer_id, request_id, stage),
             Event::Cancelled {
                 request_id,
                 layer_id,

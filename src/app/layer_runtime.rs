@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use super::display::{self, LayerPixels, SharedDisplay};
 use super::worker::Event;
+use crate::pipeline::Stage;
 
 /// Delay between the last keystroke in a phrase and the model request.
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
@@ -55,6 +56,8 @@ pub struct LayerRuntime {
     pub latest_request: Option<u64>,
     /// The cancel flag of the model request in flight (set when it is superseded).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// The last network the request in flight finished ([`Event::Progress`]).
+    pub stage_done: Option<Stage>,
     /// The newest draft preview request (one per keystroke), until it is answered.
     pub latest_preview: Option<u64>,
     /// A model request fires at this time (typing debounce).
@@ -261,6 +264,7 @@ impl LayerRuntimes {
         let cancel = Arc::new(AtomicBool::new(false));
         rt.latest_request = Some(request_id);
         rt.cancel = Some(Arc::clone(&cancel));
+        rt.stage_done = None;
         rt.waiting_for_model = false;
         rt.error = None;
         Some((request_id, cancel))
@@ -293,6 +297,15 @@ impl LayerRuntimes {
         // Previews sent before this result are older than it.
         rt.latest_preview = rt.latest_preview.filter(|&p| p > request_id);
         true
+    }
+
+    /// The request `request_id` finished `stage`: kept when it is the layer's newest request.
+    pub fn request_progress(&mut self, layer_id: u64, request_id: u64, stage: Stage) {
+        if let Some(rt) = self.layers.get_mut(&layer_id)
+            && rt.latest_request == Some(request_id)
+        {
+            rt.stage_done = Some(stage);
+        }
     }
 
     /// The model failed on `request_id`: true (and the error is kept) when it was the layer's
@@ -488,6 +501,14 @@ mod tests {
             first_cancel.load(Ordering::Relaxed),
             "the superseded run stops"
         );
+        rts.request_progress(7, first, Stage::Clip);
+        assert_eq!(
+            rts.get(7).and_then(|rt| rt.stage_done),
+            None,
+            "not the newest"
+        );
+        rts.request_progress(7, second, Stage::SdUnet);
+        assert_eq!(rts.get(7).and_then(|rt| rt.stage_done), Some(Stage::SdUnet));
         assert!(!rts.accept_mask(7, first), "superseded answer dropped");
         assert!(rts.busy());
         assert!(rts.accept_mask(7, second));

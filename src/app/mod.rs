@@ -49,6 +49,7 @@ pub mod tasks;
 pub mod ui;
 pub mod ui_action;
 pub mod view;
+mod wake;
 pub mod worker;
 
 use std::path::PathBuf;

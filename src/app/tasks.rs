@@ -426,7 +426,7 @@ impl Tasks {
                     .unwrap_or(TaskResult::Panicked { task });
                 // The receiver is gone only when the app is closing.
                 let _ = tx.send(result);
-                ctx.request_repaint();
+                super::wake::wake(&ctx);
             });
         match spawned {
             Ok(_) => {

@@ -67,7 +67,7 @@ impl WorkerHandle {
         device: Option<SelectedDevice>,
         threads: NonZeroUsize,
         precision: Precision,
-        repaint: impl Fn() + Send + 'static,
+        repaint: impl Fn() + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Job>(JOB_QUEUE);
         let (event_tx, event_rx) = std::sync::mpsc::sync_channel::<Event>(EVENT_QUEUE);
@@ -92,7 +92,7 @@ impl WorkerHandle {
                     warm_up_pending: false,
                     stages: worker_stages,
                     events: event_tx,
-                    repaint: Box::new(repaint),
+                    repaint: Arc::new(repaint),
                 };
                 pool.install(move || worker.run(&job_rx));
                 log::debug!("inference worker stopped");
@@ -226,7 +226,7 @@ struct Worker {
     /// app benchmark read it through [`WorkerHandle::stages_done`]).
     stages: Arc<AtomicUsize>,
     events: SyncSender<Event>,
-    repaint: Box<dyn Fn() + Send>,
+    repaint: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Worker {
@@ -340,6 +340,7 @@ impl Worker {
                     });
                 }
                 let stages = Arc::clone(&self.stages);
+                let (events, repaint) = (self.events.clone(), Arc::clone(&self.repaint));
                 let engines = match self.engines_loaded() {
                     Err(ui_alive) => {
                         return !ui_alive
@@ -354,9 +355,19 @@ impl Worker {
                 let set = engine_set(engines);
                 let engine = set.effective(engine);
                 let done = AtomicUsize::new(0);
-                let proceed = |_: Stage| {
+                let proceed = |stage: Stage| {
                     done.fetch_add(1, Ordering::Relaxed);
                     stages.fetch_add(1, Ordering::Relaxed);
+                    // The end of a network (not of each block): the UI says which one runs, and
+                    // draws a frame for it, a few per phrase.
+                    if matches!(stage, Stage::Clip | Stage::SdUnet) {
+                        let _ = events.try_send(Event::Progress {
+                            request_id,
+                            layer_id,
+                            stage,
+                        });
+                        repaint();
+                    }
                     !cancel.load(Ordering::Relaxed)
                 };
                 let phrases = [phrase.as_str()];

@@ -632,7 +632,7 @@ fn writer_loop(jobs: &Receiver<Job>, results: &Sender<Done>, ctx: &egui::Context
                 {
                     return; // the app is gone
                 }
-                ctx.request_repaint();
+                super::wake::wake(ctx);
             }
             Job::Peek { sessions } => {
                 for session in sessions {

@@ -68,6 +68,14 @@ impl CanvasRenderer {
         })
     }
 
+    /// Whether the window is drawn by the CPU: egui renders on a software adapter (lavapipe,
+    /// llvmpipe, WARP), so every frame competes with the model for the cores.
+    pub fn drawn_by_cpu(cc: &eframe::CreationContext<'_>) -> bool {
+        cc.wgpu_render_state
+            .as_ref()
+            .is_some_and(|rs| rs.adapter.get_info().device_type == eframe::wgpu::DeviceType::Cpu)
+    }
+
     /// "wgpu" or "egui".
     pub fn name(&self) -> &'static str {
         match self {

@@ -12,6 +12,7 @@ use super::super::layer_runtime::{LayerRuntime, LayerRuntimes};
 use super::super::worker::ModelStatus;
 use crate::engine::EngineKind;
 use crate::mask::{CombineOp, EdgeOps, LayerEntry, LayerOps, LayerProps, MaskDocument};
+use crate::pipeline::Stage;
 
 /// What the layer panel shows.
 pub struct LayersCx<'a> {
@@ -27,6 +28,16 @@ pub struct LayersCx<'a> {
 #[derive(Debug, Default)]
 pub struct LayersPanel {
     new_phrase: String,
+}
+
+/// What a layer's model request runs after it finished `stage_done` (the worker reports the
+/// end of CLIP and of the SD UNet).
+fn running_after(stage_done: Option<Stage>) -> &'static str {
+    match stage_done {
+        None | Some(Stage::Vae) => "encoding…",
+        Some(Stage::Clip | Stage::SdUnetBlock) => "SD UNet…",
+        Some(Stage::SdUnet | Stage::LdznetBlock | Stage::Ldznet) => "LD-ZNet…",
+    }
 }
 
 fn combine_label(op: CombineOp) -> &'static str {
@@ -249,8 +260,12 @@ fn layer_row(ui: &mut Ui, e: &LayerEntry, row: &LayerRow<'_>, out: &mut Vec<Comm
                     "A draft mask from the draft engine (drawn lighter); LD-ZNet's replaces it",
                 );
             }
-            if rt.is_some_and(|r| r.computing() && !r.waiting_for_model) {
+            if let Some(r) = rt.filter(|r| r.computing() && !r.waiting_for_model) {
                 super::busy::busy_indicator(ui).on_hover_text("The model is computing this layer");
+                if r.latest_request.is_some() {
+                    ui.weak(running_after(r.stage_done))
+                        .on_hover_text("The network of the model that runs now");
+                }
             } else if rt.is_some_and(|r| r.waiting_for_model) {
                 ui.weak("waiting").on_hover_text(if row.model.is_pending() {
                     "Waits for the model to load"

@@ -191,6 +191,16 @@ pub enum Event {
         /// True for a [`Job::Preview`]'s draft (replaced by the layer's result).
         preview: bool,
     },
+    /// A segmentation request finished a network ([`Stage::Clip`] or [`Stage::SdUnet`]; not
+    /// each UNet block).
+    Progress {
+        /// The request.
+        request_id: u64,
+        /// Its layer.
+        layer_id: u64,
+        /// The stage just finished.
+        stage: Stage,
+    },
     /// A superseded request stopped early.
     Cancelled {
         /// The request.

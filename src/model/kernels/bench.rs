@@ -173,6 +173,9 @@ fn bench_f16_weight_gemm() {
         ("attn proj 36 tok 1280", false, 36, 1280, 1280),
         ("GEGLU proj 144 tok 640", false, 144, 640, 5120),
         ("attn proj 576 tok 640", false, 576, 640, 640),
+        ("3x3 conv 320 @ 48²", true, 320, 2880, 2304),
+        ("attn proj 2304 tok 320", false, 2304, 320, 320),
+        ("GEGLU proj 576 tok 640", false, 576, 640, 5120),
     ] {
         let (wm, wk) = if lhs { (m, k) } else { (k, n) };
         let halves: Vec<Vec<f16>> = (0..copies)
