@@ -570,14 +570,14 @@ impl eframe::App for App {
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.events.set_frames(ui.ctx().cumulative_frame_nr());
+        let frame = ui.ctx().cumulative_frame_nr();
+        self.events.set_frames(frame);
         // What asked for this frame (`RUST_LOG=ldzmask::repaint=trace`): without a GPU every
         // frame is drawn by the CPU beside the model, so frames nobody needs are worth finding.
         if log::log_enabled!(target: "ldzmask::repaint", log::Level::Trace) {
             log::trace!(
                 target: "ldzmask::repaint",
-                "frame {}: {:?}",
-                ui.ctx().cumulative_frame_nr(),
+                "frame {frame}: {:?}",
                 ui.ctx().repaint_causes()
             );
         }

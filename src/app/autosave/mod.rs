@@ -640,7 +640,7 @@ fn writer_loop(jobs: &Receiver<Job>, results: &Sender<Done>, ctx: &egui::Context
                     if results.send(Done::Peeked { session, summary }).is_err() {
                         return; // the app is gone
                     }
-                    ctx.request_repaint();
+                    super::wake::wake(ctx);
                 }
             }
             Job::Remove { paths, lock } => {
