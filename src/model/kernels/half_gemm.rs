@@ -3,10 +3,10 @@
 //! with a small side: the convolutions of the 6²…32² UNet levels (few output positions) and
 //! the linear layers over few tokens (CLIP's 77, the small attention maps).
 //!
-//! Why: the slab kernel of `weights.rs` widens an L2-sized slab of the weight in a pass of its
-//! own, then hands it to `gemm`. With few output columns the GEMM does little work per weight
-//! element, so that serial, memory-bound pass cost 15–25 % on those layers, while `gemm`'s f32
-//! path streams its (twice as large) weights during the arithmetic.
+//! Why: widening the weight in a pass of its own ahead of the f32 `gemm` (`weights.rs`) costs
+//! little where each weight value meets hundreds of columns, but with few output columns the
+//! GEMM does little work per weight element, so that memory-bound pass cost 15–25 % on those
+//! layers, while `gemm`'s f32 path streams its (twice as large) weights during the arithmetic.
 //!
 //! Here the weight is widened in blocks of 8 rows × 256 (one L1-sized panel) right before the
 //! micro-kernel uses it, and the next panel's f16 lines are prefetched while the current one is
@@ -23,7 +23,8 @@
 //!
 //! Accumulation is f32 throughout; the result differs from the f32 `gemm` on the same
 //! (f16-rounded) weights only in the order of the sums. The public functions return `false`
-//! without touching anything when the CPU lacks AVX-512F; the caller then uses the slab kernel.
+//! without touching anything when the CPU has neither instruction set; the caller then widens
+//! the whole weight once (`weights.rs`).
 //!
 //! This module and `half.rs` hold the `unsafe` of the 16-bit kernels: the intrinsics need
 //! `#[target_feature]` functions and raw-pointer loads, and the parallel tasks write disjoint
@@ -38,12 +39,15 @@ use rayon::prelude::*;
 /// (at most 8 KB / 48 KB) stays in L1.
 const KC: usize = 256;
 
-/// The most output positions of a convolution [`weight_lhs`] is used for; beyond them the
-/// slab kernel is as fast (`kernels::bench::bench_f16_weight_gemm`).
-pub const MAX_LHS_COLUMNS: usize = 1024;
+/// The most output positions of one GEMM of a convolution [`weight_lhs`] is used for: up to
+/// the 12² maps (144) it ran at 0.98–1.21× the f32 `gemm`'s speed on Zen 4, at 216–720
+/// positions (the 24² maps and the bands of the 48² ones) at 0.78–0.94×, where widening the
+/// whole weight once and running the f32 `gemm` reached 0.92–0.99×
+/// (`kernels::bench::bench_f16_weight_gemm`, weights out of cache).
+pub const MAX_LHS_COLUMNS: usize = 192;
 
 /// The most activation rows (tokens) of a linear layer [`weight_rhs`] is used for; at 576
-/// rows the slab kernel was faster.
+/// rows widening the weight once ahead of the f32 `gemm` was faster.
 pub const MAX_RHS_ROWS: usize = 256;
 
 /// Tasks per thread of the pool: more than one, so that when a thread loses its core for a
@@ -678,7 +682,7 @@ mod tests {
             .collect();
         if isas.is_empty() {
             eprintln!(
-                "neither AVX-512F nor AVX2: the slab kernel is used instead; nothing to test"
+                "neither AVX-512F nor AVX2: the weight is widened once instead; nothing to test"
             );
             return;
         }

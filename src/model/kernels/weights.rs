@@ -4,21 +4,26 @@
 //!
 //! With an f32 weight each function runs exactly what the networks ran before (burn's
 //! `forward`, or the existing f32 kernel), so f32 results do not change. With an f16 weight on
-//! a Flex device the weight is widened inside the kernel and multiplied in f32 with f32
-//! accumulation: burn itself must never see it, since burn-flex runs an F16 weight either as an
-//! all-f16 GEMM or not at all (`storage: dtype mismatch` with f32 activations).
+//! a Flex device the weight is widened to f32 and multiplied with f32 accumulation: burn itself
+//! must never see it, since burn-flex runs an F16 weight either as an all-f16 GEMM or not at all
+//! (`storage: dtype mismatch` with f32 activations). Where the widening happens depends on the
+//! product's small side:
 //!
-//! Products with a small side (a convolution over at most 1024 output positions, a linear
-//! layer over at most 256 tokens) widen the weight inside the product itself, panel by panel
-//! (`half_gemm.rs`, step 2 of `shared/docs/cpu-half-precision.md` §0) on CPUs with AVX-512F or
-//! AVX2 + FMA + F16C. Everything else takes the slab GEMM below.
-//!
-//! The slab GEMM (`shared/docs/cpu-half-precision.md` §0, step 1): walk K in slabs, widen one slab
-//! of the weight (≤ [`SLAB_VALUES`] f32, L2-sized) into a per-thread buffer that is reused from
-//! call to call, then call the f32 `gemm` with accumulation. Every weight element is read once
-//! at 2 bytes and widened once; only the destination is revisited per slab. A product with one
-//! or two activation rows (the time-embedding MLP) is a GEMV: it widens in registers
-//! ([`half::axpy`]), which keeps it bandwidth-bound on half the bytes.
+//! - **Few output positions or tokens** (a convolution over at most
+//!   [`half_gemm::MAX_LHS_COLUMNS`] positions per GEMM, a linear layer over at most
+//!   [`half_gemm::MAX_RHS_ROWS`] tokens): inside the product, panel by panel (`half_gemm.rs`,
+//!   step 2 of `shared/docs/cpu-half-precision.md` §0), on CPUs with AVX-512F or AVX2 + FMA +
+//!   F16C. There the GEMM does little work per weight element, and the weight streams from
+//!   memory at 2 bytes per value during the arithmetic.
+//! - **Everything else** ([`with_widened`]): the whole weight is widened once per call, in
+//!   parallel, into a per-thread buffer that is reused from call to call, and the f32 `gemm`
+//!   runs on it unchanged. At 216 and more columns per weight value the widening pass costs 1–5 %
+//!   of the product, where the in-product kernel lost 5–20 % on Zen 4 (its unpacked activation
+//!   panels leave L1; `bench_f16_weight_gemm`). A convolution widens once for all its bands of
+//!   output rows. The buffer grows to the largest weight that takes this path (59 MB: the
+//!   1280-channel 3×3 convolution at 24²).
+//! - A product with one or two activation rows (the time-embedding MLP) is a GEMV: it widens in
+//!   registers ([`half::axpy`]), which keeps it bandwidth-bound on half the bytes.
 
 use std::cell::RefCell;
 
@@ -32,18 +37,14 @@ use rayon::prelude::*;
 use super::flex::{self, MatMut, MatRef};
 use super::{half, half_gemm};
 
-/// f32 values of one widened weight slab (2 MB, about one core's L2).
-const SLAB_VALUES: usize = 512 * 1024;
-/// Widest slab of a weight used as the right-hand side (its output columns).
-const SLAB_COLS: usize = 2048;
 /// Products with fewer activation rows than this run as GEMVs.
 const GEMV_ROWS: usize = 3;
 /// Output columns per task of the parallel GEMV.
 const GEMV_CHUNK: usize = 256;
 
 thread_local! {
-    /// The widened slab, reused by every call on this thread.
-    static SLAB: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The widened weight of [`with_widened`], reused by every call on this thread.
+    static WIDENED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A row-major weight matrix as it is stored.
@@ -51,7 +52,7 @@ thread_local! {
 pub(super) enum Weights<'a> {
     /// 32-bit values (used as they are).
     F32(&'a [f32]),
-    /// 16-bit values (widened slab by slab).
+    /// 16-bit values (widened inside the product, or once per call).
     F16(&'a [f16]),
 }
 
@@ -68,36 +69,50 @@ impl<'a> Weights<'a> {
     }
 }
 
-/// Runs `f` with this thread's slab buffer, at least `len` values long.
-fn with_slab<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    SLAB.with(|slab| {
-        let mut slab = slab.borrow_mut();
-        if slab.len() < len {
-            slab.resize(len, 0.0);
+/// Runs `f` on the f16 weight `data` widened to f32 in this thread's buffer (widened in
+/// parallel; the buffer keeps its size for the next call).
+pub(super) fn with_widened<R>(data: &[f16], f: impl FnOnce(&[f32]) -> R) -> R {
+    /// Values per parallel task of the widening.
+    const CHUNK: usize = 1 << 15;
+    WIDENED.with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        if buffer.len() < data.len() {
+            buffer.resize(data.len(), 0.0);
         }
-        f(&mut slab[..len])
+        let widened = &mut buffer[..data.len()];
+        widened
+            .par_chunks_mut(CHUNK)
+            .zip(data.par_chunks(CHUNK))
+            .for_each(|(dst, src)| half::widen(src, dst));
+        f(widened)
     })
 }
 
-/// Widens the `rows × cols` block at `(row0, col0)` of the f16 matrix `w` (row stride
-/// `stride`) into `slab`, row-major.
-fn widen_block(w: &[f16], stride: usize, row0: usize, col0: usize, cols: usize, slab: &mut [f32]) {
-    let widen_row = |(r, dst): (usize, &mut [f32])| {
-        let start = (row0 + r) * stride + col0;
-        half::widen(&w[start..start + cols], dst);
-    };
-    if slab.len() >= 1 << 16 {
-        slab.par_chunks_mut(cols)
-            .enumerate()
-            .with_min_len((4096 / cols).max(1))
-            .for_each(widen_row);
-    } else {
-        slab.chunks_mut(cols).enumerate().for_each(widen_row);
+/// Runs `f` with the weight as the convolutions' GEMMs over `columns` output positions each
+/// should read it: f32 as it is, f16 as it is where the in-product kernel serves (few
+/// positions, a CPU with its instruction set), else widened once for all of `f`'s products.
+pub(super) fn with_lhs_weight<R>(
+    w: Weights<'_>,
+    columns: usize,
+    f: impl FnOnce(Weights<'_>) -> R,
+) -> R {
+    match w {
+        Weights::F16(data) if !in_product_lhs(columns) => {
+            with_widened(data, |widened| f(Weights::F32(widened)))
+        }
+        _ => f(w),
     }
 }
 
+/// Whether an f16 weight on the left of a product with `columns` output columns is widened
+/// inside the product.
+fn in_product_lhs(columns: usize) -> bool {
+    columns <= half_gemm::MAX_LHS_COLUMNS && half_gemm::Isa::detect().is_some()
+}
+
 /// `dst (+)= W · rhs` for a row-major weight `W` of `dst.rows × k` (the convolutions: weight
-/// `[c_out, c_in·kh·kw]`, activations as columns). With f32 weights this is one `gemm` call.
+/// `[c_out, c_in·kh·kw]`, activations as columns). With f32 weights this is one `gemm` call;
+/// callers with several products on one f16 weight widen it once with [`with_lhs_weight`].
 pub(super) fn gemm_weight_lhs(
     dst: MatMut<'_>,
     w: Weights<'_>,
@@ -105,7 +120,7 @@ pub(super) fn gemm_weight_lhs(
     accumulate: bool,
     parallel: bool,
 ) {
-    let (m, k) = (dst.rows, rhs.rows);
+    let (m, k, n) = (dst.rows, rhs.rows, dst.cols);
     let data = match w {
         Weights::F32(data) => {
             let lhs = MatRef::row_major(data, m, k);
@@ -114,13 +129,11 @@ pub(super) fn gemm_weight_lhs(
         Weights::F16(data) => data,
     };
     assert_eq!(data.len(), m * k, "kernels: weight of the wrong size");
-    let n = dst.cols;
-    if parallel
+    if in_product_lhs(n)
         && dst.col_stride == 1
         && rhs.col_stride == 1
         && dst.row_stride >= n
         && rhs.row_stride >= n
-        && n <= half_gemm::MAX_LHS_COLUMNS
         && half_gemm::weight_lhs(
             dst.data,
             dst.offset,
@@ -135,46 +148,15 @@ pub(super) fn gemm_weight_lhs(
     {
         return;
     }
-    gemm_weight_lhs_slab(dst, data, rhs, accumulate, parallel);
-}
-
-/// [`gemm_weight_lhs`] for an f16 weight by K slabs widened ahead of the f32 `gemm` (any
-/// strides, any CPU).
-pub(super) fn gemm_weight_lhs_slab(
-    dst: MatMut<'_>,
-    data: &[f16],
-    rhs: MatRef<'_>,
-    accumulate: bool,
-    parallel: bool,
-) {
-    let (m, k) = (dst.rows, rhs.rows);
-    if m == 0 || k == 0 {
-        let empty = MatRef::row_major(&[], m, k);
-        return flex::gemm(dst, empty, rhs, accumulate, parallel);
-    }
-    let kb = (SLAB_VALUES / m).max(16).min(k);
-    with_slab(m * kb, |slab| {
-        for k0 in (0..k).step_by(kb) {
-            let kn = kb.min(k - k0);
-            let slab = &mut slab[..m * kn];
-            widen_block(data, k, 0, k0, kn, slab);
-            let lhs = MatRef::row_major(slab, m, kn);
-            let rhs = MatRef {
-                offset: rhs.offset + k0 * rhs.row_stride,
-                rows: kn,
-                ..rhs
-            };
-            let dst = MatMut {
-                data: &mut *dst.data,
-                ..dst
-            };
-            flex::gemm(dst, lhs, rhs, accumulate || k0 > 0, parallel);
-        }
+    with_widened(data, |widened| {
+        let lhs = MatRef::row_major(widened, m, k);
+        flex::gemm(dst, lhs, rhs, accumulate, parallel);
     });
 }
 
 /// `dst (+)= lhs · W` for a row-major weight `W` of `k × dst.cols` (burn's Linear layout
-/// `[in, out]`, activations as rows). With f32 weights this is one `gemm` call.
+/// `[in, out]`, activations as rows), in any layout: one `gemm` call, on the weight widened
+/// once when it is f16.
 pub(super) fn gemm_weight_rhs(
     dst: MatMut<'_>,
     lhs: MatRef<'_>,
@@ -183,56 +165,19 @@ pub(super) fn gemm_weight_rhs(
     parallel: bool,
 ) {
     let (n, k) = (dst.cols, lhs.cols);
-    let data = match w {
+    match w {
         Weights::F32(data) => {
             let rhs = MatRef::row_major(data, k, n);
-            return flex::gemm(dst, lhs, rhs, accumulate, parallel);
+            flex::gemm(dst, lhs, rhs, accumulate, parallel);
         }
-        Weights::F16(data) => data,
-    };
-    gemm_weight_rhs_slab(dst, lhs, data, accumulate, parallel);
-}
-
-/// [`gemm_weight_rhs`] for an f16 weight by slabs widened ahead of the f32 `gemm` (any
-/// strides, any CPU).
-pub(super) fn gemm_weight_rhs_slab(
-    dst: MatMut<'_>,
-    lhs: MatRef<'_>,
-    data: &[f16],
-    accumulate: bool,
-    parallel: bool,
-) {
-    let (n, k) = (dst.cols, lhs.cols);
-    assert_eq!(data.len(), k * n, "kernels: weight of the wrong size");
-    if n == 0 || k == 0 || dst.rows == 0 {
-        let empty = MatRef::row_major(&[], k, n);
-        return flex::gemm(dst, lhs, empty, accumulate, parallel);
+        Weights::F16(data) => {
+            assert_eq!(data.len(), k * n, "kernels: weight of the wrong size");
+            with_widened(data, |widened| {
+                let rhs = MatRef::row_major(widened, k, n);
+                flex::gemm(dst, lhs, rhs, accumulate, parallel);
+            });
+        }
     }
-    let nb = n.min(SLAB_COLS);
-    let kb = (SLAB_VALUES / nb).max(16).min(k);
-    with_slab(kb * nb, |slab| {
-        for n0 in (0..n).step_by(nb) {
-            let nn = nb.min(n - n0);
-            for k0 in (0..k).step_by(kb) {
-                let kn = kb.min(k - k0);
-                let slab = &mut slab[..kn * nn];
-                widen_block(data, n, k0, n0, nn, slab);
-                let rhs = MatRef::row_major(slab, kn, nn);
-                let lhs = MatRef {
-                    offset: lhs.offset + k0 * lhs.col_stride,
-                    cols: kn,
-                    ..lhs
-                };
-                let dst = MatMut {
-                    data: &mut *dst.data,
-                    offset: dst.offset + n0 * dst.col_stride,
-                    cols: nn,
-                    ..dst
-                };
-                flex::gemm(dst, lhs, rhs, accumulate || k0 > 0, parallel);
-            }
-        }
-    });
 }
 
 /// `out[r] (+)= x[r] · W` row by row for an f16 `W` of `k × n` with few rows `x`, widening in
@@ -361,24 +306,25 @@ pub fn conv1d(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
     let x = flex::slice(&x);
     let bias = bias_values(conv.bias.as_ref().map(|b| b.val()));
     let mut out = vec![0.0f32; batch * channels_out * length];
-    let w = Weights::of(&w);
-    for (image, out) in x
-        .chunks_exact(channels_in * length)
-        .zip(out.chunks_exact_mut(channels_out * length))
-    {
-        if let Some(bias) = &bias {
-            for (row, &b) in out.chunks_exact_mut(length).zip(bias) {
-                row.fill(b);
+    with_lhs_weight(Weights::of(&w), length, |w| {
+        for (image, out) in x
+            .chunks_exact(channels_in * length)
+            .zip(out.chunks_exact_mut(channels_out * length))
+        {
+            if let Some(bias) = &bias {
+                for (row, &b) in out.chunks_exact_mut(length).zip(bias) {
+                    row.fill(b);
+                }
             }
+            gemm_weight_lhs(
+                MatMut::row_major(out, channels_out, length),
+                w,
+                MatRef::row_major(image, channels_in, length),
+                bias.is_some(),
+                true,
+            );
         }
-        gemm_weight_lhs(
-            MatMut::row_major(out, channels_out, length),
-            w,
-            MatRef::row_major(image, channels_in, length),
-            bias.is_some(),
-            true,
-        );
-    }
+    });
     flex::from_vec(out, [batch, channels_out, length])
 }
 
@@ -440,44 +386,47 @@ mod tests {
         (half, rounded)
     }
 
-    /// The slab GEMMs against one f32 `gemm` on the f16-rounded weights: the same products,
-    /// summed in another order only (several K slabs and, for the right-hand weight, two
-    /// column blocks).
+    /// The f16-weight GEMMs against one f32 `gemm` on the f16-rounded weights: the same
+    /// products, summed in another order only. The left-hand weight over 37 columns is widened
+    /// inside the product (where the CPU has a micro-kernel), over 300 columns once per call;
+    /// the right-hand one is widened once. A second call with a smaller weight reuses the
+    /// widening buffer.
     #[test]
-    fn widened_slab_gemm_matches_f32_gemm_on_rounded_weights() {
-        // Weight as lhs: 300 × 2000 (K slabs of 1747 + 253), activations 2000 × 37.
-        let (m, k, n) = (300, 2000, 37);
-        let halves: Vec<f16> = values(m * k, 1).into_iter().map(f16::from_f32).collect();
-        let rounded: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
-        let act = values(k * n, 2);
-        let start = values(m * n, 3);
-        let (mut slab, mut reference) = (start.clone(), start.clone());
-        gemm_weight_lhs(
-            MatMut::row_major(&mut slab, m, n),
-            Weights::F16(&halves),
-            MatRef::row_major(&act, k, n),
-            true,
-            true,
-        );
-        flex::gemm(
-            MatMut::row_major(&mut reference, m, n),
-            MatRef::row_major(&rounded, m, k),
-            MatRef::row_major(&act, k, n),
-            true,
-            true,
-        );
-        let err = max_relative(&slab, &reference);
-        assert!(err < 2e-6, "lhs slab GEMM: max relative error {err:e}");
+    fn f16_weight_gemms_match_f32_gemm_on_rounded_weights() {
+        for (m, k, n) in [(300, 2000, 37), (70, 500, 300), (5, 30, 7)] {
+            let halves: Vec<f16> = values(m * k, 1).into_iter().map(f16::from_f32).collect();
+            let rounded: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+            let act = values(k * n, 2);
+            let start = values(m * n, 3);
+            let (mut actual, mut reference) = (start.clone(), start.clone());
+            with_lhs_weight(Weights::F16(&halves), n, |w| {
+                gemm_weight_lhs(
+                    MatMut::row_major(&mut actual, m, n),
+                    w,
+                    MatRef::row_major(&act, k, n),
+                    true,
+                    true,
+                );
+            });
+            flex::gemm(
+                MatMut::row_major(&mut reference, m, n),
+                MatRef::row_major(&rounded, m, k),
+                MatRef::row_major(&act, k, n),
+                true,
+                true,
+            );
+            let err = max_relative(&actual, &reference);
+            assert!(err < 2e-6, "lhs {m}×{k}×{n}: max relative error {err:e}");
+        }
 
-        // Weight as rhs: activations 5 × 600, weight 600 × 2100 (column blocks of 2048 + 52,
-        // K slabs of 256).
+        // Weight as rhs: activations 5 × 600, weight 600 × 2100.
         let (m, k, n) = (5, 600, 2100);
         let halves: Vec<f16> = values(k * n, 4).into_iter().map(f16::from_f32).collect();
         let rounded: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
         let act = values(m * k, 5);
-        let (mut slab, mut reference) = (vec![0.0; m * n], vec![0.0; m * n]);
+        let (mut actual, mut reference) = (vec![0.0; m * n], vec![0.0; m * n]);
         gemm_weight_rhs(
-            MatMut::row_major(&mut slab, m, n),
+            MatMut::row_major(&mut actual, m, n),
             MatRef::row_major(&act, m, k),
             Weights::F16(&halves),
             false,
@@ -490,18 +439,20 @@ mod tests {
             false,
             true,
         );
-        let err = max_relative(&slab, &reference);
-        assert!(err < 2e-6, "rhs slab GEMM: max relative error {err:e}");
+        let err = max_relative(&actual, &reference);
+        assert!(err < 2e-6, "rhs: max relative error {err:e}");
     }
 
     #[test]
     fn linear_with_f16_weights_matches_burn_on_rounded_weights() {
         let device = Device::flex();
-        // 1 and 2 rows take the GEMV, 3×7 rows the slab GEMM; with and without bias.
+        // 1 and 2 rows take the GEMV, 3×7 rows the in-product kernel, 300 rows the weight
+        // widened once; with and without bias.
         for (shape, d_in, d_out, bias) in [
             ([1, 1, 40], 40, 600, true),
             ([2, 1, 40], 40, 33, false),
             ([3, 7, 64], 64, 2100, true),
+            ([2, 150, 48], 48, 100, true),
         ] {
             let mut f32_layer = LinearConfig::new(d_in, d_out).with_bias(bias).init(&device);
             let (half, rounded) = halved(f32_layer.weight.val());
@@ -516,11 +467,14 @@ mod tests {
     #[test]
     fn convolutions_with_f16_weights_match_burn_on_rounded_weights() {
         let device = Device::flex();
-        // 3×3 (im2col), 1×1 (pointwise GEMM), stride-2 3×3 (widened for the call).
+        // 3×3 (im2col), 1×1 (pointwise GEMM), stride-2 3×3 (im2col, the UNets' and the VAE's
+        // padding), an unpadded 3×3 (burn's conv2d on the weight widened for the call).
         for (kernel, stride, padding) in [
             (3, 1, PaddingConfig2d::Explicit(1, 1, 1, 1)),
             (1, 1, PaddingConfig2d::Valid),
             (3, 2, PaddingConfig2d::Explicit(1, 1, 1, 1)),
+            (3, 2, PaddingConfig2d::Explicit(0, 0, 1, 1)),
+            (3, 1, PaddingConfig2d::Valid),
         ] {
             let mut f32_conv = Conv2dConfig::new([6, 10], [kernel, kernel])
                 .with_stride([stride, stride])
