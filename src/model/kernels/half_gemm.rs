@@ -294,6 +294,23 @@ mod x86 {
 
     use super::KC;
 
+    thread_local! {
+        /// The widened weight panel of the tasks run on this thread, kept from task to task
+        /// instead of a fresh, zeroed allocation per task.
+        static PANEL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    /// Runs `f` with this thread's panel buffer, `len` values long.
+    fn with_panel<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+        PANEL.with(|panel| {
+            let mut panel = panel.borrow_mut();
+            if panel.len() < len {
+                panel.resize(len, 0.0);
+            }
+            f(&mut panel[..len])
+        })
+    }
+
     /// One instruction set's micro-kernel: a tile of `MR` rows × `NR` columns of the output
     /// held in registers.
     pub(super) trait Micro {
@@ -520,54 +537,55 @@ mod x86 {
         b_rs: usize,
         [rows, n, k]: [usize; 3],
     ) {
-        let mut panel = vec![0f32; K::MR * KC];
-        let tiles = rows.div_ceil(K::MR);
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
-            for t in 0..tiles {
-                let (r0, mr) = (t * K::MR, K::MR.min(rows - t * K::MR));
-                for i in 0..mr {
-                    let row = &w[(r0 + i) * k + k0..][..kc];
-                    // SAFETY: the CPU has `K`'s features (the caller's guarantee).
-                    unsafe { K::widen(row, &mut panel[i * KC..][..kc]) };
-                }
-                // The panel after this one: the next tile's rows, or the first rows of the
-                // next K block (8 lines of 64 bytes per row of a full block).
-                let (next_row, next_k) = if t + 1 < tiles {
-                    (r0 + K::MR, k0)
-                } else {
-                    (0, k0 + KC)
-                };
-                let next = if next_k < k {
-                    Prefetch {
-                        base: w.as_ptr().wrapping_add(next_row * k + next_k).cast(),
-                        row_bytes: k * 2,
-                        per_row_shift: 3,
-                        lines: K::MR.min(rows - next_row) * 8,
+        with_panel(K::MR * KC, |panel| {
+            let tiles = rows.div_ceil(K::MR);
+            for k0 in (0..k).step_by(KC) {
+                let kc = KC.min(k - k0);
+                for t in 0..tiles {
+                    let (r0, mr) = (t * K::MR, K::MR.min(rows - t * K::MR));
+                    for i in 0..mr {
+                        let row = &w[(r0 + i) * k + k0..][..kc];
+                        // SAFETY: the CPU has `K`'s features (the caller's guarantee).
+                        unsafe { K::widen(row, &mut panel[i * KC..][..kc]) };
                     }
-                } else {
-                    Prefetch::NONE
-                };
-                for j0 in (0..n).step_by(K::NR) {
-                    // SAFETY: the panel has mr rows of kc values at stride KC; `b` has kc rows
-                    // from k0 with n values each; `c` has rows r0..r0 + mr of n values.
-                    unsafe {
-                        K::tile(
-                            kc,
-                            panel.as_ptr(),
-                            KC,
-                            mr,
-                            b.as_ptr().add(k0 * b_rs + j0),
-                            b_rs,
-                            K::NR.min(n - j0),
-                            c.as_mut_ptr().add(r0 * c_rs + j0),
-                            c_rs,
-                            if j0 == 0 { next } else { Prefetch::NONE },
-                        );
+                    // The panel after this one: the next tile's rows, or the first rows of the
+                    // next K block (8 lines of 64 bytes per row of a full block).
+                    let (next_row, next_k) = if t + 1 < tiles {
+                        (r0 + K::MR, k0)
+                    } else {
+                        (0, k0 + KC)
+                    };
+                    let next = if next_k < k {
+                        Prefetch {
+                            base: w.as_ptr().wrapping_add(next_row * k + next_k).cast(),
+                            row_bytes: k * 2,
+                            per_row_shift: 3,
+                            lines: K::MR.min(rows - next_row) * 8,
+                        }
+                    } else {
+                        Prefetch::NONE
+                    };
+                    for j0 in (0..n).step_by(K::NR) {
+                        // SAFETY: the panel has mr rows of kc values at stride KC; `b` has kc rows
+                        // from k0 with n values each; `c` has rows r0..r0 + mr of n values.
+                        unsafe {
+                            K::tile(
+                                kc,
+                                panel.as_ptr(),
+                                KC,
+                                mr,
+                                b.as_ptr().add(k0 * b_rs + j0),
+                                b_rs,
+                                K::NR.min(n - j0),
+                                c.as_mut_ptr().add(r0 * c_rs + j0),
+                                c_rs,
+                                if j0 == 0 { next } else { Prefetch::NONE },
+                            );
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     /// [`super::weight_rhs`] for the output columns `col0..col0 + cols` of every row.
@@ -583,58 +601,59 @@ mod x86 {
         col0: usize,
         cols: usize,
     ) {
-        let mut panel = vec![0f32; KC * K::NR];
-        // Cache lines per weight row of a panel (NR f16 values, rounded up to a power of two).
-        let per_row_shift = (K::NR * 2)
-            .div_ceil(64)
-            .next_power_of_two()
-            .trailing_zeros();
-        for j0 in (col0..col0 + cols).step_by(K::NR) {
-            let nr = K::NR.min(col0 + cols - j0);
-            for k0 in (0..k).step_by(KC) {
-                let kc = KC.min(k - k0);
-                for p in 0..kc {
-                    let row = &w[(k0 + p) * n + j0..][..nr];
-                    // SAFETY: the CPU has `K`'s features (the caller's guarantee).
-                    unsafe { K::widen(row, &mut panel[p * K::NR..][..nr]) };
-                }
-                // The next panel: the next K block of these columns, or the first block of the
-                // next columns.
-                let (next_j, next_k) = if k0 + KC < k {
-                    (j0, k0 + KC)
-                } else {
-                    (j0 + K::NR, 0)
-                };
-                let next = if next_j < col0 + cols {
-                    Prefetch {
-                        base: w.as_ptr().wrapping_add(next_k * n + next_j).cast(),
-                        row_bytes: n * 2,
-                        per_row_shift,
-                        lines: KC.min(k - next_k) << per_row_shift,
+        with_panel(KC * K::NR, |panel| {
+            // Cache lines per weight row of a panel (NR f16 values, rounded up to a power of two).
+            let per_row_shift = (K::NR * 2)
+                .div_ceil(64)
+                .next_power_of_two()
+                .trailing_zeros();
+            for j0 in (col0..col0 + cols).step_by(K::NR) {
+                let nr = K::NR.min(col0 + cols - j0);
+                for k0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - k0);
+                    for p in 0..kc {
+                        let row = &w[(k0 + p) * n + j0..][..nr];
+                        // SAFETY: the CPU has `K`'s features (the caller's guarantee).
+                        unsafe { K::widen(row, &mut panel[p * K::NR..][..nr]) };
                     }
-                } else {
-                    Prefetch::NONE
-                };
-                for i0 in (0..m).step_by(K::MR) {
-                    // SAFETY: `a` has rows i0..i0 + mr with k values; the panel kc rows of nr;
-                    // `out` rows i0..i0 + mr with the columns j0..j0 + nr (this task's).
-                    unsafe {
-                        K::tile(
-                            kc,
-                            a.as_ptr().add(i0 * k + k0),
-                            k,
-                            K::MR.min(m - i0),
-                            panel.as_ptr(),
-                            K::NR,
-                            nr,
-                            out.add(i0 * n + j0),
-                            n,
-                            if i0 == 0 { next } else { Prefetch::NONE },
-                        );
+                    // The next panel: the next K block of these columns, or the first block of the
+                    // next columns.
+                    let (next_j, next_k) = if k0 + KC < k {
+                        (j0, k0 + KC)
+                    } else {
+                        (j0 + K::NR, 0)
+                    };
+                    let next = if next_j < col0 + cols {
+                        Prefetch {
+                            base: w.as_ptr().wrapping_add(next_k * n + next_j).cast(),
+                            row_bytes: n * 2,
+                            per_row_shift,
+                            lines: KC.min(k - next_k) << per_row_shift,
+                        }
+                    } else {
+                        Prefetch::NONE
+                    };
+                    for i0 in (0..m).step_by(K::MR) {
+                        // SAFETY: `a` has rows i0..i0 + mr with k values; the panel kc rows of nr;
+                        // `out` rows i0..i0 + mr with the columns j0..j0 + nr (this task's).
+                        unsafe {
+                            K::tile(
+                                kc,
+                                a.as_ptr().add(i0 * k + k0),
+                                k,
+                                K::MR.min(m - i0),
+                                panel.as_ptr(),
+                                K::NR,
+                                nr,
+                                out.add(i0 * n + j0),
+                                n,
+                                if i0 == 0 { next } else { Prefetch::NONE },
+                            );
+                        }
                     }
                 }
             }
-        }
+        });
     }
 }
 
