@@ -9,7 +9,6 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::{GroupNorm, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::attention::{CrossAttention, CrossAttentionConfig};
 use super::attention_pool::{AttentionPool2d, AttentionPool2dConfig};
@@ -52,10 +51,7 @@ impl FeedForward {
     /// - `x`, output: `[batch, tokens, dim]`
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let projected = kernels::linear(&self.proj_in, x); // [batch, tokens, 2*inner]
-        let inner = projected.dims()[2] / 2;
-        let value = projected.clone().narrow(2, 0, inner);
-        let gate = projected.narrow(2, inner, inner);
-        kernels::linear(&self.proj_out, value * gelu(gate))
+        kernels::linear(&self.proj_out, kernels::geglu(projected)) // geglu: [batch, tokens, inner]
     }
 }
 

@@ -1,7 +1,7 @@
 //! Fused CPU kernels for the Flex backend: GroupNorm (+SiLU), multi-head attention, the
-//! small-map 3×3 convolution, and every weight consumer (linear, convolutions, embeddings) for
-//! weights stored in f32 or f16 (`weights.rs`, `half.rs`, `half_gemm.rs`: "f16 weights, f32
-//! compute").
+//! transformers' GEGLU, the 3×3 convolution, and every weight consumer (linear, convolutions,
+//! embeddings) for weights stored in f32 or f16 (`weights.rs`, `half.rs`, `half_gemm.rs`: "f16
+//! weights, f32 compute").
 //!
 //! Each public function is a drop-in replacement for the burn composition used by the networks
 //! (same arguments, same results within f32 rounding). On a Flex device with f32 tensors it works
@@ -19,6 +19,7 @@ pub mod attention;
 mod bench;
 pub mod conv;
 mod flex;
+pub mod geglu;
 pub mod group_norm;
 pub mod half;
 mod half_gemm;
@@ -27,6 +28,7 @@ pub mod weights;
 
 pub use attention::multi_head_attention;
 pub use conv::conv2d;
+pub use geglu::geglu;
 pub use group_norm::group_norm;
 pub use weights::{conv1d, embedding, linear};
 
