@@ -4,7 +4,6 @@
 
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 
 use super::attention::multi_head_attention;
 use super::kernels;
@@ -138,11 +137,6 @@ pub struct CLIPTextTransformer {
     pub final_layer_norm: LayerNorm,
 }
 
-/// `x · σ(1.702 x)`.
-fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    x.clone() * sigmoid(x * 1.702)
-}
-
 impl CLIPEncoderLayer {
     /// # Shapes
     /// - `x`, output: `[batch, seq, hidden]`
@@ -158,7 +152,8 @@ impl CLIPEncoderLayer {
         );
         let x = x + kernels::linear(&a.out_proj, attn);
         let h = self.layer_norm2.forward(x.clone());
-        x + kernels::linear(&self.mlp.fc2, quick_gelu(kernels::linear(&self.mlp.fc1, h)))
+        let h = kernels::quick_gelu(kernels::linear(&self.mlp.fc1, h)); // x · σ(1.702 x)
+        x + kernels::linear(&self.mlp.fc2, h)
     }
 }
 

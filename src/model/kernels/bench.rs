@@ -320,3 +320,33 @@ fn bench_clip_linears() {
         );
     }
 }
+
+/// CLIP ViT-L/14's forward pass with f32 weights against f16 weights (`--precision f16w`),
+/// interleaved, 77 tokens.
+#[test]
+#[ignore = "benchmark"]
+fn bench_clip_forward() {
+    use crate::model::clip::CLIPTextConfig;
+
+    let device = Device::flex();
+    let clip = CLIPTextConfig::vit_l14().init(&device);
+    let half = crate::precision::f16_weights(clip.clone());
+    let ids = Tensor::<2, Int>::from_data(TensorData::new(vec![49406i64; 77], [1, 77]), &device);
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..16 {
+        for (which, model) in [&clip, &half].into_iter().enumerate() {
+            let start = Instant::now();
+            let _ = model.forward(ids.clone()).into_data();
+            times[which].push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    println!(
+        "CLIP forward: f32 {:.1} ms, f16w {:.1} ms (medians of 16 after warm-up; f16w/f32 {:.2})",
+        times[0][8],
+        times[1][8],
+        times[1][8] / times[0][8]
+    );
+}

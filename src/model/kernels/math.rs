@@ -91,6 +91,14 @@ pub(super) fn geglu_into<S: Simd>(value: &[f32], gate: &[f32], out: &mut [f32]) 
     }
 }
 
+/// `out[j] = x[j] · σ(1.702·x[j])` (CLIP's QuickGELU), for slices of one length.
+#[macerator::with_simd]
+pub(super) fn quick_gelu_into<S: Simd>(xs: &[f32], out: &mut [f32]) {
+    for (y, &x) in out.iter_mut().zip(xs) {
+        *y = x / (1.0 + exp(-1.702 * x));
+    }
+}
+
 /// Sum of `xs` with [`LANES`] partial sums.
 #[inline(always)]
 fn sum_lanes(xs: &[f32]) -> f32 {

@@ -1,5 +1,5 @@
 //! Fused CPU kernels for the Flex backend: GroupNorm (+SiLU), multi-head attention, the
-//! transformers' GEGLU, the 3×3 convolution, and every weight consumer (linear, convolutions,
+//! transformers' GEGLU and CLIP's QuickGELU, the 3×3 convolution, and every weight consumer (linear, convolutions,
 //! embeddings) for weights stored in f32 or f16 (`weights.rs`, `half.rs`, `half_gemm.rs`: "f16
 //! weights, f32 compute").
 //!
@@ -14,21 +14,21 @@
 //! with a scalar `exp` and one head per thread, and re-lays out the weights of every convolution
 //! on each call; see each file's header for the algorithm.
 
+pub mod activation;
 pub mod attention;
 #[cfg(test)]
 mod bench;
 pub mod conv;
 mod flex;
-pub mod geglu;
 pub mod group_norm;
 pub mod half;
 mod half_gemm;
 mod math;
 pub mod weights;
 
+pub use activation::{geglu, quick_gelu};
 pub use attention::multi_head_attention;
 pub use conv::conv2d;
-pub use geglu::geglu;
 pub use group_norm::group_norm;
 pub use weights::{conv1d, embedding, linear};
 

@@ -1,11 +1,13 @@
-//! The GEGLU of the transformers' feed-forward, `value · gelu(gate)` where `value` and `gate`
-//! are the two halves of one projection, as one vectorised pass over a Flex f32 tensor.
+//! The activations that burn composes from several element-wise passes, each as one
+//! vectorised pass over a Flex f32 tensor:
 //!
-//! Why: burn composes the exact GELU from five element-wise ops (a pass over memory and an
-//! allocation each, `erf` by a scalar libm call per element) on the strided `gate` half, then
-//! multiplies by the `value` half: six passes over maps of up to 2304 × 1280 values, 16 times
-//! per LD-ZNet phrase. Here each output row is computed in one loop, with the branch-free
-//! `erfc` of `math.rs` (relative error ~1e-7) so the loop vectorises.
+//! - [`geglu`], the UNet transformers' feed-forward `value · gelu(gate)` where `value` and
+//!   `gate` are the two halves of one projection. burn composes the exact GELU from five
+//!   element-wise ops (a pass over memory and an allocation each, `erf` by a scalar libm call
+//!   per element) on the strided `gate` half, then multiplies by the `value` half: six passes
+//!   over maps of up to 2304 × 1280 values, 16 times per LD-ZNet phrase. Here each output row
+//!   is one loop, with the branch-free `erfc` of `math.rs` (relative error ~1e-7).
+//! - [`quick_gelu`], CLIP's `x · σ(1.702·x)`: three passes in burn, 12 times per phrase.
 
 use burn::prelude::*;
 use burn::tensor::activation;
@@ -50,6 +52,28 @@ pub fn geglu(projected: Tensor<3>) -> Tensor<3> {
     flex::from_vec(out, [batch, tokens, inner])
 }
 
+/// CLIP's QuickGELU, `x · σ(1.702·x)`; burn's composition on other devices or dtypes.
+///
+/// # Shapes
+/// - `x`, output: any shape
+pub fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let reference = |x: Tensor<D>| x.clone() * activation::sigmoid(x * 1.702);
+    let shape = x.dims();
+    let x = match flex::into_flex_f32(x) {
+        Ok(x) => flex::contiguous(x),
+        Err(x) => return reference(*x),
+    };
+    let src = flex::slice(&x);
+    let mut out = vec![0.0f32; src.len()];
+    out.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(out, src)| math::quick_gelu_into(src, out));
+    flex::from_vec(out, shape)
+}
+
+/// Values per parallel task of [`quick_gelu`].
+const CHUNK: usize = 1 << 14;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +89,16 @@ mod tests {
             let value = projected.clone().narrow(2, 0, inner);
             let gate = projected.clone().narrow(2, inner, inner);
             assert_close(geglu(projected), value * activation::gelu(gate));
+        }
+    }
+
+    #[test]
+    fn quick_gelu_matches_burn_composition() {
+        let device = Device::flex();
+        for shape in [[1, 1, 1], [1, 77, 3072], [2, 5, 7]] {
+            let x = random(shape, 4.0, 0.0, &device);
+            let expected = x.clone() * activation::sigmoid(x.clone() * 1.702);
+            assert_close(quick_gelu(x), expected);
         }
     }
 
