@@ -8,18 +8,21 @@
 //! GEMM does little work per weight element, so that memory-bound pass cost 15–25 % on those
 //! layers, while `gemm`'s f32 path streams its (twice as large) weights during the arithmetic.
 //!
-//! Here the weight is widened in blocks of 8 rows × 256 (one L1-sized panel) right before the
-//! micro-kernel uses it, and the next panel's f16 lines are prefetched while the current one is
-//! multiplied, so the weight streams from memory at 2 bytes per value during the arithmetic.
+//! Here the weight is widened in small blocks right before the micro-kernel uses them, and the
+//! next block's f16 lines are prefetched while the current one is multiplied, so the weight
+//! streams from memory at 2 bytes per value during the arithmetic.
 //!
 //! The micro-kernel (AVX-512F, 16-lane FMAs): a tile of `MR = 8` rows × `NR = 48` columns of
 //! the output held in 24 registers. For each k it loads 48 values of the "vector" operand (one
 //! row, masked at the right edge) and broadcasts 8 values of the "row" operand.
 //!
 //! - Weight on the left (convolutions, `[c_out, c_in·kh·kw]` row-major): the widened weight
-//!   panel is the row operand and the im2col rows are the vector operand.
+//!   panel (8 rows × 256, in L1) is the row operand and the im2col rows are the vector operand.
 //! - Weight on the right (linear, burn's `[in, out]` row-major): the activations' rows are the
-//!   row operand and the widened weight panel `[256, 48]` is the vector operand.
+//!   row operand and a widened weight block `[256, 192]` (four panels of 48 columns) is the
+//!   vector operand. Widening 48 columns at a time read each weight row in 96-byte pieces, one
+//!   per 1.5–20 KB of stride: CLIP ran 18–20 % slower than with f32 weights; with 384-byte runs
+//!   it runs 3–7 % faster (`kernels::bench::bench_clip_forward`, Zen 4).
 //!
 //! Accumulation is f32 throughout; the result differs from the f32 `gemm` on the same
 //! (f16-rounded) weights only in the order of the sums. The public functions return `false`
