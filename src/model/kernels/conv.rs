@@ -86,35 +86,13 @@ fn pointwise(conv: &Conv2d, weight: Option<&FlexTensor>, x: FlexTensor) -> Tenso
             .unwrap_or_else(|_| panic!("kernels::conv2d: a Flex weight")),
     };
     let channels_out = conv.weight.dims()[0];
-    let pixels = height * width;
-    let bias = conv.bias.as_ref().map(|b| {
-        b.val()
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("kernels: f32 bias")
-    });
-    let x = flex::slice(&x);
-    let mut out = vec![0.0f32; batch * channels_out * pixels];
-    weights::with_lhs_weight(Weights::of(&weight), pixels, |w| {
-        for (image, out) in x
-            .chunks_exact(channels_in * pixels)
-            .zip(out.chunks_exact_mut(channels_out * pixels))
-        {
-            if let Some(bias) = &bias {
-                for (plane, &b) in out.chunks_exact_mut(pixels).zip(bias) {
-                    plane.fill(b);
-                }
-            }
-            weights::gemm_weight_lhs(
-                MatMut::row_major(out, channels_out, pixels),
-                w,
-                MatRef::row_major(image, channels_in, pixels),
-                bias.is_some(),
-                true,
-            );
-        }
-    });
+    let bias = weights::bias_values(conv.bias.as_ref().map(|b| b.val()));
+    let out = weights::pointwise_gemm(
+        Weights::of(&weight),
+        flex::slice(&x),
+        bias.as_deref(),
+        [batch, channels_out, channels_in, height * width],
+    );
     flex::from_vec(out, [batch, channels_out, height, width])
 }
 

@@ -129,7 +129,8 @@ pub(super) fn gemm_weight_lhs(
         Weights::F16(data) => data,
     };
     assert_eq!(data.len(), m * k, "kernels: weight of the wrong size");
-    if in_product_lhs(n)
+    if parallel
+        && in_product_lhs(n)
         && dst.col_stride == 1
         && rhs.col_stride == 1
         && dst.row_stride >= n
@@ -210,7 +211,7 @@ pub(super) fn f16_weight<const D: usize>(weight: Tensor<D>) -> Option<FlexTensor
 }
 
 /// The values of an f32 bias, if any.
-fn bias_values(bias: Option<Tensor<1>>) -> Option<Vec<f32>> {
+pub(super) fn bias_values(bias: Option<Tensor<1>>) -> Option<Vec<f32>> {
     bias.map(|b| {
         b.into_data()
             .convert::<f32>()
@@ -303,29 +304,50 @@ pub fn conv1d(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
         Ok(x) => return widened_conv1d(conv, flex::from_flex(x)),
         Err(x) => return widened_conv1d(conv, *x),
     };
-    let x = flex::slice(&x);
     let bias = bias_values(conv.bias.as_ref().map(|b| b.val()));
-    let mut out = vec![0.0f32; batch * channels_out * length];
-    with_lhs_weight(Weights::of(&w), length, |w| {
+    let out = pointwise_gemm(
+        Weights::of(&w),
+        flex::slice(&x),
+        bias.as_deref(),
+        [batch, channels_out, channels_in, length],
+    );
+    flex::from_vec(out, [batch, channels_out, length])
+}
+
+/// A 1×1 convolution as one GEMM per image, `out[b] = W[c_out, c_in] · x[b] + bias` with
+/// `x[b]` `[c_in, positions]` (row-major, contiguous, the images one after another): the
+/// pointwise Conv2d (positions = pixels) and the attention pool's Conv1d (positions = length).
+/// An f16 weight is widened at most once for all images ([`with_lhs_weight`]).
+///
+/// # Shapes
+/// - `x`: `[batch, channels_in, positions]`; output: `[batch, channels_out, positions]`
+pub(super) fn pointwise_gemm(
+    w: Weights<'_>,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    [batch, channels_out, channels_in, positions]: [usize; 4],
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; batch * channels_out * positions];
+    with_lhs_weight(w, positions, |w| {
         for (image, out) in x
-            .chunks_exact(channels_in * length)
-            .zip(out.chunks_exact_mut(channels_out * length))
+            .chunks_exact(channels_in * positions)
+            .zip(out.chunks_exact_mut(channels_out * positions))
         {
-            if let Some(bias) = &bias {
-                for (row, &b) in out.chunks_exact_mut(length).zip(bias) {
+            if let Some(bias) = bias {
+                for (row, &b) in out.chunks_exact_mut(positions).zip(bias) {
                     row.fill(b);
                 }
             }
             gemm_weight_lhs(
-                MatMut::row_major(out, channels_out, length),
+                MatMut::row_major(out, channels_out, positions),
                 w,
-                MatRef::row_major(image, channels_in, length),
+                MatRef::row_major(image, channels_in, positions),
                 bias.is_some(),
                 true,
             );
         }
     });
-    flex::from_vec(out, [batch, channels_out, length])
+    out
 }
 
 /// A Conv1d with a 16-bit weight that no kernel here covers: burn's conv1d on the weight
