@@ -258,69 +258,6 @@ fn bench_f16_weight_gemm() {
     }
 }
 
-/// CLIP's linear layers as one pass runs them (12 layers of q, k, v, out, fc1, fc2 on 77
-/// tokens, every weight distinct so each streams from memory), f32 weights against f16.
-#[test]
-#[ignore = "benchmark"]
-fn bench_clip_linears() {
-    use burn::module::Param;
-    use burn::nn::LinearConfig;
-    use burn::tensor::DType;
-
-    let device = Device::flex();
-    let shapes = [
-        (768, 768),
-        (768, 768),
-        (768, 768),
-        (768, 768),
-        (768, 3072),
-        (3072, 768),
-    ];
-    let layers: Vec<burn::nn::Linear> = (0..12)
-        .flat_map(|_| shapes)
-        .map(|(i, o)| LinearConfig::new(i, o).init(&device))
-        .collect();
-    let halves: Vec<burn::nn::Linear> = layers
-        .iter()
-        .map(|l| {
-            let mut h = l.clone();
-            h.weight = Param::from_tensor(l.weight.val().cast(DType::F16));
-            h
-        })
-        .collect();
-    let x768 = random([1, 77, 768], 1.0, 0.0, &device);
-    let x3072 = random([1, 77, 3072], 1.0, 0.0, &device);
-    let pass = |layers: &[burn::nn::Linear]| {
-        for l in layers {
-            let x = if l.weight.dims()[0] == 768 {
-                x768.clone()
-            } else {
-                x3072.clone()
-            };
-            let _ = super::linear(l, x);
-        }
-    };
-    for round in 0..3 {
-        let mut times = [Vec::new(), Vec::new()];
-        for _ in 0..10 {
-            for (which, set) in [&layers, &halves].into_iter().enumerate() {
-                let start = Instant::now();
-                pass(set);
-                times[which].push(start.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        for t in &mut times {
-            t.sort_by(f64::total_cmp);
-        }
-        println!(
-            "round {round}: CLIP linears per pass: f32 {:.2} ms, f16 {:.2} ms (median of 10; f16/f32 {:.2})",
-            times[0][5],
-            times[1][5],
-            times[1][5] / times[0][5]
-        );
-    }
-}
-
 /// CLIP ViT-L/14's forward pass with f32 weights against f16 weights (`--precision f16w`),
 /// interleaved, 77 tokens.
 #[test]
