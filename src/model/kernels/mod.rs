@@ -1,7 +1,7 @@
 //! Fused CPU kernels for the Flex backend: GroupNorm (+SiLU), multi-head attention, the
-//! transformers' GEGLU and CLIP's QuickGELU, the 3×3 convolution, and every weight consumer (linear, convolutions,
-//! embeddings) for weights stored in f32 or f16 (`weights.rs`, `half.rs`, `half_gemm.rs`: "f16
-//! weights, f32 compute").
+//! transformers' GEGLU and CLIP's QuickGELU, the 3×3 convolution, and every weight consumer
+//! (linear, convolutions, embeddings) for weights stored in f32 or f16 (`weights.rs`, `half.rs`,
+//! `half_gemm.rs`: "f16 weights, f32 compute").
 //!
 //! Each public function is a drop-in replacement for the burn composition used by the networks
 //! (same arguments, same results within f32 rounding). On a Flex device with f32 tensors it works
