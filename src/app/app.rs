@@ -79,6 +79,8 @@ pub struct App {
     pub(super) model_identity: Option<ModelIdentity>,
     pub(super) device_label: String,
     pub(super) display_adapter: Option<String>,
+    /// The window's frames are written as sRGB (the clear colour is then given as linear).
+    srgb_target: bool,
     pub(super) last_run: Option<LastRun>,
     pub(super) next_image_id: u64,
     pub(super) layer_runtimes: LayerRuntimes,
@@ -207,6 +209,10 @@ impl App {
             model_identity: None,
             device_label,
             display_adapter: CanvasRenderer::adapter(cc),
+            srgb_target: cc
+                .wgpu_render_state
+                .as_ref()
+                .is_some_and(|rs| rs.target_format.is_srgb()),
             last_run: None,
             next_image_id: 1,
             layer_runtimes: LayerRuntimes::with_debounce(
@@ -583,6 +589,16 @@ impl eframe::App for App {
         }
         self.draw(ui);
         self.apply_queued();
+    }
+
+    /// The panel colour: the panels are drawn without a fill of their own (`layout.rs`), so
+    /// their background is the window's clear, which costs a software renderer almost nothing.
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        if self.srgb_target {
+            egui::Rgba::from(visuals.panel_fill).to_array()
+        } else {
+            visuals.panel_fill.to_normalized_gamma_f32()
+        }
     }
 
     fn on_exit(&mut self) {

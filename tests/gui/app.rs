@@ -561,6 +561,16 @@ fn wgpu_canvas_draws_image_overlay_and_outline() {
         dist(edge, tint) < dist(inside, tint) + 1.0,
         "outline at the edge: {edge:?}"
     );
+    // Around the image the canvas shows its own background (painted by the image pass, not by
+    // egui), not the window's panel colour.
+    let margin = h.state().canvas_rect().unwrap().min + egui::vec2(4.0, 4.0);
+    let background = h.ctx.global_style().visuals.extreme_bg_color;
+    let expected = [background.r(), background.g(), background.b()].map(f32::from);
+    assert!(
+        dist(px(margin), expected) < 6.0,
+        "canvas background around the image: {:?}, expected {expected:?}",
+        px(margin)
+    );
     shot.save(dir.join("canvas.png")).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }

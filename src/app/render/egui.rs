@@ -97,6 +97,7 @@ impl EguiCanvas {
         );
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
         let image_in_ui = frame.image_in_ui;
+        painter.rect_filled(frame.canvas_in_ui, 0.0, frame.background);
         painter.rect_filled(image_in_ui, 0.0, Color32::from_gray(160));
         for draw in &frame.draws {
             match draw.layer {

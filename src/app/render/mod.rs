@@ -34,6 +34,8 @@ pub struct CanvasFrame {
     pub canvas_in_ui: ::egui::Rect,
     /// The image's rectangle: `ui_from_image` applied to the image bounds.
     pub image_in_ui: ::egui::Rect,
+    /// The canvas's colour around the image.
+    pub background: ::egui::Color32,
     /// Draws in order: the image first, then layers.
     pub draws: Vec<Draw>,
     /// Show the image's pixels (nearest filtering) when zoomed in.

@@ -30,9 +30,9 @@ struct GpuTexture {
 
 /// GPU resources of the canvas, kept in egui-wgpu's callback resources.
 pub struct OverlayRenderer {
-    /// The image's pipeline (`fs_image`).
+    /// The image's pipeline (`vs_canvas`, `fs_image`: the image and the background around it).
     image_pipeline: wgpu::RenderPipeline,
-    /// The layers' pipeline (`fs_layer`).
+    /// The layers' pipeline (`vs_main`, `fs_layer`).
     layer_pipeline: wgpu::RenderPipeline,
     layout: wgpu::BindGroupLayout,
     linear: wgpu::Sampler,
@@ -113,15 +113,15 @@ impl OverlayRenderer {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        // One pipeline per fragment entry point: the image (`fs_image`) and the layers
-        // (`fs_layer`), so each fragment reads one texture.
-        let pipeline = |entry_point: &str| {
+        // One pipeline per pass: the image over the whole canvas (`vs_canvas`, `fs_image`) and
+        // the layers over the image (`vs_main`, `fs_layer`), so each fragment reads one texture.
+        let pipeline = |vertex_entry: &str, fragment_entry: &str| {
             device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
                 label: Some("ldzmask overlay pipeline"),
                 layout: Some(&pipeline_layout),
                 vertex: wgpu::VertexState {
                     module: &module,
-                    entry_point: Some("vs_main"),
+                    entry_point: Some(vertex_entry),
                     compilation_options: wgpu::PipelineCompilationOptions::default(),
                     buffers: &[],
                 },
@@ -134,7 +134,7 @@ impl OverlayRenderer {
                 multisample: wgpu::MultisampleState::default(),
                 fragment: Some(wgpu::FragmentState {
                     module: &module,
-                    entry_point: Some(entry_point),
+                    entry_point: Some(fragment_entry),
                     compilation_options: wgpu::PipelineCompilationOptions::default(),
                     targets: &[Some(wgpu::ColorTargetState {
                         format: target,
@@ -146,7 +146,8 @@ impl OverlayRenderer {
                 cache: None,
             })
         };
-        let (image_pipeline, layer_pipeline) = (pipeline("fs_image"), pipeline("fs_layer"));
+        let image_pipeline = pipeline("vs_canvas", "fs_image");
+        let layer_pipeline = pipeline("vs_main", "fs_layer");
         let sampler = |filter: wgpu::FilterMode, label| {
             device.create_sampler(&wgpu::SamplerDescriptor {
                 label: Some(label),
@@ -341,6 +342,11 @@ impl OverlayCallback {
         let frame = &self.0;
         let c = frame.canvas_in_ui;
         let i = frame.image_in_ui;
+        // The image pass paints the canvas background around the image.
+        let colour = match draw.layer {
+            Some(_) => draw.colour,
+            None => frame.background.to_normalized_gamma_f32(),
+        };
         let values: [f32; 20] = [
             c.min.x,
             c.min.y,
@@ -348,12 +354,12 @@ impl OverlayCallback {
             c.height().max(1e-3),
             i.min.x,
             i.min.y,
-            i.width(),
-            i.height(),
-            draw.colour[0],
-            draw.colour[1],
-            draw.colour[2],
-            draw.colour[3],
+            i.width().max(1e-3),
+            i.height().max(1e-3),
+            colour[0],
+            colour[1],
+            colour[2],
+            colour[3],
             0.0, // flags.x, unused: the pipeline (fs_image or fs_layer) tells them apart
             if srgb_target { 1.0 } else { 0.0 },
             draw.outline_px,

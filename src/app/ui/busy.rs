@@ -10,7 +10,8 @@
 //!   arriving, the user's input), and the text beside it says which stage runs.
 //!
 //! Measured at full size on a 2-core machine without a GPU (`tests/tools/app_bench.sh`): a
-//! frame of the window costs lavapipe about 100 ms of CPU. With the arc at 2 frames per second
+//! frame of the window cost lavapipe about 100 ms of CPU (50 ms since egui no longer fills the
+//! panels and the canvas: `layout.rs`, `shaders/overlay.wgsl`). With the arc at 2 frames per second
 //! the window drew 2.8 frames per second while LD-ZNet ran and the app's model took 1.34×
 //! what `bench` takes; with no frames for the arc at all, 1.3 frames per second and 1.16×
 //! (README, "The app, measured end to end").

@@ -94,8 +94,9 @@ impl Canvas {
         let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
         self.canvas_in_ui = Some(rect);
         let painter = ui.painter_at(rect);
-        painter.rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
+        let background = ui.visuals().extreme_bg_color;
         let Some(doc) = cx.document else {
+            painter.rect_filled(rect, 0.0, background);
             self.last_stroke_pos = None;
             empty_canvas(ui, rect, &response, &mut out);
             return out;
@@ -286,6 +287,7 @@ impl Canvas {
                 display: cx.display.clone(),
                 canvas_in_ui: rect,
                 image_in_ui,
+                background,
                 draws,
                 nearest,
                 pixels_per_point: ppp,
