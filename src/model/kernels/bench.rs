@@ -197,35 +197,21 @@ fn bench_f16_weight_gemm() {
             .map(|h| h.iter().map(|v| v.to_f32()).collect())
             .collect();
         let act = values(if lhs { k * n } else { m * k }, 99);
-        // The three products with weight copy `c`, into `out`.
-        let f32_gemm = |c: usize, out: &mut [f32]| {
+        // The f32 `gemm` with the f32 weight `w`, into `out`.
+        let gemm_on = |w: &[f32], out: &mut [f32]| {
             let dst = MatMut::row_major(out, m, n);
             if lhs {
-                let (w, a) = (
-                    MatRef::row_major(&widened[c], m, k),
-                    MatRef::row_major(&act, k, n),
-                );
+                let (w, a) = (MatRef::row_major(w, m, k), MatRef::row_major(&act, k, n));
                 flex::gemm(dst, w, a, false, true);
             } else {
-                let (a, w) = (
-                    MatRef::row_major(&act, m, k),
-                    MatRef::row_major(&widened[c], k, n),
-                );
+                let (a, w) = (MatRef::row_major(&act, m, k), MatRef::row_major(w, k, n));
                 flex::gemm(dst, a, w, false, true);
             }
         };
-        let widened_once = |c: usize, out: &mut [f32]| {
-            weights::with_widened(&halves[c], |w| {
-                let dst = MatMut::row_major(out, m, n);
-                if lhs {
-                    let (w, a) = (MatRef::row_major(w, m, k), MatRef::row_major(&act, k, n));
-                    flex::gemm(dst, w, a, false, true);
-                } else {
-                    let (a, w) = (MatRef::row_major(&act, m, k), MatRef::row_major(w, k, n));
-                    flex::gemm(dst, a, w, false, true);
-                }
-            });
-        };
+        // The three products with weight copy `c`, into `out`.
+        let f32_gemm = |c: usize, out: &mut [f32]| gemm_on(&widened[c], out);
+        let widened_once =
+            |c: usize, out: &mut [f32]| weights::with_widened(&halves[c], |w| gemm_on(w, out));
         let new = |c: usize, out: &mut [f32]| {
             let ran = if lhs {
                 half_gemm::weight_lhs(out, 0, n, &halves[c], &act, 0, n, [m, n, k], false)
@@ -281,7 +267,7 @@ fn bench_clip_forward() {
         t.sort_by(f64::total_cmp);
     }
     println!(
-        "CLIP forward: f32 {:.1} ms, f16w {:.1} ms (medians of 16 after warm-up; f16w/f32 {:.2})",
+        "CLIP forward: f32 {:.1} ms, f16w {:.1} ms (medians of 16 interleaved runs; f16w/f32 {:.2})",
         times[0][8],
         times[1][8],
         times[1][8] / times[0][8]
